@@ -1,0 +1,52 @@
+// Schedule generators: pure functions from a pipeline shape (and, for the
+// cost-aware ones, per-chunk durations) to a Schedule with explicit sends and
+// receives. The registry maps the job spec's schedule.kind to a generator.
+#ifndef CHRONOS_CORE_GENERATE_H_
+#define CHRONOS_CORE_GENERATE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/schedule.h"
+
+namespace chronos {
+
+// Per-chunk compute durations (seconds) the cost-aware generators use to lay
+// out their steady state. Uniform costs (1, 1, 1) when empty.
+struct ChunkCosts {
+  std::vector<double> forward;          // F, per chunk
+  std::vector<double> backward_input;   // BI, per chunk
+  std::vector<double> backward_weight;  // BW, per chunk
+  double p2p_seconds = 0.0;             // one stage-to-stage hop
+};
+
+struct ShapeSpec {
+  std::string kind;           // gpipe | 1f1b | interleaved | chronos | zbh1
+  int num_devices = 1;        // p
+  int chunks_per_device = 0;  // v; 0 = the kind's default
+  int num_microbatches = 1;   // m
+  int inflight_cap = 0;       // max micro-batches in flight per device; 0 = auto
+  std::vector<int> chunk_layers;  // layers per chunk (for the Schedule)
+  ChunkCosts costs;
+};
+
+// Known kinds, in the order `chronosctl plan` lists them.
+const std::vector<std::string>& ScheduleKinds();
+bool IsKnownScheduleKind(absl::string_view kind);
+// Default v for a kind: 1 for gpipe/1f1b/zbh1, 2 for interleaved/chronos.
+int DefaultChunksPerDevice(absl::string_view kind);
+// Checks that (kind, p, v, m) can be generated; kInvalidArgument naming the
+// job-spec field (schedule.kind, parallel.chunks_per_device,
+// training.microbatches, ...) otherwise.
+absl::Status CheckShape(const ShapeSpec& shape);
+
+// Generates compute actions, then inserts sends and receives. The result
+// has no OFFLOAD/RELOAD/RECOMPUTE/ALLREDUCE/OPTIM_STEP yet (see
+// core/memory_passes.h).
+absl::StatusOr<Schedule> GenerateSchedule(const ShapeSpec& shape);
+
+}  // namespace chronos
+
+#endif  // CHRONOS_CORE_GENERATE_H_
