@@ -4,6 +4,7 @@
 #ifndef CHRONOS_CORE_GENERATE_H_
 #define CHRONOS_CORE_GENERATE_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,15 @@ struct ChunkCosts {
   double p2p_seconds = 0.0;             // one stage-to-stage hop
 };
 
+// Knobs of the building-block generators (chronos, zbh1); the defaults
+// reproduce the plain block. core/schedule_search.h tries several.
+struct BlockTuning {
+  bool uniform_costs = false;  // lay the block out with unit costs
+  double period_scale = 0;     // T / busiest device's work; 0 = search
+  double turn_delay = 0;       // idle inserted before the backward chain, in periods
+  bool weights_first = false;  // finish ready BWs before a new micro-batch's F
+};
+
 struct ShapeSpec {
   std::string kind;           // gpipe | 1f1b | interleaved | chronos | zbh1
   int num_devices = 1;        // p
@@ -30,6 +40,7 @@ struct ShapeSpec {
   int inflight_cap = 0;       // max micro-batches in flight per device; 0 = auto
   std::vector<int> chunk_layers;  // layers per chunk (for the Schedule)
   ChunkCosts costs;
+  BlockTuning block;
 };
 
 // Known kinds, in the order `chronosctl plan` lists them.

@@ -55,7 +55,9 @@ class Chunk {
   // [b, s, h]. `targets`: int64 [b, s] for the last chunk, else undefined.
   // Saves what `mode` keeps into `stash` under (mb, spec().index, unit, name).
   // Returns the output activation [b, s, h], or for the last chunk the
-  // micro-batch's mean cross-entropy as a 0-dim fp32 tensor.
+  // micro-batch's mean cross-entropy as a 0-dim fp32 tensor. The stash keeps
+  // `input` and `targets` themselves, not copies (they are the unit inputs
+  // the layout counts): do not write into them until B of this micro-batch.
   at::Tensor Forward(int mb, const at::Tensor& input, const at::Tensor& targets,
                      SaveMode mode, ActivationStash* stash);
 
@@ -91,10 +93,16 @@ class Chunk {
   std::unique_ptr<Impl> impl_;
 };
 
-// Deterministic initial value of one parameter: N(0, std) from a generator
-// seeded by (seed, layer, name) (norm gains: ones). `layer` is the global
-// transformer layer index, -1 for the embedding and -2 for the head. Used by
-// Chunk and by the single-process reference in tests.
+// Deterministic initial value of one parameter: N(0, std) from a CPU
+// generator seeded by a hash of (seed, layer, name), fp32 on the CPU (the
+// caller moves it), so values do not depend on device or partition. `name` is
+// the full Param name ("layers.3.wqkv"); `layer` is the global transformer
+// layer index, -1 for the embedding and -2 for the head. Norm gains (names
+// ending in g1, g2, gf) are ones and ignore `std`. The rule Chunk applies:
+// std = init_std for wqkv, w_gate, w_up, embedding.wte and head.w, and
+// init_std / sqrt(2 * layers) for wo and w_down (the projections that add to
+// the residual stream). Used by Chunk and by the single-process reference in
+// tests.
 at::Tensor InitialParameter(uint64_t seed, int layer, const std::string& name,
                             at::IntArrayRef shape, double std);
 

@@ -1,6 +1,8 @@
 // AdamW over a set of Params with fp32 master weights, global-norm gradient
 // clipping, and a warm-up + cosine learning-rate schedule. Optimizer state
-// (moments) lives in `state_options` memory (host memory when offloaded).
+// (moments) lives on the params' device, or in host memory when
+// AdamWOptions::offload_state is set. Not thread-safe: the executor thread
+// owns it.
 #ifndef CHRONOS_WORKER_OPTIM_ADAMW_H_
 #define CHRONOS_WORKER_OPTIM_ADAMW_H_
 
@@ -25,6 +27,10 @@ struct AdamWOptions {
   double eps = 1e-8;
   double weight_decay = 0.0;
   double grad_clip = 0.0;  // 0 = off
+  // Keep the moments in host memory and stage them through the params'
+  // device one param at a time (optimizer offload). On a CPU device it is
+  // the same memory, but the same code path runs.
+  bool offload_state = false;
 };
 
 // Learning rate for 1-based iteration `it`: linear warm-up to lr over
@@ -38,14 +44,18 @@ class AdamW {
   // Sum of squared gradient entries of this optimizer's params (fp64 scalar
   // on CPU); the executor all-reduces it across stages for the global norm.
   double LocalGradSquaredNorm() const;
-  // Scales gradients by min(1, clip / global_norm), applies one AdamW step
-  // with the iteration's learning rate (decoupled decay: p -= lr*wd*p for
-  // params with weight_decay), syncs values and zeroes gradients.
+  // Scales gradients by clip / (global_norm + 1e-6) when clip > 0 and
+  // global_norm > clip, applies one AdamW step with the iteration's learning
+  // rate, bias-corrected by the optimizer's own 1-based step count
+  // (decoupled decay p -= lr*wd*p for params with weight_decay, before the
+  // Adam update), copies masters into values and zeroes gradients. Params
+  // whose grad is undefined are skipped.
   void Step(int64_t iteration, double global_grad_norm);
   void ZeroGrad();
 
   int64_t step_count() const { return step_; }
-  // Moments in a fixed order (for checkpoints): m0, v0, m1, v1, ...
+  // Moments in a fixed order (for checkpoints): m0, v0, m1, v1, ... These
+  // are the optimizer's own tensors: copy_ into them to restore.
   std::vector<at::Tensor> StateTensors();
   void SetStepCount(int64_t s) { step_ = s; }
 

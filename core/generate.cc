@@ -1,0 +1,92 @@
+#include "core/generate.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/generators_internal.h"
+#include "core/status_macros.h"
+
+namespace chronos {
+
+const std::vector<std::string>& ScheduleKinds() {
+  static const auto* kinds =
+      new std::vector<std::string>{"gpipe", "1f1b", "interleaved", "zbh1", "chronos"};
+  return *kinds;
+}
+
+bool IsKnownScheduleKind(absl::string_view kind) {
+  const auto& k = ScheduleKinds();
+  return std::find(k.begin(), k.end(), std::string(kind)) != k.end();
+}
+
+int DefaultChunksPerDevice(absl::string_view kind) {
+  return (kind == "interleaved" || kind == "chronos") ? 2 : 1;
+}
+
+absl::Status CheckShape(const ShapeSpec& s) {
+  if (!IsKnownScheduleKind(s.kind)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "schedule.kind '", s.kind, "' is unknown; known: ",
+        absl::StrJoin(ScheduleKinds(), ", ")));
+  }
+  if (s.num_devices < 1) {
+    return absl::InvalidArgumentError("parallel.pipeline must be >= 1");
+  }
+  if (s.num_microbatches < 1) {
+    return absl::InvalidArgumentError("training.microbatches must be >= 1");
+  }
+  const int v = s.chunks_per_device == 0 ? DefaultChunksPerDevice(s.kind)
+                                         : s.chunks_per_device;
+  if ((s.kind == "gpipe" || s.kind == "1f1b" || s.kind == "zbh1") && v != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "parallel.chunks_per_device must be 1 for schedule.kind ", s.kind, " (got ", v, ")"));
+  }
+  if (s.kind == "interleaved" && v < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "schedule.kind interleaved needs parallel.chunks_per_device >= 2 (got ", v, ")"));
+  }
+  if (s.kind == "chronos" && (v < 2 || v % 2 != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "schedule.kind chronos needs an even parallel.chunks_per_device >= 2 (got ", v, ")"));
+  }
+  const size_t C = static_cast<size_t>(s.num_devices) * v;
+  if (!s.chunk_layers.empty() && s.chunk_layers.size() != C) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "parallel.layers_per_chunk has ", s.chunk_layers.size(), " entries; expected ", C));
+  }
+  for (const auto* vec : {&s.costs.forward, &s.costs.backward_input, &s.costs.backward_weight}) {
+    if (!vec->empty() && vec->size() != C) {
+      return absl::InvalidArgumentError("internal: chunk cost vectors do not match the chunk count");
+    }
+  }
+  if (s.inflight_cap < 0) {
+    return absl::InvalidArgumentError("schedule.inflight_cap must be >= 0 (0 = auto)");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Schedule> GenerateSchedule(const ShapeSpec& shape_in) {
+  CHRONOS_RETURN_IF_ERROR(CheckShape(shape_in));
+  ShapeSpec shape = shape_in;
+  if (shape.chunks_per_device == 0) shape.chunks_per_device = DefaultChunksPerDevice(shape.kind);
+  const int p = shape.num_devices, v = shape.chunks_per_device, m = shape.num_microbatches;
+  Schedule s;
+  if (shape.kind == "gpipe") {
+    s = internal::GPipeCompute(p, m);
+  } else if (shape.kind == "1f1b") {
+    s = internal::OneFOneBCompute(p, m);
+  } else if (shape.kind == "interleaved") {
+    s = internal::InterleavedCompute(p, v, m);
+  } else if (shape.kind == "zbh1") {
+    CHRONOS_ASSIGN_OR_RETURN(s, internal::BlockCompute(shape, internal::LoopedPlacement(p, 1), true));
+  } else {
+    CHRONOS_ASSIGN_OR_RETURN(s, internal::BlockCompute(shape, internal::VPlacement(p, v), true));
+  }
+  s.chunk_layers = shape.chunk_layers;
+  internal::InsertCommunication(&s);
+  return s;
+}
+
+}  // namespace chronos

@@ -1,0 +1,42 @@
+// Compute-only generators behind GenerateSchedule (core/generate.h). Each
+// returns per-device orders of F/B/BI/BW; sends and receives are added by
+// InsertCommunication. Not part of the public API.
+#ifndef CHRONOS_CORE_GENERATORS_INTERNAL_H_
+#define CHRONOS_CORE_GENERATORS_INTERNAL_H_
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/generate.h"
+#include "core/schedule.h"
+
+namespace chronos::internal {
+
+// chunk -> device for chunk c = k*p + i: device i (looped placement).
+std::vector<int> LoopedPlacement(int p, int v);
+// V (zig-zag) placement: the k-th group of p chunks runs down the devices
+// when k is even and back up when k is odd; for v = 2 device i holds chunks
+// i and 2p-1-i.
+std::vector<int> VPlacement(int p, int v);
+
+Schedule GPipeCompute(int p, int m);
+Schedule OneFOneBCompute(int p, int m);
+// Megatron's interleaved 1F1B: micro-batches in groups of p per model
+// chunk, warm-up (p-i-1)*2 + (v-1)*p forwards on device i.
+Schedule InterleavedCompute(int p, int v, int m);
+
+// Periodic building-block schedules (Chronos-Pipe, ZB-H1): lays one
+// micro-batch's ops out on a period T so no device is double-booked, then
+// repeats it every T and orders each device's ops by their target times.
+// Backward split into BI and BW when `split`; BW fills the free slots.
+absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape,
+                                      std::vector<int> placement, bool split);
+
+// Adds SEND_*/RECV_* around every compute action whose producer or consumer
+// chunk lives on another device: RECV right before the consumer, SEND right
+// after the producer.
+void InsertCommunication(Schedule* s);
+
+}  // namespace chronos::internal
+
+#endif  // CHRONOS_CORE_GENERATORS_INTERNAL_H_

@@ -1,0 +1,432 @@
+#include "core/simulator.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+
+namespace chronos {
+namespace {
+
+enum Cat { kAct = 0, kOff = 1, kBuf = 2, kOpt = 3 };
+
+struct MemEvent {
+  double time;
+  int64_t seq;
+  Cat cat;
+  int64_t delta;
+};
+
+constexpr double kUnknown = -1.0;
+
+// Per (chunk, micro-batch) replay state.
+struct Slot {
+  double f_start = kUnknown, f_end = kUnknown;
+  double bwd_end = kUnknown;  // B or BI
+  double last_end = kUnknown;  // B or BW
+  double offload_end = kUnknown, reload_end = kUnknown;
+  MemoryPolicy policy;
+  bool rebuilt = false;  // chunk-granularity RECOMPUTE done
+  int64_t offloaded = 0;
+};
+
+class Replayer {
+ public:
+  Replayer(const Schedule& s, const CostModel& c, const SimOptions& o)
+      : s_(s), costs_(c), o_(o), p_(s.num_devices), C_(s.num_chunks()),
+        m_(s.num_microbatches) {}
+
+  absl::StatusOr<SimResult> Run() {
+    if (costs_.num_chunks() != C_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cost model has ", costs_.num_chunks(), " chunks, schedule ", C_));
+    }
+    slots_.assign(static_cast<size_t>(C_) * m_, Slot{});
+    act_arrival_.assign(static_cast<size_t>(C_) * m_, kUnknown);
+    grad_arrival_.assign(static_cast<size_t>(C_) * m_, kUnknown);
+    life_index_.assign(static_cast<size_t>(C_) * m_, 0);
+    dev_.assign(p_, Device{});
+    link_free_.assign(static_cast<size_t>(p_) * p_, 0.0);
+    events_.assign(p_, {});
+    result_.devices.assign(p_, {});
+    full_units_.resize(C_);
+    wgrad_units_.resize(C_);
+    for (int c = 0; c < C_; ++c) {
+      for (const auto& u : costs_.FullUnits(c)) full_units_[c].push_back(costs_.Bytes(u));
+      for (const auto& u : costs_.WeightGradUnits(c)) wgrad_units_[c].push_back(costs_.Bytes(u));
+    }
+
+    bool progress = true;
+    while (progress) {
+      progress = false;
+      for (int d = 0; d < p_; ++d) {
+        while (dev_[d].pc < static_cast<int>(s_.devices[d].size())) {
+          if (!Step(d)) break;
+          progress = true;
+        }
+      }
+      if (!progress) progress = TryOptimStep();
+    }
+    for (int d = 0; d < p_; ++d) {
+      if (dev_[d].pc < static_cast<int>(s_.devices[d].size())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "schedule cannot be replayed: device ", d, " is stuck at action ", dev_[d].pc,
+            " ", ActionToString(s_.devices[d][dev_[d].pc])));
+      }
+    }
+    Finish();
+    return std::move(result_);
+  }
+
+ private:
+  struct Device {
+    int pc = 0;
+    double compute_free = 0, d2h_free = 0, h2d_free = 0, ar_free = 0;
+    double issue = 0;  // start of the last compute action: when the host
+                       // thread reaches the next asynchronous action
+    double last_backward_end = 0;
+    bool at_optim = false;
+  };
+
+  Slot& slot(int c, int mb) { return slots_[static_cast<size_t>(c) * m_ + mb]; }
+  int Dev(int c) const { return s_.chunk_device[c]; }
+  void Mem(int d, double t, Cat cat, int64_t delta) {
+    if (delta != 0) events_[d].push_back({t, seq_++, cat, delta});
+  }
+  void Timeline(int d, Resource r, double start, double end) {
+    if (o_.record_timeline) result_.timeline.push_back({d, dev_[d].pc, r, start, end});
+  }
+  double RunCompute(int d, double ready, double dur) {
+    Device& v = dev_[d];
+    const double start = std::max(v.compute_free, ready);
+    v.compute_free = start + dur;
+    v.issue = start;
+    Timeline(d, Resource::kCompute, start, start + dur);
+    return start;
+  }
+  // Bandwidth of one copy direction given whether the other is busy.
+  double CopySeconds(int64_t bytes, bool d2h, bool other_busy) const {
+    const auto& pr = costs_.profile();
+    double bw = d2h ? pr.d2h_bandwidth() : pr.h2d_bandwidth();
+    if (other_busy && pr.duplex_bandwidth() > 0) bw = std::min(bw, pr.duplex_bandwidth() / 2);
+    return static_cast<double>(bytes) / bw;
+  }
+
+  // Executes device d's next action if its inputs are known; false if not.
+  bool Step(int d) {
+    const Action& a = s_.devices[d][dev_[d].pc];
+    Device& v = dev_[d];
+    const bool async = costs_.profile().async_copies();
+    switch (a.type) {
+      case ActionType::kF: {
+        Slot& sl = slot(a.chunk, a.microbatch);
+        double ready = 0;
+        if (a.chunk > 0) {
+          ready = Dev(a.chunk - 1) == d ? slot(a.chunk - 1, a.microbatch).f_end
+                                        : act_arrival_[Index(a.chunk, a.microbatch)];
+          if (ready == kUnknown) return false;
+        }
+        const ChunkCost& cc = costs_.chunk(a.chunk);
+        const double start = RunCompute(d, ready, cc.forward_seconds);
+        const double end = start + cc.forward_seconds;
+        sl.f_start = start;
+        sl.f_end = end;
+        sl.policy = a.policy;
+        result_.devices[d].busy_seconds += cc.forward_seconds;
+        if (a.chunk > 0) Mem(d, start, kBuf, -MessageBytes());
+        const int64_t kept = costs_.KeptBytes(a.chunk, SaveModeOf(a.policy));
+        Mem(d, end, kAct, kept);
+        if (a.chunk < C_ - 1) Mem(d, end, kBuf, MessageBytes());
+        result_.activations.push_back({d, a.chunk, a.microbatch, end, 0, kept});
+        life_index_[Index(a.chunk, a.microbatch)] = result_.activations.size() - 1;
+        break;
+      }
+      case ActionType::kOffload:
+      case ActionType::kReload: {
+        Slot& sl = slot(a.chunk, a.microbatch);
+        const bool off = a.type == ActionType::kOffload;
+        if (off) {
+          sl.offloaded = costs_.OffloadBytes(a.chunk, SaveModeOf(sl.policy),
+                                             sl.policy.offload_fraction);
+        }
+        const int64_t bytes = sl.offloaded;
+        double start, end;
+        if (async) {
+          double& engine = off ? v.d2h_free : v.h2d_free;
+          const double other = off ? v.h2d_free : v.d2h_free;
+          start = std::max({v.issue, engine, off ? sl.f_end : sl.offload_end});
+          end = start + CopySeconds(bytes, off, other > start);
+          engine = end;
+          Timeline(d, off ? Resource::kD2H : Resource::kH2D, start, end);
+        } else {
+          const double dur = CopySeconds(bytes, off, false);
+          start = RunCompute(d, off ? sl.f_end : sl.offload_end, dur);
+          end = start + dur;
+        }
+        if (off) {
+          sl.offload_end = end;
+          Mem(d, start, kOff, bytes);
+          Mem(d, end, kAct, -bytes);
+        } else {
+          sl.reload_end = end;
+          Mem(d, start, kAct, bytes);
+          Mem(d, end, kOff, -bytes);
+        }
+        break;
+      }
+      case ActionType::kRecompute: {
+        Slot& sl = slot(a.chunk, a.microbatch);
+        const SaveMode mode = SaveModeOf(sl.policy);
+        const double dur = costs_.RecomputeSeconds(a.chunk, mode);
+        const double start = RunCompute(d, sl.f_end, dur);
+        result_.devices[d].busy_seconds += dur;
+        result_.devices[d].recompute_seconds += dur;
+        if (mode == SaveMode::kChunk) {
+          Mem(d, start + dur, kAct,
+              costs_.KeptBytes(a.chunk, SaveMode::kAll) - costs_.KeptBytes(a.chunk, mode));
+          sl.rebuilt = true;
+        }
+        break;
+      }
+      case ActionType::kB:
+      case ActionType::kBI: {
+        Slot& sl = slot(a.chunk, a.microbatch);
+        double ready = sl.f_end;
+        if (a.chunk < C_ - 1) {
+          ready = Dev(a.chunk + 1) == d ? slot(a.chunk + 1, a.microbatch).bwd_end
+                                        : grad_arrival_[Index(a.chunk, a.microbatch)];
+          if (ready == kUnknown) return false;
+        }
+        if (sl.policy.kind == PolicyKind::kOffload && sl.reload_end != kUnknown) {
+          const double own = std::max(v.compute_free, ready);
+          if (sl.reload_end > own) result_.devices[d].copy_wait_seconds += sl.reload_end - own;
+          ready = std::max(ready, sl.reload_end);
+        }
+        const ChunkCost& cc = costs_.chunk(a.chunk);
+        const bool split = a.type == ActionType::kBI;
+        const double dur = split ? cc.backward_input_seconds : cc.backward_seconds;
+        const double start = RunCompute(d, ready, dur);
+        result_.devices[d].busy_seconds += dur;
+        if (a.chunk < C_ - 1) Mem(d, start, kBuf, -MessageBytes());
+        BackwardMemory(d, a.chunk, sl, start, dur, split);
+        const double end = start + dur;
+        sl.bwd_end = end;
+        if (!split) sl.last_end = end;
+        v.last_backward_end = std::max(v.last_backward_end, end);
+        if (a.chunk > 0) Mem(d, end, kBuf, MessageBytes());
+        result_.activations[life_index_[Index(a.chunk, a.microbatch)]].backward_start = start;
+        break;
+      }
+      case ActionType::kBW: {
+        Slot& sl = slot(a.chunk, a.microbatch);
+        const ChunkCost& cc = costs_.chunk(a.chunk);
+        const double start = RunCompute(d, sl.bwd_end, cc.backward_weight_seconds);
+        const double end = start + cc.backward_weight_seconds;
+        result_.devices[d].busy_seconds += cc.backward_weight_seconds;
+        int64_t w = 0;
+        for (int64_t b : wgrad_units_[a.chunk]) w += b;
+        Mem(d, end, kAct, -w);
+        sl.last_end = end;
+        v.last_backward_end = std::max(v.last_backward_end, end);
+        break;
+      }
+      case ActionType::kSendAct:
+      case ActionType::kSendGrad: {
+        const bool grad = a.type == ActionType::kSendGrad;
+        const Slot& sl = slot(a.chunk, a.microbatch);
+        const double produced = grad ? sl.bwd_end : sl.f_end;
+        if (produced == kUnknown) return false;
+        double& link = link_free_[static_cast<size_t>(d) * p_ + a.peer];
+        const double start = std::max(produced, link);
+        const double end = start + costs_.P2PSeconds(MessageBytes());
+        link = end;
+        if (grad) {
+          grad_arrival_[Index(a.chunk - 1, a.microbatch)] = end;
+        } else {
+          act_arrival_[Index(a.chunk + 1, a.microbatch)] = end;
+        }
+        Mem(d, end, kBuf, -MessageBytes());
+        Mem(a.peer, start, kBuf, MessageBytes());
+        Timeline(d, Resource::kLink, start, end);
+        break;
+      }
+      case ActionType::kRecvAct:
+      case ActionType::kRecvGrad:
+        break;  // posted at once; the consumer waits for the arrival
+      case ActionType::kAllReduce: {
+        const double dur = costs_.AllReduceSeconds(a.chunk, o_.data_parallel);
+        const double start = std::max(v.ar_free, v.compute_free);
+        v.ar_free = start + dur;
+        Timeline(d, Resource::kAllReduce, start, start + dur);
+        break;
+      }
+      case ActionType::kOptimStep:
+        v.at_optim = true;
+        return false;  // TryOptimStep runs it for all devices at once
+    }
+    v.pc++;
+    return true;
+  }
+
+  // Per unit, in reverse order: rebuild what was dropped, free the forward
+  // tensors, and (BI) keep the weight-gradient stash — the worker's order.
+  void BackwardMemory(int d, int c, const Slot& sl, double start, double dur, bool split) {
+    const SaveMode mode = sl.rebuilt ? SaveMode::kAll : SaveModeOf(sl.policy);
+    const auto kept_units = costs_.KeptUnits(c, mode);
+    const int n = static_cast<int>(kept_units.size());
+    for (int k = 0; k < n; ++k) {
+      const int u = n - 1 - k;
+      const double t = start + dur * (k + 1) / n;
+      const int64_t kept = costs_.Bytes(kept_units[u]);
+      Mem(d, t, kAct, full_units_[c][u] - kept);
+      Mem(d, t, kAct, -full_units_[c][u]);
+      if (split) Mem(d, t, kAct, wgrad_units_[c][u]);
+    }
+  }
+
+  bool TryOptimStep() {
+    for (int d = 0; d < p_; ++d) {
+      if (!dev_[d].at_optim) return false;
+    }
+    double ready = 0;
+    for (int d = 0; d < p_; ++d) ready = std::max({ready, dev_[d].compute_free, dev_[d].ar_free});
+    // The global gradient norm is one small all-reduce across the pipeline.
+    if (p_ > 1) ready += 2 * costs_.profile().p2p_latency_seconds();
+    for (int d = 0; d < p_; ++d) {
+      const double frac = OptimFraction(d);
+      const int64_t params = DeviceParams(d);
+      const double dur = costs_.OptimizerSeconds(params, frac);
+      Device& v = dev_[d];
+      v.compute_free = ready + dur;
+      Timeline(d, Resource::kCompute, ready, ready + dur);
+      if (frac > 0) {
+        // Streaming keeps two layers' worth of state in flight.
+        int64_t largest = 0;
+        for (int c : s_.DeviceChunks(d)) {
+          for (const UnitCost& u : costs_.chunk(c).units) largest = std::max(largest, u.params);
+        }
+        const int64_t per_param = costs_.shape().mixed_precision ? 12 : 8;
+        Mem(d, ready, kOpt, 2 * largest * per_param);
+        Mem(d, ready + dur, kOpt, -2 * largest * per_param);
+      }
+      v.at_optim = false;
+      v.pc++;
+    }
+    return true;
+  }
+
+  double OptimFraction(int d) const {
+    if (d < static_cast<int>(o_.optimizer_offload.size())) {
+      return std::clamp(o_.optimizer_offload[d], 0.0, 1.0);
+    }
+    return 0.0;
+  }
+  int64_t DeviceParams(int d) const {
+    int64_t n = 0;
+    for (int c : s_.DeviceChunks(d)) n += costs_.chunk(c).params;
+    return n;
+  }
+  size_t Index(int c, int mb) const { return static_cast<size_t>(c) * m_ + mb; }
+  int64_t MessageBytes() const { return costs_.shape().ActivationMessageBytes(); }
+
+  void Finish() {
+    double pipeline = 0, iteration = 0, busy = 0;
+    for (int d = 0; d < p_; ++d) {
+      pipeline = std::max(pipeline, dev_[d].last_backward_end);
+      iteration = std::max({iteration, dev_[d].compute_free, dev_[d].ar_free,
+                            dev_[d].d2h_free, dev_[d].h2d_free});
+      busy += result_.devices[d].busy_seconds;
+    }
+    result_.pipeline_seconds = pipeline;
+    result_.iteration_seconds = iteration;
+    result_.bubble_ratio = pipeline > 0 ? 1.0 - busy / (p_ * pipeline) : 0.0;
+    for (int d = 0; d < p_; ++d) SweepMemory(d);
+    Inflight();
+  }
+
+  void SweepMemory(int d) {
+    DeviceSimResult& r = result_.devices[d];
+    MemoryBreakdown base;
+    const double frac = OptimFraction(d);
+    for (int c : s_.DeviceChunks(d)) {
+      const ChunkCost& cc = costs_.chunk(c);
+      base.weights += cc.weight_bytes;
+      base.gradients += cc.gradient_bytes;
+      const int64_t host = static_cast<int64_t>(static_cast<double>(cc.optimizer_bytes) * frac);
+      base.optimizer += cc.optimizer_bytes - host;
+      r.optimizer_host_bytes += host;
+    }
+    auto& ev = events_[d];
+    std::sort(ev.begin(), ev.end(), [](const MemEvent& a, const MemEvent& b) {
+      return a.time < b.time || (a.time == b.time && a.seq < b.seq);
+    });
+    MemoryBreakdown cur = base;
+    r.peak_bytes = cur.DeviceTotal();
+    r.at_peak = cur;
+    if (o_.record_curves) r.curve.push_back({0.0, cur});
+    for (const MemEvent& e : ev) {
+      switch (e.cat) {
+        case kAct: cur.activations += e.delta; break;
+        case kOff: cur.offloaded += e.delta; break;
+        case kBuf: cur.buffers += e.delta; break;
+        case kOpt: cur.optimizer += e.delta; break;
+      }
+      r.peak_activation_bytes = std::max(r.peak_activation_bytes, cur.activations);
+      r.peak_offloaded_bytes = std::max(r.peak_offloaded_bytes, cur.offloaded);
+      r.peak_buffer_bytes = std::max(r.peak_buffer_bytes, cur.buffers);
+      if (cur.DeviceTotal() > r.peak_bytes) {
+        r.peak_bytes = cur.DeviceTotal();
+        r.peak_time = e.time;
+        r.at_peak = cur;
+      }
+      if (o_.record_curves) r.curve.push_back({e.time, cur});
+    }
+  }
+
+  void Inflight() {
+    for (int d = 0; d < p_; ++d) {
+      std::vector<std::pair<double, int>> marks;
+      for (int mb = 0; mb < m_; ++mb) {
+        double first = 1e300, last = -1;
+        for (int c : s_.DeviceChunks(d)) {
+          const Slot& sl = slots_[Index(c, mb)];
+          first = std::min(first, sl.f_start);
+          last = std::max(last, sl.last_end);
+        }
+        if (last < 0) continue;
+        marks.push_back({first, +1});
+        marks.push_back({last, -1});
+      }
+      std::sort(marks.begin(), marks.end());
+      int cur = 0, best = 0;
+      for (const auto& [t, delta] : marks) {
+        cur += delta;
+        best = std::max(best, cur);
+      }
+      result_.devices[d].max_inflight = best;
+    }
+  }
+
+  const Schedule& s_;
+  const CostModel& costs_;
+  const SimOptions& o_;
+  const int p_, C_, m_;
+  std::vector<Slot> slots_;
+  std::vector<double> act_arrival_, grad_arrival_;
+  std::vector<Device> dev_;
+  std::vector<double> link_free_;
+  std::vector<std::vector<MemEvent>> events_;
+  std::vector<std::vector<int64_t>> full_units_, wgrad_units_;
+  std::vector<size_t> life_index_;
+  int64_t seq_ = 0;
+  SimResult result_;
+};
+
+}  // namespace
+
+absl::StatusOr<SimResult> Simulate(const Schedule& s, const CostModel& costs,
+                                   const SimOptions& options) {
+  return Replayer(s, costs, options).Run();
+}
+
+}  // namespace chronos
