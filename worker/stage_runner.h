@@ -1,0 +1,94 @@
+// Runs one device's part of one job attempt: builds its model chunks, the
+// optimizer, the data source and the executor, then runs the iterations of
+// the pushed schedule, writes checkpoints and reports progress. The worker
+// daemon owns one StageRunner per assignment; tests run several in threads.
+//
+// Thread-safety: Run() on one thread; Stop(), UpdateSchedule() and
+// ledger() from any thread.
+#ifndef CHRONOS_WORKER_STAGE_RUNNER_H_
+#define CHRONOS_WORKER_STAGE_RUNNER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "chronos/v1/job.pb.h"
+#include "core/schedule.h"
+#include "worker/comm/communicator.h"
+#include "worker/memory_ledger.h"
+
+namespace chronos::worker {
+
+struct StageRunnerOptions {
+  v1::JobSpec spec;    // validated, defaults applied
+  Schedule schedule;   // the whole pipeline's schedule; this device's list runs
+  int device = 0;      // pipeline stage
+  int data_rank = 0;
+  int64_t resume_iteration = 0;  // restore this checkpoint first; 0 = fresh
+  std::string checkpoint_dir;    // "" = the spec's training.checkpoint_dir
+  std::string device_name = "cpu";  // "cpu" or "cuda:N"
+  int threads = 0;               // intra-op threads; 0 = leave LibTorch's
+  int64_t policy_generation = 0;
+  double offload_ratio = 0;      // reported with progress
+  // Stop after this iteration even if the spec asks for more (tests,
+  // stage emulation); 0 = the spec's training.iterations.
+  int64_t max_iterations = 0;
+};
+
+struct IterationReport {
+  int64_t iteration = 0;     // 1-based, completed
+  bool has_loss = false;     // this device holds the last chunk
+  double loss = 0;           // mean over the iteration's tokens (this replica)
+  int64_t tokens = 0;        // tokens of the iteration (this replica)
+  double seconds = 0;        // wall time of the iteration
+  double compute_seconds = 0;     // F/B/BI/BW/RECOMPUTE time
+  double recompute_seconds = 0;
+  double lr = 0;
+  double grad_norm = 0;
+  int64_t peak_activation_bytes = 0;   // ledger peak during the iteration
+  int64_t peak_offloaded_bytes = 0;
+  int64_t resident_activation_bytes = 0;  // at the end of the iteration
+  int64_t offloaded_bytes_total = 0;   // copied to host during the iteration
+  int64_t reloaded_bytes_total = 0;
+  int64_t hbm_allocated_bytes = 0;     // GPU only
+  int64_t hbm_reserved_bytes = 0;
+  int64_t hbm_peak_bytes = 0;
+  int64_t policy_generation = 0;  // schedule in effect for this iteration
+  double offload_ratio = 0;
+  int64_t checkpoint_iteration = 0;  // last checkpoint written (0 = none)
+};
+
+class ProgressSink {
+ public:
+  virtual ~ProgressSink() = default;
+  // Called on the Run() thread after each iteration. A non-OK status stops
+  // the run with that status.
+  virtual absl::Status OnIteration(const IterationReport& report) = 0;
+};
+
+class StageRunner {
+ public:
+  static absl::StatusOr<std::unique_ptr<StageRunner>> Create(
+      StageRunnerOptions options, std::unique_ptr<Communicator> comm);
+  virtual ~StageRunner() = default;
+
+  // Runs until all iterations are done (OK), Stop() (kCancelled), or a
+  // failure: kResourceExhausted for out of memory, kUnavailable or
+  // kDeadlineExceeded for transport errors, kDataLoss for unreadable
+  // checkpoints, kInternal otherwise. LibTorch exceptions never escape.
+  virtual absl::Status Run(ProgressSink* sink) = 0;
+  virtual void Stop() = 0;
+  // Replaces this device's action list from the next iteration on (a live
+  // policy change). The new schedule must keep the partition.
+  virtual void UpdateSchedule(const Schedule& schedule, int64_t generation,
+                              double offload_ratio) = 0;
+  // Writes a checkpoint at the end of the current iteration.
+  virtual void RequestCheckpoint() = 0;
+  virtual const MemoryLedger& ledger() const = 0;
+};
+
+}  // namespace chronos::worker
+
+#endif  // CHRONOS_WORKER_STAGE_RUNNER_H_
