@@ -142,6 +142,28 @@ CostModel::CostModel(const ModelShape& shape, const v1::DeviceProfile& profile,
     cc.optimizer_bytes = cc.params * (shape_.mixed_precision ? 12 : 8);
     chunks_.push_back(std::move(cc));
   }
+  kept_units_.resize(n);
+  kept_total_.resize(n);
+  wgrad_units_.resize(n);
+  for (int c = 0; c < n; ++c) {
+    for (int mode = 0; mode < kModes; ++mode) {
+      int64_t total = 0;
+      for (const auto& u : KeptUnits(c, static_cast<SaveMode>(mode))) {
+        kept_units_[c][mode].push_back(Bytes(u));
+        total += kept_units_[c][mode].back();
+      }
+      kept_total_[c][mode] = total;
+    }
+    for (const auto& u : WeightGradUnits(c)) wgrad_units_[c].push_back(Bytes(u));
+  }
+}
+
+const std::vector<int64_t>& CostModel::KeptUnitBytes(int c, SaveMode mode) const {
+  return kept_units_[c][static_cast<int>(mode)];
+}
+
+const std::vector<int64_t>& CostModel::WeightGradUnitBytes(int c) const {
+  return wgrad_units_[c];
 }
 
 double CostModel::ComputeSeconds(double flops, bool backward) const {
@@ -179,12 +201,12 @@ int64_t CostModel::Bytes(const std::vector<StashTensor>& t) const {
 }
 
 int64_t CostModel::KeptBytes(int c, SaveMode mode) const {
-  int64_t total = 0;
-  for (const auto& u : KeptUnits(c, mode)) total += Bytes(u);
-  return total;
+  return kept_total_[c][static_cast<int>(mode)];
 }
 
 int64_t CostModel::OffloadBytes(int c, SaveMode mode, double fraction) const {
+  if (fraction >= 1) return KeptBytes(c, mode);
+  if (fraction <= 0) return 0;
   int64_t total = 0;
   for (const auto& u : KeptUnits(c, mode)) {
     total += chronos::OffloadedBytes(u, shape_.tokens(), shape_.act_bytes, fraction);

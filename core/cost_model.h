@@ -6,6 +6,7 @@
 #ifndef CHRONOS_CORE_COST_MODEL_H_
 #define CHRONOS_CORE_COST_MODEL_H_
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -87,7 +88,10 @@ class CostModel {
   std::vector<std::vector<StashTensor>> FullUnits(int c) const;
   std::vector<std::vector<StashTensor>> WeightGradUnits(int c) const;
   int64_t Bytes(const std::vector<StashTensor>& t) const;
+  // Cached byte counts (the simulator asks for these per action).
   int64_t KeptBytes(int c, SaveMode mode) const;
+  const std::vector<int64_t>& KeptUnitBytes(int c, SaveMode mode) const;
+  const std::vector<int64_t>& WeightGradUnitBytes(int c) const;
   int64_t OffloadBytes(int c, SaveMode mode, double fraction) const;
 
   // Seconds to rebuild what `mode` dropped (0 for kAll).
@@ -118,6 +122,11 @@ class CostModel {
   v1::DeviceProfile profile_;
   std::vector<int> chunk_layers_;
   std::vector<ChunkCost> chunks_;
+  static constexpr int kModes = 4;
+  // [chunk][mode] per-unit kept bytes and their sums; [chunk] W-stash.
+  std::vector<std::array<std::vector<int64_t>, kModes>> kept_units_;
+  std::vector<std::array<int64_t, kModes>> kept_total_;
+  std::vector<std::vector<int64_t>> wgrad_units_;
 };
 
 // Layers per chunk for `num_chunks` chunks, minimizing the most expensive

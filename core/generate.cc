@@ -81,6 +81,8 @@ absl::StatusOr<Schedule> GenerateSchedule(const ShapeSpec& shape_in) {
     s = internal::InterleavedCompute(p, v, m);
   } else if (shape.kind == "zbh1") {
     CHRONOS_ASSIGN_OR_RETURN(s, internal::BlockCompute(shape, internal::LoopedPlacement(p, 1), true));
+  } else if (shape.block.greedy) {
+    CHRONOS_ASSIGN_OR_RETURN(s, internal::GreedyCompute(shape, internal::VPlacement(p, v), true));
   } else {
     CHRONOS_ASSIGN_OR_RETURN(s, internal::BlockCompute(shape, internal::VPlacement(p, v), true));
   }

@@ -26,6 +26,10 @@ struct ChunkCosts {
 // Knobs of the building-block generators (chronos, zbh1); the defaults
 // reproduce the plain block. core/schedule_search.h tries several.
 struct BlockTuning {
+  // List-schedule with the real costs instead of laying out a periodic
+  // block: oldest BI first, then F of chunks already started, then a new
+  // micro-batch's F while fewer than inflight_cap are in flight, then BW.
+  bool greedy = false;
   bool uniform_costs = false;  // lay the block out with unit costs
   double period_scale = 0;     // T / busiest device's work; 0 = search
   double turn_delay = 0;       // idle inserted before the backward chain, in periods

@@ -32,6 +32,12 @@ Schedule InterleavedCompute(int p, int v, int m);
 absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape,
                                       std::vector<int> placement, bool split);
 
+// List scheduling with the real costs (BlockTuning::greedy). Per chunk,
+// F, BI and BW run in micro-batch order, so every channel stays FIFO; the
+// order is a causal replay, hence deadlock-free.
+absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape,
+                                       std::vector<int> placement, bool split);
+
 // Adds SEND_*/RECV_* around every compute action whose producer or consumer
 // chunk lives on another device: RECV right before the consumer, SEND right
 // after the producer.

@@ -39,6 +39,8 @@ absl::StatusOr<ScheduleVariant> ParseVariant(const std::string& name,
 struct PlanOptions {
   int64_t hbm_budget_bytes = 0;  // 0 = memory.hbm_budget of the spec, or auto
   bool include_decisions = false;
+  // MaxLayers only: a size counts as trainable only at this MFU or more.
+  double min_mfu = 0;
 };
 
 // Everything the coordinator pushes and reports for one planned schedule.

@@ -52,8 +52,8 @@ class Replayer {
     full_units_.resize(C_);
     wgrad_units_.resize(C_);
     for (int c = 0; c < C_; ++c) {
-      for (const auto& u : costs_.FullUnits(c)) full_units_[c].push_back(costs_.Bytes(u));
-      for (const auto& u : costs_.WeightGradUnits(c)) wgrad_units_[c].push_back(costs_.Bytes(u));
+      full_units_[c] = costs_.KeptUnitBytes(c, SaveMode::kAll);
+      wgrad_units_[c] = costs_.WeightGradUnitBytes(c);
     }
 
     bool progress = true;
@@ -85,6 +85,8 @@ class Replayer {
     double issue = 0;  // start of the last compute action: when the host
                        // thread reaches the next asynchronous action
     double last_backward_end = 0;
+    double last_f_end = 0;
+    std::vector<std::pair<double, double>> h2d_busy;  // copies on the H2D engine
     bool at_optim = false;
   };
 
@@ -131,6 +133,7 @@ class Replayer {
         const double end = start + cc.forward_seconds;
         sl.f_start = start;
         sl.f_end = end;
+        v.last_f_end = std::max(v.last_f_end, end);
         sl.policy = a.policy;
         result_.devices[d].busy_seconds += cc.forward_seconds;
         if (a.chunk > 0) Mem(d, start, kBuf, -MessageBytes());
@@ -157,6 +160,7 @@ class Replayer {
           start = std::max({v.issue, engine, off ? sl.f_end : sl.offload_end});
           end = start + CopySeconds(bytes, off, other > start);
           engine = end;
+          if (!off) v.h2d_busy.push_back({start, end});
           Timeline(d, off ? Resource::kD2H : Resource::kH2D, start, end);
         } else {
           const double dur = CopySeconds(bytes, off, false);
@@ -272,47 +276,144 @@ class Replayer {
   // tensors, and (BI) keep the weight-gradient stash — the worker's order.
   void BackwardMemory(int d, int c, const Slot& sl, double start, double dur, bool split) {
     const SaveMode mode = sl.rebuilt ? SaveMode::kAll : SaveModeOf(sl.policy);
-    const auto kept_units = costs_.KeptUnits(c, mode);
+    const std::vector<int64_t>& kept_units = costs_.KeptUnitBytes(c, mode);
     const int n = static_cast<int>(kept_units.size());
     for (int k = 0; k < n; ++k) {
       const int u = n - 1 - k;
       const double t = start + dur * (k + 1) / n;
-      const int64_t kept = costs_.Bytes(kept_units[u]);
+      const int64_t kept = kept_units[u];
       Mem(d, t, kAct, full_units_[c][u] - kept);
       Mem(d, t, kAct, -full_units_[c][u]);
       if (split) Mem(d, t, kAct, wgrad_units_[c][u]);
     }
   }
 
+  // OPTIM_STEP: a collective (the global gradient norm), then each device's
+  // update. Optimizer state kept in host memory is streamed in through the
+  // host-to-device engine's idle time after the device's last F (the drain,
+  // when activation memory only shrinks) and written back while the next
+  // iteration starts; only what does not fit in those windows is exposed.
   bool TryOptimStep() {
     for (int d = 0; d < p_; ++d) {
       if (!dev_[d].at_optim) return false;
     }
     double ready = 0;
     for (int d = 0; d < p_; ++d) ready = std::max({ready, dev_[d].compute_free, dev_[d].ar_free});
-    // The global gradient norm is one small all-reduce across the pipeline.
     if (p_ > 1) ready += 2 * costs_.profile().p2p_latency_seconds();
     for (int d = 0; d < p_; ++d) {
+      Device& v = dev_[d];
       const double frac = OptimFraction(d);
       const int64_t params = DeviceParams(d);
-      const double dur = costs_.OptimizerSeconds(params, frac);
-      Device& v = dev_[d];
-      v.compute_free = ready + dur;
-      Timeline(d, Resource::kCompute, ready, ready + dur);
+      const double update = costs_.OptimizerSeconds(params, 0.0);
+      double start = ready;
+      double stream = 0;
       if (frac > 0) {
-        // Streaming keeps two layers' worth of state in flight.
-        int64_t largest = 0;
-        for (int c : s_.DeviceChunks(d)) {
-          for (const UnitCost& u : costs_.chunk(c).units) largest = std::max(largest, u.params);
+        // Streamed layer by layer (double-buffered) after the gradient norm
+        // is known: state in, update, state out, both directions at once.
+        // What fits in the HBM left free once activations are gone can be
+        // prefetched earlier, in the H2D engine's idle time during the drain.
+        const auto& pr = costs_.profile();
+        const int64_t state = OptimizerStateBytes(d, frac);
+        const int64_t window = 2 * LargestUnitParams(d) * StateBytesPerParam();
+        int64_t capacity = state;
+        if (o_.hbm_budget > 0) {
+          capacity = std::clamp<int64_t>(o_.hbm_budget - StaticBytes(d, frac) - window -
+                                             MaxTransientAfter(d, v.last_f_end),
+                                         0, state);
         }
-        const int64_t per_param = costs_.shape().mixed_precision ? 12 : 8;
-        Mem(d, ready, kOpt, 2 * largest * per_param);
-        Mem(d, ready + dur, kOpt, -2 * largest * per_param);
+        const double h2d = pr.h2d_bandwidth(), d2h = pr.d2h_bandwidth();
+        const double idle_end = FillIdle(v.h2d_busy, v.last_f_end,
+                                         static_cast<double>(capacity) / h2d);
+        // Only the part of the drain before the step starts counts.
+        const double drain_seconds =
+            std::max(0.0, std::min(idle_end, ready) - v.last_f_end);
+        const double busy_in_drain = BusyBetween(v.h2d_busy, v.last_f_end, std::min(idle_end, ready));
+        const double early = std::min<double>(
+            static_cast<double>(capacity), std::max(0.0, drain_seconds - busy_in_drain) * h2d);
+        const double in_rest = static_cast<double>(state) - early;
+        const double out = static_cast<double>(state);
+        stream = std::max({in_rest / h2d, out / d2h,
+                           pr.duplex_bandwidth() > 0 ? (in_rest + out) / pr.duplex_bandwidth() : 0.0});
+        constexpr int kSteps = 8;
+        const int64_t early_bytes = static_cast<int64_t>(early);
+        for (int k = 0; k < kSteps; ++k) {
+          Mem(d, v.last_f_end + (ready - v.last_f_end) * k / kSteps, kOpt, early_bytes / kSteps);
+        }
+        Mem(d, ready, kOpt, window);
+        Mem(d, ready + update + stream, kOpt, -window - (early_bytes / kSteps) * kSteps);
+        result_.devices[d].optimizer_stream_seconds = stream;
       }
+      v.compute_free = start + std::max(update, stream);
+      Timeline(d, Resource::kCompute, start, start + std::max(update, stream));
       v.at_optim = false;
       v.pc++;
     }
     return true;
+  }
+
+  // Largest activations + buffers level on device d from time t on (the
+  // drain), from the memory events recorded so far.
+  int64_t MaxTransientAfter(int d, double t) const {
+    std::vector<MemEvent> ev = events_[d];
+    std::sort(ev.begin(), ev.end(), [](const MemEvent& a, const MemEvent& b) {
+      return a.time < b.time || (a.time == b.time && a.seq < b.seq);
+    });
+    int64_t level = 0, best = 0;
+    for (const MemEvent& e : ev) {
+      if (e.cat != kAct && e.cat != kBuf) continue;
+      level += e.delta;
+      if (e.time >= t) best = std::max(best, level);
+    }
+    return best;
+  }
+
+  static double BusyBetween(const std::vector<std::pair<double, double>>& busy, double a,
+                            double b) {
+    double total = 0;
+    for (const auto& [x, y] : busy) total += std::max(0.0, std::min(y, b) - std::max(x, a));
+    return total;
+  }
+  int64_t StateBytesPerParam() const { return costs_.shape().mixed_precision ? 12 : 8; }
+  int64_t LargestUnitParams(int d) const {
+    int64_t largest = 0;
+    for (int c : s_.DeviceChunks(d)) {
+      for (const UnitCost& u : costs_.chunk(c).units) largest = std::max(largest, u.params);
+    }
+    return largest;
+  }
+  // Weights, gradients and the resident part of the optimizer state.
+  int64_t StaticBytes(int d, double frac) const {
+    int64_t total = 0;
+    for (int c : s_.DeviceChunks(d)) {
+      const ChunkCost& cc = costs_.chunk(c);
+      total += cc.weight_bytes + cc.gradient_bytes +
+               cc.optimizer_bytes - static_cast<int64_t>(static_cast<double>(cc.optimizer_bytes) * frac);
+    }
+    return total;
+  }
+
+  // When `seconds` of transfer finish if they use only the gaps in `busy`
+  // from `from` on.
+  static double FillIdle(std::vector<std::pair<double, double>> busy, double from,
+                         double seconds) {
+    std::sort(busy.begin(), busy.end());
+    double t = from, left = seconds;
+    for (const auto& [a, b] : busy) {
+      if (b <= t) continue;
+      if (a > t) {
+        const double gap = a - t;
+        if (gap >= left) return t + left;
+        left -= gap;
+      }
+      t = std::max(t, b);
+    }
+    return t + left;
+  }
+
+  int64_t OptimizerStateBytes(int d, double frac) const {
+    int64_t bytes = 0;
+    for (int c : s_.DeviceChunks(d)) bytes += costs_.chunk(c).optimizer_bytes;
+    return static_cast<int64_t>(static_cast<double>(bytes) * frac);
   }
 
   double OptimFraction(int d) const {
@@ -338,6 +439,7 @@ class Replayer {
       busy += result_.devices[d].busy_seconds;
     }
     result_.pipeline_seconds = pipeline;
+    for (int d = 0; d < p_; ++d) result_.devices[d].last_forward_end = dev_[d].last_f_end;
     result_.iteration_seconds = iteration;
     result_.bubble_ratio = pipeline > 0 ? 1.0 - busy / (p_ * pipeline) : 0.0;
     for (int d = 0; d < p_; ++d) SweepMemory(d);

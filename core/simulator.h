@@ -55,6 +55,8 @@ struct DeviceSimResult {
   int64_t peak_offloaded_bytes = 0;
   int64_t peak_buffer_bytes = 0;
   int64_t optimizer_host_bytes = 0;
+  double optimizer_stream_seconds = 0;  // host<->device optimizer traffic
+  double last_forward_end = 0;          // when the drain (cooldown) begins
   int max_inflight = 0;
   std::vector<MemorySample> curve;  // when SimOptions::record_curves
 };
@@ -74,6 +76,8 @@ struct SimOptions {
   // Fraction of each device's optimizer state kept in host memory and
   // streamed in for the step (empty = none).
   std::vector<double> optimizer_offload;
+  // HBM per device the optimizer's streaming may fill (0 = unlimited).
+  int64_t hbm_budget = 0;
   bool record_timeline = true;
   bool record_curves = false;
 };

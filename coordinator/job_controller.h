@@ -1,0 +1,167 @@
+// The JobController owns every job: it validates and plans submissions,
+// admits pending jobs when enough idle attached workers exist (gang
+// admission, first come first served), assigns stages and pushes each
+// worker its Assignment, turns progress reports into IterationRecords and
+// status, applies live policy updates, and ends attempts (success, cancel,
+// failure). All job state sits behind one mutex and every change is written
+// through to the JobStore before it becomes visible, so a coordinator
+// restart loses no acknowledged change.
+//
+// Thread-safe. Callers: ControlService and WorkerService handlers (any gRPC
+// thread) and the Coordinator's maintenance loop (Tick). Planning runs
+// outside the lock. Lock order: this controller's mutex, then the
+// WorkerRegistry's, KvStore's and JobStore's (they never call back).
+#ifndef CHRONOS_COORDINATOR_JOB_CONTROLLER_H_
+#define CHRONOS_COORDINATOR_JOB_CONTROLLER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "chronos/v1/control.pb.h"
+#include "chronos/v1/job.pb.h"
+#include "chronos/v1/worker.pb.h"
+#include "coordinator/clock.h"
+#include "coordinator/job_store.h"
+#include "coordinator/kv_store.h"
+#include "coordinator/metrics.h"
+#include "coordinator/worker_registry.h"
+#include "core/planner.h"
+
+namespace chronos::coordinator {
+
+class JobController {
+ public:
+  // All pointers are borrowed and must outlive the controller.
+  JobController(JobStore* store, WorkerRegistry* workers, KvStore* kv,
+                Metrics* metrics, Clock* clock,
+                absl::Duration poll_interval = absl::Milliseconds(200));
+
+  // Reads every job from the store (once, before serving). Jobs that were
+  // running stay RUNNING: their workers get a heartbeat timeout to
+  // re-register (with previous_worker_id) and re-attach, and then receive
+  // their Assignment again.
+  absl::Status Load();
+
+  // ControlService.
+  absl::StatusOr<v1::Job> SubmitJob(const v1::SubmitJobRequest& request);
+  absl::StatusOr<v1::Job> GetJob(const v1::GetJobRequest& request);
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request);
+  absl::StatusOr<v1::Job> CancelJob(const std::string& name);
+  absl::StatusOr<v1::Job> DeleteJob(const std::string& name);
+  absl::StatusOr<v1::Job> UpdatePolicy(const v1::UpdatePolicyRequest& request);
+  absl::StatusOr<v1::GetScheduleResponse> GetSchedule(const std::string& name);
+  // Streams the job's history after request.since_sequence, then live
+  // updates, until the job is terminal and everything was sent (OK), `write`
+  // fails or `cancelled` returns true (kCancelled), or Shutdown()
+  // (kUnavailable). Re-checks `cancelled` at least every poll interval.
+  absl::Status WatchJob(const v1::WatchJobRequest& request,
+                        const std::function<bool(const v1::JobUpdate&)>& write,
+                        const std::function<bool()>& cancelled);
+
+  // WorkerService.
+  void OnWorkerRegistered(const WorkerRegistry::Registration& registration);
+  // Re-sends the Assignment of the worker's running attempt, if any, and
+  // admits pending jobs that were waiting for workers.
+  void OnWorkerAttached(const std::string& worker_id);
+  absl::StatusOr<v1::ProgressAck> ReportProgress(const v1::ProgressReport& report);
+  absl::Status ReportFault(const v1::FaultReport& report);
+
+  // Maintenance: declares overdue workers dead (ending their attempts),
+  // admits pending jobs, refreshes the gauges. Called periodically.
+  void Tick();
+  // Ends WatchJob streams; later calls to it return kUnavailable.
+  void Shutdown();
+
+ private:
+  struct JobRuntime {
+    v1::Job job;  // metadata, spec, status; never history
+    int64_t order = 0;
+    int64_t last_sequence = 0;
+    // The plan for the current spec and generation; null until planned.
+    std::shared_ptr<const PlannedSchedule> plan;
+    // Per attempt, in memory only (rebuilt from reports after a restart).
+    std::map<int64_t, std::map<std::pair<int, int>, v1::ProgressReport>> partial;
+    int64_t last_complete_iteration = 0;
+    std::set<std::string> finished;
+    std::map<std::string, int64_t> worker_checkpoint;
+    std::map<int64_t, v1::PolicyState> policies;  // by generation pushed
+  };
+
+  // A change to one job, committed as one store transaction.
+  struct Mutation {
+    v1::Job job;
+    std::vector<v1::JobEvent> events;
+    std::vector<v1::IterationRecord> iterations;
+    std::vector<v1::JobState> transitions;
+    int64_t next_sequence = 0;
+  };
+
+  Mutation Begin(const JobRuntime& rt) const;
+  void AddEvent(Mutation* m, const std::string& type, const std::string& message);
+  absl::Status Transition(Mutation* m, v1::JobState to, const std::string& reason,
+                          const std::string& message);
+  absl::Status Commit(JobRuntime* rt, Mutation m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  JobRuntime* Find(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AdmitPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status StartAttempt(JobRuntime* rt, const std::vector<std::string>& workers)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::Assignment BuildAssignment(const JobRuntime& rt,
+                                 const v1::StageAssignment& stage) const;
+  // Stops (optionally) and releases the attempt's workers and closes its
+  // rendezvous scope.
+  void EndAttempt(JobRuntime* rt, const std::string& stop_reason, bool send_stop)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A worker of the running attempt died or faulted. Today the job fails;
+  // restart from the last checkpoint (RECOVERING, status.attempt + 1,
+  // resume_iteration = status.checkpoint_iteration) plugs in here.
+  void FailAttempt(JobRuntime* rt, const std::string& reason,
+                   const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CompleteIteration(JobRuntime* rt, int64_t iteration, Mutation* m)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const v1::StageAssignment* StageOf(const JobRuntime& rt,
+                                     const std::string& worker_id) const;
+  void PublishGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NotifyWatchers();
+  std::string NewUid() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  JobStore* const store_;
+  WorkerRegistry* const workers_;
+  KvStore* const kv_;
+  Metrics* const metrics_;
+  Clock* const clock_;
+  const absl::Duration poll_interval_;
+
+  absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<JobRuntime>> jobs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> by_request_id_ ABSL_GUARDED_BY(mu_);
+  int64_t resource_version_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t next_order_ ABSL_GUARDED_BY(mu_) = 0;
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+
+  // Watchers wait on this, not on mu_, so they never hold up mutations.
+  absl::Mutex notify_mu_;
+  absl::CondVar changed_;
+  int64_t change_count_ ABSL_GUARDED_BY(notify_mu_) = 0;
+  bool shutting_down_ ABSL_GUARDED_BY(notify_mu_) = false;
+};
+
+// The offload ratio a plan runs with: the spec's when set, else the
+// planner's choice.
+double EffectiveOffloadRatio(const v1::JobSpec& spec, const PlannedSchedule& plan);
+
+}  // namespace chronos::coordinator
+
+#endif  // CHRONOS_COORDINATOR_JOB_CONTROLLER_H_

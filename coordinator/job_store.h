@@ -1,0 +1,66 @@
+// Where the coordinator keeps jobs so that a restart loses none: the job
+// object (metadata, spec, status) plus its history (events and iteration
+// records, ordered by one per-job sequence). The JobController is the only
+// writer; it keeps the current objects in memory and writes each change
+// through, so reads of history (WatchJob, GetJob with events) come from
+// here. Every method is atomic: a write that fails changed nothing.
+// Implementations are thread-safe.
+#ifndef CHRONOS_COORDINATOR_JOB_STORE_H_
+#define CHRONOS_COORDINATOR_JOB_STORE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "chronos/v1/job.pb.h"
+
+namespace chronos::coordinator {
+
+// One change to one job: the new object (its events/iterations fields are
+// ignored) and history rows to append. `resource_version` is the store-wide
+// counter after this change; the store persists it so that versions never
+// repeat across restarts, even when the newest job is deleted.
+struct JobWrite {
+  v1::Job job;
+  std::vector<v1::JobEvent> events;
+  std::vector<v1::IterationRecord> iterations;
+  int64_t resource_version = 0;
+};
+
+struct StoredJob {
+  v1::Job job;                 // without events and iterations
+  int64_t last_sequence = 0;   // highest event/iteration sequence
+};
+
+struct StoreSnapshot {
+  std::vector<StoredJob> jobs;  // by creation order
+  int64_t resource_version = 0;
+};
+
+class JobStore {
+ public:
+  virtual ~JobStore() = default;
+
+  // Everything, for startup.
+  virtual absl::StatusOr<StoreSnapshot> Load() = 0;
+  // kAlreadyExists when a job of that name is stored.
+  virtual absl::Status Create(const JobWrite& write) = 0;
+  // Replaces the object and appends the history rows. kNotFound when no job
+  // of that name is stored; kAlreadyExists when a sequence repeats.
+  virtual absl::Status Update(const JobWrite& write) = 0;
+  // Removes the job and its history. kNotFound when absent.
+  virtual absl::Status Delete(const std::string& name,
+                              int64_t resource_version) = 0;
+  // History rows with sequence > after_sequence, in sequence order, at most
+  // `limit` (<= 0: all).
+  virtual absl::StatusOr<std::vector<v1::JobEvent>> Events(
+      const std::string& name, int64_t after_sequence, int limit) = 0;
+  virtual absl::StatusOr<std::vector<v1::IterationRecord>> Iterations(
+      const std::string& name, int64_t after_sequence, int limit) = 0;
+};
+
+}  // namespace chronos::coordinator
+
+#endif  // CHRONOS_COORDINATOR_JOB_STORE_H_

@@ -1,0 +1,238 @@
+#include "coordinator/metrics.h"
+
+#include <google/protobuf/descriptor.h>
+#include <prometheus/text_serializer.h>
+
+#include <chrono>
+#include <exception>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "core/rpc/status_convert.h"
+
+namespace chronos::coordinator {
+namespace {
+
+const std::vector<v1::JobState>& AllJobStates() {
+  static const auto* states = new std::vector<v1::JobState>{
+      v1::JOB_STATE_PENDING,   v1::JOB_STATE_RUNNING, v1::JOB_STATE_RECOVERING,
+      v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED,  v1::JOB_STATE_CANCELLED};
+  return *states;
+}
+
+const std::vector<v1::WorkerState>& AllWorkerStates() {
+  static const auto* states = new std::vector<v1::WorkerState>{
+      v1::WORKER_STATE_IDLE, v1::WORKER_STATE_BUSY, v1::WORKER_STATE_DEAD};
+  return *states;
+}
+
+class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
+ public:
+  RpcMetricsInterceptor(Metrics* metrics, grpc::experimental::ServerRpcInfo* info)
+      : metrics_(metrics),
+        method_(info->method() != nullptr ? info->method() : ""),
+        unary_(info->type() == grpc::experimental::ServerRpcInfo::Type::UNARY),
+        start_(std::chrono::steady_clock::now()) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    // A stream is "established" when its initial metadata goes out; its
+    // lifetime (as long as a job) says nothing about latency.
+    if (!unary_ && !observed_ &&
+        methods->QueryInterceptionHookPoint(
+            InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      Observe();
+    }
+    if (methods->QueryInterceptionHookPoint(
+            InterceptionHookPoints::PRE_SEND_STATUS)) {
+      if (!observed_) Observe();
+      metrics_->CountRpc(method_, methods->GetSendStatus().error_code());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void Observe() {
+    metrics_->ObserveRpcDuration(
+        method_, std::chrono::duration<double>(
+                     std::chrono::steady_clock::now() - start_)
+                     .count());
+    observed_ = true;
+  }
+
+  Metrics* metrics_;
+  std::string method_;
+  bool unary_;
+  std::chrono::steady_clock::time_point start_;
+  bool observed_ = false;
+};
+
+class RpcMetricsInterceptorFactory
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit RpcMetricsInterceptorFactory(Metrics* metrics) : metrics_(metrics) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new RpcMetricsInterceptor(metrics_, info);
+  }
+
+ private:
+  Metrics* metrics_;
+};
+
+}  // namespace
+
+Metrics::Metrics(const std::string& version)
+    : registry_(std::make_shared<prometheus::Registry>()) {
+  jobs_ = &prometheus::BuildGauge()
+               .Name("chronos_coordinator_jobs")
+               .Help("Jobs in each state.")
+               .Register(*registry_);
+  for (v1::JobState s : AllJobStates()) {
+    job_gauges_[s] = &jobs_->Add({{"state", JobStateLabel(s)}});
+  }
+  workers_ = &prometheus::BuildGauge()
+                  .Name("chronos_coordinator_workers")
+                  .Help("Registered workers in each state.")
+                  .Register(*registry_);
+  for (v1::WorkerState s : AllWorkerStates()) {
+    worker_gauges_[s] = &workers_->Add({{"state", WorkerStateLabel(s)}});
+  }
+  restarts_ = &prometheus::BuildCounter()
+                   .Name("chronos_coordinator_job_restarts_total")
+                   .Help("Job restarts from a checkpoint after a failure.")
+                   .Register(*registry_)
+                   .Add({});
+  transitions_ = &prometheus::BuildCounter()
+                      .Name("chronos_coordinator_job_transitions_total")
+                      .Help("Job state transitions, by the state entered.")
+                      .Register(*registry_);
+  for (v1::JobState s : AllJobStates()) {
+    transition_counters_[s] = &transitions_->Add({{"to", JobStateLabel(s)}});
+  }
+  rpc_duration_ = &prometheus::BuildHistogram()
+                       .Name("chronos_coordinator_rpc_duration_seconds")
+                       .Help("Handling time of unary RPCs (streams: time to "
+                             "establish).")
+                       .Register(*registry_);
+  rpc_requests_ = &prometheus::BuildCounter()
+                       .Name("chronos_coordinator_rpc_requests_total")
+                       .Help("Completed RPCs by method and gRPC status code.")
+                       .Register(*registry_);
+  policy_updates_ = &prometheus::BuildCounter()
+                         .Name("chronos_coordinator_policy_updates_total")
+                         .Help("Live policy updates accepted.")
+                         .Register(*registry_)
+                         .Add({});
+  prometheus::BuildGauge()
+      .Name("chronos_coordinator_info")
+      .Help("Constant 1; build metadata.")
+      .Register(*registry_)
+      .Add({{"version", version}})
+      .Set(1);
+
+  const google::protobuf::DescriptorPool* pool =
+      google::protobuf::DescriptorPool::generated_pool();
+  for (const char* service :
+       {"chronos.v1.ControlService", "chronos.v1.WorkerService"}) {
+    const google::protobuf::ServiceDescriptor* d = pool->FindServiceByName(service);
+    if (d == nullptr) continue;
+    for (int i = 0; i < d->method_count(); ++i) {
+      known_methods_.insert(d->method(i)->name());
+    }
+  }
+  known_methods_.insert("Check");
+  known_methods_.insert("Watch");
+}
+
+Metrics::~Metrics() = default;
+
+absl::Status Metrics::Serve(const std::string& listen) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/2);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot serve metrics on ", listen, ": ", e.what()));
+  }
+  exposer_->RegisterCollectable(registry_);
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  std::string host = listen;
+  const size_t colon = listen.rfind(':');
+  if (colon != std::string::npos) host = listen.substr(0, colon);
+  address_ = absl::StrCat(host, ":", ports.empty() ? 0 : ports.front());
+  return absl::OkStatus();
+}
+
+std::string Metrics::Render() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+void Metrics::SetJobCount(v1::JobState state, int count) {
+  auto it = job_gauges_.find(state);
+  if (it != job_gauges_.end()) it->second->Set(count);
+}
+
+void Metrics::SetWorkerCount(v1::WorkerState state, int count) {
+  auto it = worker_gauges_.find(state);
+  if (it != worker_gauges_.end()) it->second->Set(count);
+}
+
+void Metrics::RecordTransition(v1::JobState to) {
+  auto it = transition_counters_.find(to);
+  if (it != transition_counters_.end()) it->second->Increment();
+}
+
+void Metrics::RecordRestart() { restarts_->Increment(); }
+
+void Metrics::RecordPolicyUpdate() { policy_updates_->Increment(); }
+
+std::string Metrics::MethodLabel(absl::string_view method) const {
+  const size_t slash = method.rfind('/');
+  const std::string name(slash == absl::string_view::npos
+                             ? method
+                             : method.substr(slash + 1));
+  return known_methods_.count(name) ? name : "other";
+}
+
+void Metrics::ObserveRpcDuration(absl::string_view method, double seconds) {
+  static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  rpc_duration_->Add({{"method", MethodLabel(method)}}, *buckets)
+      .Observe(seconds);
+}
+
+void Metrics::CountRpc(absl::string_view method, grpc::StatusCode code) {
+  rpc_requests_
+      ->Add({{"method", MethodLabel(method)}, {"code", rpc::GrpcCodeName(code)}})
+      .Increment();
+}
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+Metrics::MakeInterceptorFactory() {
+  return std::make_unique<RpcMetricsInterceptorFactory>(this);
+}
+
+std::string Metrics::JobStateLabel(v1::JobState state) {
+  switch (state) {
+    case v1::JOB_STATE_PENDING: return "pending";
+    case v1::JOB_STATE_RUNNING: return "running";
+    case v1::JOB_STATE_RECOVERING: return "recovering";
+    case v1::JOB_STATE_SUCCEEDED: return "succeeded";
+    case v1::JOB_STATE_FAILED: return "failed";
+    case v1::JOB_STATE_CANCELLED: return "cancelled";
+    default: return "unspecified";
+  }
+}
+
+std::string Metrics::WorkerStateLabel(v1::WorkerState state) {
+  switch (state) {
+    case v1::WORKER_STATE_IDLE: return "idle";
+    case v1::WORKER_STATE_BUSY: return "busy";
+    case v1::WORKER_STATE_DEAD: return "dead";
+    default: return "unspecified";
+  }
+}
+
+}  // namespace chronos::coordinator

@@ -1,0 +1,59 @@
+// The default JobStore: one SQLite database file (<data-dir>/chronos.db) in
+// WAL mode, so that job records survive coordinator restarts and crashes.
+// Tables: jobs (one row per job: name, uid, generation, resource_version,
+// state and the metadata/spec/status protos as bytes), events and
+// iterations (job, sequence, proto bytes), meta (store-wide counters).
+// Every write is one transaction. One connection serialized by a mutex:
+// the coordinator's write rate (a few rows per training iteration) is far
+// below what that sustains, and it keeps SQLite's threading rules out of
+// the picture. Thread-safe.
+#ifndef CHRONOS_COORDINATOR_SQLITE_JOB_STORE_H_
+#define CHRONOS_COORDINATOR_SQLITE_JOB_STORE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "coordinator/job_store.h"
+
+struct sqlite3;
+
+namespace chronos::coordinator {
+
+class SqliteJobStore : public JobStore {
+ public:
+  // Opens (creating if needed) `path`, sets WAL mode and creates the
+  // schema. kFailedPrecondition when the file was written by a newer schema;
+  // kUnavailable when it cannot be opened (e.g. locked by another process).
+  static absl::StatusOr<std::unique_ptr<SqliteJobStore>> Open(
+      const std::string& path);
+  // Open(<dir>/chronos.db), creating `dir` if needed.
+  static absl::StatusOr<std::unique_ptr<SqliteJobStore>> OpenInDirectory(
+      const std::string& dir);
+  ~SqliteJobStore() override;
+
+  absl::StatusOr<StoreSnapshot> Load() override;
+  absl::Status Create(const JobWrite& write) override;
+  absl::Status Update(const JobWrite& write) override;
+  absl::Status Delete(const std::string& name,
+                      int64_t resource_version) override;
+  absl::StatusOr<std::vector<v1::JobEvent>> Events(const std::string& name,
+                                                   int64_t after_sequence,
+                                                   int limit) override;
+  absl::StatusOr<std::vector<v1::IterationRecord>> Iterations(
+      const std::string& name, int64_t after_sequence, int limit) override;
+
+ private:
+  explicit SqliteJobStore(sqlite3* db) : db_(db) {}
+  absl::Status Write(const JobWrite& write, bool create);
+
+  absl::Mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace chronos::coordinator
+
+#endif  // CHRONOS_COORDINATOR_SQLITE_JOB_STORE_H_

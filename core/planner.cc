@@ -1,0 +1,563 @@
+#include "core/planner.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "core/device_profile.h"
+#include "core/generate.h"
+#include "core/size.h"
+#include "core/status_macros.h"
+#include "core/validator.h"
+
+namespace chronos {
+namespace {
+
+// Everything one planning attempt needs, for one schedule candidate.
+struct Attempt {
+  Schedule base;  // compute + communication
+  PolicyTable policy;
+  std::vector<double> optimizer_offload;
+  Schedule final;
+  SimResult sim;
+  bool fits = false;
+  std::vector<v1::PlanDecision> decisions;
+  std::string why;  // when it does not fit
+};
+
+const char* GranularityName(Granularity g) {
+  switch (g) {
+    case Granularity::kLayer: return "layer";
+    case Granularity::kChunk: return "chunk";
+    case Granularity::kSelective: return "selective";
+  }
+  return "?";
+}
+
+const char* RecomputeName(v1::RecomputeMode m) {
+  switch (m) {
+    case v1::RECOMPUTE_OFF: return "off";
+    case v1::RECOMPUTE_FULL: return "full";
+    case v1::RECOMPUTE_SELECTIVE: return "selective";
+    case v1::RECOMPUTE_CHUNK: return "chunk";
+    default: return "auto";
+  }
+}
+
+class PolicyPlanner {
+ public:
+  PolicyPlanner(const CostModel& costs, const v1::MemorySpec& memory, int64_t budget,
+                int data_parallel, bool record_decisions)
+      : costs_(costs), memory_(memory), budget_(budget), dp_(data_parallel),
+        record_(record_decisions) {}
+
+  struct Cand {
+    int chunk, mb;
+    int64_t bytes;
+    double life;
+  };
+
+  absl::Status Plan(Attempt* a) {
+    const Schedule& s = a->base;
+    const int C = s.num_chunks(), m = s.num_microbatches, p = s.num_devices;
+    MemoryPolicy base = MemoryPolicy::Keep();
+    switch (memory_.recompute()) {
+      case v1::RECOMPUTE_FULL: base = MemoryPolicy::Recompute(Granularity::kLayer); break;
+      case v1::RECOMPUTE_SELECTIVE: base = MemoryPolicy::Recompute(Granularity::kSelective); break;
+      case v1::RECOMPUTE_CHUNK: base = MemoryPolicy::Recompute(Granularity::kChunk); break;
+      default: break;
+    }
+    const bool fixed_ratio = memory_.has_offload_ratio();
+    if (fixed_ratio && memory_.offload_ratio() > 0 && base.kind == PolicyKind::kKeep) {
+      base = MemoryPolicy::Offload(memory_.offload_ratio());
+    }
+    a->policy = UniformPolicy(s, base);
+    const bool async = costs_.profile().async_copies();
+    const bool opt_auto = memory_.optimizer_offload() == v1::OPTIMIZER_OFFLOAD_AUTO && async;
+    a->optimizer_offload.assign(
+        p, memory_.optimizer_offload() == v1::OPTIMIZER_OFFLOAD_ON ? 1.0 : 0.0);
+    const bool recompute_auto = memory_.recompute() == v1::RECOMPUTE_AUTO;
+    const bool offload_auto = !fixed_ratio && async;
+
+    std::set<std::pair<int, int>> touched;  // (chunk, mb) the planner changed
+    const int max_rounds = 4 * C * m + 4 * p + 16;
+    for (int round = 0; round < max_rounds; ++round) {
+      CHRONOS_RETURN_IF_ERROR(Evaluate(a));
+      // Relieve every device over budget in one round (each from its own
+      // peak), then replay: far fewer replays than one device at a time.
+      int worst = -1;
+      int64_t worst_over = 0;
+      bool relieved = false;
+      for (int d = 0; d < p; ++d) {
+        const int64_t over = a->sim.devices[d].peak_bytes - budget_;
+        if (over <= 0) continue;
+        if (over > worst_over) {
+          worst_over = over;
+          worst = d;
+        }
+        relieved |= Relieve(a, d, over, recompute_auto, offload_auto, opt_auto, &touched);
+      }
+      if (worst < 0) {
+        a->fits = true;
+        return absl::OkStatus();
+      }
+      if (!relieved) {
+        const auto& dr = a->sim.devices[worst];
+        a->why = absl::StrCat("device ", worst, " needs ", FormatBytes(dr.peak_bytes),
+                              " (weights ", FormatBytes(dr.at_peak.weights), ", gradients ",
+                              FormatBytes(dr.at_peak.gradients), ", optimizer ",
+                              FormatBytes(dr.at_peak.optimizer), ", activations ",
+                              FormatBytes(dr.at_peak.activations), ") but the budget is ",
+                              FormatBytes(budget_), " and nothing more can be evicted");
+        return absl::OkStatus();
+      }
+    }
+    a->why = "planner gave up after too many rounds";
+    return absl::OkStatus();
+  }
+
+  absl::Status Evaluate(Attempt* a) const {
+    a->final = a->base;
+    MemoryPassOptions mo;
+    mo.data_parallel = dp_;
+    CHRONOS_RETURN_IF_ERROR(ApplyMemoryPolicy(&a->final, a->policy, costs_, mo));
+    SimOptions so;
+    so.data_parallel = dp_;
+    so.optimizer_offload = a->optimizer_offload;
+    so.hbm_budget = budget_;
+    so.record_timeline = false;
+    CHRONOS_ASSIGN_OR_RETURN(a->sim, Simulate(a->final, costs_, so));
+    return absl::OkStatus();
+  }
+
+ private:
+  // One eviction step on device d; false when nothing is left to try.
+  bool Relieve(Attempt* a, int d, int64_t over, bool recompute_auto, bool offload_auto,
+               bool opt_auto, std::set<std::pair<int, int>>* touched) {
+    const DeviceSimResult& dr = a->sim.devices[d];
+    const double t = dr.peak_time;
+    // Activations alive at the peak, largest bytes x lifetime first.
+    std::vector<Cand> live;
+    for (const ActivationLife& al : a->sim.activations) {
+      if (al.device != d || al.f_end > t || al.backward_start <= t) continue;
+      const MemoryPolicy& pol = a->policy[al.chunk][al.microbatch];
+      if (pol.kind == PolicyKind::kRecompute) continue;
+      // Offloaded activations are (mostly) not resident; a fixed ratio is the
+      // user's, and only recomputation may still replace it.
+      if (pol.kind == PolicyKind::kOffload && (offload_auto || !recompute_auto)) continue;
+      live.push_back({al.chunk, al.microbatch, al.bytes, al.backward_start - al.f_end});
+    }
+    std::sort(live.begin(), live.end(), [](const Cand& x, const Cand& y) {
+      return static_cast<double>(x.bytes) * x.life > static_cast<double>(y.bytes) * y.life;
+    });
+
+    // Optimizer state first when it is cheaper per byte than recomputing the
+    // activations that would otherwise go.
+    const double opt_frac = a->optimizer_offload[d];
+    int64_t opt_bytes = 0;
+    int64_t params = 0;
+    for (int c : a->base.DeviceChunks(d)) {
+      opt_bytes += costs_.chunk(c).optimizer_bytes;
+      params += costs_.chunk(c).params;
+    }
+    double best_recompute_cost = 1e300;  // seconds per byte
+    for (const Cand& c : live) {
+      if (!recompute_auto) break;
+      const int64_t saved = c.bytes - costs_.KeptBytes(c.chunk, SaveMode::kLayer);
+      if (saved > 0) {
+        best_recompute_cost = std::min(
+            best_recompute_cost, costs_.RecomputeSeconds(c.chunk, SaveMode::kLayer) / saved);
+      }
+    }
+    const bool hidden_offload_available = offload_auto && std::any_of(live.begin(), live.end(), [&](const Cand& c) {
+      return Hides(c) && a->policy[c.chunk][c.mb].kind == PolicyKind::kKeep;
+    });
+    if (opt_auto && opt_frac < 1.0 && !hidden_offload_available) {
+      // Offload just enough state (in steps of 1/8) to cover the overflow.
+      const double need = static_cast<double>(over) / std::max<int64_t>(opt_bytes, 1);
+      const double step = std::min(1.0, std::max(opt_frac + 0.125,
+                                                 std::ceil((opt_frac + need) * 8) / 8));
+      // Streaming hides in the drain after the device's last F; only the
+      // rest is added time.
+      const double drain = std::max(0.0, a->sim.pipeline_seconds - dr.last_forward_end);
+      const double stream = (step - opt_frac) * static_cast<double>(opt_bytes) /
+                            costs_.profile().h2d_bandwidth();
+      const double added = std::max(1e-6, stream - drain);
+      const double saved = (step - opt_frac) * static_cast<double>(opt_bytes);
+      if (live.empty() || !recompute_auto || added / saved <= best_recompute_cost) {
+        a->optimizer_offload[d] = step;
+        Record(d, -1, -1, "optimizer_offload", step, static_cast<int64_t>(saved), 0,
+               absl::StrFormat("optimizer state is touched once per iteration; streaming it "
+                               "during the drain exposes ~%.3fs, cheaper than recomputing",
+                               added));
+        return true;
+      }
+    }
+
+    // Evict activations until the overflow is covered.
+    int64_t covered = 0;
+    bool changed = false;
+    for (const Cand& c : live) {
+      if (covered >= over) break;
+      MemoryPolicy& pol = a->policy[c.chunk][c.mb];
+      if (offload_auto && pol.kind == PolicyKind::kKeep && Hides(c)) {
+        pol = MemoryPolicy::Offload(1.0);
+        covered += c.bytes;
+        changed = true;
+        touched->insert({c.chunk, c.mb});
+        Record(d, c.chunk, c.mb, "offload", 1.0, c.bytes, c.life,
+               "round trip to host memory hides inside the activation's lifetime");
+        continue;
+      }
+      if (recompute_auto) {
+        const int64_t saved = c.bytes - costs_.KeptBytes(c.chunk, SaveMode::kLayer);
+        if (saved <= 0) continue;
+        pol = MemoryPolicy::Recompute(Granularity::kLayer);
+        covered += saved;
+        changed = true;
+        touched->insert({c.chunk, c.mb});
+        Record(d, c.chunk, c.mb, "recompute", 0, saved, c.life,
+               offload_auto ? "offload would not hide within the lifetime; recompute"
+                            : "recompute (offload not available or fixed)");
+      }
+    }
+    if (changed) return true;
+    if (opt_auto && opt_frac < 1.0) {
+      a->optimizer_offload[d] = std::min(1.0, opt_frac + 0.125);
+      Record(d, -1, -1, "optimizer_offload", a->optimizer_offload[d], 0, 0,
+             "nothing else left to evict");
+      return true;
+    }
+    return false;
+  }
+
+  bool Hides(const Cand& c) const {
+    const int64_t bytes = c.bytes;
+    const double round_trip = costs_.D2HSeconds(bytes) + costs_.H2DSeconds(bytes);
+    // Margin for the reload's lead and for sharing the link with neighbours.
+    return c.life >= 2.0 * round_trip;
+  }
+
+  void Record(int d, int chunk, int mb, const char* action, double fraction, int64_t bytes,
+              double life, const std::string& reason) {
+    if (!record_) return;
+    v1::PlanDecision pd;
+    pd.set_device(d);
+    pd.set_chunk(chunk);
+    pd.set_microbatch(mb);
+    pd.set_action(action);
+    pd.set_fraction(fraction);
+    pd.set_bytes(bytes);
+    pd.set_lifetime_seconds(life);
+    pd.set_reason(reason);
+    decisions_.push_back(std::move(pd));
+  }
+
+ public:
+  std::vector<v1::PlanDecision> decisions_;
+
+ private:
+  const CostModel& costs_;
+  const v1::MemorySpec& memory_;
+  const int64_t budget_;
+  const int dp_;
+  const bool record_;
+};
+
+void FillReport(const v1::JobSpec& spec, const PlannedSchedule& ps, const Attempt& a,
+                v1::SchedulePlan* r) {
+  const Schedule& s = ps.schedule;
+  const CostModel& costs = *ps.costs;
+  const int d = std::max(1, spec.parallel().data());
+  const double tokens = static_cast<double>(s.num_microbatches) * costs.shape().tokens() * d;
+  const double iter = a.sim.iteration_seconds;
+  r->set_schedule(ps.variant.name);
+  r->set_bubble_ratio(a.sim.bubble_ratio);
+  r->set_iteration_seconds(iter);
+  r->set_tokens_per_second(iter > 0 ? tokens / iter : 0);
+  const double flops = costs.ModelFlopsPerMicrobatch() * s.num_microbatches * d;
+  r->set_mfu(iter > 0 ? flops / (iter * s.num_devices * d * costs.profile().peak_flops()) : 0);
+  r->set_fits(a.fits);
+  r->set_layers(static_cast<int>(costs.shape().layers));
+  r->set_chunks_per_device(s.chunks_per_device);
+  r->set_num_microbatches(s.num_microbatches);
+  r->set_num_devices(s.num_devices);
+  r->set_inflight_cap(spec.schedule().inflight_cap());
+  r->set_recompute(RecomputeName(ps.variant.memory.recompute()));
+  if (ps.variant.memory.has_offload_ratio()) r->set_offload_ratio(ps.variant.memory.offload_ratio());
+  if (!a.fits) r->set_error(a.why);
+  int keep = 0, off = 0, rec = 0;
+  std::map<int, std::array<int, 3>> per_device;
+  for (int c = 0; c < s.num_chunks(); ++c) {
+    for (int mb = 0; mb < s.num_microbatches; ++mb) {
+      const MemoryPolicy& p = a.policy[c][mb];
+      auto& cnt = per_device[s.chunk_device[c]];
+      const int k = static_cast<int>(p.kind);
+      cnt[k]++;
+      (p.kind == PolicyKind::kKeep ? keep : p.kind == PolicyKind::kOffload ? off : rec)++;
+    }
+  }
+  bool any_opt = false;
+  for (int dev = 0; dev < s.num_devices; ++dev) {
+    const DeviceSimResult& dr = a.sim.devices[dev];
+    v1::DevicePlan* dp = r->add_devices();
+    dp->set_device(dev);
+    dp->set_peak_bytes(dr.peak_bytes);
+    dp->set_peak_activation_bytes(dr.peak_activation_bytes);
+    dp->set_weight_bytes(dr.at_peak.weights);
+    dp->set_gradient_bytes(dr.at_peak.gradients);
+    dp->set_optimizer_bytes(dr.at_peak.optimizer);
+    dp->set_offloaded_bytes(dr.peak_offloaded_bytes);
+    dp->set_recompute_seconds(dr.recompute_seconds);
+    dp->set_buffer_bytes(dr.peak_buffer_bytes);
+    dp->set_optimizer_host_bytes(dr.optimizer_host_bytes);
+    dp->set_budget_bytes(ps.budget_bytes);
+    dp->set_fits(dr.peak_bytes <= ps.budget_bytes);
+    dp->set_keep_count(per_device[dev][0]);
+    dp->set_offload_count(per_device[dev][1]);
+    dp->set_recompute_count(per_device[dev][2]);
+    dp->set_busy_seconds(dr.busy_seconds);
+    dp->set_exposed_copy_seconds(dr.copy_wait_seconds);
+    dp->set_max_inflight(dr.max_inflight);
+    any_opt = any_opt || dr.optimizer_host_bytes > 0;
+  }
+  r->set_optimizer_offload(any_opt);
+  r->set_policy(absl::StrFormat("keep %d, offload %d, recompute %d%s", keep, off, rec,
+                                any_opt ? ", optimizer state partly in host memory" : ""));
+  for (const auto& dec : a.decisions) *r->add_decisions() = dec;
+}
+
+// Variants of the Chronos block worth comparing under a budget: the cost-
+// aware layout (least bubble) and the unit-cost layout (V-Min-like order,
+// least memory), plain and with weight gradients finished first.
+std::vector<BlockTuning> BlockCandidates(const std::string& kind) {
+  std::vector<BlockTuning> out(1);
+  if (kind == "chronos") {
+    BlockTuning u;
+    u.uniform_costs = true;
+    out.push_back(u);
+    u.weights_first = true;
+    out.push_back(u);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<ScheduleVariant> ParseVariant(const std::string& name,
+                                             const v1::MemorySpec& job_memory) {
+  ScheduleVariant v;
+  v.name = name;
+  std::vector<std::string> parts = absl::StrSplit(name, '+');
+  v.kind = parts[0];
+  if (!IsKnownScheduleKind(v.kind)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "schedule '", name, "': unknown kind '", v.kind, "'; known: gpipe, 1f1b, ",
+        "interleaved, zbh1, chronos (optionally +plain, +recompute, +selective, +offload)"));
+  }
+  v.memory = job_memory;
+  if (parts.size() > 2) {
+    return absl::InvalidArgumentError(absl::StrCat("schedule '", name, "': one modifier at most"));
+  }
+  if (parts.size() == 2) {
+    const std::string& mod = parts[1];
+    v.memory.set_optimizer_offload(v1::OPTIMIZER_OFFLOAD_OFF);
+    if (mod == "plain") {
+      v.memory.set_recompute(v1::RECOMPUTE_OFF);
+      v.memory.set_offload_ratio(0);
+    } else if (mod == "recompute") {
+      v.memory.set_recompute(v1::RECOMPUTE_FULL);
+      v.memory.set_offload_ratio(0);
+    } else if (mod == "selective") {
+      v.memory.set_recompute(v1::RECOMPUTE_SELECTIVE);
+      v.memory.set_offload_ratio(0);
+    } else if (mod == "offload") {
+      v.memory.set_recompute(v1::RECOMPUTE_OFF);
+      v.memory.set_offload_ratio(1);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "schedule '", name, "': unknown modifier '+", mod,
+          "' (plain, recompute, selective, offload)"));
+    }
+  }
+  return v;
+}
+
+absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
+                                             const v1::DeviceProfile& profile,
+                                             const std::string& variant_name,
+                                             const PlanOptions& options) {
+  PlannedSchedule ps;
+  CHRONOS_ASSIGN_OR_RETURN(ps.variant, ParseVariant(variant_name, spec.memory()));
+  const std::string& kind = ps.variant.kind;
+  const bool same_kind = kind == spec.schedule().kind();
+  int v = same_kind && spec.parallel().chunks_per_device() > 0
+              ? spec.parallel().chunks_per_device()
+              : DefaultChunksPerDevice(kind);
+  const int p = std::max(1, spec.parallel().pipeline());
+  const int m = spec.training().microbatches() > 0 ? spec.training().microbatches() : p;
+  const ModelShape shape = ModelShapeFromSpec(spec, profile);
+  std::vector<int> explicit_layout;
+  if (same_kind) {
+    explicit_layout.assign(spec.parallel().layers_per_chunk().begin(),
+                           spec.parallel().layers_per_chunk().end());
+  }
+  CHRONOS_ASSIGN_OR_RETURN(std::vector<int> layers,
+                           PartitionLayers(shape, p * v, explicit_layout));
+  ps.costs = std::make_unique<CostModel>(shape, profile, layers);
+  ps.budget_bytes = options.hbm_budget_bytes > 0 ? options.hbm_budget_bytes
+                    : spec.memory().hbm_budget_bytes() > 0 ? spec.memory().hbm_budget_bytes()
+                                                           : DefaultHbmBudget(profile);
+  ShapeSpec shape_spec;
+  shape_spec.kind = kind;
+  shape_spec.num_devices = p;
+  shape_spec.chunks_per_device = v;
+  shape_spec.num_microbatches = m;
+  shape_spec.inflight_cap = spec.schedule().inflight_cap();
+  shape_spec.chunk_layers = layers;
+  shape_spec.costs.forward = ps.costs->ForwardSeconds();
+  shape_spec.costs.backward_input = ps.costs->BackwardInputSeconds();
+  shape_spec.costs.backward_weight = ps.costs->BackwardWeightSeconds();
+  shape_spec.costs.p2p_seconds = ps.costs->P2PSeconds(shape.ActivationMessageBytes());
+  const int dp = std::max(1, spec.parallel().data());
+
+  std::unique_ptr<Attempt> best;
+  std::vector<v1::PlanDecision> best_decisions;
+  for (const BlockTuning& tuning : BlockCandidates(kind)) {
+    shape_spec.block = tuning;
+    CHRONOS_ASSIGN_OR_RETURN(Schedule base, GenerateSchedule(shape_spec));
+    auto a = std::make_unique<Attempt>();
+    a->base = std::move(base);
+    PolicyPlanner planner(*ps.costs, ps.variant.memory, ps.budget_bytes, dp,
+                          options.include_decisions);
+    CHRONOS_RETURN_IF_ERROR(planner.Plan(a.get()));
+    a->decisions = std::move(planner.decisions_);
+    auto peak = [](const Attempt& x) {
+      int64_t w = 0;
+      for (const auto& dr : x.sim.devices) w = std::max(w, dr.peak_bytes);
+      return w;
+    };
+    const bool better =
+        !best || (a->fits && !best->fits) ||
+        (a->fits == best->fits &&
+         (a->fits ? a->sim.iteration_seconds < best->sim.iteration_seconds * (1 - 1e-9)
+                  : peak(*a) < peak(*best)));
+    if (better) best = std::move(a);
+  }
+  CHRONOS_RETURN_IF_ERROR(ValidateSchedule(best->final));
+  ps.schedule = best->final;
+  ps.schedule.optimizer_offload = std::any_of(best->optimizer_offload.begin(),
+                                              best->optimizer_offload.end(),
+                                              [](double f) { return f > 0; });
+  ps.policy = best->policy;
+  ps.optimizer_offload = best->optimizer_offload;
+  ps.fits = best->fits;
+  FillReport(spec, ps, *best, &ps.report);
+  ps.sim = std::move(best->sim);
+  return ps;
+}
+
+absl::StatusOr<int> MaxLayers(const v1::JobSpec& spec, const v1::DeviceProfile& profile,
+                              const std::string& variant, const PlanOptions& options,
+                              PlannedSchedule* at_max) {
+  CHRONOS_ASSIGN_OR_RETURN(ScheduleVariant v, ParseVariant(variant, spec.memory()));
+  const bool same_kind = v.kind == spec.schedule().kind();
+  const int chunks = std::max(1, spec.parallel().pipeline()) *
+                     (same_kind && spec.parallel().chunks_per_device() > 0
+                          ? spec.parallel().chunks_per_device()
+                          : DefaultChunksPerDevice(v.kind));
+  v1::JobSpec probe = spec;
+  probe.mutable_parallel()->clear_layers_per_chunk();
+  // Fitting is monotone in the layer count; MFU is not (small models pay
+  // for the embedding and head), so find the largest size that fits first,
+  // then walk down to the largest one that also meets the MFU floor.
+  auto plan = [&](int layers) -> absl::StatusOr<PlannedSchedule> {
+    probe.mutable_model()->set_layers(layers);
+    return PlanSchedule(probe, profile, variant, options);
+  };
+  auto fits = [&](int layers) -> absl::StatusOr<bool> {
+    CHRONOS_ASSIGN_OR_RETURN(PlannedSchedule ps, plan(layers));
+    return ps.fits;
+  };
+  CHRONOS_ASSIGN_OR_RETURN(bool any, fits(chunks));
+  if (!any) return 0;
+  int lo = chunks, hi = chunks * 2;
+  while (true) {
+    CHRONOS_ASSIGN_OR_RETURN(bool ok, fits(hi));
+    if (!ok) break;
+    lo = hi;
+    if (hi > (1 << 20)) break;
+    hi *= 2;
+  }
+  while (hi - lo > 1) {
+    const int mid = lo + (hi - lo) / 2;
+    CHRONOS_ASSIGN_OR_RETURN(bool ok, fits(mid));
+    (ok ? lo : hi) = mid;
+  }
+  int best = lo;
+  if (options.min_mfu > 0) {
+    auto meets = [&](int layers) -> absl::StatusOr<bool> {
+      CHRONOS_ASSIGN_OR_RETURN(PlannedSchedule ps, plan(layers));
+      return ps.fits && ps.report.mfu() >= options.min_mfu;
+    };
+    const int step = std::max(1, lo / 32);
+    int good = 0, bad = lo + 1;
+    for (int l = lo; l >= chunks; l -= step) {
+      CHRONOS_ASSIGN_OR_RETURN(bool ok, meets(l));
+      if (ok) {
+        good = l;
+        break;
+      }
+      bad = l;
+    }
+    if (good == 0) return 0;
+    while (bad - good > 1) {
+      const int mid = good + (bad - good) / 2;
+      CHRONOS_ASSIGN_OR_RETURN(bool ok, meets(mid));
+      (ok ? good : bad) = mid;
+    }
+    best = good;
+  }
+  if (at_max != nullptr) {
+    CHRONOS_ASSIGN_OR_RETURN(*at_max, plan(best));
+  }
+  return best;
+}
+
+absl::StatusOr<v1::PlanReport> BuildPlanReport(const v1::JobSpec& spec,
+                                               const std::vector<std::string>& variants,
+                                               bool max_layers, const PlanOptions& options) {
+  CHRONOS_ASSIGN_OR_RETURN(v1::DeviceProfile profile, ResolveDeviceProfile(spec.device()));
+  v1::PlanReport report;
+  report.set_profile(profile.name());
+  std::vector<std::string> names = variants;
+  if (names.empty()) names = ScheduleKinds();
+  for (const std::string& name : names) {
+    absl::StatusOr<PlannedSchedule> ps = PlanSchedule(spec, profile, name, options);
+    v1::SchedulePlan* row = report.add_plans();
+    if (!ps.ok()) {
+      if (ps.status().code() != absl::StatusCode::kInvalidArgument) return ps.status();
+      row->set_schedule(name);
+      row->set_error(std::string(ps.status().message()));
+      continue;
+    }
+    *row = ps->report;
+    report.set_hbm_budget_bytes(ps->budget_bytes);
+    if (max_layers) {
+      PlannedSchedule at;
+      CHRONOS_ASSIGN_OR_RETURN(int n, MaxLayers(spec, profile, name, options, &at));
+      if (n > 0) {
+        *row = at.report;  // the plan at the largest size that fits
+      }
+      row->set_max_layers(n);
+    }
+  }
+  return report;
+}
+
+}  // namespace chronos

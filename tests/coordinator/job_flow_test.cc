@@ -1,0 +1,595 @@
+// The control flow end to end over real gRPC with fake workers: submit ->
+// assignments -> progress -> SUCCEEDED, watch, validation, cancel, live
+// policy updates, faults and heartbeat loss, shutdown with open streams.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/coordinator/coordinator_harness.h"
+
+namespace chronos::coordinator::testing {
+namespace {
+
+using Workers = std::vector<std::unique_ptr<FakeWorker>>;
+
+Workers StartWorkers(Harness& h, int n, const std::string& prefix = "pod") {
+  Workers workers;
+  for (int i = 0; i < n; ++i) {
+    auto w = std::make_unique<FakeWorker>(h.channel(), absl::StrCat(prefix, "-", i),
+                                          h.token());
+    EXPECT_TRUE(w->Register().ok());
+    EXPECT_TRUE(w->Attach().ok());
+    workers.push_back(std::move(w));
+  }
+  return workers;
+}
+
+// Each worker's next command, which must be an assignment.
+std::vector<v1::Assignment> TakeAssignments(Workers& workers) {
+  std::vector<v1::Assignment> out;
+  for (auto& w : workers) {
+    absl::StatusOr<v1::WorkerCommand> cmd = w->Next();
+    EXPECT_TRUE(cmd.ok()) << cmd.status();
+    EXPECT_TRUE(cmd.ok() && cmd->has_assign()) << (cmd.ok() ? cmd->DebugString() : "");
+    out.push_back(cmd.ok() ? cmd->assign() : v1::Assignment());
+  }
+  return out;
+}
+
+// All workers report `iteration`.
+void ReportAll(Workers& w, const std::vector<v1::Assignment>& a, int64_t iteration,
+               bool finished = false, int64_t generation = 0, int64_t checkpoint = 0) {
+  for (size_t i = 0; i < w.size(); ++i) {
+    absl::StatusOr<v1::ProgressAck> ack =
+        w[i]->Progress(a[i], iteration, finished, generation, checkpoint);
+    ASSERT_TRUE(ack.ok()) << ack.status();
+    EXPECT_FALSE(ack->stop());
+  }
+}
+
+bool HasEvent(const v1::Job& job, const std::string& type) {
+  return std::any_of(job.events().begin(), job.events().end(),
+                     [&](const v1::JobEvent& e) { return e.type() == type; });
+}
+
+const v1::JobEvent* FindEvent(const v1::Job& job, const std::string& type) {
+  for (const v1::JobEvent& e : job.events()) {
+    if (e.type() == type) return &e;
+  }
+  return nullptr;
+}
+
+class JobFlowTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(h_.Start().ok()); }
+  Harness h_{Harness::Config()};
+};
+
+TEST_F(JobFlowTest, SubmitAssignsStagesRunsAndSucceeds) {
+  Workers w = StartWorkers(h_, 2);
+  absl::StatusOr<v1::Job> job = h_.Submit(TinySpec("tiny"));
+  ASSERT_TRUE(job.ok()) << job.status();
+  // Enough idle attached workers: admitted at once.
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(job->metadata().generation(), 1);
+  EXPECT_FALSE(job->metadata().uid().empty());
+  EXPECT_EQ(job->status().attempt(), 1);
+  ASSERT_EQ(job->status().assignments_size(), 2);
+
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+  std::set<int> devices;
+  for (const v1::Assignment& x : a) {
+    devices.insert(x.device());
+    EXPECT_EQ(x.job(), "tiny");
+    EXPECT_EQ(x.attempt(), 1);
+    EXPECT_EQ(x.num_devices(), 2);
+    EXPECT_EQ(x.data_parallel(), 1);
+    EXPECT_EQ(x.store_prefix(), "jobs/tiny/attempt-1/");
+    EXPECT_EQ(x.resume_iteration(), 0);
+    EXPECT_EQ(x.policy_generation(), 1);
+    EXPECT_EQ(x.spec().name(), "tiny");
+    // Only this device's action list travels, with the shared metadata.
+    ASSERT_EQ(x.schedule().devices_size(), 1);
+    EXPECT_EQ(x.schedule().devices(0).device(), x.device());
+    EXPECT_GT(x.schedule().devices(0).actions_size(), 0);
+    EXPECT_EQ(x.schedule().num_devices(), 2);
+  }
+  EXPECT_EQ(devices, (std::set<int>{0, 1}));
+
+  // Transport rendezvous through the store, scoped to the attempt.
+  {
+    v1::StoreSetRequest set;
+    set.set_key(a[0].store_prefix() + "rank0/addr");
+    set.set_value("10.0.0.1:29500");
+    v1::StoreSetResponse set_resp;
+    auto ctx = w[0]->Context();
+    ASSERT_TRUE(w[0]->stub()->StoreSet(ctx.get(), set, &set_resp).ok());
+    v1::StoreGetRequest get;
+    get.set_key(set.key());
+    get.set_timeout_ms(10000);
+    v1::StoreGetResponse get_resp;
+    auto ctx2 = w[1]->Context();
+    ASSERT_TRUE(w[1]->stub()->StoreGet(ctx2.get(), get, &get_resp).ok());
+    EXPECT_EQ(get_resp.value(), "10.0.0.1:29500");
+  }
+
+  ReportAll(w, a, 1);
+  ReportAll(w, a, 2, false, 0, /*checkpoint=*/2);
+  absl::StatusOr<v1::Job> mid = h_.Get("tiny");
+  ASSERT_TRUE(mid.ok());
+  EXPECT_EQ(mid->status().state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(mid->status().iteration(), 2);
+  EXPECT_EQ(mid->status().checkpoint_iteration(), 2);
+  ReportAll(w, a, 3, /*finished=*/true);
+
+  absl::StatusOr<v1::Job> done = h_.Get("tiny", /*history=*/true);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->status().state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(done->status().iteration(), 3);
+  EXPECT_DOUBLE_EQ(done->status().loss(), 2.0);  // from the last stage
+  EXPECT_DOUBLE_EQ(done->status().tokens_per_second(), 2000.0);
+  EXPECT_TRUE(done->status().has_completion_time());
+  ASSERT_EQ(done->iterations_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    const v1::IterationRecord& r = done->iterations(i);
+    EXPECT_EQ(r.iteration(), i + 1);
+    EXPECT_EQ(r.attempt(), 1);
+    ASSERT_EQ(r.devices_size(), 2);
+    EXPECT_EQ(r.devices(1).device(), 1);
+    EXPECT_EQ(r.devices(1).peak_activation_bytes(), 1001);
+  }
+  for (const char* type : {"Submitted", "Admitted", "Running", "Checkpointed", "Succeeded"}) {
+    EXPECT_TRUE(HasEvent(*done, type)) << type;
+  }
+  bool succeeded_condition = false;
+  for (const v1::Condition& c : done->status().conditions()) {
+    if (c.type() == "Succeeded") succeeded_condition = c.status();
+    if (c.type() == "Running") EXPECT_FALSE(c.status());
+  }
+  EXPECT_TRUE(succeeded_condition);
+
+  // Workers are free again, and the attempt's store scope is gone.
+  absl::StatusOr<v1::ListWorkersResponse> workers = h_.Workers();
+  ASSERT_TRUE(workers.ok());
+  for (const v1::WorkerStatus& s : workers->workers()) {
+    EXPECT_EQ(s.state(), v1::WORKER_STATE_IDLE) << s.worker_id();
+    EXPECT_TRUE(s.attached());
+  }
+  v1::StoreSetRequest late;
+  late.set_key(a[0].store_prefix() + "late");
+  v1::StoreSetResponse late_resp;
+  auto ctx = w[0]->Context();
+  EXPECT_EQ(w[0]->stub()->StoreSet(ctx.get(), late, &late_resp).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  // A late report from the finished attempt is told to stop.
+  absl::StatusOr<v1::ProgressAck> ack = w[0]->Progress(a[0], 4);
+  ASSERT_TRUE(ack.ok());
+  EXPECT_TRUE(ack->stop());
+}
+
+TEST_F(JobFlowTest, WatchReplaysHistoryThenFollowsLiveUntilTerminal) {
+  Workers w = StartWorkers(h_, 2);
+  ASSERT_TRUE(h_.Submit(TinySpec("watched")).ok());
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+
+  absl::Mutex mu;
+  std::vector<v1::JobUpdate> updates;
+  grpc::Status watch_status;
+  bool watch_done = false;
+  grpc::ClientContext watch_ctx;
+  std::thread watcher([&] {
+    v1::WatchJobRequest req;
+    req.set_name("watched");
+    auto reader = h_.control()->WatchJob(&watch_ctx, req);
+    v1::JobUpdate u;
+    while (reader->Read(&u)) {
+      absl::MutexLock lock(&mu);
+      updates.push_back(u);
+    }
+    grpc::Status s = reader->Finish();
+    absl::MutexLock lock(&mu);
+    watch_status = s;
+    watch_done = true;
+  });
+  auto saw_iteration = [&](int64_t it) {
+    return [&, it] {
+      return std::any_of(updates.begin(), updates.end(), [&](const v1::JobUpdate& u) {
+        return u.has_iteration() && u.iteration().iteration() == it;
+      });
+    };
+  };
+  ReportAll(w, a, 1);
+  {
+    absl::MutexLock lock(&mu);
+    auto cond = saw_iteration(1);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&cond), kWait));
+  }
+  ReportAll(w, a, 2);
+  ReportAll(w, a, 3, true);
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&watch_done), kWait));
+  }
+  watcher.join();
+  EXPECT_TRUE(watch_status.ok()) << watch_status.error_message();
+  // Sequences never go back; history items are unique; the last update is
+  // the terminal snapshot.
+  int64_t last = 0;
+  std::set<int64_t> seen;
+  int iterations = 0;
+  for (const v1::JobUpdate& u : updates) {
+    EXPECT_GE(u.sequence(), last);
+    last = u.sequence();
+    if (u.has_event() || u.has_iteration()) {
+      EXPECT_TRUE(seen.insert(u.sequence()).second) << u.sequence();
+    }
+    if (u.has_iteration()) ++iterations;
+  }
+  EXPECT_EQ(iterations, 3);
+  ASSERT_FALSE(updates.empty());
+  ASSERT_TRUE(updates.back().has_job());
+  EXPECT_EQ(updates.back().job().status().state(), v1::JOB_STATE_SUCCEEDED);
+
+  // A second watch from the middle replays only what came after.
+  grpc::ClientContext ctx;
+  v1::WatchJobRequest req;
+  req.set_name("watched");
+  req.set_since_sequence(*seen.rbegin() - 1);
+  auto reader = h_.control()->WatchJob(&ctx, req);
+  v1::JobUpdate u;
+  std::vector<v1::JobUpdate> tail;
+  while (reader->Read(&u)) tail.push_back(u);
+  EXPECT_TRUE(reader->Finish().ok());
+  ASSERT_EQ(tail.size(), 2u);  // the last history item, then the snapshot
+  EXPECT_EQ(tail[0].sequence(), *seen.rbegin());
+  EXPECT_TRUE(tail[1].has_job());
+}
+
+TEST_F(JobFlowTest, InvalidSpecsAreRejectedNamingTheFieldBeforeAnyWorkerHearsOfThem) {
+  Workers w = StartWorkers(h_, 2);
+  struct Case {
+    std::string field;
+    std::function<void(v1::JobSpec*)> mutate;
+  };
+  const std::vector<Case> cases = {
+      {"model.layers", [](v1::JobSpec* s) { s->mutable_model()->set_layers(0); }},
+      {"model.hidden", [](v1::JobSpec* s) { s->mutable_model()->set_hidden(66); }},
+      {"training.microbatches",
+       [](v1::JobSpec* s) { s->mutable_training()->set_microbatches(1); }},
+      {"schedule.kind", [](v1::JobSpec* s) { s->mutable_schedule()->set_kind("bogus"); }},
+      {"memory.hbm_budget",
+       [](v1::JobSpec* s) { s->mutable_memory()->set_hbm_budget_bytes(64 << 10); }},
+      {"name", [](v1::JobSpec* s) { s->set_name("Not_A_DNS_Label"); }},
+  };
+  for (const Case& c : cases) {
+    v1::JobSpec spec = TinySpec("bad");
+    c.mutate(&spec);
+    absl::StatusOr<v1::Job> job = h_.Submit(spec);
+    EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument) << c.field;
+    EXPECT_NE(job.status().message().find(c.field), std::string::npos)
+        << c.field << ": " << job.status();
+  }
+  {
+    v1::SubmitJobRequest req;  // no spec at all
+    v1::Job job;
+    auto ctx = h_.Context();
+    grpc::Status s = h_.control()->SubmitJob(ctx.get(), req, &job);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("spec"), std::string::npos);
+  }
+  // Nothing was stored...
+  v1::ListJobsResponse list;
+  auto ctx = h_.Context();
+  ASSERT_TRUE(h_.control()->ListJobs(ctx.get(), v1::ListJobsRequest(), &list).ok());
+  EXPECT_EQ(list.jobs_size(), 0);
+  // ...and nothing was pushed: the first command each worker gets is the
+  // assignment of the next valid job (commands arrive in order).
+  ASSERT_TRUE(h_.Submit(TinySpec("good")).ok());
+  for (const v1::Assignment& a : TakeAssignments(w)) EXPECT_EQ(a.job(), "good");
+}
+
+TEST_F(JobFlowTest, UnknownJobsAreNotFound) {
+  EXPECT_EQ(h_.Get("ghost").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(h_.Get("ghost").status().message().find("ghost"), std::string::npos);
+  EXPECT_EQ(h_.Cancel("ghost").status().code(), absl::StatusCode::kNotFound);
+  {
+    v1::UpdatePolicyRequest req;
+    req.set_name("ghost");
+    req.set_offload_ratio(0.5);
+    v1::Job job;
+    auto ctx = h_.Context();
+    EXPECT_EQ(h_.control()->UpdatePolicy(ctx.get(), req, &job).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    v1::GetScheduleRequest req;
+    req.set_name("ghost");
+    v1::GetScheduleResponse resp;
+    auto ctx = h_.Context();
+    EXPECT_EQ(h_.control()->GetSchedule(ctx.get(), req, &resp).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    v1::DeleteJobRequest req;
+    req.set_name("ghost");
+    v1::Job job;
+    auto ctx = h_.Context();
+    EXPECT_EQ(h_.control()->DeleteJob(ctx.get(), req, &job).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    v1::WatchJobRequest req;
+    req.set_name("ghost");
+    auto ctx = h_.Context();
+    auto reader = h_.control()->WatchJob(ctx.get(), req);
+    v1::JobUpdate u;
+    EXPECT_FALSE(reader->Read(&u));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+}
+
+TEST_F(JobFlowTest, SubmitIsIdempotentByRequestIdAndByNameWithTheSameSpec) {
+  absl::StatusOr<v1::Job> first = h_.Submit(TinySpec("idem"), "req-1");
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->status().state(), v1::JOB_STATE_PENDING);  // no workers
+  // Same request id: the same job, whatever the body says.
+  v1::JobSpec other = TinySpec("idem");
+  other.mutable_training()->set_iterations(99);
+  absl::StatusOr<v1::Job> again = h_.Submit(other, "req-1");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->metadata().uid(), first->metadata().uid());
+  // Same name, same spec: the same job.
+  absl::StatusOr<v1::Job> same = h_.Submit(TinySpec("idem"));
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->metadata().uid(), first->metadata().uid());
+  // Same name, different spec: a conflict.
+  absl::StatusOr<v1::Job> conflict = h_.Submit(other, "req-2");
+  EXPECT_EQ(conflict.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(conflict.status().message().find("idem"), std::string::npos);
+}
+
+TEST_F(JobFlowTest, CancelStopsWorkersAndFreesThem) {
+  Workers w = StartWorkers(h_, 2);
+  ASSERT_TRUE(h_.Submit(TinySpec("doomed")).ok());
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+  ReportAll(w, a, 1);
+  absl::StatusOr<v1::Job> cancelled = h_.Cancel("doomed");
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->status().state(), v1::JOB_STATE_CANCELLED);
+  for (auto& worker : w) {
+    absl::StatusOr<v1::WorkerCommand> cmd = worker->Next();
+    ASSERT_TRUE(cmd.ok()) << cmd.status();
+    ASSERT_TRUE(cmd->has_stop());
+    EXPECT_EQ(cmd->stop().job(), "doomed");
+    EXPECT_EQ(cmd->stop().attempt(), 1);
+  }
+  absl::StatusOr<v1::ProgressAck> ack = w[0]->Progress(a[0], 2);
+  ASSERT_TRUE(ack.ok());
+  EXPECT_TRUE(ack->stop());
+  // Idempotent.
+  EXPECT_EQ(h_.Cancel("doomed")->status().state(), v1::JOB_STATE_CANCELLED);
+  // The freed workers take the next job.
+  ASSERT_TRUE(h_.Submit(TinySpec("next")).ok());
+  for (const v1::Assignment& x : TakeAssignments(w)) EXPECT_EQ(x.job(), "next");
+  // A pending job cancels at once; finished jobs can be deleted, running
+  // ones cannot.
+  ASSERT_TRUE(h_.Submit(TinySpec("waiting")).ok());
+  EXPECT_EQ(h_.Cancel("waiting")->status().state(), v1::JOB_STATE_CANCELLED);
+  v1::DeleteJobRequest del;
+  del.set_name("next");
+  v1::Job deleted;
+  auto ctx = h_.Context();
+  EXPECT_EQ(h_.control()->DeleteJob(ctx.get(), del, &deleted).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  del.set_name("doomed");
+  auto ctx2 = h_.Context();
+  ASSERT_TRUE(h_.control()->DeleteJob(ctx2.get(), del, &deleted).ok());
+  EXPECT_EQ(h_.Get("doomed").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(JobFlowTest, UpdatePolicyPushesNewActionListsAndRecordsWhenApplied) {
+  Workers w = StartWorkers(h_, 2);
+  ASSERT_TRUE(h_.Submit(TinySpec("live")).ok());
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+  ReportAll(w, a, 1);
+
+  v1::UpdatePolicyRequest req;
+  req.set_name("live");
+  req.set_offload_ratio(0.5);
+  req.set_expected_generation(1);
+  v1::Job updated;
+  auto ctx = h_.Context();
+  grpc::Status s = h_.control()->UpdatePolicy(ctx.get(), req, &updated);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(updated.metadata().generation(), 2);
+  EXPECT_EQ(updated.status().observed_generation(), 1);  // not applied yet
+  EXPECT_DOUBLE_EQ(updated.spec().memory().offload_ratio(), 0.5);
+
+  for (size_t i = 0; i < w.size(); ++i) {
+    absl::StatusOr<v1::WorkerCommand> cmd = w[i]->Next();
+    ASSERT_TRUE(cmd.ok()) << cmd.status();
+    ASSERT_TRUE(cmd->has_policy()) << cmd->DebugString();
+    EXPECT_EQ(cmd->policy().generation(), 2);
+    EXPECT_EQ(cmd->policy().attempt(), 1);
+    EXPECT_DOUBLE_EQ(cmd->policy().offload_ratio(), 0.5);
+    ASSERT_EQ(cmd->policy().schedule().devices_size(), 1);
+    EXPECT_EQ(cmd->policy().schedule().devices(0).device(), a[i].device());
+  }
+
+  // A stale expected generation and an out-of-range ratio are refused.
+  req.set_expected_generation(1);
+  auto ctx2 = h_.Context();
+  EXPECT_EQ(h_.control()->UpdatePolicy(ctx2.get(), req, &updated).error_code(),
+            grpc::StatusCode::ABORTED);
+  req.set_expected_generation(0);
+  req.set_offload_ratio(1.5);
+  auto ctx3 = h_.Context();
+  s = h_.control()->UpdatePolicy(ctx3.get(), req, &updated);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("offload_ratio"), std::string::npos);
+
+  // Iteration 2 still ran the old policy on one device: not applied.
+  w[0]->Progress(a[0], 2, false, 2).IgnoreError();
+  w[1]->Progress(a[1], 2, false, 1).IgnoreError();
+  EXPECT_EQ(h_.Get("live")->status().observed_generation(), 1);
+  // Iteration 3 ran it everywhere.
+  ReportAll(w, a, 3, false, 2);
+  absl::StatusOr<v1::Job> job = h_.Get("live", true);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->status().observed_generation(), 2);
+  EXPECT_EQ(job->status().policy().generation(), 2);
+  EXPECT_DOUBLE_EQ(job->status().policy().offload_ratio(), 0.5);
+  const v1::JobEvent* applied = FindEvent(*job, "PolicyApplied");
+  ASSERT_NE(applied, nullptr);
+  EXPECT_NE(applied->message().find("iteration 3"), std::string::npos)
+      << applied->message();
+  EXPECT_TRUE(HasEvent(*job, "PolicyUpdated"));
+  EXPECT_NE(h_.coordinator()->metrics()->Render().find(
+                "chronos_coordinator_policy_updates_total 1"),
+            std::string::npos);
+}
+
+TEST_F(JobFlowTest, MissedHeartbeatsFailTheJobAndStopTheOtherStages) {
+  Workers w = StartWorkers(h_, 2);
+  ASSERT_TRUE(h_.Submit(TinySpec("fragile")).ok());
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+  h_.clock()->Advance(absl::Seconds(10));
+  // Only worker 1 keeps heartbeating.
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id(w[1]->id());
+  v1::HeartbeatResponse hb_resp;
+  auto ctx = w[1]->Context();
+  ASSERT_TRUE(w[1]->stub()->Heartbeat(ctx.get(), hb, &hb_resp).ok());
+  EXPECT_TRUE(hb_resp.known());
+  h_.clock()->Advance(absl::Seconds(6));  // worker 0: 16 s > 3 x 5 s
+  h_.coordinator()->RunMaintenance();
+
+  absl::StatusOr<v1::Job> job = h_.Get("fragile");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(job->status().message().find(w[0]->id()), std::string::npos)
+      << job->status().message();
+  EXPECT_NE(job->status().message().find("heartbeat"), std::string::npos);
+  absl::StatusOr<v1::WorkerCommand> stop = w[1]->Next();
+  ASSERT_TRUE(stop.ok());
+  EXPECT_TRUE(stop->has_stop());
+  // The dead worker's stream was closed and it must register again.
+  absl::StatusOr<grpc::Status> end = w[0]->WaitStreamEnd();
+  ASSERT_TRUE(end.ok());
+  EXPECT_EQ(end->error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  v1::HeartbeatRequest dead_hb;
+  dead_hb.set_worker_id(w[0]->id());
+  auto ctx2 = w[0]->Context();
+  ASSERT_TRUE(w[0]->stub()->Heartbeat(ctx2.get(), dead_hb, &hb_resp).ok());
+  EXPECT_FALSE(hb_resp.known());
+  std::map<std::string, v1::WorkerState> states;
+  for (const v1::WorkerStatus& s : h_.Workers()->workers()) states[s.worker_id()] = s.state();
+  EXPECT_EQ(states[w[0]->id()], v1::WORKER_STATE_DEAD);
+  EXPECT_EQ(states[w[1]->id()], v1::WORKER_STATE_IDLE);
+  const std::string metrics = h_.coordinator()->metrics()->Render();
+  EXPECT_NE(metrics.find("chronos_coordinator_workers{state=\"dead\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find("chronos_coordinator_jobs{state=\"failed\"} 1"), std::string::npos);
+}
+
+TEST_F(JobFlowTest, ReportedFaultFailsTheJobAtOnce) {
+  Workers w = StartWorkers(h_, 2);
+  ASSERT_TRUE(h_.Submit(TinySpec("oom")).ok());
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+  v1::FaultReport fault;
+  fault.set_worker_id(w[1]->id());
+  fault.set_job("oom");
+  fault.set_attempt(a[1].attempt());
+  fault.set_kind(v1::FAULT_OUT_OF_MEMORY);
+  fault.set_message("CUDA out of memory");
+  fault.set_iteration(1);
+  v1::FaultAck ack;
+  auto ctx = w[1]->Context();
+  ASSERT_TRUE(w[1]->stub()->ReportFault(ctx.get(), fault, &ack).ok());
+  absl::StatusOr<v1::Job> job = h_.Get("oom");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_FAILED);
+  EXPECT_NE(job->status().message().find("FAULT_OUT_OF_MEMORY"), std::string::npos);
+  EXPECT_TRUE(w[0]->Next()->has_stop());
+  EXPECT_TRUE(w[1]->Next()->has_stop());
+}
+
+TEST_F(JobFlowTest, DataParallelReplicasGetRanksAndThroughputAddsUp) {
+  Workers w = StartWorkers(h_, 4);
+  ASSERT_TRUE(h_.Submit(TinySpec("dp", /*pipeline=*/2, /*data=*/2)).ok());
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+  std::set<std::pair<int, int>> stages;
+  for (const v1::Assignment& x : a) stages.insert({x.data_rank(), x.device()});
+  EXPECT_EQ(stages.size(), 4u);
+  ReportAll(w, a, 1);
+  absl::StatusOr<v1::Job> job = h_.Get("dp");
+  ASSERT_TRUE(job.ok());
+  EXPECT_DOUBLE_EQ(job->status().tokens_per_second(), 4000.0);
+  EXPECT_EQ(job->status().devices_size(), 4);
+}
+
+TEST_F(JobFlowTest, JobsWaitForEnoughWorkersFirstComeFirstServed) {
+  Workers w = StartWorkers(h_, 1);
+  ASSERT_EQ(h_.Submit(TinySpec("big"))->status().state(), v1::JOB_STATE_PENDING);
+  Workers more = StartWorkers(h_, 1, "late");
+  // The second worker's attach admits the waiting job.
+  EXPECT_EQ(h_.Get("big")->status().state(), v1::JOB_STATE_RUNNING);
+  EXPECT_TRUE(w[0]->Next()->has_assign());
+  EXPECT_TRUE(more[0]->Next()->has_assign());
+}
+
+TEST_F(JobFlowTest, GetScheduleAndPlanJobServeThePlanner) {
+  Workers w = StartWorkers(h_, 2);
+  ASSERT_TRUE(h_.Submit(TinySpec("planned")).ok());
+  v1::GetScheduleRequest req;
+  req.set_name("planned");
+  v1::GetScheduleResponse resp;
+  auto ctx = h_.Context();
+  ASSERT_TRUE(h_.control()->GetSchedule(ctx.get(), req, &resp).ok());
+  EXPECT_EQ(resp.schedule().devices_size(), 2);
+  EXPECT_EQ(resp.schedule().kind(), "1f1b");
+  EXPECT_TRUE(resp.plan().fits());
+
+  v1::PlanJobRequest plan;
+  *plan.mutable_spec() = TinySpec("whatif");
+  plan.add_schedules("1f1b");
+  plan.add_schedules("gpipe");
+  v1::PlanReport report;
+  auto ctx2 = h_.Context();
+  grpc::Status s = h_.control()->PlanJob(ctx2.get(), plan, &report);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(report.plans_size(), 2);
+  plan.mutable_spec()->mutable_model()->set_layers(0);
+  auto ctx3 = h_.Context();
+  s = h_.control()->PlanJob(ctx3.get(), plan, &report);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("model.layers"), std::string::npos);
+}
+
+TEST_F(JobFlowTest, ShutdownEndsOpenStreamsPromptly) {
+  Workers w = StartWorkers(h_, 1);
+  ASSERT_TRUE(h_.Submit(TinySpec("forever")).ok());  // pending: needs 2
+  grpc::ClientContext watch_ctx;
+  v1::WatchJobRequest req;
+  req.set_name("forever");
+  auto reader = h_.control()->WatchJob(&watch_ctx, req);
+  v1::JobUpdate u;
+  ASSERT_TRUE(reader->Read(&u));  // the stream is live
+  const absl::Time start = absl::Now();
+  h_.Stop(/*grace=*/absl::Seconds(30));
+  // Far less than the grace period: streams end on their own.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  while (reader->Read(&u)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  absl::StatusOr<grpc::Status> end = w[0]->WaitStreamEnd();
+  ASSERT_TRUE(end.ok());
+  EXPECT_EQ(end->error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace chronos::coordinator::testing

@@ -1,0 +1,149 @@
+// Both JobStore implementations against the same contract, and the SQLite
+// one across reopening.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/in_memory_job_store.h"
+#include "coordinator/sqlite_job_store.h"
+
+namespace chronos::coordinator {
+namespace {
+
+std::string TempDir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   absl::StrCat("chronos_store_", ::getpid(), "_", name);
+  std::filesystem::remove_all(dir);
+  return dir.string();
+}
+
+JobWrite Write(const std::string& name, int64_t rv, v1::JobState state,
+               std::vector<int64_t> event_seqs, std::vector<int64_t> iteration_seqs) {
+  JobWrite w;
+  w.job.mutable_metadata()->set_name(name);
+  w.job.mutable_metadata()->set_uid("uid-" + name);
+  w.job.mutable_metadata()->set_resource_version(absl::StrCat(rv));
+  w.job.mutable_spec()->set_name(name);
+  w.job.mutable_status()->set_state(state);
+  w.resource_version = rv;
+  for (int64_t s : event_seqs) {
+    v1::JobEvent e;
+    e.set_sequence(s);
+    e.set_type(absl::StrCat("E", s));
+    w.events.push_back(e);
+  }
+  for (int64_t s : iteration_seqs) {
+    v1::IterationRecord r;
+    r.set_sequence(s);
+    r.set_iteration(s * 10);
+    w.iterations.push_back(r);
+  }
+  return w;
+}
+
+class JobStoreContractTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "memory") {
+      store_ = std::make_unique<InMemoryJobStore>();
+    } else {
+      auto s = SqliteJobStore::OpenInDirectory(TempDir("contract"));
+      ASSERT_TRUE(s.ok()) << s.status();
+      store_ = std::move(*s);
+    }
+  }
+  std::unique_ptr<JobStore> store_;
+};
+
+TEST_P(JobStoreContractTest, CreateUpdateAndReadHistoryInOrder) {
+  ASSERT_TRUE(store_->Create(Write("a", 1, v1::JOB_STATE_PENDING, {1}, {})).ok());
+  ASSERT_TRUE(store_->Create(Write("b", 2, v1::JOB_STATE_PENDING, {1}, {})).ok());
+  EXPECT_EQ(store_->Create(Write("a", 3, v1::JOB_STATE_PENDING, {}, {})).code(),
+            absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(store_->Update(Write("a", 4, v1::JOB_STATE_RUNNING, {2, 4}, {3, 5})).ok());
+  EXPECT_EQ(store_->Update(Write("zz", 5, v1::JOB_STATE_RUNNING, {}, {})).code(),
+            absl::StatusCode::kNotFound);
+  // A repeated sequence fails the whole write.
+  EXPECT_EQ(store_->Update(Write("a", 6, v1::JOB_STATE_FAILED, {6}, {5})).code(),
+            absl::StatusCode::kAlreadyExists);
+
+  absl::StatusOr<StoreSnapshot> snap = store_->Load();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(snap->jobs.size(), 2u);
+  EXPECT_EQ(snap->jobs[0].job.metadata().name(), "a");
+  EXPECT_EQ(snap->jobs[0].job.status().state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(snap->jobs[0].last_sequence, 5);
+  EXPECT_EQ(snap->jobs[1].last_sequence, 1);
+  EXPECT_EQ(snap->resource_version, 4);
+
+  auto events = store_->Events("a", 1, 0);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].sequence(), 2);
+  EXPECT_EQ((*events)[1].sequence(), 4);
+  auto its = store_->Iterations("a", 0, 1);
+  ASSERT_TRUE(its.ok());
+  ASSERT_EQ(its->size(), 1u);
+  EXPECT_EQ((*its)[0].iteration(), 30);
+  EXPECT_EQ(store_->Events("nope", 0, 0).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(JobStoreContractTest, DeleteRemovesHistoryButKeepsTheVersionCounter) {
+  ASSERT_TRUE(store_->Create(Write("a", 7, v1::JOB_STATE_SUCCEEDED, {1}, {2})).ok());
+  ASSERT_TRUE(store_->Delete("a", 8).ok());
+  EXPECT_EQ(store_->Delete("a", 9).code(), absl::StatusCode::kNotFound);
+  auto snap = store_->Load();
+  ASSERT_TRUE(snap.ok());
+  EXPECT_TRUE(snap->jobs.empty());
+  EXPECT_EQ(snap->resource_version, 8);
+  ASSERT_TRUE(store_->Create(Write("a", 9, v1::JOB_STATE_PENDING, {1}, {})).ok());
+  EXPECT_EQ(store_->Iterations("a", 0, 0)->size(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, JobStoreContractTest,
+                         ::testing::Values("memory", "sqlite"));
+
+TEST(SqliteJobStoreTest, SurvivesReopening) {
+  const std::string dir = TempDir("reopen");
+  {
+    auto s = SqliteJobStore::OpenInDirectory(dir);
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE((*s)->Create(Write("a", 1, v1::JOB_STATE_PENDING, {1}, {})).ok());
+    ASSERT_TRUE((*s)->Update(Write("a", 2, v1::JOB_STATE_RUNNING, {2}, {3})).ok());
+  }
+  auto s = SqliteJobStore::OpenInDirectory(dir);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto snap = (*s)->Load();
+  ASSERT_TRUE(snap.ok());
+  ASSERT_EQ(snap->jobs.size(), 1u);
+  EXPECT_EQ(snap->jobs[0].job.metadata().uid(), "uid-a");
+  EXPECT_EQ(snap->jobs[0].job.status().state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(snap->jobs[0].last_sequence, 3);
+  EXPECT_EQ(snap->resource_version, 2);
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(dir) / "chronos.db"));
+}
+
+TEST(SqliteJobStoreTest, RefusesAFileFromANewerSchema) {
+  const std::string dir = TempDir("newer");
+  {
+    auto s = SqliteJobStore::OpenInDirectory(dir);
+    ASSERT_TRUE(s.ok());
+  }
+  // Bump user_version behind the store's back.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((std::filesystem::path(dir) / "chronos.db").c_str(), &db),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto s = SqliteJobStore::OpenInDirectory(dir);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("schema version 99"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace chronos::coordinator

@@ -1,0 +1,100 @@
+// core/rpc: status conversion, token comparison and files, health client.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "core/rpc/auth.h"
+#include "core/rpc/credentials.h"
+#include "core/rpc/health_client.h"
+#include "core/rpc/status_convert.h"
+#include "tests/coordinator/coordinator_harness.h"
+
+namespace chronos::rpc {
+namespace {
+
+std::string TempFile(const std::string& name, const std::string& content) {
+  const std::string path =
+      (std::filesystem::temp_directory_path() /
+       absl::StrCat("chronos_rpc_test_", ::getpid(), "_", name))
+          .string();
+  std::ofstream(path, std::ios::binary) << content;
+  return path;
+}
+
+TEST(StatusConvertTest, RoundTripsEveryCanonicalCode) {
+  for (int code = 0; code <= 16; ++code) {
+    const absl::Status s(static_cast<absl::StatusCode>(code), code ? "why" : "");
+    const grpc::Status g = ToGrpcStatus(s);
+    EXPECT_EQ(static_cast<int>(g.error_code()), code);
+    EXPECT_EQ(FromGrpcStatus(g), s);
+  }
+  EXPECT_EQ(ToGrpcStatus(absl::Status(static_cast<absl::StatusCode>(42), "x"))
+                .error_code(),
+            grpc::StatusCode::UNKNOWN);
+  EXPECT_STREQ(GrpcCodeName(grpc::StatusCode::UNAUTHENTICATED), "UNAUTHENTICATED");
+}
+
+TEST(AuthTest, TokensEqualIsExact) {
+  EXPECT_TRUE(TokensEqual("s3cret", "s3cret"));
+  EXPECT_FALSE(TokensEqual("s3cre", "s3cret"));
+  EXPECT_FALSE(TokensEqual("s3crett", "s3cret"));
+  EXPECT_FALSE(TokensEqual("S3cret", "s3cret"));
+  EXPECT_FALSE(TokensEqual("", ""));  // an empty token never authenticates
+}
+
+TEST(AuthTest, HealthAndReflectionAreExempt) {
+  EXPECT_TRUE(IsAuthExempt("/grpc.health.v1.Health/Check"));
+  EXPECT_TRUE(IsAuthExempt("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"));
+  EXPECT_FALSE(IsAuthExempt("/chronos.v1.ControlService/SubmitJob"));
+  EXPECT_FALSE(IsAuthExempt("/grpc.health.v1.HealthX/Check"));
+}
+
+TEST(CredentialsTest, ReadTokenFileTrimsWhitespace) {
+  const std::string path = TempFile("token", "  abc-123\n");
+  absl::StatusOr<std::string> token = ReadTokenFile(path);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(*token, "abc-123");
+}
+
+TEST(CredentialsTest, ReadTokenFileRejectsBadFilesWithoutEchoingThem) {
+  EXPECT_EQ(ReadTokenFile("/nonexistent/token").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadTokenFile(TempFile("empty", "\n\n")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const absl::Status two_lines = ReadTokenFile(TempFile("two", "secretA\nsecretB\n")).status();
+  EXPECT_EQ(two_lines.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(two_lines.message().find("secretA"), std::string::npos);
+  EXPECT_EQ(ReadTokenFile(TempFile("big", std::string(5000, 'a'))).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CredentialsTest, TlsNeedsCertAndKeyTogether) {
+  EXPECT_TRUE(MakeServerCredentials("", "").ok());
+  EXPECT_EQ(MakeServerCredentials("cert.pem", "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MakeServerCredentials("/nonexistent/c", "/nonexistent/k").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(HealthClientTest, ReportsServingWithoutTokenAndUnavailableWhenDown) {
+  coordinator::testing::Harness::Config config;
+  config.token = "s3cret";
+  coordinator::testing::Harness h(config);
+  ASSERT_TRUE(h.Start().ok());
+  absl::StatusOr<ServingStatus> st = CheckHealth(h.channel(), "", absl::Seconds(10));
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(ServingStatusName(*st), "SERVING");
+  const std::string address = h.coordinator()->grpc_address();
+  h.Stop();
+  ChannelOptions o;
+  o.target = address;
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> ch = CreateChannel(o);
+  ASSERT_TRUE(ch.ok());
+  EXPECT_FALSE(CheckHealth(*ch, "", absl::Milliseconds(300)).ok());
+}
+
+}  // namespace
+}  // namespace chronos::rpc
