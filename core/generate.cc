@@ -80,7 +80,7 @@ absl::StatusOr<Schedule> GenerateSchedule(const ShapeSpec& shape_in) {
   } else if (shape.kind == "interleaved") {
     s = internal::InterleavedCompute(p, v, m);
   } else if (shape.kind == "zbh1") {
-    CHRONOS_ASSIGN_OR_RETURN(s, internal::BlockCompute(shape, internal::LoopedPlacement(p, 1), true));
+    CHRONOS_ASSIGN_OR_RETURN(s, internal::GreedyCompute(shape, internal::LoopedPlacement(p, 1), true));
   } else if (shape.block.greedy) {
     CHRONOS_ASSIGN_OR_RETURN(s, internal::GreedyCompute(shape, internal::VPlacement(p, v), true));
   } else {

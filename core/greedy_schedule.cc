@@ -25,7 +25,15 @@ absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape, std::vector<int> 
     return v.empty() ? 1.0 : std::max(v[c], 1e-12);
   };
   const double comm = shape.costs.p2p_seconds;
-  const int cap = shape.inflight_cap > 0 ? shape.inflight_cap : std::numeric_limits<int>::max();
+  // ZB-H1 keeps 1F1B's activation memory: device d never holds more than
+  // p - d micro-batches' forward stashes; a micro-batch whose BI ran leaves
+  // only its (smaller) weight-gradient stash behind and stops counting.
+  const bool zb = shape.kind == "zbh1";
+  std::vector<int> cap(p);
+  for (int d = 0; d < p; ++d) {
+    cap[d] = shape.inflight_cap > 0 ? shape.inflight_cap : std::numeric_limits<int>::max();
+    if (zb) cap[d] = std::min(cap[d], p - d);
+  }
 
   std::vector<std::vector<double>> f_ready(C, std::vector<double>(m, kNever));
   std::vector<std::vector<double>> b_ready(C, std::vector<double>(m, kNever));
@@ -76,7 +84,7 @@ absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape, std::vector<int> 
         const bool fresh = c == first_chunk;
         if (!fresh) {
           consider(1, c, f_next[c], f_ready[c][f_next[c]]);
-        } else if (started[d] - finished[d] < cap) {
+        } else if (started[d] - finished[d] < cap[d]) {
           consider(2, c, f_next[c], f_ready[c][f_next[c]]);
         }
       }
@@ -119,6 +127,7 @@ absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape, std::vector<int> 
         if (c > 0) b_ready[c - 1][mb] = end + (placement[c - 1] != dev ? comm : 0);
         if (split) {
           w_ready[c][mb] = end;
+          if (zb && --pending[dev][mb] == 0) ++finished[dev];
         } else if (--pending[dev][mb] == 0) {
           ++finished[dev];
         }
@@ -139,7 +148,7 @@ absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape, std::vector<int> 
         type = ActionType::kBW;
         end += dur(shape.costs.backward_weight, c);
         ++w_next[c];
-        if (--pending[dev][mb] == 0) ++finished[dev];
+        if (!zb && --pending[dev][mb] == 0) ++finished[dev];
         break;
     }
     free_at[dev] = end;

@@ -332,17 +332,37 @@ void FillReport(const v1::JobSpec& spec, const PlannedSchedule& ps, const Attemp
   for (const auto& dec : a.decisions) *r->add_decisions() = dec;
 }
 
-// Variants of the Chronos block worth comparing under a budget: the cost-
-// aware layout (least bubble) and the unit-cost layout (V-Min-like order,
-// least memory), plain and with weight gradients finished first.
-std::vector<BlockTuning> BlockCandidates(const std::string& kind) {
-  std::vector<BlockTuning> out(1);
+// Orders worth comparing under a budget. For chronos: the cost-aware block
+// (least bubble of the periodic layouts), the unit-cost block (V-Min-like,
+// least memory), the same with weight gradients finished first, and list-
+// scheduled orders with p and p + 2 micro-batches in flight (lower bubble
+// than any block at more memory, which the policy planner then offloads or
+// recomputes). A cap given in the spec is honoured by every candidate.
+struct Candidate {
+  BlockTuning tuning;
+  int inflight_cap = 0;
+};
+std::vector<Candidate> ScheduleCandidates(const std::string& kind, int p, int spec_cap) {
+  std::vector<Candidate> out(1);
+  out[0].inflight_cap = spec_cap;
   if (kind == "chronos") {
-    BlockTuning u;
-    u.uniform_costs = true;
+    Candidate u;
+    u.inflight_cap = spec_cap;
+    u.tuning.uniform_costs = true;
     out.push_back(u);
-    u.weights_first = true;
+    u.tuning.weights_first = true;
     out.push_back(u);
+    Candidate g;
+    g.tuning.greedy = true;
+    if (spec_cap > 0) {
+      g.inflight_cap = spec_cap;
+      out.push_back(g);
+    } else {
+      for (int cap : {p, p + 2}) {
+        g.inflight_cap = cap;
+        out.push_back(g);
+      }
+    }
   }
   return out;
 }
@@ -428,9 +448,14 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
 
   std::unique_ptr<Attempt> best;
   std::vector<v1::PlanDecision> best_decisions;
-  for (const BlockTuning& tuning : BlockCandidates(kind)) {
-    shape_spec.block = tuning;
-    CHRONOS_ASSIGN_OR_RETURN(Schedule base, GenerateSchedule(shape_spec));
+  for (const Candidate& cand : ScheduleCandidates(kind, p, spec.schedule().inflight_cap())) {
+    shape_spec.block = cand.tuning;
+    shape_spec.inflight_cap = cand.inflight_cap;
+    absl::StatusOr<Schedule> generated = GenerateSchedule(shape_spec);
+    // A list-scheduled candidate may be infeasible under its cap where the
+    // block is not; only the first (default) candidate's error is the user's.
+    if (!generated.ok() && cand.tuning.greedy) continue;
+    CHRONOS_ASSIGN_OR_RETURN(Schedule base, std::move(generated));
     auto a = std::make_unique<Attempt>();
     a->base = std::move(base);
     PolicyPlanner planner(*ps.costs, ps.variant.memory, ps.budget_bytes, dp,
@@ -458,6 +483,14 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
   ps.optimizer_offload = best->optimizer_offload;
   ps.fits = best->fits;
   FillReport(spec, ps, *best, &ps.report);
+  if (options.record_timeline) {
+    SimOptions so;
+    so.data_parallel = dp;
+    so.optimizer_offload = best->optimizer_offload;
+    so.hbm_budget = ps.budget_bytes;
+    so.record_curves = true;
+    CHRONOS_ASSIGN_OR_RETURN(best->sim, Simulate(best->final, *ps.costs, so));
+  }
   ps.sim = std::move(best->sim);
   return ps;
 }
@@ -473,12 +506,14 @@ absl::StatusOr<int> MaxLayers(const v1::JobSpec& spec, const v1::DeviceProfile& 
                           : DefaultChunksPerDevice(v.kind));
   v1::JobSpec probe = spec;
   probe.mutable_parallel()->clear_layers_per_chunk();
+  PlanOptions probe_options = options;
+  probe_options.record_timeline = false;
   // Fitting is monotone in the layer count; MFU is not (small models pay
   // for the embedding and head), so find the largest size that fits first,
   // then walk down to the largest one that also meets the MFU floor.
   auto plan = [&](int layers) -> absl::StatusOr<PlannedSchedule> {
     probe.mutable_model()->set_layers(layers);
-    return PlanSchedule(probe, profile, variant, options);
+    return PlanSchedule(probe, profile, variant, probe_options);
   };
   auto fits = [&](int layers) -> absl::StatusOr<bool> {
     CHRONOS_ASSIGN_OR_RETURN(PlannedSchedule ps, plan(layers));
@@ -524,7 +559,8 @@ absl::StatusOr<int> MaxLayers(const v1::JobSpec& spec, const v1::DeviceProfile& 
     best = good;
   }
   if (at_max != nullptr) {
-    CHRONOS_ASSIGN_OR_RETURN(*at_max, plan(best));
+    probe.mutable_model()->set_layers(best);
+    CHRONOS_ASSIGN_OR_RETURN(*at_max, PlanSchedule(probe, profile, variant, options));
   }
   return best;
 }

@@ -41,6 +41,9 @@ struct PlanOptions {
   bool include_decisions = false;
   // MaxLayers only: a size counts as trainable only at this MFU or more.
   double min_mfu = 0;
+  // Keep the chosen plan's timeline and memory curves in PlannedSchedule::sim
+  // (what the renderers draw); MaxLayers' probes skip them.
+  bool record_timeline = true;
 };
 
 // Everything the coordinator pushes and reports for one planned schedule.

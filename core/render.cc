@@ -64,7 +64,7 @@ std::string RenderAscii(const Schedule& s, const SimResult& sim, int width) {
     }
   }
   std::string out = absl::StrFormat(
-      "%s: p=%d v=%d m=%d  iteration %.4gs  bubble %.1f%%  (one column = %.3gs)\n",
+      "%s: p=%d v=%d m=%d  iteration %.4gs  bubble %.1f%%\n(one column = %.3gs)\n",
       s.kind, s.num_devices, s.chunks_per_device, s.num_microbatches, sim.iteration_seconds,
       100 * sim.bubble_ratio, end / cols);
   for (int d = 0; d < s.num_devices; ++d) {
@@ -72,9 +72,9 @@ std::string RenderAscii(const Schedule& s, const SimResult& sim, int width) {
     if (any_copy) absl::StrAppend(&out, absl::StrFormat("  io  %s\n", copies[d]));
   }
   absl::StrAppend(&out,
-                  "legend: digit = F of micro-batch (mod 10), letter = B/BI (a = mb 0), "
-                  "w = BW, r = RECOMPUTE, O = OPTIM_STEP, . = idle",
-                  any_copy ? "; io row: v = offload (D2H), ^ = reload (H2D)" : "", "\n");
+                  "legend: digit = F of micro-batch (mod 10), letter = B/BI (a = mb 0),\n"
+                  "        w = BW, r = RECOMPUTE, O = OPTIM_STEP, . = idle\n",
+                  any_copy ? "        io row: v = offload (D2H), ^ = reload (H2D)\n" : "");
   return out;
 }
 

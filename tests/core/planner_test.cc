@@ -1,0 +1,170 @@
+#include "core/planner.h"
+
+#include <algorithm>
+
+#include "core/device_profile.h"
+#include "core/render.h"
+#include "core/validator.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace chronos {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int64_t kGiB = int64_t{1} << 30;
+
+v1::JobSpec LlamaLike(int layers, int p, int m) {
+  v1::JobSpec spec;
+  auto* mo = spec.mutable_model();
+  mo->set_layers(layers);
+  mo->set_hidden(2048);
+  mo->set_heads(16);
+  mo->set_ffn_hidden(5504);
+  mo->set_vocab(32000);
+  mo->set_seq_len(2048);
+  mo->set_attention(v1::ATTENTION_FLASH);
+  spec.mutable_training()->set_microbatches(m);
+  spec.mutable_training()->set_micro_batch_size(1);
+  spec.mutable_training()->set_precision(v1::PRECISION_BF16);
+  spec.mutable_parallel()->set_pipeline(p);
+  spec.mutable_parallel()->set_data(1);
+  spec.mutable_schedule()->set_kind("chronos");
+  return spec;
+}
+
+v1::DeviceProfile H100() { return *BuiltinDeviceProfile("h100"); }
+
+int64_t WorstPeak(const PlannedSchedule& ps) {
+  int64_t w = 0;
+  for (const auto& d : ps.sim.devices) w = std::max(w, d.peak_bytes);
+  return w;
+}
+
+TEST(PlannerTest, NeverExceedsTheBudgetItWasGiven) {
+  const v1::JobSpec spec = LlamaLike(32, 4, 8);
+  for (const char* variant : {"1f1b", "interleaved", "zbh1", "chronos", "gpipe"}) {
+    PlanOptions o;
+    o.hbm_budget_bytes = 64 * kGiB;
+    absl::StatusOr<PlannedSchedule> roomy = PlanSchedule(spec, H100(), variant, o);
+    ASSERT_TRUE(roomy.ok()) << roomy.status();
+    const int64_t need = WorstPeak(*roomy);
+    int fitted = 0;
+    // Squeeze the budget step by step below what keeping everything needs.
+    for (double f : {1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4}) {
+      o.hbm_budget_bytes = static_cast<int64_t>(need * f);
+      absl::StatusOr<PlannedSchedule> ps = PlanSchedule(spec, H100(), variant, o);
+      ASSERT_TRUE(ps.ok()) << variant << ": " << ps.status();
+      if (!ps->fits) continue;
+      ++fitted;
+      for (const auto& d : ps->sim.devices) {
+        EXPECT_LE(d.peak_bytes, o.hbm_budget_bytes) << variant << " at " << f;
+      }
+      for (const auto& d : ps->report.devices()) {
+        EXPECT_TRUE(d.fits());
+        EXPECT_LE(d.peak_bytes(), d.budget_bytes());
+      }
+      EXPECT_TRUE(ValidateSchedule(ps->schedule).ok());
+    }
+    // Keeping everything fits at 1.0; offload and recompute must carry
+    // the plan some way below that.
+    EXPECT_GE(fitted, 3) << variant;
+  }
+}
+
+TEST(PlannerTest, TighterBudgetsTradeTimeForMemory) {
+  const v1::JobSpec spec = LlamaLike(32, 4, 8);
+  PlanOptions o;
+  o.hbm_budget_bytes = 64 * kGiB;
+  absl::StatusOr<PlannedSchedule> roomy = PlanSchedule(spec, H100(), "1f1b", o);
+  ASSERT_TRUE(roomy.ok());
+  EXPECT_THAT(roomy->report.policy(), HasSubstr("offload 0, recompute 0"));
+  o.hbm_budget_bytes = WorstPeak(*roomy) * 7 / 10;
+  absl::StatusOr<PlannedSchedule> tight = PlanSchedule(spec, H100(), "1f1b", o);
+  ASSERT_TRUE(tight.ok());
+  ASSERT_TRUE(tight->fits) << tight->report.policy();
+  EXPECT_LT(WorstPeak(*tight), WorstPeak(*roomy));
+  EXPECT_GE(tight->sim.iteration_seconds, roomy->sim.iteration_seconds);
+  EXPECT_THAT(tight->report.policy(), ::testing::Not(HasSubstr("offload 0, recompute 0")));
+}
+
+TEST(PlannerTest, ImpossibleBudgetIsReportedNotFaked) {
+  const v1::JobSpec spec = LlamaLike(32, 4, 8);
+  PlanOptions o;
+  o.hbm_budget_bytes = 256 << 20;  // less than the weights
+  absl::StatusOr<PlannedSchedule> ps = PlanSchedule(spec, H100(), "chronos", o);
+  ASSERT_TRUE(ps.ok()) << ps.status();
+  EXPECT_FALSE(ps->fits);
+  bool some_device_over = false;
+  for (const auto& d : ps->report.devices()) some_device_over |= !d.fits();
+  EXPECT_TRUE(some_device_over);
+}
+
+TEST(PlannerTest, MaxLayersIsTheLargestSizeThatFits) {
+  const v1::JobSpec spec = LlamaLike(8, 4, 8);
+  PlanOptions o;
+  o.hbm_budget_bytes = 24 * kGiB;
+  for (const char* variant : {"1f1b+plain", "1f1b+recompute", "chronos"}) {
+    absl::StatusOr<int> n = MaxLayers(spec, H100(), variant, o);
+    ASSERT_TRUE(n.ok()) << n.status();
+    ASSERT_GT(*n, 0) << variant;
+    v1::JobSpec at = spec;
+    at.mutable_model()->set_layers(*n);
+    EXPECT_TRUE(PlanSchedule(at, H100(), variant, o)->fits) << variant << " " << *n;
+    at.mutable_model()->set_layers(*n + 1);
+    EXPECT_FALSE(PlanSchedule(at, H100(), variant, o)->fits) << variant << " " << *n + 1;
+  }
+  // Recomputation keeps only layer inputs, so it fits more layers than
+  // keeping everything; the planner can always fall back to it.
+  EXPECT_GT(*MaxLayers(spec, H100(), "1f1b+recompute", o), *MaxLayers(spec, H100(), "1f1b+plain", o));
+  EXPECT_GE(*MaxLayers(spec, H100(), "chronos", o), *MaxLayers(spec, H100(), "1f1b+recompute", o));
+}
+
+TEST(PlannerTest, UnknownVariantNamesTheSchedule) {
+  const v1::JobSpec spec = LlamaLike(8, 4, 8);
+  absl::StatusOr<PlannedSchedule> ps = PlanSchedule(spec, H100(), "pipedream");
+  EXPECT_EQ(ps.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ps.status().message(), HasSubstr("pipedream"));
+  ps = PlanSchedule(spec, H100(), "1f1b+magic");
+  EXPECT_THAT(ps.status().message(), HasSubstr("+magic"));
+}
+
+TEST(RenderTest, AsciiHasOneRowPerDeviceWithinTheWidth) {
+  const v1::JobSpec spec = LlamaLike(8, 4, 8);
+  absl::StatusOr<PlannedSchedule> ps = PlanSchedule(spec, H100(), "chronos");
+  ASSERT_TRUE(ps.ok());
+  const std::string text = RenderAscii(ps->schedule, ps->sim, 80);
+  int rows = 0;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    EXPECT_LE(end - start, 80u) << text.substr(start, end - start);
+    rows += text.compare(start, 3, "dev") == 0;
+    start = end + 1;
+  }
+  EXPECT_EQ(rows, 4) << text;
+}
+
+TEST(RenderTest, ChromeTraceIsJsonWithOneEventPerComputeAction) {
+  const v1::JobSpec spec = LlamaLike(8, 2, 4);
+  absl::StatusOr<PlannedSchedule> ps = PlanSchedule(spec, H100(), "1f1b+plain");
+  ASSERT_TRUE(ps.ok());
+  nlohmann::json trace = nlohmann::json::parse(RenderChromeTrace(ps->schedule, ps->sim));
+  int computes = 0;
+  for (const auto& list : ps->schedule.devices) {
+    for (const Action& a : list) computes += a.type == ActionType::kF || a.type == ActionType::kB;
+  }
+  int events = 0;
+  for (const auto& e : trace["traceEvents"]) {
+    if (e.value("ph", "") != "X") continue;
+    const std::string name = e.value("name", "");
+    events += name.rfind("F", 0) == 0 || name.rfind("B(", 0) == 0;
+  }
+  EXPECT_EQ(events, computes);
+}
+
+}  // namespace
+}  // namespace chronos

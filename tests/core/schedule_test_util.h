@@ -1,0 +1,76 @@
+// Shared fixtures for the schedule tests: a small model with hand-picked,
+// uniform chunk durations and free communication, so simulated times can be
+// compared with closed forms.
+#ifndef CHRONOS_TESTS_CORE_SCHEDULE_TEST_UTIL_H_
+#define CHRONOS_TESTS_CORE_SCHEDULE_TEST_UTIL_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/cost_model.h"
+#include "core/device_profile.h"
+#include "core/generate.h"
+#include "core/memory_passes.h"
+#include "core/schedule.h"
+#include "gtest/gtest.h"
+
+namespace chronos::testing {
+
+inline ModelShape SmallShape(int layers) {
+  ModelShape m;
+  m.layers = layers;
+  m.hidden = 64;
+  m.heads = 4;
+  m.ffn = 172;
+  m.vocab = 256;
+  m.seq_len = 32;
+  return m;
+}
+
+// A profile whose links are free, so only compute shows in the timeline.
+inline v1::DeviceProfile FreeLinkProfile() {
+  v1::DeviceProfile p = *BuiltinDeviceProfile("cpu");
+  p.set_p2p_bandwidth(1e30);
+  p.set_p2p_latency_seconds(0);
+  p.set_kernel_overhead_seconds(0);
+  p.set_allreduce_bandwidth(1e30);
+  return p;
+}
+
+// Chunk durations F = f, BI = bi, BW = bw on every chunk.
+inline std::unique_ptr<CostModel> UniformCosts(int chunks, double f, double bi, double bw) {
+  std::vector<int> layers(chunks, 1);
+  auto cm = std::make_unique<CostModel>(SmallShape(chunks), FreeLinkProfile(), layers);
+  for (int c = 0; c < chunks; ++c) cm->SetChunkSeconds(c, f, bi, bw);
+  return cm;
+}
+
+inline ShapeSpec Shape(const std::string& kind, int p, int m, int v,
+                       const CostModel& cm) {
+  ShapeSpec s;
+  s.kind = kind;
+  s.num_devices = p;
+  s.chunks_per_device = v;
+  s.num_microbatches = m;
+  s.chunk_layers = cm.chunk_layers();
+  s.costs.forward = cm.ForwardSeconds();
+  s.costs.backward_input = cm.BackwardInputSeconds();
+  s.costs.backward_weight = cm.BackwardWeightSeconds();
+  return s;
+}
+
+// Generates, adds keep-everything memory actions and OPTIM_STEP.
+inline Schedule Build(const ShapeSpec& shape, const CostModel& cm,
+                      const MemoryPolicy& policy = MemoryPolicy::Keep()) {
+  absl::StatusOr<Schedule> s = GenerateSchedule(shape);
+  EXPECT_TRUE(s.ok()) << s.status();
+  if (!s.ok()) return {};
+  absl::Status st = ApplyMemoryPolicy(&*s, UniformPolicy(*s, policy), cm);
+  EXPECT_TRUE(st.ok()) << st;
+  return *std::move(s);
+}
+
+}  // namespace chronos::testing
+
+#endif  // CHRONOS_TESTS_CORE_SCHEDULE_TEST_UTIL_H_

@@ -1,0 +1,131 @@
+#include "core/validator.h"
+
+#include <algorithm>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/core/schedule_test_util.h"
+
+namespace chronos {
+namespace {
+
+using ::testing::HasSubstr;
+using ::chronos::testing::Build;
+using ::chronos::testing::Shape;
+using ::chronos::testing::UniformCosts;
+
+Schedule OneFOneB(int p, int m) {
+  auto cm = UniformCosts(p, 1, 1, 1);
+  return Build(Shape("1f1b", p, m, 1, *cm), *cm);
+}
+
+int IndexOf(const std::vector<Action>& list, ActionType t, int chunk, int mb) {
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (list[i].type == t && list[i].chunk == chunk && list[i].microbatch == mb) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+TEST(ValidatorTest, EveryGeneratedScheduleIsValid) {
+  for (const std::string& kind : ScheduleKinds()) {
+    for (int p : {1, 2, 3, 4, 8}) {
+      for (int m : {p, 2 * p + 1, 4 * p}) {
+        const int v = DefaultChunksPerDevice(kind);
+        auto cm = UniformCosts(p * v, 1, 1, 1);
+        ShapeSpec shape = Shape(kind, p, m, v, *cm);
+        if (!CheckShape(shape).ok()) continue;
+        Schedule s = Build(shape, *cm);
+        EXPECT_TRUE(ValidateSchedule(s).ok())
+            << kind << " p=" << p << " m=" << m << ": " << ValidateSchedule(s);
+      }
+    }
+  }
+}
+
+TEST(ValidatorTest, RejectsMissingBackwardNamingDevice) {
+  Schedule s = OneFOneB(4, 8);
+  auto& list = s.devices[2];
+  const int i = IndexOf(list, ActionType::kB, 2, 5);
+  ASSERT_GE(i, 0);
+  list.erase(list.begin() + i);
+  absl::Status st = ValidateSchedule(s);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("device 2"));
+  EXPECT_THAT(st.message(), HasSubstr("mb=5"));
+}
+
+TEST(ValidatorTest, RejectsBackwardBeforeForward) {
+  Schedule s = OneFOneB(2, 4);
+  auto& list = s.devices[1];
+  const int f = IndexOf(list, ActionType::kF, 1, 3);
+  const int b = IndexOf(list, ActionType::kB, 1, 3);
+  ASSERT_LT(f, b);
+  std::swap(list[f], list[b]);
+  std::vector<ValidationError> errors = FindScheduleErrors(s);
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0].device, 1);
+}
+
+TEST(ValidatorTest, RejectsUnmatchedSendNamingDeviceAndAction) {
+  Schedule s = OneFOneB(4, 8);
+  auto& list = s.devices[1];
+  auto it = std::find_if(list.begin(), list.end(), [](const Action& a) {
+    return a.type == ActionType::kSendAct && a.microbatch == 3;
+  });
+  ASSERT_NE(it, list.end());
+  // Send the activation to a device that never receives it.
+  it->peer = 3;
+  const int index = static_cast<int>(it - list.begin());
+  std::vector<ValidationError> errors = FindScheduleErrors(s);
+  ASSERT_FALSE(errors.empty());
+  bool named = false;
+  for (const auto& e : errors) named = named || (e.device == 1 && e.action == index);
+  EXPECT_TRUE(named) << ValidateSchedule(s);
+}
+
+TEST(ValidatorTest, RejectsPlantedDeadlock) {
+  // Device 0 waits for the gradient of micro-batch 0 right after its
+  // forward, before it sends that forward's activation: every count, every
+  // F-before-B and every channel's order is intact, but device 1 can never
+  // produce the gradient. Only the replay finds this.
+  Schedule s = OneFOneB(2, 4);
+  auto& d0 = s.devices[0];
+  const int f0 = IndexOf(d0, ActionType::kF, 0, 0);
+  const int recv_grad0 = IndexOf(d0, ActionType::kRecvGrad, 0, 0);
+  ASSERT_GE(f0, 0);
+  ASSERT_GT(recv_grad0, f0);
+  Action moved = d0[recv_grad0];
+  d0.erase(d0.begin() + recv_grad0);
+  d0.insert(d0.begin() + f0 + 1, moved);
+  absl::Status st = ValidateSchedule(s);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("deadlock"));
+  EXPECT_THAT(st.message(), HasSubstr("device 0"));
+}
+
+TEST(ValidatorTest, RejectsComputingAMicrobatchTwice) {
+  Schedule s = OneFOneB(2, 4);
+  auto& list = s.devices[0];
+  const int f = IndexOf(list, ActionType::kF, 0, 2);
+  list.insert(list.begin() + f + 1, list[f]);
+  EXPECT_FALSE(ValidateSchedule(s).ok());
+}
+
+TEST(ValidatorTest, RejectsBackwardWeightBeforeBackwardInput) {
+  auto cm = UniformCosts(4, 1, 1, 1);
+  Schedule s = Build(Shape("zbh1", 4, 8, 1, *cm), *cm);
+  ASSERT_TRUE(ValidateSchedule(s).ok());
+  auto& list = s.devices[3];
+  const int bi = IndexOf(list, ActionType::kBI, 3, 4);
+  const int bw = IndexOf(list, ActionType::kBW, 3, 4);
+  ASSERT_LT(bi, bw);
+  std::swap(list[bi], list[bw]);
+  absl::Status st = ValidateSchedule(s);
+  EXPECT_FALSE(st.ok());
+  EXPECT_THAT(st.message(), HasSubstr("device 3"));
+}
+
+}  // namespace
+}  // namespace chronos
