@@ -26,8 +26,9 @@ absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape, std::vector<int> 
   };
   const double comm = shape.costs.p2p_seconds;
   // ZB-H1 keeps 1F1B's activation memory: device d never holds more than
-  // p - d micro-batches' forward stashes; a micro-batch whose BI ran leaves
-  // only its (smaller) weight-gradient stash behind and stops counting.
+  // p - d micro-batches, counting those whose BW is still pending (their
+  // weight-gradient stash is as large as the forward's, so deferring BW
+  // further would cost memory 1F1B does not pay).
   const bool zb = shape.kind == "zbh1";
   std::vector<int> cap(p);
   for (int d = 0; d < p; ++d) {
@@ -127,7 +128,6 @@ absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape, std::vector<int> 
         if (c > 0) b_ready[c - 1][mb] = end + (placement[c - 1] != dev ? comm : 0);
         if (split) {
           w_ready[c][mb] = end;
-          if (zb && --pending[dev][mb] == 0) ++finished[dev];
         } else if (--pending[dev][mb] == 0) {
           ++finished[dev];
         }
@@ -148,7 +148,7 @@ absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape, std::vector<int> 
         type = ActionType::kBW;
         end += dur(shape.costs.backward_weight, c);
         ++w_next[c];
-        if (!zb && --pending[dev][mb] == 0) ++finished[dev];
+        if (--pending[dev][mb] == 0) ++finished[dev];
         break;
     }
     free_at[dev] = end;

@@ -1,0 +1,246 @@
+// chronos-bench-schedules: the schedule comparison of CHRONOS.md section 8
+// on the cost model (no devices). For each pipeline depth it prints, per
+// schedule, the bubble ratio and iteration time with everything kept, the
+// worst device's peak activation bytes (absolute and against 1F1B), and,
+// with --max-layers, the largest layer count each schedule + planner fits
+// in the HBM budget with the MFU there. Then it times generation +
+// validation at p = 64, m = 512. Prints a table; --json FILE writes JSON.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "core/cost_model.h"
+#include "core/device_profile.h"
+#include "core/generate.h"
+#include "core/memory_passes.h"
+#include "core/planner.h"
+#include "core/simulator.h"
+#include "core/validator.h"
+#include "nlohmann/json.hpp"
+
+namespace chronos {
+namespace {
+
+struct Options {
+  std::vector<int> depths = {4, 8, 16};
+  int microbatches_per_stage = 4;  // m = 4p
+  int layers = 64;
+  int64_t budget = 80'000'000'000;  // 80 GB
+  bool max_layers = false;
+  double min_mfu_share = 0.95;  // of 1f1b+plain's MFU at its own maximum
+  std::string json_path;
+  int gen_p = 64, gen_m = 512;
+};
+
+v1::JobSpec LlamaSpec(const Options& o, int p, int m) {
+  v1::JobSpec spec;
+  auto* mo = spec.mutable_model();
+  mo->set_layers(std::max(o.layers, 2 * p));
+  mo->set_hidden(4096);
+  mo->set_heads(32);
+  mo->set_ffn_hidden(11008);
+  mo->set_vocab(32000);
+  mo->set_seq_len(4096);
+  mo->set_attention(v1::ATTENTION_FLASH);
+  spec.mutable_training()->set_microbatches(m);
+  spec.mutable_training()->set_micro_batch_size(1);
+  spec.mutable_training()->set_precision(v1::PRECISION_BF16);
+  spec.mutable_parallel()->set_pipeline(p);
+  spec.mutable_parallel()->set_data(1);
+  spec.mutable_schedule()->set_kind("chronos");
+  return spec;
+}
+
+double Seconds(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int Main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "error: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--max-layers") {
+      o.max_layers = true;
+    } else if (a == "--json") {
+      o.json_path = next();
+    } else if (a == "--depths") {
+      o.depths.clear();
+      for (absl::string_view s : absl::StrSplit(next(), ',')) {
+        int v = 0;
+        if (!absl::SimpleAtoi(s, &v) || v < 1) {
+          std::fprintf(stderr, "error: --depths: '%s' is not a positive integer\n",
+                       std::string(s).c_str());
+          return 2;
+        }
+        o.depths.push_back(v);
+      }
+    } else if (a == "--microbatches-per-stage") {
+      if (!absl::SimpleAtoi(next(), &o.microbatches_per_stage) || o.microbatches_per_stage < 1) {
+        std::fprintf(stderr, "error: --microbatches-per-stage must be a positive integer\n");
+        return 2;
+      }
+    } else if (a == "--layers") {
+      if (!absl::SimpleAtoi(next(), &o.layers) || o.layers < 1) {
+        std::fprintf(stderr, "error: --layers must be a positive integer\n");
+        return 2;
+      }
+    } else if (a == "--help" || a == "-h") {
+      std::printf(
+          "usage: chronos-bench-schedules [--depths 4,8,16] [--microbatches-per-stage 4]\n"
+          "         [--layers 64] [--max-layers] [--json FILE]\n");
+      return 0;
+    } else {
+      std::fprintf(stderr, "error: unknown flag %s\n", a.c_str());
+      return 2;
+    }
+  }
+  const v1::DeviceProfile profile = *BuiltinDeviceProfile("h100");
+  nlohmann::json out;
+  out["profile"] = "h100";
+  out["model"] = {{"hidden", 4096}, {"seq_len", 4096}, {"heads", 32}, {"ffn", 11008},
+                  {"vocab", 32000}, {"layers", o.layers}};
+  std::printf("H100 profile, LLaMA-like layer h=4096 s=4096 f=11008, %d layers, m = %d p\n\n",
+              o.layers, o.microbatches_per_stage);
+  std::printf("%-4s %-5s %-12s %8s %10s %12s %9s", "p", "m", "schedule", "bubble", "iter(s)",
+              "worst-act", "vs-1f1b");
+  if (o.max_layers) std::printf(" %10s %7s %6s", "max-layers", "x-1f1b", "mfu");
+  std::printf("\n");
+  for (int p : o.depths) {
+    const int m = o.microbatches_per_stage * p;
+    const v1::JobSpec spec = LlamaSpec(o, p, m);
+    double act_1f1b = 0;
+    int layers_plain = 0;
+    double mfu_floor = 0;
+    std::vector<std::string> variants = {"1f1b+plain", "gpipe+plain", "interleaved+plain",
+                                         "zbh1+plain", "chronos+plain"};
+    if (o.max_layers) {
+      variants.push_back("1f1b+recompute");
+      variants.push_back("interleaved");
+      variants.push_back("zbh1");
+      variants.push_back("chronos");
+    }
+    for (const std::string& variant : variants) {
+      PlanOptions po;
+      po.hbm_budget_bytes = int64_t{1} << 60;  // the keep-everything row
+      po.record_timeline = false;
+      const bool plain = variant.find("+plain") != std::string::npos;
+      nlohmann::json row = {{"p", p}, {"m", m}, {"schedule", variant}};
+      if (plain) {
+        absl::StatusOr<PlannedSchedule> ps = PlanSchedule(spec, profile, variant, po);
+        if (!ps.ok()) {
+          std::fprintf(stderr, "%s: %s\n", variant.c_str(), ps.status().ToString().c_str());
+          return 1;
+        }
+        int64_t worst = 0;
+        for (const auto& d : ps->sim.devices) worst = std::max(worst, d.peak_activation_bytes);
+        if (variant == "1f1b+plain") act_1f1b = static_cast<double>(worst);
+        row["bubble_ratio"] = ps->sim.bubble_ratio;
+        row["iteration_seconds"] = ps->sim.iteration_seconds;
+        row["worst_peak_activation_bytes"] = worst;
+        row["activation_vs_1f1b"] = worst / act_1f1b;
+        std::printf("%-4d %-5d %-12s %8.4f %10.3f %9.2f GiB %8.3fx", p, m,
+                    variant.substr(0, variant.find('+')).c_str(), ps->sim.bubble_ratio,
+                    ps->sim.iteration_seconds, worst / double(int64_t{1} << 30),
+                    worst / act_1f1b);
+      } else {
+        std::printf("%-4d %-5d %-12s %8s %10s %12s %9s", p, m, variant.c_str(), "", "", "", "");
+      }
+      if (o.max_layers) {
+        PlanOptions mo;
+        mo.hbm_budget_bytes = o.budget;
+        mo.record_timeline = false;
+        if (variant != "1f1b+plain" && variant != "1f1b+recompute") mo.min_mfu = mfu_floor;
+        PlannedSchedule at;
+        const auto t0 = std::chrono::steady_clock::now();
+        absl::StatusOr<int> n = MaxLayers(spec, profile, variant, mo, &at);
+        if (!n.ok()) {
+          std::fprintf(stderr, "%s: %s\n", variant.c_str(), n.status().ToString().c_str());
+          return 1;
+        }
+        if (variant == "1f1b+plain") {
+          layers_plain = *n;
+          mfu_floor = o.min_mfu_share * at.report.mfu();
+        }
+        const double x = layers_plain > 0 ? *n / double(layers_plain) : 0;
+        std::printf(" %10d %6.2fx %6.3f", *n, x, *n > 0 ? at.report.mfu() : 0.0);
+        row["max_layers"] = *n;
+        row["max_layers_vs_1f1b_plain"] = x;
+        row["mfu_at_max_layers"] = *n > 0 ? at.report.mfu() : 0.0;
+        row["min_mfu"] = mo.min_mfu;
+        row["planning_seconds"] = Seconds(t0);
+      }
+      std::printf("\n");
+      std::fflush(stdout);
+      out["rows"].push_back(row);
+    }
+  }
+
+  std::printf("\nGeneration + validation time, p=%d m=%d (seconds)\n", o.gen_p, o.gen_m);
+  for (const std::string& kind : ScheduleKinds()) {
+    ShapeSpec shape;
+    shape.kind = kind;
+    shape.num_devices = o.gen_p;
+    shape.chunks_per_device = DefaultChunksPerDevice(kind);
+    shape.num_microbatches = o.gen_m;
+    shape.chunk_layers.assign(o.gen_p * shape.chunks_per_device, 1);
+    double gen = 0, val = 0;
+    std::vector<std::pair<std::string, BlockTuning>> tunings = {{kind, {}}};
+    if (kind == "chronos") {
+      BlockTuning g;
+      g.greedy = true;
+      tunings.push_back({"chronos (list-scheduled)", g});
+    }
+    for (const auto& [label, tuning] : tunings) {
+      shape.block = tuning;
+      auto t0 = std::chrono::steady_clock::now();
+      absl::StatusOr<Schedule> s = GenerateSchedule(shape);
+      gen = Seconds(t0);
+      if (!s.ok()) {
+        std::printf("  %-26s failed: %s\n", label.c_str(), s.status().ToString().c_str());
+        continue;
+      }
+      t0 = std::chrono::steady_clock::now();
+      absl::Status v = ValidateSchedule(*s);
+      val = Seconds(t0);
+      size_t actions = 0;
+      for (const auto& l : s->devices) actions += l.size();
+      std::printf("  %-26s generate %.3f  validate %.3f  (%zu actions)%s\n", label.c_str(), gen,
+                  val, actions, v.ok() ? "" : "  INVALID");
+      out["generation"].push_back({{"schedule", label},
+                                   {"p", o.gen_p},
+                                   {"m", o.gen_m},
+                                   {"generate_seconds", gen},
+                                   {"validate_seconds", val},
+                                   {"actions", actions},
+                                   {"valid", v.ok()}});
+    }
+  }
+  if (!o.json_path.empty()) {
+    std::ofstream f(o.json_path);
+    f << out.dump(2) << "\n";
+    if (!f) {
+      std::fprintf(stderr, "error: cannot write %s\n", o.json_path.c_str());
+      return 1;
+    }
+    std::printf("\nJSON written to %s\n", o.json_path.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace chronos
+
+int main(int argc, char** argv) { return chronos::Main(argc, argv); }
