@@ -37,6 +37,13 @@ absl::StatusOr<v1::JobSpec> LoadAndResolve(const std::string& path, const std::s
   if (!spec->data().path().empty()) {
     spec->mutable_data()->set_path(AbsolutePath(spec->data().path(), cwd));
   }
+  // Workers run elsewhere (another cwd, another pod): like the data, the
+  // checkpoints live where the user meant, and a restarted or re-planned
+  // attempt must find the stages' files in one place.
+  if (!spec->training().checkpoint_dir().empty()) {
+    spec->mutable_training()->set_checkpoint_dir(
+        AbsolutePath(spec->training().checkpoint_dir(), cwd));
+  }
   CHRONOS_RETURN_IF_ERROR(InlineDeviceProfile(spec->mutable_device()));
   return spec;
 }

@@ -130,6 +130,22 @@ void PrintJobDescription(std::ostream& out, const v1::Job& job, absl::Time now) 
   if (st.checkpoint_iteration() > 0) {
     field("Checkpoint", absl::StrCat("iteration ", st.checkpoint_iteration()));
   }
+  // What recovery changed (fewer stages, a smaller budget after an
+  // out-of-memory fault), so the spec below is not mistaken for it.
+  if (st.pipeline() > 0 || st.hbm_budget_bytes() > 0) {
+    std::string running;
+    if (st.pipeline() > 0) {
+      absl::StrAppend(&running, st.pipeline(), " stages");
+      if (st.pipeline() != spec.parallel().pipeline()) {
+        absl::StrAppend(&running, " (spec: ", spec.parallel().pipeline(), ")");
+      }
+    }
+    if (st.hbm_budget_bytes() > 0) {
+      absl::StrAppend(&running, running.empty() ? "" : ", ", "hbm budget ",
+                      Bytes(st.hbm_budget_bytes()), " per device");
+    }
+    field("Running with", running);
+  }
   if (st.has_start_time()) field("Started", FormatTimestamp(st.start_time()));
   if (st.has_completion_time()) field("Completed", FormatTimestamp(st.completion_time()));
   if (!st.message().empty()) field("Message", st.message());

@@ -135,12 +135,16 @@ absl::StatusOr<v1::Job> WatchUntilTerminal(ControlClient& client, const std::str
         since = std::max(since, update.sequence());
         if (update.has_job()) {
           // Snapshots carry no history; keep the spec from GetJob.
-          *job->mutable_metadata() = update.job().metadata();
+          if (update.job().has_metadata()) {
+            *job->mutable_metadata() = update.job().metadata();
+          }
           *job->mutable_status() = update.job().status();
         }
         printer.Update(update);
         if (options.on_update) options.on_update(update);
-        if (IsTerminal(job->status().state()) ||
+        // Only the stream decides: the job fetched before it may already be
+        // terminal while the stream is still replaying its history.
+        if ((update.has_job() && IsTerminal(update.job().status().state())) ||
             (update.has_event() && IsTerminal(update.event().state()))) {
           terminal = true;
           break;

@@ -8,6 +8,7 @@
 
 #include "absl/time/time.h"
 #include "coordinator/clock.h"
+#include "coordinator/recovery_options.h"
 
 namespace chronos::coordinator {
 
@@ -39,6 +40,9 @@ struct CoordinatorOptions {
   absl::Duration stream_poll_interval = absl::Milliseconds(200);
   // Upper bound on StoreGet's wait whatever the request asks.
   absl::Duration max_store_wait = absl::Minutes(10);
+  // Restart limit, back-off and re-planning of jobs whose worker died or
+  // faulted (see JobController).
+  RecoveryOptions recovery;
   // Time source; nullptr = the wall clock. Not owned.
   Clock* clock = nullptr;
   std::string version = "0.1.0";

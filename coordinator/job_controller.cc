@@ -80,7 +80,7 @@ bool Printable(const std::string& s) {
 
 absl::Status NotFound(const std::string& name) {
   return absl::NotFoundError(absl::StrCat(
-      "job '", name, "' not found (chronosctl get jobs lists the jobs)"));
+      "job '", name, "' not found (chronosctl list shows the jobs)"));
 }
 
 absl::Status CheckName(const std::string& name) {
@@ -98,15 +98,29 @@ double EffectiveOffloadRatio(const v1::JobSpec& spec, const PlannedSchedule& pla
                                            : plan.report.offload_ratio();
 }
 
+v1::JobSpec EffectiveSpec(const v1::JobSpec& spec, const v1::JobStatus& status) {
+  v1::JobSpec effective = spec;
+  if (status.pipeline() > 0 && status.pipeline() != spec.parallel().pipeline()) {
+    effective.mutable_parallel()->set_pipeline(status.pipeline());
+    // An explicit layout has one entry per chunk of the submitted width.
+    effective.mutable_parallel()->clear_layers_per_chunk();
+  }
+  if (status.hbm_budget_bytes() > 0) {
+    effective.mutable_memory()->set_hbm_budget_bytes(status.hbm_budget_bytes());
+  }
+  return effective;
+}
+
 JobController::JobController(JobStore* store, WorkerRegistry* workers,
                              KvStore* kv, Metrics* metrics, Clock* clock,
-                             absl::Duration poll_interval)
+                             absl::Duration poll_interval, RecoveryOptions recovery)
     : store_(store),
       workers_(workers),
       kv_(kv),
       metrics_(metrics),
       clock_(clock),
       poll_interval_(poll_interval),
+      recovery_(recovery),
       rng_(std::random_device()()) {}
 
 // ---------------------------------------------------------------- mutations
@@ -209,7 +223,8 @@ absl::Status JobController::Load() {
     absl::StatusOr<std::shared_ptr<const PlannedSchedule>> plan =
         std::shared_ptr<const PlannedSchedule>();
     if (!IsTerminal(stored.job.status().state())) {
-      plan = PlanForSpec(stored.job.spec(), "memory.hbm_budget");
+      plan = PlanForSpec(EffectiveSpec(stored.job.spec(), stored.job.status()),
+                         "memory.hbm_budget");
     }
     loaded.emplace_back(std::move(stored), std::move(plan));
   }
@@ -245,6 +260,12 @@ absl::Status JobController::Load() {
       continue;
     }
     r->plan = *plan;
+    if (state == v1::JOB_STATE_RECOVERING) {
+      // Its attempt was stopped before the restart; workers get a fresh
+      // grace period to come back before it is re-planned narrower.
+      r->recover_after = clock_->Now();
+      r->recovering_since = clock_->Now();
+    }
     if (r->job.status().has_policy()) {
       r->policies[r->job.status().policy().generation()] = r->job.status().policy();
     }
@@ -351,25 +372,74 @@ absl::StatusOr<v1::Job> JobController::SubmitJob(const v1::SubmitJobRequest& req
 // ---------------------------------------------------------------- admission
 
 void JobController::AdmitPending() {
-  std::vector<JobRuntime*> pending;
+  std::vector<JobRuntime*> waiting;
   for (auto& [name, rt] : jobs_) {
-    if (rt->job.status().state() == v1::JOB_STATE_PENDING) pending.push_back(rt.get());
+    const v1::JobState state = rt->job.status().state();
+    if (state == v1::JOB_STATE_PENDING || state == v1::JOB_STATE_RECOVERING) {
+      waiting.push_back(rt.get());
+    }
   }
-  if (pending.empty()) return;
-  std::sort(pending.begin(), pending.end(),
+  if (waiting.empty()) return;
+  std::sort(waiting.begin(), waiting.end(),
             [](const JobRuntime* a, const JobRuntime* b) { return a->order < b->order; });
   std::vector<std::string> idle = workers_->IdleAttached();
-  for (JobRuntime* rt : pending) {
+  const absl::Time now = clock_->Now();
+  for (JobRuntime* rt : waiting) {
     const v1::ParallelSpec& par = rt->job.spec().parallel();
-    const size_t needed = static_cast<size_t>(par.pipeline()) * par.data();
+    const int data = std::max(1, par.data());
+    const size_t full = static_cast<size_t>(par.pipeline()) * data;
+    int pipeline = 0;
+    std::shared_ptr<const PlannedSchedule> plan;
     // First come, first served: a later, smaller job does not overtake a
-    // job still waiting for workers, so big jobs cannot starve.
-    if (idle.size() < needed) break;
+    // job still waiting for workers (or recovering), so big jobs cannot
+    // starve.
+    if (rt->job.status().state() == v1::JOB_STATE_PENDING) {
+      if (idle.size() < full) break;
+      pipeline = par.pipeline();
+    } else {
+      if (now < rt->recover_after) break;
+      if (idle.size() >= full) {
+        plan = RecoveryPlan(rt, par.pipeline());
+        if (plan) pipeline = par.pipeline();
+      } else if (now - rt->recovering_since >= recovery_.wait_for_workers) {
+        // Fewer devices means a tighter memory plan: the planner decides
+        // how narrow the job can still run.
+        const int most = std::min<int>(par.pipeline() - 1,
+                                       static_cast<int>(idle.size()) / data);
+        for (int p = most; p >= 1 && !plan; --p) {
+          plan = RecoveryPlan(rt, p);
+          if (plan) pipeline = p;
+        }
+      }
+      if (pipeline == 0) break;
+    }
+    const size_t needed = static_cast<size_t>(pipeline) * data;
     std::vector<std::string> chosen(idle.begin(), idle.begin() + needed);
     idle.erase(idle.begin(), idle.begin() + needed);
-    absl::Status s = StartAttempt(rt, chosen);
+    absl::Status s = StartAttempt(rt, chosen, pipeline, plan);
     if (!s.ok()) break;  // the store is failing; retry on the next tick
   }
+}
+
+std::shared_ptr<const PlannedSchedule> JobController::RecoveryPlan(JobRuntime* rt,
+                                                                   int pipeline) {
+  auto it = rt->recovery_plans.find(pipeline);
+  if (it != rt->recovery_plans.end()) return it->second;
+  v1::JobSpec spec = EffectiveSpec(rt->job.spec(), rt->job.status());
+  if (spec.parallel().pipeline() != pipeline) {
+    spec.mutable_parallel()->set_pipeline(pipeline);
+    spec.mutable_parallel()->clear_layers_per_chunk();
+  }
+  std::shared_ptr<const PlannedSchedule> plan;
+  // Planning under the lock: recoveries are rare and the plans are cached,
+  // and it keeps the decision atomic with taking the workers.
+  if (ValidateJobSpec(spec).ok()) {
+    absl::StatusOr<std::shared_ptr<const PlannedSchedule>> planned =
+        PlanForSpec(spec, "memory.hbm_budget");
+    if (planned.ok()) plan = *planned;
+  }
+  rt->recovery_plans[pipeline] = plan;
+  return plan;
 }
 
 const v1::StageAssignment* JobController::StageOf(const JobRuntime& rt,
@@ -386,11 +456,14 @@ v1::Assignment JobController::BuildAssignment(const JobRuntime& rt,
   v1::Assignment a;
   a.set_job(job.metadata().name());
   a.set_attempt(job.status().attempt());
-  *a.mutable_spec() = job.spec();
+  *a.mutable_spec() = EffectiveSpec(job.spec(), job.status());
   a.set_device(stage.device());
   a.set_data_rank(stage.data_rank());
-  a.set_num_devices(job.spec().parallel().pipeline());
-  a.set_data_parallel(job.spec().parallel().data());
+  a.set_num_devices(a.spec().parallel().pipeline());
+  a.set_data_parallel(a.spec().parallel().data());
+  a.set_checkpoint_num_devices(job.status().checkpoint_pipeline() > 0
+                                   ? job.status().checkpoint_pipeline()
+                                   : a.num_devices());
   if (rt.plan) *a.mutable_schedule() = ScheduleToProto(rt.plan->schedule, stage.device());
   a.set_store_prefix(StorePrefix(job.metadata().name(), job.status().attempt()));
   a.set_resume_iteration(job.status().checkpoint_iteration());
@@ -401,36 +474,59 @@ v1::Assignment JobController::BuildAssignment(const JobRuntime& rt,
 }
 
 absl::Status JobController::StartAttempt(JobRuntime* rt,
-                                         const std::vector<std::string>& workers) {
+                                         const std::vector<std::string>& workers,
+                                         int pipeline,
+                                         std::shared_ptr<const PlannedSchedule> plan) {
+  if (plan) rt->plan = std::move(plan);
   if (!rt->plan) {
     // Planned at submit or load; a missing plan is a bug, not a user error.
     return absl::InternalError("job has no plan");
   }
   const std::string name = rt->job.metadata().name();
-  const int p = rt->job.spec().parallel().pipeline();
   Mutation m = Begin(*rt);
   v1::JobStatus* st = m.job.mutable_status();
+  const bool recovering = st->state() == v1::JOB_STATE_RECOVERING;
+  const int previous_pipeline =
+      st->pipeline() > 0 ? st->pipeline() : m.job.spec().parallel().pipeline();
   const int attempt = st->attempt() + 1;
   st->set_attempt(attempt);
+  st->set_pipeline(pipeline);
+  st->set_hbm_budget_bytes(rt->plan->budget_bytes);
   st->clear_assignments();
   for (size_t i = 0; i < workers.size(); ++i) {
     v1::StageAssignment* a = st->add_assignments();
-    a->set_device(static_cast<int>(i) % p);
-    a->set_data_rank(static_cast<int>(i) / p);
+    a->set_device(static_cast<int>(i) % pipeline);
+    a->set_data_rank(static_cast<int>(i) / pipeline);
     a->set_worker_id(workers[i]);
     for (int c : rt->plan->schedule.DeviceChunks(a->device())) a->add_chunks(c);
   }
+  const v1::JobSpec effective = EffectiveSpec(m.job.spec(), *st);
   v1::PolicyState policy;
-  policy.set_offload_ratio(EffectiveOffloadRatio(m.job.spec(), *rt->plan));
-  policy.set_recompute(m.job.spec().memory().recompute());
+  policy.set_offload_ratio(EffectiveOffloadRatio(effective, *rt->plan));
+  policy.set_recompute(effective.memory().recompute());
   policy.set_generation(m.job.metadata().generation());
   *st->mutable_policy() = policy;
   st->set_observed_generation(m.job.metadata().generation());
+  std::string from = "from the beginning";
+  if (recovering) {
+    // Iterations after the checkpoint run again; status follows them.
+    st->set_iteration(st->checkpoint_iteration());
+    if (st->checkpoint_iteration() > 0) {
+      from = absl::StrCat("from the checkpoint of iteration ", st->checkpoint_iteration());
+    } else {
+      from = "from the beginning (no checkpoint yet)";
+    }
+    if (pipeline != previous_pipeline) {
+      AddEvent(&m, "Replanned",
+               absl::StrCat("re-planned onto ", pipeline, " stages (was ",
+                            previous_pipeline, "): ", rt->plan->report.policy()));
+    }
+  }
   AddEvent(&m, "Admitted",
-           absl::StrCat("attempt ", attempt, " on workers ",
-                        absl::StrJoin(workers, ", ")));
+           absl::StrCat("attempt ", attempt, " on workers ", absl::StrJoin(workers, ", "),
+                        ", ", pipeline, " stages, ", from));
   absl::Status s = Transition(
-      &m, v1::JOB_STATE_RUNNING, "Admitted",
+      &m, v1::JOB_STATE_RUNNING, recovering ? "Recovered" : "Admitted",
       absl::StrCat("attempt ", attempt, " running on ", workers.size(), " workers"));
   if (!s.ok()) return s;
   s = Commit(rt, std::move(m));
@@ -438,6 +534,7 @@ absl::Status JobController::StartAttempt(JobRuntime* rt,
   rt->partial.clear();
   rt->finished.clear();
   rt->worker_checkpoint.clear();
+  rt->recovery_plans.clear();
   rt->last_complete_iteration = rt->job.status().checkpoint_iteration();
   rt->policies[policy.generation()] = policy;
   // Open before the assignments go out: workers rendezvous right away.
@@ -478,13 +575,79 @@ void JobController::EndAttempt(JobRuntime* rt, const std::string& stop_reason,
 }
 
 void JobController::FailAttempt(JobRuntime* rt, const std::string& reason,
-                                const std::string& message) {
+                                const std::string& message, bool out_of_memory) {
   Mutation m = Begin(*rt);
   AddEvent(&m, reason, message);
-  if (!Transition(&m, v1::JOB_STATE_FAILED, reason, message).ok()) return;
+  v1::JobStatus* st = m.job.mutable_status();
+  const int restarts = st->restarts();
+  std::string give_up;
+  std::shared_ptr<const PlannedSchedule> smaller;
+  if (restarts >= recovery_.max_restarts) {
+    give_up = absl::StrCat(message, "; giving up after ", restarts, " restart",
+                           restarts == 1 ? "" : "s", " (the limit is ",
+                           recovery_.max_restarts, ")");
+  } else if (out_of_memory) {
+    // The device had less room than planned (fragmentation, other
+    // tenants): plan again for less instead of failing the job.
+    const int64_t current = rt->plan ? rt->plan->budget_bytes : st->hbm_budget_bytes();
+    const int64_t budget =
+        static_cast<int64_t>(static_cast<double>(current) * recovery_.oom_budget_factor);
+    v1::JobSpec spec = EffectiveSpec(m.job.spec(), *st);
+    spec.mutable_memory()->set_hbm_budget_bytes(budget);
+    absl::StatusOr<std::shared_ptr<const PlannedSchedule>> plan =
+        budget > 0 ? PlanForSpec(spec, "memory.hbm_budget")
+                   : absl::InvalidArgumentError("no budget left");
+    if (plan.ok()) {
+      smaller = *plan;
+      st->set_hbm_budget_bytes(smaller->budget_bytes);
+      AddEvent(&m, "Replanned",
+               absl::StrCat("out of memory: re-planned for ", FormatBytes(budget),
+                            " per device (was ", FormatBytes(current),
+                            "): ", smaller->report.policy()));
+    } else {
+      give_up = absl::StrCat(message, "; out of memory, and no plan fits ",
+                             FormatBytes(budget), " per device: ",
+                             plan.status().message());
+    }
+  }
+  absl::Duration backoff = absl::ZeroDuration();
+  if (give_up.empty()) {
+    backoff = std::min(recovery_.max_backoff,
+                       recovery_.backoff * static_cast<double>(int64_t{1} << std::min(restarts, 20)));
+    st->set_restarts(restarts + 1);
+    const std::string from =
+        st->checkpoint_iteration() > 0
+            ? absl::StrCat("the checkpoint of iteration ", st->checkpoint_iteration())
+            : std::string("the beginning (no checkpoint yet)");
+    if (!Transition(&m, v1::JOB_STATE_RECOVERING, reason,
+                    absl::StrCat(message, "; restart ", restarts + 1, " of ",
+                                 recovery_.max_restarts, " in ",
+                                 absl::FormatDuration(backoff), ", from ", from))
+             .ok()) {
+      return;
+    }
+  } else if (!Transition(&m, v1::JOB_STATE_FAILED, reason, give_up).ok()) {
+    return;
+  }
   absl::Status s = Commit(rt, std::move(m));
   if (!s.ok()) return;  // the next tick or report tries again
   EndAttempt(rt, message, /*send_stop=*/true);
+  if (give_up.empty()) {
+    metrics_->RecordRestart();
+    const absl::Time now = clock_->Now();
+    rt->recover_after = now + backoff;
+    rt->recovering_since = now;
+    rt->recovery_plans.clear();
+    if (smaller) {
+      rt->plan = smaller;
+      const int width = rt->job.status().pipeline() > 0
+                            ? rt->job.status().pipeline()
+                            : rt->job.spec().parallel().pipeline();
+      rt->recovery_plans[width] = smaller;
+    }
+  } else {
+    rt->plan.reset();
+  }
   AdmitPending();
 }
 
@@ -548,7 +711,7 @@ absl::StatusOr<v1::GetScheduleResponse> JobController::GetSchedule(
     JobRuntime* rt = Find(name);
     if (rt == nullptr) return NotFound(name);
     plan = rt->plan;
-    spec = rt->job.spec();
+    spec = EffectiveSpec(rt->job.spec(), rt->job.status());
   }
   if (!plan) {
     // Finished jobs drop their plan; rebuilding it is pure and cheap enough
@@ -584,7 +747,8 @@ absl::StatusOr<v1::Job> JobController::CancelJob(const std::string& name) {
   if (!s.ok()) return s;
   s = Commit(rt, std::move(m));
   if (!s.ok()) return s;
-  if (state != v1::JOB_STATE_PENDING) {
+  // A recovering job's attempt was already stopped.
+  if (state == v1::JOB_STATE_RUNNING) {
     EndAttempt(rt, "cancelled by the user", /*send_stop=*/true);
   }
   rt->plan.reset();
@@ -634,6 +798,7 @@ absl::StatusOr<v1::Job> JobController::UpdatePolicy(
         "nothing to change: set offload_ratio and/or recompute");
   }
   v1::JobSpec spec;
+  v1::JobStatus status_before;
   int64_t generation = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -654,6 +819,7 @@ absl::StatusOr<v1::Job> JobController::UpdatePolicy(
           "; read it again and retry"));
     }
     spec = rt->job.spec();
+    status_before = rt->job.status();
   }
   // The planner runs without the lock: it may take a while for big
   // pipelines and must not stall heartbeats and progress reports.
@@ -665,14 +831,17 @@ absl::StatusOr<v1::Job> JobController::UpdatePolicy(
   }
   s = ValidateJobSpec(spec);
   if (!s.ok()) return AsInvalidArgument(s);
-  absl::StatusOr<std::shared_ptr<const PlannedSchedule>> plan = PlanForSpec(
-      spec, request.has_offload_ratio() ? "offload_ratio" : "recompute");
+  absl::StatusOr<std::shared_ptr<const PlannedSchedule>> plan =
+      PlanForSpec(EffectiveSpec(spec, status_before),
+                  request.has_offload_ratio() ? "offload_ratio" : "recompute");
   if (!plan.ok()) return plan.status();
 
   absl::MutexLock lock(&mu_);
   JobRuntime* rt = Find(request.name());
   if (rt == nullptr) return NotFound(request.name());
-  if (rt->job.metadata().generation() != generation) {
+  if (rt->job.metadata().generation() != generation ||
+      rt->job.status().pipeline() != status_before.pipeline() ||
+      rt->job.status().hbm_budget_bytes() != status_before.hbm_budget_bytes()) {
     return absl::AbortedError(absl::StrCat(
         "job '", request.name(), "' changed while the new policy was planned (",
         "generation ", rt->job.metadata().generation(), "); retry"));
@@ -697,14 +866,15 @@ absl::StatusOr<v1::Job> JobController::UpdatePolicy(
                            state == v1::JOB_STATE_RUNNING
                                ? "; applies from the next iteration boundary"
                                : ""));
-  if (state == v1::JOB_STATE_PENDING) {
-    // Nothing runs yet: the job starts with this policy.
+  if (state != v1::JOB_STATE_RUNNING) {
+    // Nothing runs now: the next attempt starts with this policy.
     *m.job.mutable_status()->mutable_policy() = policy;
     m.job.mutable_status()->set_observed_generation(new_generation);
   }
   s = Commit(rt, std::move(m));
   if (!s.ok()) return s;
   rt->plan = *plan;
+  rt->recovery_plans.clear();
   rt->policies[new_generation] = policy;
   metrics_->RecordPolicyUpdate();
   if (state == v1::JOB_STATE_RUNNING) {
@@ -920,6 +1090,9 @@ absl::StatusOr<v1::ProgressAck> JobController::ReportProgress(
   // A checkpoint is usable only once every stage has written its part.
   if (durable > m.job.status().checkpoint_iteration()) {
     m.job.mutable_status()->set_checkpoint_iteration(durable);
+    m.job.mutable_status()->set_checkpoint_pipeline(
+        m.job.status().pipeline() > 0 ? m.job.status().pipeline()
+                                      : m.job.spec().parallel().pipeline());
     AddEvent(&m, "Checkpointed",
              absl::StrCat("checkpoint of iteration ", durable,
                           " written by all ", num_workers, " workers"));
@@ -1039,7 +1212,8 @@ absl::Status JobController::ReportFault(const v1::FaultReport& report) {
               absl::StrCat("worker ", report.worker_id(), " (stage ",
                            stage->device(), ", data rank ", stage->data_rank(),
                            ") reported ", v1::FaultKind_Name(report.kind()),
-                           " at iteration ", report.iteration(), ": ", message));
+                           " at iteration ", report.iteration(), ": ", message),
+              report.kind() == v1::FAULT_OUT_OF_MEMORY);
   return absl::OkStatus();
 }
 

@@ -3,13 +3,18 @@
 // admission, first come first served), assigns stages and pushes each
 // worker its Assignment, turns progress reports into IterationRecords and
 // status, applies live policy updates, and ends attempts (success, cancel,
-// failure). All job state sits behind one mutex and every change is written
+// failure). A worker that dies or reports a fault moves its job to
+// RECOVERING: the attempt is stopped, and after a back-off a new attempt
+// resumes from the last checkpoint that every stage wrote, on the full
+// pipeline width if enough workers are idle, else (after a grace period)
+// re-planned onto fewer stages if the planner says the model still fits. All job state sits behind one mutex and every change is written
 // through to the JobStore before it becomes visible, so a coordinator
 // restart loses no acknowledged change.
 //
 // Thread-safe. Callers: ControlService and WorkerService handlers (any gRPC
-// thread) and the Coordinator's maintenance loop (Tick). Planning runs
-// outside the lock. Lock order: this controller's mutex, then the
+// thread) and the Coordinator's maintenance loop (Tick). Planning for
+// submissions and policy updates runs outside the lock; recovery and
+// out-of-memory re-plans run under it (rare, cached, milliseconds). Lock order: this controller's mutex, then the
 // WorkerRegistry's, KvStore's and JobStore's (they never call back).
 #ifndef CHRONOS_COORDINATOR_JOB_CONTROLLER_H_
 #define CHRONOS_COORDINATOR_JOB_CONTROLLER_H_
@@ -33,6 +38,7 @@
 #include "chronos/v1/job.pb.h"
 #include "chronos/v1/worker.pb.h"
 #include "coordinator/clock.h"
+#include "coordinator/recovery_options.h"
 #include "coordinator/job_store.h"
 #include "coordinator/kv_store.h"
 #include "coordinator/metrics.h"
@@ -46,7 +52,8 @@ class JobController {
   // All pointers are borrowed and must outlive the controller.
   JobController(JobStore* store, WorkerRegistry* workers, KvStore* kv,
                 Metrics* metrics, Clock* clock,
-                absl::Duration poll_interval = absl::Milliseconds(200));
+                absl::Duration poll_interval = absl::Milliseconds(200),
+                RecoveryOptions recovery = RecoveryOptions());
 
   // Reads every job from the store (once, before serving). Jobs that were
   // running stay RUNNING: their workers get a heartbeat timeout to
@@ -97,6 +104,12 @@ class JobController {
     std::set<std::string> finished;
     std::map<std::string, int64_t> worker_checkpoint;
     std::map<int64_t, v1::PolicyState> policies;  // by generation pushed
+    // RECOVERING only: no restart before recover_after; re-planning onto
+    // fewer stages only after recovering_since + wait_for_workers.
+    absl::Time recover_after = absl::InfinitePast();
+    absl::Time recovering_since = absl::InfinitePast();
+    // Plans by pipeline width tried while recovering (null: does not fit).
+    std::map<int, std::shared_ptr<const PlannedSchedule>> recovery_plans;
   };
 
   // A change to one job, committed as one store transaction.
@@ -115,8 +128,18 @@ class JobController {
   absl::Status Commit(JobRuntime* rt, Mutation m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   JobRuntime* Find(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts pending jobs and restarts recovering ones, in submission order,
+  // while idle attached workers last.
   void AdmitPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status StartAttempt(JobRuntime* rt, const std::vector<std::string>& workers)
+  // The plan for a recovering job at `pipeline` stages; null if it does
+  // not fit or cannot run that narrow. Cached per recovery.
+  std::shared_ptr<const PlannedSchedule> RecoveryPlan(JobRuntime* rt, int pipeline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A new attempt of `rt` on `workers` (pipeline-major: stage i % pipeline,
+  // data rank i / pipeline) with `plan` (rt->plan when null).
+  absl::Status StartAttempt(JobRuntime* rt, const std::vector<std::string>& workers,
+                            int pipeline,
+                            std::shared_ptr<const PlannedSchedule> plan = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Assignment BuildAssignment(const JobRuntime& rt,
                                  const v1::StageAssignment& stage) const;
@@ -124,11 +147,13 @@ class JobController {
   // rendezvous scope.
   void EndAttempt(JobRuntime* rt, const std::string& stop_reason, bool send_stop)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A worker of the running attempt died or faulted. Today the job fails;
-  // restart from the last checkpoint (RECOVERING, status.attempt + 1,
-  // resume_iteration = status.checkpoint_iteration) plugs in here.
+  // A worker of the running attempt died or faulted: stop the attempt and
+  // move the job to RECOVERING (restarted later by AdmitPending), or to
+  // FAILED once the restart limit is reached or, after an out-of-memory
+  // fault, when nothing fits a smaller budget.
   void FailAttempt(JobRuntime* rt, const std::string& reason,
-                   const std::string& message) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                   const std::string& message, bool out_of_memory = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CompleteIteration(JobRuntime* rt, int64_t iteration, Mutation* m)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const v1::StageAssignment* StageOf(const JobRuntime& rt,
@@ -143,6 +168,7 @@ class JobController {
   Metrics* const metrics_;
   Clock* const clock_;
   const absl::Duration poll_interval_;
+  const RecoveryOptions recovery_;
 
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<JobRuntime>> jobs_ ABSL_GUARDED_BY(mu_);
@@ -161,6 +187,11 @@ class JobController {
 // The offload ratio a plan runs with: the spec's when set, else the
 // planner's choice.
 double EffectiveOffloadRatio(const v1::JobSpec& spec, const PlannedSchedule& plan);
+
+// The spec a job's attempts run with: the submitted spec with the pipeline
+// width and HBM budget that recovery chose (status.pipeline,
+// status.hbm_budget_bytes) when they differ.
+v1::JobSpec EffectiveSpec(const v1::JobSpec& spec, const v1::JobStatus& status);
 
 }  // namespace chronos::coordinator
 

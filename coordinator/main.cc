@@ -47,6 +47,21 @@ int main(int argc, char** argv) {
                  "missed heartbeats after which a worker is dead")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  int restart_backoff_ms = 1000;
+  int recovery_wait_ms = 10000;
+  app.add_option("--max-restarts", options.recovery.max_restarts,
+                 "restarts a job gets after worker faults before it fails")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--restart-backoff-ms", restart_backoff_ms,
+                 "wait before a job's first restart; doubles per restart, at most 60 s")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600000));
+  app.add_option("--recovery-wait-ms", recovery_wait_ms,
+                 "how long a recovering job waits for its full pipeline width before it "
+                 "is re-planned onto fewer stages")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600000));
   app.add_option("--shutdown-grace-seconds", shutdown_grace_seconds,
                  "time calls get to finish on SIGTERM")
       ->capture_default_str()
@@ -66,6 +81,8 @@ int main(int argc, char** argv) {
     options.token = *token;
   }
   options.heartbeat_interval = absl::Milliseconds(heartbeat_interval_ms);
+  options.recovery.backoff = absl::Milliseconds(restart_backoff_ms);
+  options.recovery.wait_for_workers = absl::Milliseconds(recovery_wait_ms);
   options.heartbeat_misses = heartbeat_misses;
 
   // Block the stop signals in every thread (threads inherit the mask), so

@@ -13,4 +13,4 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev \
   libyaml-cpp-dev libcli11-dev libsqlite3-dev nlohmann-json3-dev libgoogle-glog-dev \
-  prometheus yamllint
+  prometheus yamllint python3-yaml python3-jsonschema

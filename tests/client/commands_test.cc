@@ -88,6 +88,8 @@ TEST_F(CommandsTest, SubmitSendsResolvedSpecWithRequestId) {
       dir + "/a100.yaml", "base: h100\nname: a100-40gb\nhbm_bytes: 40GiB\npeak_flops: 312e12\n");
   std::string yaml = TinySpecYaml("sub");
   yaml.replace(yaml.find("profile: cpu"), 12, "profile: " + profile);
+  yaml.replace(yaml.find("precision: fp32"), 15,
+               "precision: fp32, checkpoint_every: 1, checkpoint_dir: ckpt");
   const std::string spec = WriteFile(dir + "/job.yaml", yaml);
 
   CliResult r = Run({"submit", "-f", spec, "--request-id", "req-1"});
@@ -100,6 +102,8 @@ TEST_F(CommandsTest, SubmitSendsResolvedSpecWithRequestId) {
   // Relative data paths become absolute against the current directory.
   EXPECT_EQ(req.spec().data().path(), AbsolutePath("data/input.txt", CurrentDirectory()));
   EXPECT_EQ(req.spec().data().path()[0], '/');
+  // So do checkpoint folders: every stage of every attempt must find them.
+  EXPECT_EQ(req.spec().training().checkpoint_dir(), AbsolutePath("ckpt", CurrentDirectory()));
   // A profile file is inlined so the coordinator need not read our disk.
   EXPECT_EQ(req.spec().device().custom().hbm_bytes(), int64_t{40} << 30);
   EXPECT_EQ(req.spec().device().custom().name(), "a100-40gb");
@@ -287,12 +291,16 @@ TEST_F(CommandsTest, TokenFromEnvOrFileIsSentAsBearer) {
   EXPECT_EQ(env.code, 0) << env.err;
   const std::string dir = ScratchDir("token");
   const std::string file = WriteFile(dir + "/token", "t0k3n\n");
-  CliResult flag = Run({"get", "a", "--token-file", file}, {{"CHRONOS_TOKEN", "wrong"}});
+  CliResult flag =
+      Run({"get", "a", "--token-file", file}, {{"CHRONOS_TOKEN", "n0t-th3-t0k3n"}});
   EXPECT_EQ(flag.code, 0) << flag.err;
   EXPECT_THAT(server_.service().authorizations(), ElementsAre("Bearer t0k3n", "Bearer t0k3n"));
-  CliResult wrong = Run({"get", "a"}, {{"CHRONOS_TOKEN", "wrong"}});
+  // The presented secret must never be echoed back (the message itself may
+  // well say the token was wrong).
+  CliResult wrong = Run({"get", "a"}, {{"CHRONOS_TOKEN", "n0t-th3-t0k3n"}});
   EXPECT_EQ(wrong.code, 5);
-  EXPECT_THAT(wrong.err, Not(HasSubstr("wrong")));
+  EXPECT_THAT(wrong.err, Not(HasSubstr("n0t-th3-t0k3n")));
+  EXPECT_THAT(wrong.out, Not(HasSubstr("n0t-th3-t0k3n")));
 }
 
 TEST_F(CommandsTest, ServerFromConfigFileContext) {

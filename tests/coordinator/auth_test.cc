@@ -141,11 +141,19 @@ TEST_F(AuthTest, HealthNeedsNoToken) {
 
 TEST_F(AuthTest, RejectionsAreCountedInMetrics) {
   Invoke("ListJobs", "");
-  EXPECT_NE(h_->coordinator()->metrics()->Render().find(
-                "chronos_coordinator_rpc_requests_total{code=\"UNAUTHENTICATED\","
-                "method=\"ListJobs\"} 1"),
-            std::string::npos)
-      << h_->coordinator()->metrics()->Render();
+  // The client hears UNAUTHENTICATED as soon as the interceptor cancels the
+  // call; the server counts it when the handler's status goes out, which
+  // may be a moment later. Wait for that, boundedly.
+  const std::string expected =
+      "chronos_coordinator_rpc_requests_total{code=\"UNAUTHENTICATED\","
+      "method=\"ListJobs\"} 1";
+  const absl::Time deadline = absl::Now() + kWait;
+  std::string rendered = h_->coordinator()->metrics()->Render();
+  while (rendered.find(expected) == std::string::npos && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+    rendered = h_->coordinator()->metrics()->Render();
+  }
+  EXPECT_NE(rendered.find(expected), std::string::npos) << rendered;
 }
 
 }  // namespace

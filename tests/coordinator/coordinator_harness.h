@@ -70,6 +70,8 @@ class Harness {
     absl::Duration heartbeat_interval = absl::Seconds(5);
     int heartbeat_misses = 3;
     bool serve_metrics = false;
+    // Fake-clock time: tests advance past them explicitly.
+    RecoveryOptions recovery;
   };
 
   explicit Harness(Config config) : config_(std::move(config)) {}
@@ -83,6 +85,7 @@ class Harness {
     o.token = config_.token;
     o.heartbeat_interval = config_.heartbeat_interval;
     o.heartbeat_misses = config_.heartbeat_misses;
+    o.recovery = config_.recovery;
     o.stream_poll_interval = absl::Milliseconds(50);
     // Maintenance is driven by the tests (RunMaintenance) with the fake
     // clock; the background pass only admits jobs.
@@ -241,7 +244,11 @@ class FakeWorker {
   // The next command, waiting at most `timeout`.
   absl::StatusOr<v1::WorkerCommand> Next(absl::Duration timeout = kWait) {
     absl::MutexLock lock(&mu_);
-    auto ready = [this] { return !commands_.empty() || stream_done_; };
+    // Conditions run with mu_ held; the analysis cannot see that.
+    auto ready = [this] {
+      mu_.AssertHeld();
+      return !commands_.empty() || stream_done_;
+    };
     mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
     if (commands_.empty()) {
       if (stream_done_) return rpc::FromGrpcStatus(stream_status_);
@@ -255,7 +262,10 @@ class FakeWorker {
   // The status the Attach stream ended with, once it ends.
   absl::StatusOr<grpc::Status> WaitStreamEnd(absl::Duration timeout = kWait) {
     absl::MutexLock lock(&mu_);
-    auto done = [this] { return stream_done_; };
+    auto done = [this] {
+      mu_.AssertHeld();
+      return stream_done_;
+    };
     if (!mu_.AwaitWithTimeout(absl::Condition(&done), timeout)) {
       return absl::DeadlineExceededError("stream still open");
     }

@@ -293,6 +293,16 @@ TEST_F(JobFlowTest, InvalidSpecsAreRejectedNamingTheFieldBeforeAnyWorkerHearsOfT
   for (const v1::Assignment& a : TakeAssignments(w)) EXPECT_EQ(a.job(), "good");
 }
 
+TEST_F(JobFlowTest, OversizedRequestsAreRefused) {
+  // A job spec is a page of YAML: 1 MiB serialized is the most accepted.
+  v1::JobSpec spec = TinySpec("huge");
+  spec.mutable_data()->set_path(std::string(2 << 20, 'x'));
+  absl::StatusOr<v1::Job> job = h_.Submit(spec);
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(job.status().message().find("spec is"), std::string::npos) << job.status();
+  EXPECT_EQ(h_.Get("huge").status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(JobFlowTest, UnknownJobsAreNotFound) {
   EXPECT_EQ(h_.Get("ghost").status().code(), absl::StatusCode::kNotFound);
   EXPECT_NE(h_.Get("ghost").status().message().find("ghost"), std::string::npos);
@@ -454,10 +464,36 @@ TEST_F(JobFlowTest, UpdatePolicyPushesNewActionListsAndRecordsWhenApplied) {
             std::string::npos);
 }
 
-TEST_F(JobFlowTest, MissedHeartbeatsFailTheJobAndStopTheOtherStages) {
+v1::WorkerState StateOf(Harness& h, const std::string& id) {
+  absl::StatusOr<v1::ListWorkersResponse> workers = h.Workers();
+  EXPECT_TRUE(workers.ok()) << workers.status();
+  if (!workers.ok()) return v1::WORKER_STATE_UNSPECIFIED;
+  for (const v1::WorkerStatus& s : workers->workers()) {
+    if (s.worker_id() == id) return s.state();
+  }
+  return v1::WORKER_STATE_UNSPECIFIED;
+}
+
+absl::Status Fault(FakeWorker& w, const v1::Assignment& a, v1::FaultKind kind,
+                   const std::string& message) {
+  v1::FaultReport fault;
+  fault.set_worker_id(w.id());
+  fault.set_job(a.job());
+  fault.set_attempt(a.attempt());
+  fault.set_kind(kind);
+  fault.set_message(message);
+  fault.set_iteration(1);
+  v1::FaultAck ack;
+  auto ctx = w.Context();
+  return rpc::FromGrpcStatus(w.stub()->ReportFault(ctx.get(), fault, &ack));
+}
+
+TEST_F(JobFlowTest, MissedHeartbeatsRecoverOntoFewerStagesFromTheLastCheckpoint) {
   Workers w = StartWorkers(h_, 2);
   ASSERT_TRUE(h_.Submit(TinySpec("fragile")).ok());
   std::vector<v1::Assignment> a = TakeAssignments(w);
+  ReportAll(w, a, 1);
+  ReportAll(w, a, 2, false, 0, /*checkpoint=*/2);
   h_.clock()->Advance(absl::Seconds(10));
   // Only worker 1 keeps heartbeating.
   v1::HeartbeatRequest hb;
@@ -471,14 +507,17 @@ TEST_F(JobFlowTest, MissedHeartbeatsFailTheJobAndStopTheOtherStages) {
 
   absl::StatusOr<v1::Job> job = h_.Get("fragile");
   ASSERT_TRUE(job.ok());
-  EXPECT_EQ(job->status().state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_RECOVERING);
+  EXPECT_EQ(job->status().restarts(), 1);
   EXPECT_NE(job->status().message().find(w[0]->id()), std::string::npos)
       << job->status().message();
   EXPECT_NE(job->status().message().find("heartbeat"), std::string::npos);
+  // The healthy stage is stopped cleanly...
   absl::StatusOr<v1::WorkerCommand> stop = w[1]->Next();
-  ASSERT_TRUE(stop.ok());
-  EXPECT_TRUE(stop->has_stop());
-  // The dead worker's stream was closed and it must register again.
+  ASSERT_TRUE(stop.ok()) << stop.status();
+  ASSERT_TRUE(stop->has_stop());
+  EXPECT_EQ(stop->stop().attempt(), 1);
+  // ...and the dead worker's stream is closed: it must register again.
   absl::StatusOr<grpc::Status> end = w[0]->WaitStreamEnd();
   ASSERT_TRUE(end.ok());
   EXPECT_EQ(end->error_code(), grpc::StatusCode::FAILED_PRECONDITION);
@@ -487,35 +526,175 @@ TEST_F(JobFlowTest, MissedHeartbeatsFailTheJobAndStopTheOtherStages) {
   auto ctx2 = w[0]->Context();
   ASSERT_TRUE(w[0]->stub()->Heartbeat(ctx2.get(), dead_hb, &hb_resp).ok());
   EXPECT_FALSE(hb_resp.known());
-  std::map<std::string, v1::WorkerState> states;
-  for (const v1::WorkerStatus& s : h_.Workers()->workers()) states[s.worker_id()] = s.state();
-  EXPECT_EQ(states[w[0]->id()], v1::WORKER_STATE_DEAD);
-  EXPECT_EQ(states[w[1]->id()], v1::WORKER_STATE_IDLE);
+  EXPECT_EQ(StateOf(h_, w[0]->id()), v1::WORKER_STATE_DEAD);
+  EXPECT_EQ(StateOf(h_, w[1]->id()), v1::WORKER_STATE_IDLE);
+
+  // Past the back-off, one worker is too few for 2 stages: the job waits
+  // for the full width first.
+  auto beat = [&] {
+    v1::HeartbeatRequest req;
+    req.set_worker_id(w[1]->id());
+    v1::HeartbeatResponse resp;
+    auto hb_ctx = w[1]->Context();
+    ASSERT_TRUE(w[1]->stub()->Heartbeat(hb_ctx.get(), req, &resp).ok());
+    ASSERT_TRUE(resp.known());
+  };
+  h_.clock()->Advance(absl::Seconds(2));
+  beat();
+  h_.coordinator()->RunMaintenance();
+  EXPECT_EQ(h_.Get("fragile")->status().state(), v1::JOB_STATE_RECOVERING);
+  // Then it is re-planned onto the one healthy worker, resuming from the
+  // checkpoint all stages wrote.
+  h_.clock()->Advance(absl::Seconds(10));
+  beat();
+  h_.coordinator()->RunMaintenance();
+  job = h_.Get("fragile");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(job->status().attempt(), 2);
+  EXPECT_EQ(job->status().pipeline(), 1);
+  EXPECT_EQ(job->status().iteration(), 2);
+  ASSERT_EQ(job->status().assignments_size(), 1);
+  EXPECT_EQ(job->status().assignments(0).worker_id(), w[1]->id());
+  absl::StatusOr<v1::WorkerCommand> cmd = w[1]->Next();
+  ASSERT_TRUE(cmd.ok()) << cmd.status();
+  ASSERT_TRUE(cmd->has_assign()) << cmd->DebugString();
+  const v1::Assignment& b = cmd->assign();
+  EXPECT_EQ(b.attempt(), 2);
+  EXPECT_EQ(b.device(), 0);
+  EXPECT_EQ(b.num_devices(), 1);
+  EXPECT_EQ(b.spec().parallel().pipeline(), 1);
+  EXPECT_EQ(b.resume_iteration(), 2);
+  EXPECT_EQ(b.checkpoint_num_devices(), 2);
+  EXPECT_EQ(b.store_prefix(), "jobs/fragile/attempt-2/");
+  EXPECT_EQ(b.schedule().num_devices(), 1);
+  // A straggler of attempt 1 is told to stop; attempt 2 finishes the job.
+  absl::StatusOr<v1::ProgressAck> late = w[1]->Progress(a[1], 3);
+  ASSERT_TRUE(late.ok());
+  EXPECT_TRUE(late->stop());
+  absl::StatusOr<v1::ProgressAck> ack = w[1]->Progress(b, 3, /*finished=*/true);
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_FALSE(ack->stop());
+  job = h_.Get("fragile", true);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_SUCCEEDED);
+  ASSERT_EQ(job->iterations_size(), 3);
+  EXPECT_EQ(job->iterations(2).attempt(), 2);
+  for (const char* type : {"WorkerLost", "Recovering", "Replanned", "Running", "Succeeded"}) {
+    EXPECT_TRUE(HasEvent(*job, type)) << type;
+  }
   const std::string metrics = h_.coordinator()->metrics()->Render();
+  EXPECT_NE(metrics.find("chronos_coordinator_job_restarts_total 1"), std::string::npos)
+      << metrics;
   EXPECT_NE(metrics.find("chronos_coordinator_workers{state=\"dead\"} 1"), std::string::npos);
-  EXPECT_NE(metrics.find("chronos_coordinator_jobs{state=\"failed\"} 1"), std::string::npos);
 }
 
-TEST_F(JobFlowTest, ReportedFaultFailsTheJobAtOnce) {
+TEST_F(JobFlowTest, ReportedFaultRestartsOnTheSameWorkersAfterTheBackoff) {
   Workers w = StartWorkers(h_, 2);
-  ASSERT_TRUE(h_.Submit(TinySpec("oom")).ok());
+  ASSERT_TRUE(h_.Submit(TinySpec("flaky")).ok());
   std::vector<v1::Assignment> a = TakeAssignments(w);
-  v1::FaultReport fault;
-  fault.set_worker_id(w[1]->id());
-  fault.set_job("oom");
-  fault.set_attempt(a[1].attempt());
-  fault.set_kind(v1::FAULT_OUT_OF_MEMORY);
-  fault.set_message("CUDA out of memory");
-  fault.set_iteration(1);
-  v1::FaultAck ack;
-  auto ctx = w[1]->Context();
-  ASSERT_TRUE(w[1]->stub()->ReportFault(ctx.get(), fault, &ack).ok());
-  absl::StatusOr<v1::Job> job = h_.Get("oom");
+  ASSERT_TRUE(Fault(*w[1], a[1], v1::FAULT_TRANSPORT, "gloo: connection reset").ok());
+  absl::StatusOr<v1::Job> job = h_.Get("flaky");
   ASSERT_TRUE(job.ok());
-  EXPECT_EQ(job->status().state(), v1::JOB_STATE_FAILED);
-  EXPECT_NE(job->status().message().find("FAULT_OUT_OF_MEMORY"), std::string::npos);
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_RECOVERING);
+  EXPECT_NE(job->status().message().find("FAULT_TRANSPORT"), std::string::npos);
   EXPECT_TRUE(w[0]->Next()->has_stop());
   EXPECT_TRUE(w[1]->Next()->has_stop());
+  // Still backing off: nothing restarts however often maintenance runs.
+  h_.coordinator()->RunMaintenance();
+  EXPECT_EQ(h_.Get("flaky")->status().attempt(), 1);
+  h_.clock()->Advance(absl::Seconds(1));
+  h_.coordinator()->RunMaintenance();
+  job = h_.Get("flaky");
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(job->status().attempt(), 2);
+  EXPECT_EQ(job->status().pipeline(), 2);
+  std::vector<v1::Assignment> b = TakeAssignments(w);
+  for (const v1::Assignment& x : b) {
+    EXPECT_EQ(x.attempt(), 2);
+    EXPECT_EQ(x.resume_iteration(), 0);  // no checkpoint yet
+    EXPECT_EQ(x.num_devices(), 2);
+  }
+}
+
+TEST_F(JobFlowTest, OutOfMemoryReplansWithASmallerBudget) {
+  Workers w = StartWorkers(h_, 2);
+  v1::JobSpec spec = TinySpec("hungry");
+  spec.mutable_memory()->set_hbm_budget_bytes(int64_t{4} << 30);
+  ASSERT_TRUE(h_.Submit(spec).ok());
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+  const int64_t before = h_.Get("hungry")->status().hbm_budget_bytes();
+  EXPECT_EQ(before, int64_t{4} << 30);
+  ASSERT_TRUE(Fault(*w[0], a[0], v1::FAULT_OUT_OF_MEMORY, "CUDA out of memory").ok());
+  absl::StatusOr<v1::Job> job = h_.Get("hungry", true);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_RECOVERING);
+  EXPECT_LT(job->status().hbm_budget_bytes(), before);
+  EXPECT_GT(job->status().hbm_budget_bytes(), 0);
+  EXPECT_TRUE(HasEvent(*job, "Replanned"));
+  EXPECT_TRUE(w[0]->Next()->has_stop());
+  EXPECT_TRUE(w[1]->Next()->has_stop());
+  h_.clock()->Advance(absl::Seconds(1));
+  h_.coordinator()->RunMaintenance();
+  for (const v1::Assignment& x : TakeAssignments(w)) {
+    EXPECT_EQ(x.attempt(), 2);
+    EXPECT_EQ(x.spec().memory().hbm_budget_bytes(), job->status().hbm_budget_bytes());
+  }
+  // The user's spec is untouched; the plan the job runs with says why.
+  job = h_.Get("hungry");
+  EXPECT_EQ(job->spec().memory().hbm_budget_bytes(), int64_t{4} << 30);
+}
+
+TEST(JobRecoveryTest, RestartLimitFailsTheJobWithBackoffDoubling) {
+  Harness::Config config;
+  config.recovery.max_restarts = 2;
+  Harness h(config);
+  ASSERT_TRUE(h.Start().ok());
+  Workers w = StartWorkers(h, 2);
+  ASSERT_TRUE(h.Submit(TinySpec("doomed")).ok());
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+  for (int restart = 0; restart < 2; ++restart) {
+    ASSERT_TRUE(Fault(*w[0], a[0], v1::FAULT_INTERNAL, "boom").ok());
+    EXPECT_EQ(h.Get("doomed")->status().state(), v1::JOB_STATE_RECOVERING);
+    EXPECT_TRUE(w[0]->Next()->has_stop());
+    EXPECT_TRUE(w[1]->Next()->has_stop());
+    const absl::Duration backoff = absl::Seconds(1) * (1 << restart);  // 1 s, 2 s
+    h.clock()->Advance(backoff - absl::Milliseconds(1));
+    h.coordinator()->RunMaintenance();
+    EXPECT_EQ(h.Get("doomed")->status().state(), v1::JOB_STATE_RECOVERING) << restart;
+    h.clock()->Advance(absl::Milliseconds(1));
+    h.coordinator()->RunMaintenance();
+    EXPECT_EQ(h.Get("doomed")->status().state(), v1::JOB_STATE_RUNNING) << restart;
+    a = TakeAssignments(w);
+    EXPECT_EQ(a[0].attempt(), restart + 2);
+  }
+  ASSERT_TRUE(Fault(*w[0], a[0], v1::FAULT_INTERNAL, "boom").ok());
+  absl::StatusOr<v1::Job> job = h.Get("doomed");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(job->status().restarts(), 2);
+  EXPECT_NE(job->status().message().find("giving up after 2 restarts"), std::string::npos)
+      << job->status().message();
+  EXPECT_NE(h.coordinator()->metrics()->Render().find(
+                "chronos_coordinator_jobs{state=\"failed\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(JobFlowTest, CancellingARecoveringJobEndsIt) {
+  Workers w = StartWorkers(h_, 2);
+  ASSERT_TRUE(h_.Submit(TinySpec("undecided")).ok());
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+  ASSERT_TRUE(Fault(*w[0], a[0], v1::FAULT_DATA, "bad shard").ok());
+  EXPECT_TRUE(w[0]->Next()->has_stop());
+  EXPECT_TRUE(w[1]->Next()->has_stop());
+  EXPECT_EQ(h_.Cancel("undecided")->status().state(), v1::JOB_STATE_CANCELLED);
+  h_.clock()->Advance(absl::Seconds(5));
+  h_.coordinator()->RunMaintenance();
+  EXPECT_EQ(h_.Get("undecided")->status().state(), v1::JOB_STATE_CANCELLED);
+  // The workers are free for the next job, whose assignment is the next
+  // command they see.
+  ASSERT_TRUE(h_.Submit(TinySpec("after")).ok());
+  for (const v1::Assignment& x : TakeAssignments(w)) EXPECT_EQ(x.job(), "after");
 }
 
 TEST_F(JobFlowTest, DataParallelReplicasGetRanksAndThroughputAddsUp) {

@@ -110,7 +110,7 @@ TEST(PersistenceTest, RestartKeepsEveryJobAndRunningJobsContinue) {
   for (const auto& r : job->iterations()) EXPECT_TRUE(seqs.insert(r.sequence()).second);
 }
 
-TEST(PersistenceTest, WorkersThatNeverReturnFailTheJobAfterTheHeartbeatTimeout) {
+TEST(PersistenceTest, WorkersThatNeverReturnAreReplacedAfterTheHeartbeatTimeout) {
   Harness::Config config;
   config.data_dir = FreshDir("lost");
   {
@@ -121,6 +121,10 @@ TEST(PersistenceTest, WorkersThatNeverReturnFailTheJobAfterTheHeartbeatTimeout) 
     ASSERT_TRUE(w0.Register().ok() && w1.Register().ok());
     ASSERT_TRUE(w0.Attach().ok() && w1.Attach().ok());
     ASSERT_TRUE(h.Submit(TinySpec("orphan")).ok());
+    const v1::Assignment a0 = NextAssignment(w0);
+    const v1::Assignment a1 = NextAssignment(w1);
+    ASSERT_TRUE(w0.Progress(a0, 1, false, 0, 1).ok());
+    ASSERT_TRUE(w1.Progress(a1, 1, false, 0, 1).ok());
     w0.Detach();
     w1.Detach();
   }
@@ -131,8 +135,32 @@ TEST(PersistenceTest, WorkersThatNeverReturnFailTheJobAfterTheHeartbeatTimeout) 
   h.coordinator()->RunMaintenance();
   absl::StatusOr<v1::Job> job = h.Get("orphan");
   ASSERT_TRUE(job.ok());
-  EXPECT_EQ(job->status().state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_RECOVERING);
   EXPECT_NE(job->status().message().find("heartbeat"), std::string::npos);
+  EXPECT_EQ(job->status().restarts(), 1);
+
+  // Replacement workers (new processes, new names) take the job over from
+  // the checkpoint written before the restart.
+  FakeWorker r0(h.channel(), "pod-2", "");
+  FakeWorker r1(h.channel(), "pod-3", "");
+  ASSERT_TRUE(r0.Register().ok() && r1.Register().ok());
+  ASSERT_TRUE(r0.Attach().ok() && r1.Attach().ok());
+  h.clock()->Advance(absl::Seconds(2));  // past the back-off
+  h.coordinator()->RunMaintenance();
+  job = h.Get("orphan");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(job->status().attempt(), 2);
+  const v1::Assignment b0 = NextAssignment(r0);
+  const v1::Assignment b1 = NextAssignment(r1);
+  EXPECT_EQ(b0.attempt(), 2);
+  EXPECT_EQ(b0.resume_iteration(), 1);
+  EXPECT_EQ(b0.num_devices(), 2);
+  ASSERT_TRUE(r0.Progress(b0, 2, false).ok());
+  ASSERT_TRUE(r1.Progress(b1, 2, false).ok());
+  ASSERT_TRUE(r0.Progress(b0, 3, true).ok());
+  ASSERT_TRUE(r1.Progress(b1, 3, true).ok());
+  EXPECT_EQ(h.Get("orphan")->status().state(), v1::JOB_STATE_SUCCEEDED);
 }
 
 }  // namespace

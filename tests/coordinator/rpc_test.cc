@@ -37,7 +37,7 @@ TEST(StatusConvertTest, RoundTripsEveryCanonicalCode) {
   EXPECT_STREQ(GrpcCodeName(grpc::StatusCode::UNAUTHENTICATED), "UNAUTHENTICATED");
 }
 
-TEST(AuthTest, TokensEqualIsExact) {
+TEST(TokenCheckTest, TokensEqualIsExact) {
   EXPECT_TRUE(TokensEqual("s3cret", "s3cret"));
   EXPECT_FALSE(TokensEqual("s3cre", "s3cret"));
   EXPECT_FALSE(TokensEqual("s3crett", "s3cret"));
@@ -45,7 +45,7 @@ TEST(AuthTest, TokensEqualIsExact) {
   EXPECT_FALSE(TokensEqual("", ""));  // an empty token never authenticates
 }
 
-TEST(AuthTest, HealthAndReflectionAreExempt) {
+TEST(TokenCheckTest, HealthAndReflectionAreExempt) {
   EXPECT_TRUE(IsAuthExempt("/grpc.health.v1.Health/Check"));
   EXPECT_TRUE(IsAuthExempt("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"));
   EXPECT_FALSE(IsAuthExempt("/chronos.v1.ControlService/SubmitJob"));
