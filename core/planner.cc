@@ -30,15 +30,6 @@ struct Attempt {
   std::string why;  // when it does not fit
 };
 
-const char* GranularityName(Granularity g) {
-  switch (g) {
-    case Granularity::kLayer: return "layer";
-    case Granularity::kChunk: return "chunk";
-    case Granularity::kSelective: return "selective";
-  }
-  return "?";
-}
-
 const char* RecomputeName(v1::RecomputeMode m) {
   switch (m) {
     case v1::RECOMPUTE_OFF: return "off";
@@ -160,11 +151,7 @@ class PolicyPlanner {
     // activations that would otherwise go.
     const double opt_frac = a->optimizer_offload[d];
     int64_t opt_bytes = 0;
-    int64_t params = 0;
-    for (int c : a->base.DeviceChunks(d)) {
-      opt_bytes += costs_.chunk(c).optimizer_bytes;
-      params += costs_.chunk(c).params;
-    }
+    for (int c : a->base.DeviceChunks(d)) opt_bytes += costs_.chunk(c).optimizer_bytes;
     double best_recompute_cost = 1e300;  // seconds per byte
     for (const Cand& c : live) {
       if (!recompute_auto) break;
