@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/size.h"
 #include "google/protobuf/descriptor.h"
@@ -590,6 +591,23 @@ void EmitMessage(const Message& msg, bool root, YAML::Emitter* out) {
 }  // namespace
 
 absl::StatusOr<v1::JobSpec> ParseJobSpecYaml(const std::string& text) {
+  // YAML text may not hold C0 control characters other than tab, line feed
+  // and carriage return (YAML 1.2, 5.1), and yaml-cpp 0.7 loops forever,
+  // allocating, on a NUL inside a flow mapping (found by job_spec_fuzzer).
+  int line = 1, column = 1;
+  for (unsigned char c : text) {
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "job spec is not valid YAML: line %d, column %d: control character 0x%02x",
+          line, column, c));
+    }
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(text);

@@ -31,5 +31,22 @@ TEST(FuzzRegressionTest, SpecWithoutMemorySectionRoundTripsToAFixpoint) {
   EXPECT_TRUE(ValidateJobSpec(*again).ok());
 }
 
+// job_spec_fuzzer: a NUL inside a flow mapping made yaml-cpp 0.7 loop
+// forever while allocating (the coordinator's and chronosctl's parser).
+// Control characters are now refused up front, naming line and column.
+TEST(FuzzRegressionTest, NulInsideAFlowMappingIsRefusedNotLoopedOn) {
+  std::string text =
+      "name: t\n"
+      "training: {iterations: 3, micro_batch_size: 2, microbatches: 4, lr: 1.0e-3,\n"
+      "         X  seed: 1, precision: fp32}\n";
+  text[text.find('X')] = '\0';
+  absl::StatusOr<v1::JobSpec> spec = ParseJobSpecYaml(text);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(spec.status().message().find("line 3, column 10"), std::string::npos)
+      << spec.status();
+  EXPECT_NE(spec.status().message().find("0x00"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace chronos
