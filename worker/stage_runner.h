@@ -16,10 +16,14 @@
 #include "absl/status/statusor.h"
 #include "chronos/v1/job.pb.h"
 #include "core/schedule.h"
-#include "worker/comm/communicator.h"
 #include "worker/memory_ledger.h"
 
 namespace chronos::worker {
+
+// Torch-free on purpose: the worker daemon's gRPC and metrics code includes
+// this header, and Communicator (worker/comm/communicator.h) pulls in ATen.
+// Callers of Create include communicator.h themselves.
+class Communicator;
 
 struct StageRunnerOptions {
   v1::JobSpec spec;    // validated, defaults applied

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "worker/comm/communicator.h"
 #include "worker/model/chunk.h"
 #include "worker/stage_runner.h"
 

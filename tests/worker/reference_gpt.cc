@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "worker/model/chunk.h"
@@ -143,8 +144,9 @@ double RefAdamW::Step(int64_t it, NamedTensors* params,
   for (const auto& [name, g] : grads)
     sq += g.to(at::kDouble).pow(2).sum().item<double>();
   const double norm = std::sqrt(sq);
+  // min(1, clip / (norm + eps)), as torch.nn.utils.clip_grad_norm_.
   const double clip =
-      (o_.grad_clip > 0 && norm > o_.grad_clip) ? o_.grad_clip / norm : 1.0;
+      o_.grad_clip > 0 ? std::min(1.0, o_.grad_clip / (norm + 1e-6)) : 1.0;
   const double lr = RefLearningRate(o_, it);
   ++steps_;
   const double bc1 = 1 - std::pow(o_.beta1, double(steps_));

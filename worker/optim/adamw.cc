@@ -50,11 +50,13 @@ double AdamW::LocalGradSquaredNorm() const {
 void AdamW::Step(int64_t iteration, double global_grad_norm) {
   ++step_;
   const double lr = LearningRate(o_, iteration);
-  // min(1, clip / norm), exactly: the single-process reference clips this
-  // way, and an epsilon here would break bit-level agreement with it.
+  // The standard global-norm clip (torch.nn.utils.clip_grad_norm_):
+  // scale = min(1, clip / (norm + eps)). The single-process reference
+  // (tests/worker/reference_gpt.cc) clips the same way.
+  constexpr double kClipEps = 1e-6;
   double scale = 1.0;
-  if (o_.grad_clip > 0 && global_grad_norm > o_.grad_clip) {
-    scale = o_.grad_clip / global_grad_norm;
+  if (o_.grad_clip > 0) {
+    scale = std::min(1.0, o_.grad_clip / (global_grad_norm + kClipEps));
   }
   const double t = static_cast<double>(step_);
   const double bias1 = 1.0 - std::pow(o_.beta1, t);

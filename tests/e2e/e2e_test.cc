@@ -1,0 +1,410 @@
+// End-to-end tests: chronos-coordinator and chronos-worker run as separate
+// processes on localhost, driven with chronosctl, scraped over HTTP, killed
+// with SIGKILL. One cluster (a coordinator and five CPU workers, one spare)
+// serves every test in this file, in order; the tests use small models so
+// the whole binary stays within a few minutes on a 2-core CI machine, and
+// only the Shakespeare run trains to a real loss target.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "tests/e2e/e2e_cluster.h"
+
+namespace chronos::e2e {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kWorkers = 5;  // four stages and one spare for recovery
+
+std::string SourcePath(const std::string& rel) {
+  return absl::StrCat(CHRONOS_SOURCE_DIR, "/", rel);
+}
+
+// A small 4-stage Chronos-Pipe job on tinyshakespeare: a few hundred ms per
+// iteration with four processes on two cores.
+std::string SmallJob(const std::string& name, int iterations, const std::string& extra_training,
+                     const std::string& memory) {
+  return absl::StrCat(
+      "name: ", name, "\n",
+      "model:    {layers: 8, hidden: 64, heads: 4, ffn_hidden: 128, vocab: 256, seq_len: 64}\n",
+      "data:     {path: ", SourcePath("../shared/data/tinyshakespeare.txt"), ", format: text}\n",
+      "training: {iterations: ", iterations,
+      ", micro_batch_size: 4, microbatches: 8, lr: 1.0e-3, seed: 7, precision: fp32",
+      extra_training, "}\n",
+      "parallel: {pipeline: 4, data: 1, chunks_per_device: 2}\n",
+      "schedule: {kind: chronos}\n",
+      "memory:   {", memory, "}\n",
+      "device:   {profile: cpu}\n");
+}
+
+std::vector<std::string> WorkerMetricNames() {
+  std::ifstream in(SourcePath("tests/deploy/metric_names.txt"));
+  std::vector<std::string> names;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "chronos_worker_")) names.push_back(line);
+  }
+  return names;
+}
+
+std::vector<std::string> CoordinatorMetricNames() {
+  std::ifstream in(SourcePath("tests/deploy/metric_names.txt"));
+  std::vector<std::string> names;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "chronos_coordinator_")) names.push_back(line);
+  }
+  return names;
+}
+
+// "RUNNING", ... (the JSON spells enums in full: JOB_STATE_RUNNING).
+std::string State(const json& job) {
+  std::string s = job["status"].value("state", "");
+  const std::string prefix = "JOB_STATE_";
+  return absl::StartsWith(s, prefix) ? s.substr(prefix.size()) : s;
+}
+int64_t Iteration(const json& job) {
+  return job["status"].value("iteration", static_cast<int64_t>(0));
+}
+bool Terminal(const json& job) {
+  const std::string s = State(job);
+  return s == "SUCCEEDED" || s == "FAILED" || s == "CANCELLED";
+}
+
+class E2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    // The examples' relative data and checkpoint paths resolve against the
+    // repository root, where the daemons inherit their working directory.
+    ASSERT_EQ(chdir(CHRONOS_SOURCE_DIR), 0);
+    Cluster::Options o;
+    o.workers = kWorkers;
+    absl::StatusOr<std::unique_ptr<Cluster>> c = Cluster::Start(o);
+    ASSERT_TRUE(c.ok()) << c.status();
+    cluster_ = c->release();
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  void SetUp() override { ASSERT_NE(cluster_, nullptr) << "the cluster did not start"; }
+
+  // Scrapes every worker and the coordinator.
+  std::vector<Scrape> ScrapeWorkers() {
+    std::vector<Scrape> out;
+    for (const std::string& addr : cluster_->worker_metrics()) {
+      absl::StatusOr<std::string> text = HttpGet(addr);
+      EXPECT_TRUE(text.ok()) << addr << ": " << text.status();
+      out.push_back(ParseScrape(text.ok() ? *text : ""));
+    }
+    return out;
+  }
+
+  static Cluster* cluster_;
+};
+Cluster* E2eTest::cluster_ = nullptr;
+
+// Sum of a metric over all workers' scrapes with `job`'s label.
+double JobSum(const std::vector<Scrape>& scrapes, const std::string& name, const std::string& job) {
+  double sum = 0;
+  bool any = false;
+  for (const Scrape& s : scrapes) {
+    const double v = s.Sum(name, {absl::StrCat("job=\"", job, "\"")});
+    if (v >= 0) {
+      sum += v;
+      any = true;
+    }
+  }
+  return any ? sum : -1;
+}
+
+TEST_F(E2eTest, LiveOffloadRatioAppliesWithinOneIterationAndMetricsMove) {
+  const std::string job = "e2e-offload";
+  const std::string spec = cluster_->WriteFile(
+      "offload.yaml", SmallJob(job, 60, "", "offload_ratio: 0, recompute: none"));
+  CommandResult submit = cluster_->Ctl({"submit", "-f", spec});
+  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
+
+  absl::StatusOr<json> running = cluster_->WaitJob(
+      job, [](const json& j) { return Iteration(j) >= 3 || Terminal(j); }, absl::Minutes(3));
+  ASSERT_TRUE(running.ok()) << running.status();
+  ASSERT_EQ(State(*running), "RUNNING");
+
+  // First scrape, mid-run, before the policy change.
+  const std::vector<Scrape> before = ScrapeWorkers();
+  absl::StatusOr<std::string> coord_text = HttpGet(cluster_->coordinator_metrics());
+  ASSERT_TRUE(coord_text.ok()) << coord_text.status();
+  for (const Scrape& s : before) EXPECT_TRUE(PromtoolCheck(s.text).ok()) << PromtoolCheck(s.text);
+  EXPECT_TRUE(PromtoolCheck(*coord_text).ok()) << PromtoolCheck(*coord_text);
+  const Scrape coord = ParseScrape(*coord_text);
+  for (const std::string& name : CoordinatorMetricNames()) {
+    EXPECT_TRUE(coord.Has(name)) << "coordinator does not export " << name;
+  }
+  EXPECT_EQ(JobSum(before, "chronos_worker_offloaded_bytes_total", job), 0);
+  EXPECT_EQ(JobSum(before, "chronos_worker_offload_ratio", job), 0);
+
+  // The live change. Iterations completed (by every stage) before it:
+  absl::StatusOr<json> at_set = cluster_->DescribeJson(job);
+  ASSERT_TRUE(at_set.ok()) << at_set.status();
+  const int64_t set_after = Iteration(*at_set);
+  CommandResult set = cluster_->Ctl({"set", "offload-ratio", job, "0.5"});
+  ASSERT_EQ(set.exit_code, 0) << set.out << set.err;
+
+  absl::StatusOr<json> later = cluster_->WaitJob(
+      job, [&](const json& j) { return Iteration(j) >= set_after + 6 || Terminal(j); },
+      absl::Minutes(3));
+  ASSERT_TRUE(later.ok()) << later.status();
+  ASSERT_EQ(State(*later), "RUNNING") << "the job ended before the second scrape";
+  const std::vector<Scrape> after = ScrapeWorkers();
+  for (const Scrape& s : after) EXPECT_TRUE(PromtoolCheck(s.text).ok()) << PromtoolCheck(s.text);
+
+  // Every documented worker metric is exported by some worker (the loss by
+  // the last stage only), and the series of the job move.
+  std::set<std::string> families;
+  for (const Scrape& s : after) {
+    for (const auto& [name, type] : s.types) {
+      if (s.Has(name)) families.insert(name);
+    }
+  }
+  for (const std::string& name : WorkerMetricNames()) {
+    EXPECT_TRUE(families.count(name)) << "no worker exports " << name;
+  }
+  for (const char* counter : {"chronos_worker_iterations_total", "chronos_worker_tokens_total",
+                              "chronos_worker_iteration_seconds_count",
+                              "chronos_worker_iteration_seconds_sum"}) {
+    EXPECT_GT(JobSum(after, counter, job), JobSum(before, counter, job)) << counter;
+  }
+  // The offload knob took effect: ratio 0.5 everywhere, bytes now copied.
+  int stages_seen = 0;
+  for (const Scrape& s : after) {
+    const double ratio = s.Sum("chronos_worker_offload_ratio", {"job=\"" + job + "\""});
+    if (ratio < 0) continue;  // the spare worker
+    ++stages_seen;
+    EXPECT_DOUBLE_EQ(ratio, 0.5);
+    EXPECT_GT(s.Sum("chronos_worker_offloaded_bytes_total", {"job=\"" + job + "\""}), 0);
+    EXPECT_GT(s.Sum("chronos_worker_reloaded_bytes_total", {"job=\"" + job + "\""}), 0);
+    EXPECT_EQ(s.Sum("chronos_worker_connected"), 1);
+    const double mfu = s.Sum("chronos_worker_mfu_ratio", {"job=\"" + job + "\""});
+    const double bubble = s.Sum("chronos_worker_bubble_ratio", {"job=\"" + job + "\""});
+    EXPECT_GT(mfu, 0);
+    EXPECT_LE(mfu, 1);
+    EXPECT_GE(bubble, 0);
+    EXPECT_LE(bubble, 1);
+    EXPECT_GT(s.Sum("chronos_worker_hbm_capacity_bytes", {"job=\"" + job + "\""}), 0);
+    EXPECT_GT(s.Sum("chronos_worker_activation_peak_bytes", {"job=\"" + job + "\""}), 0);
+  }
+  EXPECT_EQ(stages_seen, 4);
+  const double loss = JobSum(after, "chronos_worker_loss", job);
+  EXPECT_TRUE(loss > 0 && std::isfinite(loss)) << loss;
+
+  // `watch` follows the job to its end and exits 0 on success.
+  CommandResult watch = cluster_->Ctl({"watch", job}, absl::Minutes(5));
+  EXPECT_EQ(watch.exit_code, 0) << watch.out << watch.err;
+  EXPECT_TRUE(absl::StrContains(watch.out, "iter 60/60")) << watch.out;
+  EXPECT_TRUE(absl::StrContains(watch.out, "PolicyApplied")) << watch.out;
+  EXPECT_TRUE(absl::StrContains(watch.out, "SUCCEEDED")) << watch.out;
+
+  // The iteration history: no offloading up to the change, offloading on
+  // every stage from at most two iterations after the last one completed
+  // before it (the one in flight finishes under the old policy).
+  absl::StatusOr<json> done = cluster_->DescribeJson(job);
+  ASSERT_TRUE(done.ok()) << done.status();
+  int64_t applied = 0;
+  for (const json& e : (*done)["events"]) {
+    if (e.value("type", "") != "PolicyApplied") continue;
+    const std::string msg = e.value("message", "");
+    const size_t at = msg.find("from iteration ");
+    ASSERT_NE(at, std::string::npos) << msg;
+    applied = std::strtoll(msg.c_str() + at + 15, nullptr, 10);
+  }
+  ASSERT_GT(applied, 0) << "no PolicyApplied event";
+  EXPECT_LE(applied, set_after + 2);
+  ASSERT_EQ((*done)["iterations"].size(), 60u);
+  for (const json& it : (*done)["iterations"]) {
+    const int64_t n = it.value("iteration", static_cast<int64_t>(0));
+    ASSERT_EQ(it["devices"].size(), 4u);
+    for (const json& d : it["devices"]) {
+      const int64_t copied = d.value("offloaded_total_bytes", static_cast<int64_t>(0));
+      if (n <= set_after) EXPECT_EQ(copied, 0) << "iteration " << n;
+      if (n >= applied) EXPECT_GT(copied, 0) << "iteration " << n;
+    }
+  }
+
+  // describe's table names the policy change and the workers' memory.
+  CommandResult describe = cluster_->Ctl({"describe", job});
+  EXPECT_EQ(describe.exit_code, 0) << describe.err;
+  EXPECT_TRUE(absl::StrContains(describe.out, "PolicyApplied")) << describe.out;
+  EXPECT_TRUE(absl::StrContains(describe.out, "SUCCEEDED")) << describe.out;
+  EXPECT_TRUE(absl::StrContains(describe.out, "OFFLOADED")) << describe.out;
+
+  // The job's series are gone once it ended; the worker-wide ones stay.
+  const std::vector<Scrape> ended = ScrapeWorkers();
+  EXPECT_EQ(JobSum(ended, "chronos_worker_iterations_total", job), -1);
+  for (const Scrape& s : ended) EXPECT_EQ(s.Sum("chronos_worker_info"), 1);
+}
+
+TEST_F(E2eTest, ShakespeareTrainsBelowTwoNatsAcrossFourProcesses) {
+  const std::string spec_path = SourcePath("examples/shakespeare-small.yaml");
+  // The example's relative data and checkpoint paths resolve against the
+  // repository root (the test's working directory), as in the README.
+  CommandResult submit = cluster_->Ctl({"submit", "-f", spec_path});
+  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
+  CommandResult watch = cluster_->Ctl({"watch", "shakespeare-small"}, absl::Minutes(15));
+  EXPECT_EQ(watch.exit_code, 0) << watch.out << watch.err << cluster_->Logs();
+  EXPECT_TRUE(absl::StrContains(watch.out, "SUCCEEDED")) << watch.out;
+
+  absl::StatusOr<json> job = cluster_->DescribeJson("shakespeare-small");
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(State(*job), "SUCCEEDED");
+  const json& its = (*job)["iterations"];
+  ASSERT_FALSE(its.empty());
+  const double first = its.front().value("loss", 0.0);
+  const double last = its.back().value("loss", 0.0);
+  EXPECT_NEAR(first, std::log(256.0), 0.3) << "an untrained byte model starts near ln 256";
+  EXPECT_LT(last, 2.0) << "final loss";
+  // The curve, for the log (docs/training.md records one).
+  std::string curve;
+  for (const json& it : its) {
+    const int64_t n = it.value("iteration", static_cast<int64_t>(0));
+    if (n == 1 || n % 25 == 0) curve += absl::StrCat(n, ":", it.value("loss", 0.0), " ");
+  }
+  std::cout << "shakespeare-small loss curve: " << curve << "\n";
+
+  CommandResult describe = cluster_->Ctl({"describe", "shakespeare-small"});
+  EXPECT_EQ(describe.exit_code, 0) << describe.err;
+  for (const char* part : {"SUCCEEDED", "Assignments:", "Events:", "Succeeded"}) {
+    EXPECT_TRUE(absl::StrContains(describe.out, part)) << part << " in\n" << describe.out;
+  }
+}
+
+TEST_F(E2eTest, CoordinatorSigkillMidRunLosesNoJobRecordAndTheJobFinishes) {
+  const std::string job = "e2e-restart";
+  const std::string spec =
+      cluster_->WriteFile("restart.yaml", SmallJob(job, 40, "", "offload_ratio: 0"));
+  CommandResult submit = cluster_->Ctl({"submit", "-f", spec});
+  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
+  absl::StatusOr<json> before = cluster_->WaitJob(
+      job, [](const json& j) { return Iteration(j) >= 5 || Terminal(j); }, absl::Minutes(3));
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_EQ(State(*before), "RUNNING");
+  CommandResult list_before = cluster_->Ctl({"list", "-o", "json"});
+  ASSERT_EQ(list_before.exit_code, 0);
+
+  cluster_->KillCoordinator();
+  ASSERT_TRUE(cluster_->StartCoordinator().ok()) << cluster_->Logs();
+
+  absl::StatusOr<json> done =
+      cluster_->WaitJob(job, [](const json& j) { return Terminal(j); }, absl::Minutes(4));
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(State(*done), "SUCCEEDED") << done->dump() << cluster_->Logs();
+  // Same job, same identity, history kept: every event from before the kill
+  // is still there, in order, and every iteration was recorded.
+  EXPECT_EQ((*done)["metadata"]["uid"], (*before)["metadata"]["uid"]);
+  std::vector<int64_t> seqs_before, seqs_after;
+  for (const json& e : (*before)["events"]) seqs_before.push_back(e.value("sequence", int64_t{0}));
+  for (const json& e : (*done)["events"]) seqs_after.push_back(e.value("sequence", int64_t{0}));
+  ASSERT_GE(seqs_after.size(), seqs_before.size());
+  EXPECT_TRUE(std::equal(seqs_before.begin(), seqs_before.end(), seqs_after.begin()));
+  std::set<int64_t> iterations;
+  for (const json& it : (*done)["iterations"]) iterations.insert(it.value("iteration", int64_t{0}));
+  for (int64_t i = 1; i <= 40; ++i) EXPECT_TRUE(iterations.count(i)) << "iteration " << i;
+  bool restarted = false;
+  for (const json& e : (*done)["events"]) {
+    if (e.value("type", "") == "CoordinatorRestarted") restarted = true;
+  }
+  EXPECT_TRUE(restarted) << "the new coordinator did not pick the running job up";
+  // Every job listed before the kill is listed after it.
+  CommandResult list_after = cluster_->Ctl({"list", "-o", "json"});
+  ASSERT_EQ(list_after.exit_code, 0);
+  json lb = json::parse(list_before.out, nullptr, false);
+  json la = json::parse(list_after.out, nullptr, false);
+  ASSERT_FALSE(lb.is_discarded());
+  ASSERT_FALSE(la.is_discarded());
+  std::set<std::string> names_after;
+  const json& jobs_after = la.is_array() ? la : la["jobs"];
+  for (const json& j : jobs_after) names_after.insert(j["metadata"].value("name", ""));
+  const json& jobs_before = lb.is_array() ? lb : lb["jobs"];
+  for (const json& j : jobs_before) {
+    EXPECT_TRUE(names_after.count(j["metadata"].value("name", ""))) << j.dump();
+  }
+}
+
+// Last: it kills a worker for good.
+TEST_F(E2eTest, WorkerSigkillMidIterationRecoversFromCheckpointAndFinishes) {
+  const std::string job = "e2e-chaos";
+  const std::string ckpt = cluster_->dir() + "/chaos-checkpoints";
+  const std::string spec = cluster_->WriteFile(
+      "chaos.yaml",
+      SmallJob(job, 30, absl::StrCat(", checkpoint_every: 5, checkpoint_dir: ", ckpt),
+               "offload_ratio: 0"));
+  CommandResult submit = cluster_->Ctl({"submit", "-f", spec});
+  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
+  // Kill once a checkpoint exists and the next iterations are under way.
+  absl::StatusOr<json> running = cluster_->WaitJob(
+      job,
+      [](const json& j) {
+        return Terminal(j) || (j["status"].value("checkpoint_iteration", int64_t{0}) >= 5 &&
+                               Iteration(j) >= 7);
+      },
+      absl::Minutes(3));
+  ASSERT_TRUE(running.ok()) << running.status();
+  ASSERT_EQ(State(*running), "RUNNING");
+  // A worker of the job (not the spare): stage 1's.
+  std::string victim_id;
+  for (const json& a : (*running)["status"]["assignments"]) {
+    if (a.value("device", 0) == 1) victim_id = a.value("worker_id", "");
+  }
+  ASSERT_FALSE(victim_id.empty());
+  int victim = -1;
+  for (int i = 0; i < kWorkers; ++i) {
+    if (absl::StartsWith(victim_id, absl::StrCat("e2e-worker-", i, "-"))) victim = i;
+  }
+  ASSERT_GE(victim, 0) << victim_id;
+  cluster_->KillWorker(victim);
+
+  absl::StatusOr<json> done =
+      cluster_->WaitJob(job, [](const json& j) { return Terminal(j); }, absl::Minutes(5));
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(State(*done), "SUCCEEDED") << done->dump(1) << cluster_->Logs();
+  EXPECT_GE((*done)["status"].value("attempt", 0), 2);
+  bool recovering = false;
+  for (const json& e : (*done)["events"]) {
+    if (absl::EndsWith(e.value("state", ""), "RECOVERING") ||
+        e.value("type", "") == "Recovering") {
+      recovering = true;
+    }
+  }
+  EXPECT_TRUE(recovering) << (*done)["events"].dump(1);
+  // The iterations redone after recovery repeat the losses of the first
+  // attempt (same checkpoint, same data order) to float tolerance.
+  std::map<int64_t, double> first_attempt;
+  int compared = 0;
+  for (const json& it : (*done)["iterations"]) {
+    const int64_t n = it.value("iteration", int64_t{0});
+    const double loss = it.value("loss", 0.0);
+    if (it.value("attempt", 0) == 1) {
+      first_attempt[n] = loss;
+    } else if (first_attempt.count(n)) {
+      EXPECT_NEAR(loss, first_attempt[n], 1e-4 * std::abs(first_attempt[n])) << "iteration " << n;
+      ++compared;
+    }
+  }
+  std::set<int64_t> seen;
+  for (const json& it : (*done)["iterations"]) seen.insert(it.value("iteration", int64_t{0}));
+  for (int64_t i = 1; i <= 30; ++i) EXPECT_TRUE(seen.count(i)) << "iteration " << i;
+  std::cout << "chaos: " << compared << " iterations redone after recovery matched\n";
+}
+
+}  // namespace
+}  // namespace chronos::e2e

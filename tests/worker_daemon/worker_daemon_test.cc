@@ -1,0 +1,242 @@
+// Unit tests of the worker daemon's pieces that need no coordinator and no
+// Torch: the metrics registry and its HTTP endpoint, the in-order progress
+// reporter, fault classification. The daemon as a whole is exercised by
+// tests/e2e.
+#include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "worker/daemon/assignment_run.h"
+#include "worker/daemon/progress_reporter.h"
+#include "worker/daemon/worker_metrics.h"
+
+namespace chronos::worker {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string Get(int port, const std::string& request_line) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string req = request_line + "\r\nHost: x\r\n\r\n";
+  send(fd, req.data(), req.size(), 0);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, n);
+  close(fd);
+  return out;
+}
+
+int PortOf(const std::string& address) {
+  int port = 0;
+  EXPECT_TRUE(absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port));
+  return port;
+}
+
+TEST(WorkerMetricsTest, JobSeriesAppearWithLabelsMoveAndVanishWhenTheJobEnds) {
+  WorkerMetrics m("1.2.3", "cpu");
+  const JobLabels l{"job-a", 2, 0};
+  std::string text = m.Render();
+  EXPECT_THAT(text, HasSubstr("chronos_worker_info{device=\"cpu\",version=\"1.2.3\"} 1"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_connected 0"));
+  EXPECT_THAT(text, Not(HasSubstr("job-a")));
+
+  m.BeginJob(l, 1000, 0.25);
+  m.SetConnected(true);
+  IterationSample s;
+  s.seconds = 0.5;
+  s.tokens = 1024;
+  s.has_loss = true;
+  s.loss = 3.5;
+  s.offloaded_bytes = 4096;
+  s.reloaded_bytes = 4096;
+  s.recompute_seconds = 0.125;
+  s.offload_ratio = 0.25;
+  m.RecordIteration(l, s);
+  m.RecordIteration(l, s);
+  m.RecordFault(l, v1::FAULT_OUT_OF_MEMORY);
+  text = m.Render();
+  const std::string lab = "data_rank=\"0\",job=\"job-a\",stage=\"2\"";
+  EXPECT_THAT(text, HasSubstr("chronos_worker_connected 1"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_iterations_total{" + lab + "} 2"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_tokens_total{" + lab + "} 2048"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_tokens_per_second{" + lab + "} 2048"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_offloaded_bytes_total{" + lab + "} 8192"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_recompute_seconds_total{" + lab + "} 0.25"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_loss{" + lab + "} 3.5"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_hbm_capacity_bytes{" + lab + "} 1000"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_iteration_seconds_count{" + lab + "} 2"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_iteration_seconds_bucket{" + lab +
+                              ",le=\"0.5\"} 2"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_faults_total{data_rank=\"0\",job=\"job-a\","
+                              "kind=\"out_of_memory\",stage=\"2\"} 1"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_faults_total{data_rank=\"0\",job=\"job-a\","
+                              "kind=\"transport\",stage=\"2\"} 0"));
+
+  m.EndJob(l);
+  text = m.Render();
+  EXPECT_THAT(text, Not(HasSubstr("job-a")));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_info"));
+}
+
+TEST(WorkerMetricsTest, ExportsEveryDocumentedWorkerFamily) {
+  WorkerMetrics m("0", "cpu");
+  const JobLabels l{"j", 3, 0};
+  m.BeginJob(l, 1, 0);
+  IterationSample s;
+  s.has_loss = true;
+  m.RecordIteration(l, s);
+  const std::string text = m.Render();
+  std::ifstream in(std::string(CHRONOS_SOURCE_DIR) + "/tests/deploy/metric_names.txt");
+  std::string name;
+  int checked = 0;
+  while (std::getline(in, name)) {
+    if (!absl::StartsWith(name, "chronos_worker_")) continue;
+    EXPECT_THAT(text, HasSubstr("# TYPE " + name + " ")) << name;
+    ++checked;
+  }
+  EXPECT_GE(checked, 20);
+}
+
+TEST(WorkerMetricsTest, ServesMetricsOverHttpOnPortZeroAndRefusesOtherPaths) {
+  WorkerMetrics m("0", "cpu");
+  int hook_calls = 0;
+  m.SetCollectHook([&] { ++hook_calls; });
+  ASSERT_TRUE(m.Serve("127.0.0.1:0").ok());
+  const int port = PortOf(m.address());
+  ASSERT_GT(port, 0);
+  const std::string ok = Get(port, "GET /metrics HTTP/1.1");
+  EXPECT_THAT(ok, HasSubstr("HTTP/1.1 200 OK"));
+  EXPECT_THAT(ok, HasSubstr("Content-Type: text/plain; version=0.0.4"));
+  EXPECT_THAT(ok, HasSubstr("chronos_worker_info"));
+  EXPECT_EQ(hook_calls, 1);
+  EXPECT_THAT(Get(port, "GET / HTTP/1.1"), HasSubstr("404"));
+  EXPECT_THAT(Get(port, "POST /metrics HTTP/1.1"), HasSubstr("405"));
+  const std::string head = Get(port, "HEAD /metrics HTTP/1.1");
+  EXPECT_THAT(head, HasSubstr("200 OK"));
+  EXPECT_THAT(head, Not(HasSubstr("chronos_worker_info")));
+  m.StopServing();
+  EXPECT_EQ(Get(port, "GET /metrics HTTP/1.1"), "");
+}
+
+TEST(WorkerMetricsTest, ServeNamesTheFlagWhenThePortIsTaken) {
+  WorkerMetrics a("0", "cpu"), b("0", "cpu");
+  ASSERT_TRUE(a.Serve("127.0.0.1:0").ok());
+  absl::Status s = b.Serve(a.address());
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), HasSubstr("--metrics-listen"));
+}
+
+// A send function that fails as told, recording what it saw.
+class FakeCoordinator {
+ public:
+  absl::StatusOr<v1::ProgressAck> Send(const v1::ProgressReport& r) {
+    absl::MutexLock lock(&mu_);
+    attempts_.push_back(r.iteration());
+    if (!failures_.empty()) {
+      absl::Status s = failures_.front();
+      failures_.erase(failures_.begin());
+      return s;
+    }
+    delivered_.push_back(r.iteration());
+    v1::ProgressAck ack;
+    ack.set_stop(r.iteration() == stop_at_);
+    return ack;
+  }
+  void FailNext(absl::Status s) {
+    absl::MutexLock lock(&mu_);
+    failures_.push_back(s);
+  }
+  std::vector<int64_t> delivered() {
+    absl::MutexLock lock(&mu_);
+    return delivered_;
+  }
+  std::vector<int64_t> attempts() {
+    absl::MutexLock lock(&mu_);
+    return attempts_;
+  }
+  int64_t stop_at_ = -1;
+
+ private:
+  absl::Mutex mu_;
+  std::vector<absl::Status> failures_;
+  std::vector<int64_t> delivered_, attempts_;
+};
+
+v1::ProgressReport Report(int64_t it) {
+  v1::ProgressReport r;
+  r.set_iteration(it);
+  return r;
+}
+
+TEST(ProgressReporterTest, RetriesUnavailableAndDeliversInOrder) {
+  FakeCoordinator c;
+  c.FailNext(absl::UnavailableError("restarting"));
+  c.FailNext(absl::UnavailableError("restarting"));
+  std::vector<std::string> stops;
+  ProgressReporter r([&](const v1::ProgressReport& p) { return c.Send(p); },
+                     [&](const std::string& why) { stops.push_back(why); },
+                     absl::Milliseconds(20));
+  for (int i = 1; i <= 3; ++i) r.Enqueue(Report(i));
+  ASSERT_TRUE(r.Flush(absl::Seconds(10)));
+  EXPECT_EQ(c.delivered(), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(c.attempts(), (std::vector<int64_t>{1, 1, 1, 2, 3}));
+  EXPECT_TRUE(stops.empty());
+  EXPECT_EQ(r.delivered(), 3);
+}
+
+TEST(ProgressReporterTest, StopAckAndPermanentRefusalStopTheRun) {
+  FakeCoordinator d;
+  d.FailNext(absl::FailedPreconditionError("not assigned"));
+  std::vector<std::string> stops;
+  ProgressReporter r([&](const v1::ProgressReport& p) { return d.Send(p); },
+                     [&](const std::string& why) { stops.push_back(why); });
+  r.Enqueue(Report(1));
+  r.Enqueue(Report(2));
+  ASSERT_TRUE(r.Flush(absl::Seconds(10)));
+  ASSERT_EQ(stops.size(), 1u);  // the refused report is dropped, not retried
+  EXPECT_THAT(stops[0], HasSubstr("not assigned"));
+  EXPECT_EQ(d.delivered(), (std::vector<int64_t>{2}));
+
+  FakeCoordinator e;
+  e.stop_at_ = 2;
+  std::vector<std::string> stops2;
+  ProgressReporter r2([&](const v1::ProgressReport& p) { return e.Send(p); },
+                      [&](const std::string& why) { stops2.push_back(why); });
+  r2.Enqueue(Report(1));
+  r2.Enqueue(Report(2));
+  ASSERT_TRUE(r2.Flush(absl::Seconds(10)));
+  EXPECT_EQ(stops2.size(), 1u);
+}
+
+TEST(FaultKindTest, EngineStatusCodesMapToWhatTheCoordinatorDoes) {
+  EXPECT_EQ(FaultKindOf(absl::ResourceExhaustedError("oom")), v1::FAULT_OUT_OF_MEMORY);
+  EXPECT_EQ(FaultKindOf(absl::DeadlineExceededError("recv")), v1::FAULT_TRANSPORT);
+  EXPECT_EQ(FaultKindOf(absl::UnavailableError("peer")), v1::FAULT_TRANSPORT);
+  EXPECT_EQ(FaultKindOf(absl::DataLossError("ckpt")), v1::FAULT_DATA);
+  EXPECT_EQ(FaultKindOf(absl::NotFoundError("data file")), v1::FAULT_DATA);
+  EXPECT_EQ(FaultKindOf(absl::InternalError("bug")), v1::FAULT_INTERNAL);
+}
+
+}  // namespace
+}  // namespace chronos::worker

@@ -1,0 +1,128 @@
+// chronos-worker: parses flags into WorkerOptions, runs the WorkerDaemon
+// until SIGTERM or SIGINT, then shuts it down. Prints one machine-readable
+// line once its endpoints listen (chronosctl local run and the tests wait
+// for it):
+//   chronos-worker listening metrics=HOST:PORT health=HOST:PORT
+#include <glog/logging.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "core/rpc/credentials.h"
+#include "core/size.h"
+#include "worker/daemon/worker_daemon.h"
+#include "worker/daemon/worker_options.h"
+
+#ifndef CHRONOS_VERSION
+#define CHRONOS_VERSION "0.0.0"
+#endif
+
+int main(int argc, char** argv) {
+  chronos::worker::WorkerOptions o;
+  o.version = CHRONOS_VERSION;
+  std::string token_file;
+  std::string host_memory;
+  int metrics_port = -1;
+  double rendezvous_timeout_s = 300;
+  double comm_timeout_s = 300;
+
+  CLI::App app{"Chronos worker: runs pipeline stages pushed by the coordinator"};
+  app.add_option("--coordinator", o.coordinator, "coordinator gRPC address HOST:PORT")
+      ->capture_default_str();
+  app.add_option("--token-file", token_file,
+                 "file holding the bearer token (or set --token)");
+  app.add_option("--token", o.token, "bearer token (prefer --token-file)");
+  app.add_option("--tls-ca", o.tls_ca_file,
+                 "PEM CA bundle: talk TLS to the coordinator");
+  app.add_flag("--tls", o.tls, "talk TLS to the coordinator with the system roots");
+  app.add_option("--tls-server-name", o.tls_server_name,
+                 "expected name in the coordinator's certificate");
+  app.add_option("--metrics-listen", o.metrics_listen,
+                 "Prometheus /metrics address HOST:PORT (port 0: any; '' = off)")
+      ->capture_default_str();
+  app.add_option("--metrics-port", metrics_port,
+                 "shorthand for --metrics-listen 0.0.0.0:PORT (0: any)");
+  app.add_option("--listen,--health-listen", o.health_listen,
+                 "gRPC health service address HOST:PORT (port 0: any; '' = off)")
+      ->capture_default_str();
+  app.add_option("--device", o.device, "cpu or cuda:N")->capture_default_str();
+  app.add_option("--name", o.name, "stable worker name (default: the host name)");
+  app.add_option("--advertise-host", o.advertise_host,
+                 "address other workers reach this one at (transport)")
+      ->capture_default_str();
+  app.add_option("--data-dir", o.data_dir,
+                 "base directory for jobs' relative checkpoint directories");
+  app.add_option("--host-memory", host_memory,
+                 "host memory to advertise, e.g. 64GiB (default: measured)");
+  app.add_option("--threads", o.threads, "intra-op compute threads (0: LibTorch's default)")
+      ->check(CLI::Range(0, 1024));
+  app.add_option("--rendezvous-timeout-seconds", rendezvous_timeout_s,
+                 "how long a job's workers wait for each other")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 86400.0));
+  app.add_option("--comm-timeout-seconds", comm_timeout_s,
+                 "how long a stage waits for one message from a peer")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 86400.0));
+  app.set_version_flag("--version", CHRONOS_VERSION);
+  CLI11_PARSE(app, argc, argv);
+
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+
+  if (!token_file.empty()) {
+    absl::StatusOr<std::string> token = chronos::rpc::ReadTokenFile(token_file);
+    if (!token.ok()) {
+      std::cerr << "chronos-worker: --token-file: " << token.status().message() << "\n";
+      return 2;
+    }
+    o.token = *token;
+  }
+  if (metrics_port >= 0) {
+    if (metrics_port > 65535) {
+      std::cerr << "chronos-worker: --metrics-port must be in [0, 65535]\n";
+      return 2;
+    }
+    o.metrics_listen = absl::StrCat("0.0.0.0:", metrics_port);
+  }
+  if (!host_memory.empty()) {
+    absl::StatusOr<int64_t> bytes = chronos::ParseByteSize(host_memory);
+    if (!bytes.ok() || *bytes <= 0) {
+      std::cerr << "chronos-worker: --host-memory: '" << host_memory
+                << "' is not a size like 64GiB\n";
+      return 2;
+    }
+    o.host_memory_bytes = *bytes;
+  }
+  o.rendezvous_timeout = absl::Seconds(rendezvous_timeout_s);
+  o.comm_timeout = absl::Seconds(comm_timeout_s);
+
+  // Block the stop signals in every thread (threads inherit the mask), so
+  // that only sigwait below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  chronos::worker::WorkerDaemon daemon(o);
+  absl::Status started = daemon.Start();
+  if (!started.ok()) {
+    std::cerr << "chronos-worker: " << started.message() << "\n";
+    return 1;
+  }
+  std::printf("chronos-worker listening metrics=%s health=%s\n",
+              daemon.metrics_address().c_str(), daemon.health_address().c_str());
+  std::fflush(stdout);
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  LOG(INFO) << "received signal " << signal << "; shutting down";
+  daemon.Shutdown();
+  return 0;
+}
