@@ -859,13 +859,20 @@ absl::StatusOr<v1::Job> JobController::UpdatePolicy(
   policy.set_offload_ratio(EffectiveOffloadRatio(spec, **plan));
   policy.set_recompute(spec.memory().recompute());
   policy.set_generation(new_generation);
+  // The newest iteration any stage has finished: workers get the push
+  // now and apply it at their next boundary, so "applied within one
+  // iteration" is measured from here.
+  int64_t newest = rt->last_complete_iteration;
+  if (!rt->partial.empty()) newest = std::max(newest, rt->partial.rbegin()->first);
   AddEvent(&m, "PolicyUpdated",
            absl::StrFormat("generation %d: offload_ratio %.3g, recompute %s%s",
                            new_generation, policy.offload_ratio(),
                            v1::RecomputeMode_Name(policy.recompute()),
                            state == v1::JOB_STATE_RUNNING
-                               ? "; applies from the next iteration boundary"
-                               : ""));
+                               ? absl::StrFormat("; pushed after iteration %d, applies from "
+                                                 "the next iteration boundary",
+                                                 newest)
+                               : std::string()));
   if (state != v1::JOB_STATE_RUNNING) {
     // Nothing runs now: the next attempt starts with this policy.
     *m.job.mutable_status()->mutable_policy() = policy;
