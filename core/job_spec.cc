@@ -592,8 +592,8 @@ void EmitMessage(const Message& msg, bool root, YAML::Emitter* out) {
 
 absl::StatusOr<v1::JobSpec> ParseJobSpecYaml(const std::string& text) {
   // YAML text may not hold C0 control characters other than tab, line feed
-  // and carriage return (YAML 1.2, 5.1), and yaml-cpp 0.7 loops forever,
-  // allocating, on a NUL inside a flow mapping (found by job_spec_fuzzer).
+  // and carriage return (YAML 1.2, 5.1); say where, rather than leave it to
+  // yaml-cpp's less precise errors.
   int line = 1, column = 1;
   for (unsigned char c : text) {
     if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
@@ -606,6 +606,60 @@ absl::StatusOr<v1::JobSpec> ParseJobSpecYaml(const std::string& text) {
       column = 1;
     } else {
       ++column;
+    }
+  }
+  // yaml-cpp 0.7 never returns from a document whose top level holds a
+  // flow entry ',' where a node should start (",", "\"x\",": found by
+  // job_spec_fuzzer). Such text is invalid YAML anyway; refuse it here.
+  {
+    int depth = 0;
+    char quote = 0;
+    char last = '\n';  // last significant character on the current line
+    line = 1;
+    column = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
+      ++column;
+      if (c == '\n') {
+        ++line;
+        column = 0;
+        if (quote == 0) last = '\n';
+        continue;
+      }
+      if (quote != 0) {
+        if (quote == '"' && c == '\\') {
+          ++i;
+          ++column;
+        } else if (c == quote) {
+          if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+            ++i;
+            ++column;
+          } else {
+            quote = 0;
+            last = c;
+          }
+        }
+        continue;
+      }
+      if (c == ' ' || c == '\t' || c == '\r') continue;
+      if (c == '#' && (last == '\n' || i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+        while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+        continue;
+      }
+      const bool token_start = last == '\n' || last == '"' || last == '\'' ||
+                               last == ']' || last == '}' || last == '-' || last == ':';
+      if ((c == '"' || c == '\'') && token_start) {
+        quote = c;
+      } else if (c == '[' || c == '{') {
+        ++depth;
+      } else if ((c == ']' || c == '}') && depth > 0) {
+        --depth;
+      } else if (c == ',' && depth == 0 && token_start && last != ':' && last != '-') {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "job spec is not valid YAML: line %d, column %d: ',' outside a flow collection",
+            line, column));
+      }
+      last = c;
     }
   }
   std::vector<YAML::Node> docs;

@@ -31,10 +31,9 @@ TEST(FuzzRegressionTest, SpecWithoutMemorySectionRoundTripsToAFixpoint) {
   EXPECT_TRUE(ValidateJobSpec(*again).ok());
 }
 
-// job_spec_fuzzer: a NUL inside a flow mapping made yaml-cpp 0.7 loop
-// forever while allocating (the coordinator's and chronosctl's parser).
-// Control characters are now refused up front, naming line and column.
-TEST(FuzzRegressionTest, NulInsideAFlowMappingIsRefusedNotLoopedOn) {
+// Control characters (YAML 1.2, 5.1) are refused up front, naming line and
+// column.
+TEST(FuzzRegressionTest, ControlCharactersAreRefusedWithTheirPlace) {
   std::string text =
       "name: t\n"
       "training: {iterations: 3, micro_batch_size: 2, microbatches: 4, lr: 1.0e-3,\n"
@@ -46,6 +45,27 @@ TEST(FuzzRegressionTest, NulInsideAFlowMappingIsRefusedNotLoopedOn) {
   EXPECT_NE(spec.status().message().find("line 3, column 10"), std::string::npos)
       << spec.status();
   EXPECT_NE(spec.status().message().find("0x00"), std::string::npos);
+}
+
+// job_spec_fuzzer (tests/fuzz/corpus/job_spec/regression-comma-first.yaml):
+// yaml-cpp 0.7 loops forever on a top-level flow entry where a node should
+// start. Refused up front; commas everywhere legal still parse.
+TEST(FuzzRegressionTest, TopLevelFlowEntryIsRefusedNotLoopedOn) {
+  for (const char* text : {",# The smallest useful job\nname: x\n", ",", "\"x\",",
+                           "name: x\n, model: {}\n", "a: [1],\n"}) {
+    absl::StatusOr<v1::JobSpec> spec = ParseJobSpecYaml(text);
+    ASSERT_FALSE(spec.ok()) << text;
+    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument) << text;
+  }
+  absl::StatusOr<v1::JobSpec> ok = ParseJobSpecYaml(
+      "name: 'a,b'   # a, comment\n"
+      "model: {layers: 2, hidden: 8}\n"
+      "data: {path: \"x,y.txt\", format: text}\n"
+      "schedule: {kind: 1f1b}\n");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->name(), "a,b");
+  EXPECT_EQ(ok->data().path(), "x,y.txt");
+  EXPECT_EQ(ok->model().hidden(), 8);
 }
 
 }  // namespace
