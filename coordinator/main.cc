@@ -12,6 +12,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/time/time.h"
 #include "core/rpc/credentials.h"
+#include "core/rpc/stop_signals.h"
 #include "coordinator/coordinator.h"
 
 #ifndef CHRONOS_VERSION
@@ -85,13 +86,7 @@ int main(int argc, char** argv) {
   options.recovery.wait_for_workers = absl::Milliseconds(recovery_wait_ms);
   options.heartbeat_misses = heartbeat_misses;
 
-  // Block the stop signals in every thread (threads inherit the mask), so
-  // that only sigwait below sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const chronos::rpc::StopSignals stop_signals = chronos::rpc::StopSignals::Block();
 
   absl::StatusOr<std::unique_ptr<chronos::coordinator::Coordinator>> coordinator =
       chronos::coordinator::Coordinator::Create(options);
@@ -109,8 +104,7 @@ int main(int argc, char** argv) {
               (*coordinator)->metrics_address().c_str());
   std::fflush(stdout);
 
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
+  const int signal = stop_signals.Wait();
   LOG(INFO) << "received signal " << signal;
   (*coordinator)->Shutdown(absl::Seconds(shutdown_grace_seconds));
   coordinator->reset();

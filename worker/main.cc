@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "core/rpc/credentials.h"
+#include "core/rpc/stop_signals.h"
 #include "core/size.h"
 #include "worker/daemon/worker_daemon.h"
 #include "worker/daemon/worker_options.h"
@@ -102,13 +103,7 @@ int main(int argc, char** argv) {
   o.rendezvous_timeout = absl::Seconds(rendezvous_timeout_s);
   o.comm_timeout = absl::Seconds(comm_timeout_s);
 
-  // Block the stop signals in every thread (threads inherit the mask), so
-  // that only sigwait below sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const chronos::rpc::StopSignals stop_signals = chronos::rpc::StopSignals::Block();
 
   chronos::worker::WorkerDaemon daemon(o);
   absl::Status started = daemon.Start();
@@ -120,8 +115,7 @@ int main(int argc, char** argv) {
               daemon.metrics_address().c_str(), daemon.health_address().c_str());
   std::fflush(stdout);
 
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
+  const int signal = stop_signals.Wait();
   LOG(INFO) << "received signal " << signal << "; shutting down";
   daemon.Shutdown();
   return 0;
