@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/size.h"
+#include "core/status_macros.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "nlohmann/json.hpp"
@@ -588,6 +589,81 @@ void EmitMessage(const Message& msg, bool root, YAML::Emitter* out) {
   *out << YAML::EndMap;
 }
 
+// See ParseJobSpecYaml. A small scanner for what yaml-cpp gets wrong: it
+// follows quotes, comments, flow collections, node properties (&anchor,
+// *alias, !tag) and plain scalars, and rejects a ',' that starts a token
+// outside any flow collection.
+absl::Status CheckTopLevelCommas(const std::string& text) {
+  int depth = 0, line = 1, column = 0;
+  char quote = 0;
+  bool plain = false, property = false;
+  const size_t n = text.size();
+  auto blank_at = [&](size_t i) {
+    return i >= n || text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n';
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const char c = text[i];
+    ++column;
+    if (c == '\n') {
+      ++line;
+      column = 0;
+      plain = property = false;
+      continue;
+    }
+    if (quote != 0) {
+      if (quote == '"' && c == '\\') {
+        ++i;
+        ++column;
+      } else if (c == quote) {
+        if (quote == '\'' && i + 1 < n && text[i + 1] == '\'') {
+          ++i;
+          ++column;
+        } else {
+          quote = 0;
+        }
+      }
+      continue;
+    }
+    if (c == '#' && (i == 0 || blank_at(i - 1))) {
+      while (i + 1 < n && text[i + 1] != '\n') ++i;
+      continue;
+    }
+    if (depth > 0) {
+      if (c == '"' || c == '\'') quote = c;
+      if (c == '[' || c == '{') ++depth;
+      if ((c == ']' || c == '}') && --depth == 0) plain = property = false;
+      continue;
+    }
+    if (c == ' ' || c == '\t' || c == '\r') {
+      property = false;
+      continue;
+    }
+    if (plain) {
+      if (c == ':' && blank_at(i + 1)) plain = false;
+      continue;
+    }
+    if (property && c != '[' && c != '{' && c != ',') continue;
+    property = false;
+    if (c == ',') {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "job spec is not valid YAML: line %d, column %d: ',' outside a flow collection",
+          line, column));
+    }
+    if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '[' || c == '{') {
+      ++depth;
+    } else if (c == '&' || c == '*' || c == '!') {
+      property = true;
+    } else if ((c == '-' || c == '?' || c == ':') && blank_at(i + 1)) {
+      // an indicator; the next token starts after it
+    } else if (c != ']' && c != '}') {
+      plain = true;
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<v1::JobSpec> ParseJobSpecYaml(const std::string& text) {
@@ -609,59 +685,10 @@ absl::StatusOr<v1::JobSpec> ParseJobSpecYaml(const std::string& text) {
     }
   }
   // yaml-cpp 0.7 never returns from a document whose top level holds a
-  // flow entry ',' where a node should start (",", "\"x\",": found by
-  // job_spec_fuzzer). Such text is invalid YAML anyway; refuse it here.
-  {
-    int depth = 0;
-    char quote = 0;
-    char last = '\n';  // last significant character on the current line
-    line = 1;
-    column = 0;
-    for (size_t i = 0; i < text.size(); ++i) {
-      const char c = text[i];
-      ++column;
-      if (c == '\n') {
-        ++line;
-        column = 0;
-        if (quote == 0) last = '\n';
-        continue;
-      }
-      if (quote != 0) {
-        if (quote == '"' && c == '\\') {
-          ++i;
-          ++column;
-        } else if (c == quote) {
-          if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
-            ++i;
-            ++column;
-          } else {
-            quote = 0;
-            last = c;
-          }
-        }
-        continue;
-      }
-      if (c == ' ' || c == '\t' || c == '\r') continue;
-      if (c == '#' && (last == '\n' || i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t')) {
-        while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
-        continue;
-      }
-      const bool token_start = last == '\n' || last == '"' || last == '\'' ||
-                               last == ']' || last == '}' || last == '-' || last == ':';
-      if ((c == '"' || c == '\'') && token_start) {
-        quote = c;
-      } else if (c == '[' || c == '{') {
-        ++depth;
-      } else if ((c == ']' || c == '}') && depth > 0) {
-        --depth;
-      } else if (c == ',' && depth == 0 && token_start && last != ':' && last != '-') {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "job spec is not valid YAML: line %d, column %d: ',' outside a flow collection",
-            line, column));
-      }
-      last = c;
-    }
-  }
+  // flow entry ',' where a token starts (",", "\"x\",", "&a,": found by
+  // job_spec_fuzzer). Outside flow collections YAML allows ',' only inside
+  // a plain scalar, so any other ',' there is invalid anyway: refuse it.
+  CHRONOS_RETURN_IF_ERROR(CheckTopLevelCommas(text));
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(text);

@@ -52,18 +52,19 @@ TEST(FuzzRegressionTest, ControlCharactersAreRefusedWithTheirPlace) {
 // start. Refused up front; commas everywhere legal still parse.
 TEST(FuzzRegressionTest, TopLevelFlowEntryIsRefusedNotLoopedOn) {
   for (const char* text : {",# The smallest useful job\nname: x\n", ",", "\"x\",",
-                           "name: x\n, model: {}\n", "a: [1],\n"}) {
+                           "name: x\n, model: {}\n", "a: [1],\n", "&\xe9, exN10\n",
+                           "!tag,\n", "*a ,\n", "a: ,b\n"}) {
     absl::StatusOr<v1::JobSpec> spec = ParseJobSpecYaml(text);
     ASSERT_FALSE(spec.ok()) << text;
     EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument) << text;
   }
   absl::StatusOr<v1::JobSpec> ok = ParseJobSpecYaml(
-      "name: 'a,b'   # a, comment\n"
+      "name: plain, with commas , here   # a, comment\n"
       "model: {layers: 2, hidden: 8}\n"
       "data: {path: \"x,y.txt\", format: text}\n"
       "schedule: {kind: 1f1b}\n");
   ASSERT_TRUE(ok.ok()) << ok.status();
-  EXPECT_EQ(ok->name(), "a,b");
+  EXPECT_EQ(ok->name(), "plain, with commas , here");
   EXPECT_EQ(ok->data().path(), "x,y.txt");
   EXPECT_EQ(ok->model().hidden(), 8);
 }
