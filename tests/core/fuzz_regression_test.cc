@@ -53,7 +53,8 @@ TEST(FuzzRegressionTest, ControlCharactersAreRefusedWithTheirPlace) {
 TEST(FuzzRegressionTest, TopLevelFlowEntryIsRefusedNotLoopedOn) {
   for (const char* text : {",# The smallest useful job\nname: x\n", ",", "\"x\",",
                            "name: x\n, model: {}\n", "a: [1],\n", "&\xe9, exN10\n",
-                           "!tag,\n", "*a ,\n", "a: ,b\n"}) {
+                           "!tag,\n", "*a ,\n", "a: ,b\n", "&nz\r\r\r\rz,",
+                           "&n\n[a],"}) {
     absl::StatusOr<v1::JobSpec> spec = ParseJobSpecYaml(text);
     ASSERT_FALSE(spec.ok()) << text;
     EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument) << text;
@@ -65,6 +66,11 @@ TEST(FuzzRegressionTest, TopLevelFlowEntryIsRefusedNotLoopedOn) {
       "schedule: {kind: 1f1b}\n");
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->name(), "plain, with commas , here");
+  // Windows line endings are fine.
+  absl::StatusOr<v1::JobSpec> crlf = ParseJobSpecYaml("name: a\r\nmodel: {layers: 2}\r\n");
+  ASSERT_TRUE(crlf.ok()) << crlf.status();
+  EXPECT_EQ(crlf->name(), "a");
+  EXPECT_EQ(crlf->model().layers(), 2);
   EXPECT_EQ(ok->data().path(), "x,y.txt");
   EXPECT_EQ(ok->model().hidden(), 8);
 }
