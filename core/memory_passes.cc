@@ -46,6 +46,21 @@ absl::Status ApplyMemoryPolicy(Schedule* s, const PolicyTable& policy,
       return absl::InvalidArgumentError("policy table does not match the micro-batch count");
     }
   }
+  PolicyTable table = policy;
+  for (int c = 0; c < C; ++c) {
+    for (int mb = 0; mb < m; ++mb) {
+      MemoryPolicy& pol = table[c][mb];
+      if (pol.kind != PolicyKind::kOffload) continue;
+      const double f = pol.offload_fraction;
+      if (!(f >= 0 && f <= 1)) {
+        return absl::InvalidArgumentError(absl::StrCat("policy of chunk ", c, ", micro-batch ",
+                                                       mb, ": offload fraction ", f,
+                                                       " is not in [0, 1]"));
+      }
+      // Offloading nothing is keeping: no copies to schedule.
+      if (f == 0) pol = MemoryPolicy::Keep();
+    }
+  }
   for (int d = 0; d < s->num_devices; ++d) {
     std::vector<Action> base;
     for (const Action& a : s->devices[d]) {
@@ -55,7 +70,7 @@ absl::Status ApplyMemoryPolicy(Schedule* s, const PolicyTable& policy,
     std::vector<Action> out;
     for (Action a : base) {
       if (a.type == ActionType::kF) {
-        a.policy = policy[a.chunk][a.microbatch];
+        a.policy = table[a.chunk][a.microbatch];
         out.push_back(a);
         if (a.policy.kind == PolicyKind::kOffload) {
           Action o = Action::Compute(ActionType::kOffload, a.chunk, a.microbatch);
@@ -65,9 +80,9 @@ absl::Status ApplyMemoryPolicy(Schedule* s, const PolicyTable& policy,
         continue;
       }
       if (IsBackward(a.type) &&
-          policy[a.chunk][a.microbatch].kind == PolicyKind::kRecompute) {
+          table[a.chunk][a.microbatch].kind == PolicyKind::kRecompute) {
         Action r = Action::Compute(ActionType::kRecompute, a.chunk, a.microbatch);
-        r.policy = policy[a.chunk][a.microbatch];
+        r.policy = table[a.chunk][a.microbatch];
         out.push_back(r);
       }
       out.push_back(a);
@@ -80,7 +95,7 @@ absl::Status ApplyMemoryPolicy(Schedule* s, const PolicyTable& policy,
       const Action& a = out[i];
       if (a.type == ActionType::kOffload) offload_at[{a.chunk, a.microbatch}] = i;
       if (!IsBackward(a.type)) continue;
-      const MemoryPolicy& pol = policy[a.chunk][a.microbatch];
+      const MemoryPolicy& pol = table[a.chunk][a.microbatch];
       if (pol.kind != PolicyKind::kOffload) continue;
       const int64_t bytes = costs.OffloadBytes(a.chunk, SaveMode::kAll, pol.offload_fraction);
       const double need = options.reload_lead * costs.H2DSeconds(bytes);

@@ -1,6 +1,7 @@
 #include "core/simulator.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -123,6 +124,23 @@ TEST(SimulatorTest, OffloadedBytesLeaveTheDeviceAndComeBack) {
     EXPECT_GT(rh.devices[d].peak_offloaded_bytes, 0);
     EXPECT_LT(rh.devices[d].peak_activation_bytes, rk.devices[d].peak_activation_bytes);
     EXPECT_EQ(rk.devices[d].peak_offloaded_bytes, 0);
+  }
+}
+
+TEST(MemoryPassTest, OffloadingNothingIsKeepingAndBadFractionsAreRefused) {
+  // Found by schedule_validator_fuzzer: Offload(0) produced a schedule the
+  // validator (rightly) rejects.
+  auto cm = UniformCosts(2, 1.0, 1.0, 1.0);
+  Schedule none = Build(Shape("1f1b", 2, 4, 1, *cm), *cm, MemoryPolicy::Offload(0.0));
+  EXPECT_TRUE(ValidateSchedule(none).ok()) << ValidateSchedule(none);
+  Schedule keep = Build(Shape("1f1b", 2, 4, 1, *cm), *cm);
+  EXPECT_EQ(none.devices, keep.devices);
+  absl::StatusOr<Schedule> s = GenerateSchedule(Shape("1f1b", 2, 4, 1, *cm));
+  ASSERT_TRUE(s.ok());
+  for (double bad : {-0.5, 1.5, std::nan("")}) {
+    absl::Status st = ApplyMemoryPolicy(&*s, UniformPolicy(*s, MemoryPolicy::Offload(bad)), *cm);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(st.message(), ::testing::HasSubstr("offload fraction")) << bad;
   }
 }
 
