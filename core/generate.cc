@@ -47,6 +47,15 @@ absl::Status CheckShape(const ShapeSpec& s) {
     return absl::InvalidArgumentError(absl::StrCat(
         "schedule.kind interleaved needs parallel.chunks_per_device >= 2 (got ", v, ")"));
   }
+  if (s.kind == "interleaved" && s.num_microbatches % s.num_devices != 0) {
+    // Megatron's schedule table groups micro-batches p at a time; with a
+    // partial group its order can deadlock (p = 5, m = 7 does; found by
+    // schedule_validator_fuzzer).
+    return absl::InvalidArgumentError(absl::StrCat(
+        "training.microbatches (", s.num_microbatches,
+        ") must be a multiple of parallel.pipeline (", s.num_devices,
+        ") for schedule.kind interleaved"));
+  }
   if (s.kind == "chronos" && (v < 2 || v % 2 != 0)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "schedule.kind chronos needs an even parallel.chunks_per_device >= 2 (got ", v, ")"));

@@ -127,5 +127,14 @@ TEST(ValidatorTest, RejectsBackwardWeightBeforeBackwardInput) {
   EXPECT_THAT(st.message(), HasSubstr("device 3"));
 }
 
+TEST(GeneratorTest, InterleavedNeedsWholeGroupsOfMicrobatches) {
+  // schedule_validator_fuzzer: Megatron's table with m = 7, p = 5 deadlocks.
+  auto cm = UniformCosts(10, 1, 1, 1);
+  absl::Status st = CheckShape(Shape("interleaved", 5, 7, 2, *cm));
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("training.microbatches"));
+  EXPECT_TRUE(CheckShape(Shape("interleaved", 5, 10, 2, *cm)).ok());
+}
+
 }  // namespace
 }  // namespace chronos
