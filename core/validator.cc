@@ -25,6 +25,7 @@ struct Positions {
   int recv_act = -1, recv_grad = -1, send_act = -1, send_grad = -1;
   int f_count = 0, b_count = 0, bi_count = 0, bw_count = 0;
   int recompute_count = 0, offload_count = 0, reload_count = 0;
+  int recv_act_count = 0, recv_grad_count = 0, send_act_count = 0, send_grad_count = 0;
   MemoryPolicy policy;
   int backward() const { return b >= 0 ? b : bi; }
 };
@@ -113,10 +114,26 @@ class Checker {
           case ActionType::kRecompute: p.recompute = i; p.recompute_count++; break;
           case ActionType::kOffload: p.offload = i; p.offload_count++; break;
           case ActionType::kReload: p.reload = i; p.reload_count++; break;
-          case ActionType::kRecvAct: p.recv_act = i; CheckPeer(d, i, a, a.chunk - 1); break;
-          case ActionType::kRecvGrad: p.recv_grad = i; CheckPeer(d, i, a, a.chunk + 1); break;
-          case ActionType::kSendAct: p.send_act = i; CheckPeer(d, i, a, a.chunk + 1); break;
-          case ActionType::kSendGrad: p.send_grad = i; CheckPeer(d, i, a, a.chunk - 1); break;
+          case ActionType::kRecvAct:
+            p.recv_act = i;
+            Count(d, i, &p.recv_act_count);
+            CheckPeer(d, i, a, a.chunk - 1);
+            break;
+          case ActionType::kRecvGrad:
+            p.recv_grad = i;
+            Count(d, i, &p.recv_grad_count);
+            CheckPeer(d, i, a, a.chunk + 1);
+            break;
+          case ActionType::kSendAct:
+            p.send_act = i;
+            Count(d, i, &p.send_act_count);
+            CheckPeer(d, i, a, a.chunk + 1);
+            break;
+          case ActionType::kSendGrad:
+            p.send_grad = i;
+            Count(d, i, &p.send_grad_count);
+            CheckPeer(d, i, a, a.chunk - 1);
+            break;
           default: break;
         }
       }
@@ -139,6 +156,13 @@ class Checker {
       }
     }
     CheckOptimizer();
+  }
+
+  // A transfer of one (micro-batch, chunk) happens once; a second copy
+  // could satisfy the channel counts while running before its F (found by
+  // schedule_validator_fuzzer: the replay then stalls).
+  void Count(int d, int i, int* count) {
+    if (++*count == 2) ActionError(d, i, "is a second copy of the same transfer");
   }
 
   void CheckPeer(int d, int i, const Action& a, int other_chunk) {

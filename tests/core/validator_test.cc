@@ -127,6 +127,24 @@ TEST(ValidatorTest, RejectsBackwardWeightBeforeBackwardInput) {
   EXPECT_THAT(st.message(), HasSubstr("device 3"));
 }
 
+TEST(ValidatorTest, RejectsADuplicatedTransfer) {
+  // schedule_validator_fuzzer: a copy of SEND_ACT(mb 0) moved before its F
+  // and a copy of RECV_ACT(mb 0) on the peer keep every channel's count
+  // and order, but the send has nothing to send yet.
+  Schedule s = OneFOneB(2, 4);
+  auto& d0 = s.devices[0];
+  const int send0 = IndexOf(d0, ActionType::kSendAct, 0, 0);
+  ASSERT_GE(send0, 0);
+  d0.insert(d0.begin(), d0[send0]);
+  auto& d1 = s.devices[1];
+  const int recv0 = IndexOf(d1, ActionType::kRecvAct, 1, 0);
+  ASSERT_GE(recv0, 0);
+  d1.insert(d1.begin() + recv0, d1[recv0]);
+  std::vector<ValidationError> errors = FindScheduleErrors(s);
+  ASSERT_FALSE(errors.empty());
+  EXPECT_THAT(ValidateSchedule(s).message(), HasSubstr("second copy"));
+}
+
 TEST(GeneratorTest, InterleavedNeedsWholeGroupsOfMicrobatches) {
   // schedule_validator_fuzzer: Megatron's table with m = 7, p = 5 deadlocks.
   auto cm = UniformCosts(10, 1, 1, 1);
