@@ -205,6 +205,28 @@ TEST(ProgressReporterTest, RetriesUnavailableAndDeliversInOrder) {
   EXPECT_EQ(r.delivered(), 3);
 }
 
+TEST(ProgressReporterTest, ResendRecentDeliversAcknowledgedReportsAgainInOrder) {
+  // A coordinator SIGKILLed after acknowledging a report but before the
+  // other stages' reports completed the iteration lost it: the daemon
+  // resends the recent ones when the same assignment is re-sent.
+  FakeCoordinator c;
+  ProgressReporter r([&](const v1::ProgressReport& p) { return c.Send(p); },
+                     [](const std::string&) {}, absl::Milliseconds(20));
+  for (int i = 1; i <= 20; ++i) r.Enqueue(Report(i));
+  ASSERT_TRUE(r.Flush(absl::Seconds(10)));
+  r.ResendRecent();
+  r.Enqueue(Report(21));
+  ASSERT_TRUE(r.Flush(absl::Seconds(10)));
+  std::vector<int64_t> want;
+  for (int i = 1; i <= 20; ++i) want.push_back(i);
+  for (int i = 5; i <= 21; ++i) want.push_back(i);  // the last 16, then the new one
+  EXPECT_EQ(c.delivered(), want);
+  // Resent reports are remembered once more, not twice.
+  r.ResendRecent();
+  ASSERT_TRUE(r.Flush(absl::Seconds(10)));
+  EXPECT_EQ(c.delivered().size(), want.size() + 16);
+}
+
 TEST(ProgressReporterTest, StopAckAndPermanentRefusalStopTheRun) {
   FakeCoordinator d;
   d.FailNext(absl::FailedPreconditionError("not assigned"));

@@ -217,6 +217,11 @@ void AssignmentRun::UpdatePolicy(int64_t generation,
             << ") applies from the next iteration";
 }
 
+void AssignmentRun::ResendRecentProgress() {
+  // reporter_ lives from the constructor to the destructor.
+  reporter_->ResendRecent();
+}
+
 void AssignmentRun::RequestCheckpoint() {
   absl::MutexLock lock(&mu_);
   if (runner_ != nullptr) {

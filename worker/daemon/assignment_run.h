@@ -70,6 +70,9 @@ class AssignmentRun {
   void UpdatePolicy(int64_t generation, const v1::Schedule& schedule,
                     double offload_ratio);
   void RequestCheckpoint();
+  // After a reconnect: delivers the last acknowledged progress reports
+  // again (see ProgressReporter::ResendRecent).
+  void ResendRecentProgress();
   // Samples the engine's memory ledger into the live gauges (resident and
   // offloaded activation bytes; on CPU the allocated bytes they imply).
   // Called at scrape time from the metrics thread.

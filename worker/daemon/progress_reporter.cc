@@ -43,6 +43,15 @@ int64_t ProgressReporter::delivered() const {
   return delivered_;
 }
 
+void ProgressReporter::ResendRecent() {
+  absl::MutexLock lock(&mu_);
+  // A report being sent right now is at the front of queue_ and stays
+  // there; resends go after it, in their original order.
+  const size_t at = sending_ && !queue_.empty() ? 1 : 0;
+  queue_.insert(queue_.begin() + at, recent_.begin(), recent_.end());
+  recent_.clear();
+}
+
 void ProgressReporter::Loop() {
   absl::Duration backoff = absl::Milliseconds(100);
   while (true) {
@@ -76,16 +85,22 @@ void ProgressReporter::Loop() {
                                    ack.status().message());
       }
     }
+    // Before the report counts as handled, so that Flush() returning means
+    // its consequences happened too.
+    if (!stop_reason.empty()) on_stop_(stop_reason);
     {
       absl::MutexLock lock(&mu_);
       sending_ = false;
       if (!retry) {
+        if (ack.ok()) {
+          recent_.push_back(std::move(queue_.front()));
+          if (recent_.size() > kRecent) recent_.pop_front();
+        }
         queue_.pop_front();
         ++delivered_;
         backoff = absl::Milliseconds(100);
       }
     }
-    if (!stop_reason.empty()) on_stop_(stop_reason);
     if (retry) {
       // Interruptible pause before the next try.
       absl::MutexLock lock(&mu_);

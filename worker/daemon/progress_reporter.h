@@ -39,6 +39,11 @@ class ProgressReporter {
   bool Flush(absl::Duration timeout);
   // Number of reports delivered (tests).
   int64_t delivered() const;
+  // Sends the last delivered reports again, ahead of what is queued: a
+  // coordinator killed between acknowledging one stage's report of an
+  // iteration and hearing from the others lost that acknowledged report
+  // with its memory. Reports are idempotent at the coordinator.
+  void ResendRecent();
 
  private:
   void Loop();
@@ -51,6 +56,9 @@ class ProgressReporter {
   bool sending_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   int64_t delivered_ ABSL_GUARDED_BY(mu_) = 0;
+  // The last kRecent delivered reports, oldest first.
+  static constexpr size_t kRecent = 16;
+  std::deque<v1::ProgressReport> recent_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 

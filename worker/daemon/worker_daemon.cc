@@ -235,8 +235,10 @@ void WorkerDaemon::Assign(const v1::Assignment& a) {
   if (shutting_down_) return;
   if (run_ != nullptr && run_->Matches(a.job(), a.attempt())) {
     // Re-sent after a reconnect or a coordinator restart: the same attempt
-    // goes on; only a newer policy in it is news.
+    // goes on; only a newer policy in it is news, and a restarted
+    // coordinator may have lost reports it had acknowledged.
     run_->UpdatePolicy(a.policy_generation(), a.schedule(), a.offload_ratio());
+    run_->ResendRecentProgress();
     return;
   }
   LOG(INFO) << "assigned job " << a.job() << " attempt " << a.attempt()
