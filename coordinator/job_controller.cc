@@ -1005,21 +1005,25 @@ void JobController::Shutdown() {
 
 // ------------------------------------------------------------ worker events
 
+void JobController::LoseWorker(const std::string& id, const WorkerBinding& binding,
+                               absl::string_view why) {
+  JobRuntime* rt = Find(binding.job);
+  // Only the attempt the worker was bound to is affected.
+  if (rt == nullptr || rt->job.status().state() != v1::JOB_STATE_RUNNING ||
+      rt->job.status().attempt() != binding.attempt) {
+    return;
+  }
+  FailAttempt(rt, "WorkerLost",
+              absl::StrCat("worker ", id, " (stage ", binding.device, ", data rank ",
+                           binding.data_rank, ") ", why));
+}
+
 void JobController::OnWorkerRegistered(
     const WorkerRegistry::Registration& registration) {
   if (registration.superseded.empty()) return;
   absl::MutexLock lock(&mu_);
   for (const auto& [id, binding] : registration.superseded) {
-    JobRuntime* rt = Find(binding.job);
-    if (rt == nullptr || rt->job.status().state() != v1::JOB_STATE_RUNNING ||
-        rt->job.status().attempt() != binding.attempt) {
-      continue;
-    }
-    FailAttempt(rt, "WorkerLost",
-                absl::StrCat("worker ", id, " (stage ", binding.device,
-                             ", data rank ", binding.data_rank,
-                             ") restarted: a new process registered under its "
-                             "name"));
+    LoseWorker(id, binding, "restarted: a new process registered under its name");
   }
   PublishGauges();
 }
@@ -1229,15 +1233,7 @@ void JobController::Tick() {
   absl::MutexLock lock(&mu_);
   for (const auto& [id, binding] : dead) {
     if (binding.job.empty()) continue;
-    JobRuntime* rt = Find(binding.job);
-    if (rt == nullptr || rt->job.status().state() != v1::JOB_STATE_RUNNING ||
-        rt->job.status().attempt() != binding.attempt) {
-      continue;
-    }
-    FailAttempt(rt, "WorkerLost",
-                absl::StrCat("worker ", id, " (stage ", binding.device,
-                             ", data rank ", binding.data_rank,
-                             ") stopped sending heartbeats"));
+    LoseWorker(id, binding, "stopped sending heartbeats");
   }
   AdmitPending();
   PublishGauges();

@@ -154,6 +154,10 @@ class JobController {
   void FailAttempt(JobRuntime* rt, const std::string& reason,
                    const std::string& message, bool out_of_memory = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Worker `id`, bound to `binding`, is gone (`why` completes the event's
+  // sentence): fails its attempt if that attempt still runs.
+  void LoseWorker(const std::string& id, const WorkerBinding& binding, absl::string_view why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CompleteIteration(JobRuntime* rt, int64_t iteration, Mutation* m)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const v1::StageAssignment* StageOf(const JobRuntime& rt,
