@@ -18,7 +18,7 @@ namespace {
 
 // Sanity limits: far above any real job, low enough that products such as
 // layers * hidden * hidden cannot overflow 64-bit arithmetic downstream.
-constexpr int kMaxLayers = 10000;
+constexpr int kMaxLayers = kMaxModelLayers;
 constexpr int kMaxHidden = 1 << 17;
 constexpr int kMaxVocab = 1 << 22;
 constexpr int kMaxSeqLen = 1 << 20;

@@ -18,6 +18,10 @@ namespace chronos {
 // zero so that ValidateJobSpec reports them. Idempotent.
 void ApplyJobSpecDefaults(::chronos::v1::JobSpec* spec);
 
+// The largest model.layers a spec may ask for (MaxLayers searches no
+// further).
+inline constexpr int kMaxModelLayers = 10000;
+
 // Checks a spec after ApplyJobSpecDefaults. OK, or kInvalidArgument listing
 // every problem, joined by "; ", each naming its field, its value and the
 // rule ("model.layers must be >= 1 (got 0)"). Does not touch the file

@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "core/device_profile.h"
 #include "core/generate.h"
+#include "core/job_spec_validation.h"
 #include "core/size.h"
 #include "core/status_macros.h"
 #include "core/validator.h"
@@ -508,13 +509,14 @@ absl::StatusOr<int> MaxLayers(const v1::JobSpec& spec, const v1::DeviceProfile& 
   };
   CHRONOS_ASSIGN_OR_RETURN(bool any, fits(chunks));
   if (!any) return 0;
-  int lo = chunks, hi = chunks * 2;
-  while (true) {
+  // A size the job spec would refuse is no answer: search up to its limit
+  // (small models on host-sized budgets would otherwise search for minutes).
+  int lo = chunks, hi = std::min(chunks * 2, kMaxModelLayers);
+  while (hi > lo) {
     CHRONOS_ASSIGN_OR_RETURN(bool ok, fits(hi));
     if (!ok) break;
     lo = hi;
-    if (hi > (1 << 20)) break;
-    hi *= 2;
+    hi = std::min(hi * 2, kMaxModelLayers);
   }
   while (hi - lo > 1) {
     const int mid = lo + (hi - lo) / 2;

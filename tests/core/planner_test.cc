@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/device_profile.h"
+#include "core/job_spec_validation.h"
 #include "core/render.h"
 #include "core/validator.h"
 #include "gmock/gmock.h"
@@ -120,6 +121,22 @@ TEST(PlannerTest, MaxLayersIsTheLargestSizeThatFits) {
   // keeping everything; the planner can always fall back to it.
   EXPECT_GT(*MaxLayers(spec, H100(), "1f1b+recompute", o), *MaxLayers(spec, H100(), "1f1b+plain", o));
   EXPECT_GE(*MaxLayers(spec, H100(), "chronos", o), *MaxLayers(spec, H100(), "1f1b+recompute", o));
+}
+
+TEST(PlannerTest, MaxLayersStopsAtTheJobSpecLimit) {
+  // A tiny model on a roomy budget fits far more layers than a spec may
+  // ask for; the search stops at the limit instead of running for minutes.
+  v1::JobSpec spec = LlamaLike(4, 2, 4);
+  spec.mutable_model()->set_hidden(32);
+  spec.mutable_model()->set_heads(4);
+  spec.mutable_model()->set_ffn_hidden(64);
+  spec.mutable_model()->set_vocab(256);
+  spec.mutable_model()->set_seq_len(16);
+  PlanOptions o;
+  o.hbm_budget_bytes = 64 * kGiB;
+  absl::StatusOr<int> n = MaxLayers(spec, H100(), "1f1b+plain", o);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, kMaxModelLayers);
 }
 
 TEST(PlannerTest, UnknownVariantNamesTheSchedule) {
