@@ -3,14 +3,17 @@
 # of examples/shakespeare-small.yaml on a local CPU cluster (a coordinator
 # and 4 worker processes) and print the summary.
 #
-#   scripts/run-main-job.sh [TEXT_FILE] [extra chronosctl local run flags]
+#   scripts/run-main-job.sh [TEXT_FILE] [extra chronosctl local run flags, e.g. -o json]
 #
 # TEXT_FILE defaults to ../shared/data/tinyshakespeare.txt; any plain text
 # file of a few hundred KB or more works (byte-level tokenizer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data="${1:-../shared/data/tinyshakespeare.txt}"
-shift || true
+data=../shared/data/tinyshakespeare.txt
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
+  data="$1"
+  shift
+fi
 if [ ! -f "$data" ]; then
   echo "error: training text '$data' not found; pass a plain text file:" >&2
   echo "  scripts/run-main-job.sh /path/to/corpus.txt" >&2
