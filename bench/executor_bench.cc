@@ -153,16 +153,8 @@ Schedule BuildSchedule(const v1::JobSpec& spec, const std::string& kind,
                        int v, const std::vector<int>& layers) {
   const v1::DeviceProfile cpu = *BuiltinDeviceProfile("cpu");
   CostModel costs(ModelShapeFromSpec(spec, cpu), cpu, layers);
-  ShapeSpec shape;
-  shape.kind = kind;
-  shape.num_devices = spec.parallel().pipeline();
-  shape.chunks_per_device = v;
-  shape.num_microbatches = spec.training().microbatches();
-  shape.chunk_layers = layers;
-  shape.costs.forward = costs.ForwardSeconds();
-  shape.costs.backward_input = costs.BackwardInputSeconds();
-  shape.costs.backward_weight = costs.BackwardWeightSeconds();
-  auto s = GenerateSchedule(shape);
+  auto s = GenerateSchedule(ScheduleShape(kind, spec.parallel().pipeline(), v,
+                                          spec.training().microbatches(), costs));
   CHECK(s.ok()) << s.status();
   CHECK(ApplyMemoryPolicy(&*s, UniformPolicy(*s, MemoryPolicy::Keep()), costs)
             .ok());

@@ -353,4 +353,17 @@ absl::StatusOr<std::vector<int>> PartitionLayers(
   return n;
 }
 
+ShapeSpec ScheduleShape(const std::string& kind, int p, int v, int m, const CostModel& costs) {
+  ShapeSpec shape;
+  shape.kind = kind;
+  shape.num_devices = p;
+  shape.chunks_per_device = v;
+  shape.num_microbatches = m;
+  shape.chunk_layers = costs.chunk_layers();
+  shape.costs.forward = costs.ForwardSeconds();
+  shape.costs.backward_input = costs.BackwardInputSeconds();
+  shape.costs.backward_weight = costs.BackwardWeightSeconds();
+  return shape;
+}
+
 }  // namespace chronos

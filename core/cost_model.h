@@ -8,12 +8,14 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "chronos/v1/job.pb.h"
 #include "chronos/v1/profile.pb.h"
 #include "core/activation_layout.h"
+#include "core/generate.h"
 #include "core/schedule.h"
 
 namespace chronos {
@@ -137,6 +139,11 @@ absl::StatusOr<std::vector<int>> PartitionLayers(
     const std::vector<int>& explicit_layout);
 
 SaveMode SaveModeOf(const MemoryPolicy& policy);
+
+// What the generators need to lay out `kind` on p devices with v chunks each
+// and m micro-batches: the model's chunk layout and per-chunk durations (no
+// stage-to-stage cost; set costs.p2p_seconds where it matters).
+ShapeSpec ScheduleShape(const std::string& kind, int p, int v, int m, const CostModel& costs);
 
 }  // namespace chronos
 

@@ -421,16 +421,7 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
   ps.budget_bytes = options.hbm_budget_bytes > 0 ? options.hbm_budget_bytes
                     : spec.memory().hbm_budget_bytes() > 0 ? spec.memory().hbm_budget_bytes()
                                                            : DefaultHbmBudget(profile);
-  ShapeSpec shape_spec;
-  shape_spec.kind = kind;
-  shape_spec.num_devices = p;
-  shape_spec.chunks_per_device = v;
-  shape_spec.num_microbatches = m;
-  shape_spec.inflight_cap = spec.schedule().inflight_cap();
-  shape_spec.chunk_layers = layers;
-  shape_spec.costs.forward = ps.costs->ForwardSeconds();
-  shape_spec.costs.backward_input = ps.costs->BackwardInputSeconds();
-  shape_spec.costs.backward_weight = ps.costs->BackwardWeightSeconds();
+  ShapeSpec shape_spec = ScheduleShape(kind, p, v, m, *ps.costs);
   shape_spec.costs.p2p_seconds = ps.costs->P2PSeconds(shape.ActivationMessageBytes());
   const int dp = std::max(1, spec.parallel().data());
 

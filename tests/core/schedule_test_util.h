@@ -46,20 +46,6 @@ inline std::unique_ptr<CostModel> UniformCosts(int chunks, double f, double bi, 
   return cm;
 }
 
-inline ShapeSpec Shape(const std::string& kind, int p, int m, int v,
-                       const CostModel& cm) {
-  ShapeSpec s;
-  s.kind = kind;
-  s.num_devices = p;
-  s.chunks_per_device = v;
-  s.num_microbatches = m;
-  s.chunk_layers = cm.chunk_layers();
-  s.costs.forward = cm.ForwardSeconds();
-  s.costs.backward_input = cm.BackwardInputSeconds();
-  s.costs.backward_weight = cm.BackwardWeightSeconds();
-  return s;
-}
-
 // Generates, adds keep-everything memory actions and OPTIM_STEP.
 inline Schedule Build(const ShapeSpec& shape, const CostModel& cm,
                       const MemoryPolicy& policy = MemoryPolicy::Keep()) {

@@ -12,7 +12,6 @@ namespace chronos {
 namespace {
 
 using ::chronos::testing::Build;
-using ::chronos::testing::Shape;
 using ::chronos::testing::UniformCosts;
 
 SimResult Replay(const Schedule& s, const CostModel& cm) {
@@ -27,7 +26,7 @@ TEST_P(OneFOneBClosedForm, BubbleIsPMinusOneOverMPlusPMinusOne) {
   const auto [p, m] = GetParam();
   // F = 1, B = 2 (BI + BW) on every stage, free links.
   auto cm = UniformCosts(p, 1.0, 1.0, 1.0);
-  Schedule s = Build(Shape("1f1b", p, m, 1, *cm), *cm);
+  Schedule s = Build(ScheduleShape("1f1b", p, 1, m, *cm), *cm);
   SimResult r = Replay(s, *cm);
   const double expected = static_cast<double>(p - 1) / (m + p - 1);
   EXPECT_NEAR(r.bubble_ratio, expected, 1e-9);
@@ -38,7 +37,7 @@ TEST_P(OneFOneBClosedForm, BubbleIsPMinusOneOverMPlusPMinusOne) {
 TEST_P(OneFOneBClosedForm, StageDHoldsMinOfPMinusDAndMActivations) {
   const auto [p, m] = GetParam();
   auto cm = UniformCosts(p, 1.0, 1.0, 1.0);
-  Schedule s = Build(Shape("1f1b", p, m, 1, *cm), *cm);
+  Schedule s = Build(ScheduleShape("1f1b", p, 1, m, *cm), *cm);
   SimResult r = Replay(s, *cm);
   for (int d = 0; d < p; ++d) {
     const int inflight = std::min(p - d, m);
@@ -57,7 +56,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, OneFOneBClosedForm,
 TEST(SimulatorTest, GPipeBubbleMatchesOneFOneBButHoldsEveryMicrobatch) {
   const int p = 4, m = 8;
   auto cm = UniformCosts(p, 1.0, 1.0, 1.0);
-  SimResult r = Replay(Build(Shape("gpipe", p, m, 1, *cm), *cm), *cm);
+  SimResult r = Replay(Build(ScheduleShape("gpipe", p, 1, m, *cm), *cm), *cm);
   EXPECT_NEAR(r.bubble_ratio, 3.0 / 11.0, 1e-9);
   for (int d = 0; d < p; ++d) EXPECT_EQ(r.devices[d].max_inflight, m);
 }
@@ -70,7 +69,7 @@ TEST(SimulatorTest, InterleavedWarmupFollowsMegatronsRule) {
     for (int v : {2, 3}) {
       const int m = 2 * p;
       auto cm = UniformCosts(p * v, 1.0, 1.0, 1.0);
-      absl::StatusOr<Schedule> s = GenerateSchedule(Shape("interleaved", p, m, v, *cm));
+      absl::StatusOr<Schedule> s = GenerateSchedule(ScheduleShape("interleaved", p, v, m, *cm));
       ASSERT_TRUE(s.ok()) << s.status();
       for (int d = 0; d < p; ++d) {
         int forwards = 0;
@@ -92,15 +91,15 @@ TEST(SimulatorTest, InterleavingShrinksTheBubbleByV) {
   // pipeline time (Narayanan et al. 2021), against (p-1)/(m+p-1).
   const int p = 4, m = 8, v = 2;
   auto cm = UniformCosts(p * v, 0.5, 0.5, 0.5);
-  SimResult r = Replay(Build(Shape("interleaved", p, m, v, *cm), *cm), *cm);
+  SimResult r = Replay(Build(ScheduleShape("interleaved", p, v, m, *cm), *cm), *cm);
   EXPECT_NEAR(r.bubble_ratio, (p - 1.0) / (v * m + p - 1.0), 1e-9);
 }
 
 TEST(SimulatorTest, ZeroBubbleH1FillsTheCooldownWithWeightGradients) {
   const int p = 4, m = 12;
   auto cm = UniformCosts(p, 1.0, 1.0, 1.0);
-  SimResult one = Replay(Build(Shape("1f1b", p, m, 1, *cm), *cm), *cm);
-  SimResult zb = Replay(Build(Shape("zbh1", p, m, 1, *cm), *cm), *cm);
+  SimResult one = Replay(Build(ScheduleShape("1f1b", p, 1, m, *cm), *cm), *cm);
+  SimResult zb = Replay(Build(ScheduleShape("zbh1", p, 1, m, *cm), *cm), *cm);
   // 1F1B idles (p-1)(F+B) per device; ZB-H1 (Qi et al. 2024) at best
   // (p-1)(F+BI-BW) with 1F1B's memory. Ours keeps 1F1B's in-flight counts
   // (p - d, counting pending BW), which lands strictly between the two.
@@ -115,8 +114,8 @@ TEST(SimulatorTest, OffloadedBytesLeaveTheDeviceAndComeBack) {
   // GPipe holds every micro-batch at the turn, so offloading shows there.
   const int p = 2, m = 8;
   auto cm = UniformCosts(p, 1.0, 1.0, 1.0);
-  Schedule keep = Build(Shape("gpipe", p, m, 1, *cm), *cm);
-  Schedule half = Build(Shape("gpipe", p, m, 1, *cm), *cm, MemoryPolicy::Offload(0.5));
+  Schedule keep = Build(ScheduleShape("gpipe", p, 1, m, *cm), *cm);
+  Schedule half = Build(ScheduleShape("gpipe", p, 1, m, *cm), *cm, MemoryPolicy::Offload(0.5));
   ASSERT_TRUE(ValidateSchedule(half).ok()) << ValidateSchedule(half);
   SimResult rk = Replay(keep, *cm);
   SimResult rh = Replay(half, *cm);
@@ -131,11 +130,11 @@ TEST(MemoryPassTest, OffloadingNothingIsKeepingAndBadFractionsAreRefused) {
   // Found by schedule_validator_fuzzer: Offload(0) produced a schedule the
   // validator (rightly) rejects.
   auto cm = UniformCosts(2, 1.0, 1.0, 1.0);
-  Schedule none = Build(Shape("1f1b", 2, 4, 1, *cm), *cm, MemoryPolicy::Offload(0.0));
+  Schedule none = Build(ScheduleShape("1f1b", 2, 1, 4, *cm), *cm, MemoryPolicy::Offload(0.0));
   EXPECT_TRUE(ValidateSchedule(none).ok()) << ValidateSchedule(none);
-  Schedule keep = Build(Shape("1f1b", 2, 4, 1, *cm), *cm);
+  Schedule keep = Build(ScheduleShape("1f1b", 2, 1, 4, *cm), *cm);
   EXPECT_EQ(none.devices, keep.devices);
-  absl::StatusOr<Schedule> s = GenerateSchedule(Shape("1f1b", 2, 4, 1, *cm));
+  absl::StatusOr<Schedule> s = GenerateSchedule(ScheduleShape("1f1b", 2, 1, 4, *cm));
   ASSERT_TRUE(s.ok());
   for (double bad : {-0.5, 1.5, std::nan("")}) {
     absl::Status st = ApplyMemoryPolicy(&*s, UniformPolicy(*s, MemoryPolicy::Offload(bad)), *cm);
@@ -147,8 +146,8 @@ TEST(MemoryPassTest, OffloadingNothingIsKeepingAndBadFractionsAreRefused) {
 TEST(SimulatorTest, RecomputeCostsTimeAndSavesMemory) {
   const int p = 2, m = 8;
   auto cm = UniformCosts(p, 1.0, 1.0, 1.0);
-  SimResult rk = Replay(Build(Shape("gpipe", p, m, 1, *cm), *cm), *cm);
-  SimResult rr = Replay(Build(Shape("gpipe", p, m, 1, *cm), *cm,
+  SimResult rk = Replay(Build(ScheduleShape("gpipe", p, 1, m, *cm), *cm), *cm);
+  SimResult rr = Replay(Build(ScheduleShape("gpipe", p, 1, m, *cm), *cm,
                            MemoryPolicy::Recompute(Granularity::kChunk)),
                      *cm);
   for (int d = 0; d < p; ++d) {
@@ -162,7 +161,7 @@ TEST(SimulatorTest, PeakIsTheSumOfItsCategories) {
   auto cm = UniformCosts(4, 1.0, 1.0, 1.0);
   SimOptions o;
   o.record_curves = true;
-  absl::StatusOr<SimResult> r = Simulate(Build(Shape("1f1b", 4, 8, 1, *cm), *cm), *cm, o);
+  absl::StatusOr<SimResult> r = Simulate(Build(ScheduleShape("1f1b", 4, 1, 8, *cm), *cm), *cm, o);
   ASSERT_TRUE(r.ok());
   for (const DeviceSimResult& d : r->devices) {
     EXPECT_EQ(d.peak_bytes, d.at_peak.DeviceTotal());

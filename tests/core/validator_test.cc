@@ -11,12 +11,11 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::chronos::testing::Build;
-using ::chronos::testing::Shape;
 using ::chronos::testing::UniformCosts;
 
 Schedule OneFOneB(int p, int m) {
   auto cm = UniformCosts(p, 1, 1, 1);
-  return Build(Shape("1f1b", p, m, 1, *cm), *cm);
+  return Build(ScheduleShape("1f1b", p, 1, m, *cm), *cm);
 }
 
 int IndexOf(const std::vector<Action>& list, ActionType t, int chunk, int mb) {
@@ -34,7 +33,7 @@ TEST(ValidatorTest, EveryGeneratedScheduleIsValid) {
       for (int m : {p, 2 * p + 1, 4 * p}) {
         const int v = DefaultChunksPerDevice(kind);
         auto cm = UniformCosts(p * v, 1, 1, 1);
-        ShapeSpec shape = Shape(kind, p, m, v, *cm);
+        ShapeSpec shape = ScheduleShape(kind, p, v, m, *cm);
         if (!CheckShape(shape).ok()) continue;
         Schedule s = Build(shape, *cm);
         EXPECT_TRUE(ValidateSchedule(s).ok())
@@ -115,7 +114,7 @@ TEST(ValidatorTest, RejectsComputingAMicrobatchTwice) {
 
 TEST(ValidatorTest, RejectsBackwardWeightBeforeBackwardInput) {
   auto cm = UniformCosts(4, 1, 1, 1);
-  Schedule s = Build(Shape("zbh1", 4, 8, 1, *cm), *cm);
+  Schedule s = Build(ScheduleShape("zbh1", 4, 1, 8, *cm), *cm);
   ASSERT_TRUE(ValidateSchedule(s).ok());
   auto& list = s.devices[3];
   const int bi = IndexOf(list, ActionType::kBI, 3, 4);
@@ -148,10 +147,10 @@ TEST(ValidatorTest, RejectsADuplicatedTransfer) {
 TEST(GeneratorTest, InterleavedNeedsWholeGroupsOfMicrobatches) {
   // schedule_validator_fuzzer: Megatron's table with m = 7, p = 5 deadlocks.
   auto cm = UniformCosts(10, 1, 1, 1);
-  absl::Status st = CheckShape(Shape("interleaved", 5, 7, 2, *cm));
+  absl::Status st = CheckShape(ScheduleShape("interleaved", 5, 2, 7, *cm));
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(st.message(), HasSubstr("training.microbatches"));
-  EXPECT_TRUE(CheckShape(Shape("interleaved", 5, 10, 2, *cm)).ok());
+  EXPECT_TRUE(CheckShape(ScheduleShape("interleaved", 5, 2, 10, *cm)).ok());
 }
 
 }  // namespace

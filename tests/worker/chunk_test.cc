@@ -22,6 +22,7 @@
 namespace chronos::worker {
 namespace {
 
+using reference::MaxRelErr;
 using reference::NamedTensors;
 
 constexpr uint64_t kSeed = 1234;
@@ -40,12 +41,6 @@ ModelDims TinyDims(bool flash) {
   return d;
 }
 
-// max |a - ref| / max |ref|: a relative error that tolerates entries near 0.
-double RelErr(const at::Tensor& a, const at::Tensor& ref) {
-  at::Tensor r = ref.to(at::kDouble);
-  const double scale = std::max(r.abs().max().item<double>(), 1e-30);
-  return (a.to(at::kDouble) - r).abs().max().item<double>() / scale;
-}
 
 struct ChunkCase {
   std::string name;
@@ -225,15 +220,15 @@ const char* ModeName(SaveMode m) {
 }
 
 void ExpectClose(const Result& got, const Result& want, double tol) {
-  EXPECT_LE(RelErr(got.output, want.output), tol) << "output";
+  EXPECT_LE(MaxRelErr(got.output, want.output), tol) << "output";
   ASSERT_EQ(got.dinput.defined(), want.dinput.defined());
   if (want.dinput.defined()) {
-    EXPECT_LE(RelErr(got.dinput, want.dinput), tol) << "input gradient";
+    EXPECT_LE(MaxRelErr(got.dinput, want.dinput), tol) << "input gradient";
   }
   ASSERT_EQ(got.grads.size(), want.grads.size());
   for (const auto& [name, g] : want.grads) {
     ASSERT_TRUE(got.grads.count(name)) << name;
-    EXPECT_LE(RelErr(got.grads.at(name), g), tol) << name;
+    EXPECT_LE(MaxRelErr(got.grads.at(name), g), tol) << name;
   }
 }
 
@@ -295,7 +290,7 @@ TEST(ChunkTest, GradientsAccumulateOverInterleavedMicroBatches) {
 
   const Result ra = AutogradResult(d, spec, a), rb = AutogradResult(d, spec, b);
   for (Param* p : chunk.params()) {
-    EXPECT_LE(RelErr(p->grad, ra.grads.at(p->name) + rb.grads.at(p->name)),
+    EXPECT_LE(MaxRelErr(p->grad, ra.grads.at(p->name) + rb.grads.at(p->name)),
               kTol)
         << p->name;
   }

@@ -117,16 +117,10 @@ absl::StatusOr<Schedule> BuildSchedule(const v1::JobSpec& spec,
                                        const std::vector<int>& layers,
                                        const PolicyTable& policy) {
   CostModel costs = CpuCostModel(spec, layers);
-  ShapeSpec shape;
-  shape.kind = kind;
-  shape.num_devices = spec.parallel().pipeline();
-  shape.chunks_per_device = chunks_per_device;
-  shape.num_microbatches = spec.training().microbatches();
-  shape.chunk_layers = layers;
-  shape.costs.forward = costs.ForwardSeconds();
-  shape.costs.backward_input = costs.BackwardInputSeconds();
-  shape.costs.backward_weight = costs.BackwardWeightSeconds();
-  CHRONOS_ASSIGN_OR_RETURN(Schedule s, GenerateSchedule(shape));
+  CHRONOS_ASSIGN_OR_RETURN(
+      Schedule s,
+      GenerateSchedule(ScheduleShape(kind, spec.parallel().pipeline(), chunks_per_device,
+                                     spec.training().microbatches(), costs)));
   MemoryPassOptions mo;
   mo.data_parallel = spec.parallel().data();
   const PolicyTable table =

@@ -127,6 +127,12 @@ ReferenceGpt::LossAndGrads ReferenceGpt::Compute(
   return out;
 }
 
+double MaxRelErr(const at::Tensor& a, const at::Tensor& ref) {
+  at::Tensor r = ref.to(at::kDouble);
+  const double scale = std::max(r.abs().max().item<double>(), 1e-30);
+  return (a.to(at::kDouble) - r).abs().max().item<double>() / scale;
+}
+
 double RefLearningRate(const RefTrainOptions& o, int64_t it) {
   if (o.warmup_iterations > 0 && it <= o.warmup_iterations) {
     return o.lr * double(it) / double(o.warmup_iterations);

@@ -14,10 +14,14 @@
 #include <vector>
 
 #include "worker/model/model_dims.h"
+#include "worker/optim/adamw.h"
 
 namespace chronos::worker::reference {
 
 using NamedTensors = std::map<std::string, at::Tensor>;
+
+// max |a - ref| / max |ref|: a relative error that tolerates entries near 0.
+double MaxRelErr(const at::Tensor& a, const at::Tensor& ref);
 
 // One transformer layer's parameters (any tensors; leaves requiring grad
 // when gradients are wanted).
@@ -60,17 +64,9 @@ class ReferenceGpt {
   NamedTensors params_;
 };
 
-struct RefTrainOptions {
-  double lr = 1e-2;
-  double min_lr = 1e-3;
-  int64_t warmup_iterations = 0;
-  int64_t total_iterations = 1;
-  double beta1 = 0.9;
-  double beta2 = 0.95;
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-  double grad_clip = 0.0;  // 0 = off
-};
+// The same hyper-parameters as the engine's optimizer; only the arithmetic
+// below (learning-rate schedule, clipping, AdamW) is written independently.
+using RefTrainOptions = AdamWOptions;
 
 // lr for 1-based iteration `it`: linear warm-up over warmup_iterations, then
 // cosine from lr to min_lr at total_iterations.

@@ -19,6 +19,7 @@
 namespace chronos::worker {
 namespace {
 
+using reference::MaxRelErr;
 using reference::NamedTensors;
 using reference::RefAdamW;
 using reference::ReferenceGpt;
@@ -40,11 +41,6 @@ ModelDims SmallDims(bool flash) {
   return d;
 }
 
-double RelErr(const at::Tensor& a, const at::Tensor& ref) {
-  at::Tensor r = ref.to(at::kDouble);
-  const double scale = std::max(r.abs().max().item<double>(), 1e-30);
-  return (a.to(at::kDouble) - r).abs().max().item<double>() / scale;
-}
 
 struct Batch {
   std::vector<at::Tensor> ids, targets;
@@ -148,7 +144,7 @@ TEST_P(ReferenceVsChunksTest, LossAndEveryGradientAgree) {
     ASSERT_TRUE(want.grads.count(p->name)) << p->name;
     EXPECT_TRUE(at::equal(p->master, ref.params().at(p->name).detach()))
         << p->name << ": same initial value";
-    EXPECT_LE(RelErr(p->grad, want.grads.at(p->name)), kTol) << p->name;
+    EXPECT_LE(MaxRelErr(p->grad, want.grads.at(p->name)), kTol) << p->name;
   }
 }
 
@@ -195,7 +191,7 @@ TEST(ReferenceTrainingTest, ChunksWithRefAdamWFollowTheReference) {
   // differences between the two backwards become visible in the update, so
   // the weights agree less tightly than the losses and gradients do.
   for (Param* p : pipeline.params()) {
-    EXPECT_LE(RelErr(p->master, ref.params().at(p->name).detach()), 1e-3)
+    EXPECT_LE(MaxRelErr(p->master, ref.params().at(p->name).detach()), 1e-3)
         << p->name;
   }
   // Training on fresh random tokens still fits their unigram noise a little.
@@ -266,8 +262,8 @@ TEST(RefAdamWTest, MatchesTorchAdamWWithParamGroups) {
           .lr(reference::RefLearningRate(o, it));
     }
     torch_opt.step();
-    EXPECT_LE(RelErr(mine["m"], tm), 1e-6) << "iteration " << it;
-    EXPECT_LE(RelErr(mine["g"], tg), 1e-6) << "iteration " << it;
+    EXPECT_LE(MaxRelErr(mine["m"], tm), 1e-6) << "iteration " << it;
+    EXPECT_LE(MaxRelErr(mine["g"], tg), 1e-6) << "iteration " << it;
   }
 }
 
