@@ -314,13 +314,7 @@ absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape,
         shape.kind, " schedule with ", p, " devices"));
   }
 
-  Schedule s;
-  s.kind = shape.kind;
-  s.num_devices = p;
-  s.chunks_per_device = C / p;
-  s.num_microbatches = m;
-  s.chunk_device = placement;
-  s.devices.assign(p, {});
+  Schedule s = Skeleton(shape.kind, p, C / p, m, placement);
   std::vector<std::vector<std::tuple<double, int, int>>> order(p);
   for (int mb = 0; mb < m; ++mb) {
     for (size_t i = 0; i < ops.size(); ++i) {

@@ -4,9 +4,8 @@
 #include "core/generators_internal.h"
 
 namespace chronos::internal {
-namespace {
 
-Schedule Skeleton(const char* kind, int p, int v, int m, std::vector<int> placement) {
+Schedule Skeleton(const std::string& kind, int p, int v, int m, std::vector<int> placement) {
   Schedule s;
   s.kind = kind;
   s.num_devices = p;
@@ -16,8 +15,6 @@ Schedule Skeleton(const char* kind, int p, int v, int m, std::vector<int> placem
   s.devices.assign(p, {});
   return s;
 }
-
-}  // namespace
 
 std::vector<int> LoopedPlacement(int p, int v) {
   std::vector<int> out(p * v);

@@ -4,6 +4,7 @@
 #ifndef CHRONOS_CORE_GENERATORS_INTERNAL_H_
 #define CHRONOS_CORE_GENERATORS_INTERNAL_H_
 
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -18,6 +19,9 @@ std::vector<int> LoopedPlacement(int p, int v);
 // when k is even and back up when k is odd; for v = 2 device i holds chunks
 // i and 2p-1-i.
 std::vector<int> VPlacement(int p, int v);
+
+// A schedule with its shape and placement set and an empty list per device.
+Schedule Skeleton(const std::string& kind, int p, int v, int m, std::vector<int> placement);
 
 Schedule GPipeCompute(int p, int m);
 Schedule OneFOneBCompute(int p, int m);

@@ -51,13 +51,7 @@ absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape, std::vector<int> 
     for (int mb = 0; mb < m; ++mb) pending[d][mb] = static_cast<int>(chunks[d].size());
   }
 
-  Schedule s;
-  s.kind = shape.kind;
-  s.num_devices = p;
-  s.chunks_per_device = C / p;
-  s.num_microbatches = m;
-  s.chunk_device = placement;
-  s.devices.assign(p, {});
+  Schedule s = Skeleton(shape.kind, p, C / p, m, placement);
 
   struct Pick {
     int kind = -1;  // 0 BI/B, 1 F late, 2 F new, 3 BW
