@@ -1,6 +1,7 @@
 #include "core/simulator.h"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -87,6 +88,7 @@ class Replayer {
     double last_backward_end = 0;
     double last_f_end = 0;
     std::vector<std::pair<double, double>> h2d_busy;  // copies on the H2D engine
+    std::vector<std::pair<double, double>> d2h_busy;  // copies on the D2H engine
     bool at_optim = false;
   };
 
@@ -160,7 +162,7 @@ class Replayer {
           start = std::max({v.issue, engine, off ? sl.f_end : sl.offload_end});
           end = start + CopySeconds(bytes, off, other > start);
           engine = end;
-          if (!off) v.h2d_busy.push_back({start, end});
+          (off ? v.d2h_busy : v.h2d_busy).push_back({start, end});
           Timeline(d, off ? Resource::kD2H : Resource::kH2D, start, end);
         } else {
           const double dur = CopySeconds(bytes, off, false);
@@ -289,10 +291,17 @@ class Replayer {
   }
 
   // OPTIM_STEP: a collective (the global gradient norm), then each device's
-  // update. Optimizer state kept in host memory is streamed in through the
-  // host-to-device engine's idle time after the device's last F (the drain,
-  // when activation memory only shrinks) and written back while the next
-  // iteration starts; only what does not fit in those windows is exposed.
+  // update. Optimizer state kept in host memory is streamed layer by layer
+  // (double-buffered): in, update, out. Two windows hide part of it, each as
+  // far as the HBM that activations leave free allows:
+  //  - in: state is prefetched through the H2D engine's idle time after the
+  //    device's last F (the drain, when activation memory only shrinks);
+  //  - out: updated state may stay in HBM and be written back through the
+  //    D2H engine's idle time at the start of the next iteration (its
+  //    warm-up, when activation memory is still growing). In the steady
+  //    state that is the previous iteration's write-back, so it is charged
+  //    to this iteration's start: HBM from t = 0 until it has drained.
+  // Only what fits in neither window stretches the step.
   bool TryOptimStep() {
     for (int d = 0; d < p_; ++d) {
       if (!dev_[d].at_optim) return false;
@@ -308,20 +317,16 @@ class Replayer {
       double start = ready;
       double stream = 0;
       if (frac > 0) {
-        // Streamed layer by layer (double-buffered) after the gradient norm
-        // is known: state in, update, state out, both directions at once.
-        // What fits in the HBM left free once activations are gone can be
-        // prefetched earlier, in the H2D engine's idle time during the drain.
         const auto& pr = costs_.profile();
         const int64_t state = OptimizerStateBytes(d, frac);
         const int64_t window = 2 * LargestUnitParams(d) * StateBytesPerParam();
-        int64_t capacity = state;
-        if (o_.hbm_budget > 0) {
-          capacity = std::clamp<int64_t>(o_.hbm_budget - StaticBytes(d, frac) - window -
-                                             MaxTransientAfter(d, v.last_f_end),
-                                         0, state);
-        }
+        // HBM the streaming may fill beside the activations (unlimited
+        // without a budget).
+        const int64_t room = o_.hbm_budget > 0 ? o_.hbm_budget - StaticBytes(d, frac) - window
+                                               : std::numeric_limits<int64_t>::max() / 4;
         const double h2d = pr.h2d_bandwidth(), d2h = pr.d2h_bandwidth();
+        const TransientCurve curve = Transients(d);
+        int64_t capacity = std::clamp<int64_t>(room - curve.MaxAfter(v.last_f_end), 0, state);
         const double idle_end = FillIdle(v.h2d_busy, v.last_f_end,
                                          static_cast<double>(capacity) / h2d);
         // Only the part of the drain before the step starts counts.
@@ -330,8 +335,9 @@ class Replayer {
         const double busy_in_drain = BusyBetween(v.h2d_busy, v.last_f_end, std::min(idle_end, ready));
         const double early = std::min<double>(
             static_cast<double>(capacity), std::max(0.0, drain_seconds - busy_in_drain) * h2d);
+        const int64_t late = pr.async_copies() ? LateWriteBack(v, curve, room, state, d2h) : 0;
         const double in_rest = static_cast<double>(state) - early;
-        const double out = static_cast<double>(state);
+        const double out = static_cast<double>(state - late);
         stream = std::max({in_rest / h2d, out / d2h,
                            pr.duplex_bandwidth() > 0 ? (in_rest + out) / pr.duplex_bandwidth() : 0.0});
         constexpr int kSteps = 8;
@@ -340,8 +346,16 @@ class Replayer {
           Mem(d, v.last_f_end + (ready - v.last_f_end) * k / kSteps, kOpt, early_bytes / kSteps);
         }
         Mem(d, ready, kOpt, window);
-        Mem(d, ready + update + stream, kOpt, -window - (early_bytes / kSteps) * kSteps);
+        Mem(d, ready + update + stream, kOpt, -window - (early_bytes / kSteps) * kSteps + late);
+        if (late > 0) {
+          // The previous iteration's write-back, draining from t = 0.
+          const double drained = FillIdle(v.d2h_busy, 0, static_cast<double>(late) / d2h);
+          const int64_t piece = late / kSteps;
+          Mem(d, 0, kOpt, piece * kSteps);
+          for (int k = 1; k <= kSteps; ++k) Mem(d, drained * k / kSteps, kOpt, -piece);
+        }
         result_.devices[d].optimizer_stream_seconds = stream;
+        result_.devices[d].optimizer_writeback_bytes = late;
       }
       v.compute_free = start + std::max(update, stream);
       Timeline(d, Resource::kCompute, start, start + std::max(update, stream));
@@ -351,20 +365,68 @@ class Replayer {
     return true;
   }
 
-  // Largest activations + buffers level on device d from time t on (the
-  // drain), from the memory events recorded so far.
-  int64_t MaxTransientAfter(int d, double t) const {
-    std::vector<MemEvent> ev = events_[d];
+  // Activations + buffers level of one device over time, from the memory
+  // events recorded so far.
+  struct TransientCurve {
+    std::vector<double> time;
+    std::vector<int64_t> level;       // after the event at time[i]
+    std::vector<int64_t> prefix_max;  // max level over events 0..i
+    std::vector<int64_t> suffix_max;  // max level over events i..end
+    // Largest level from time t on (the drain).
+    int64_t MaxAfter(double t) const {
+      const size_t i = std::lower_bound(time.begin(), time.end(), t) - time.begin();
+      if (i >= time.size()) return level.empty() ? 0 : level.back();
+      // The level just before t still holds at t.
+      return std::max(suffix_max[i], i > 0 ? level[i - 1] : int64_t{0});
+    }
+    // Largest level up to time t (the warm-up).
+    int64_t MaxBefore(double t) const {
+      const size_t i = std::upper_bound(time.begin(), time.end(), t) - time.begin();
+      return i == 0 ? 0 : prefix_max[i - 1];
+    }
+  };
+
+  TransientCurve Transients(int d) const {
+    std::vector<MemEvent> ev;
+    for (const MemEvent& e : events_[d]) {
+      if (e.cat == kAct || e.cat == kBuf) ev.push_back(e);
+    }
     std::sort(ev.begin(), ev.end(), [](const MemEvent& a, const MemEvent& b) {
       return a.time < b.time || (a.time == b.time && a.seq < b.seq);
     });
-    int64_t level = 0, best = 0;
+    TransientCurve c;
+    int64_t level = 0;
     for (const MemEvent& e : ev) {
-      if (e.cat != kAct && e.cat != kBuf) continue;
       level += e.delta;
-      if (e.time >= t) best = std::max(best, level);
+      c.time.push_back(e.time);
+      c.level.push_back(level);
+      c.prefix_max.push_back(std::max(level, c.prefix_max.empty() ? 0 : c.prefix_max.back()));
     }
-    return best;
+    c.suffix_max.assign(c.level.size(), 0);
+    for (size_t i = c.level.size(); i-- > 0;) {
+      c.suffix_max[i] = std::max(c.level[i], i + 1 < c.level.size() ? c.suffix_max[i + 1] : 0);
+    }
+    return c;
+  }
+
+  // Bytes of updated state that can wait in HBM for the next iteration's
+  // D2H idle time: the most that, draining from t = 0 through the engine's
+  // gaps, always fits beside the warm-up's activations. Feasibility falls
+  // as the amount grows (a later drain meets more activations), so bisect.
+  int64_t LateWriteBack(const Device& v, const TransientCurve& curve, int64_t room, int64_t state,
+                        double d2h) const {
+    auto fits = [&](int64_t bytes) {
+      const double drained = FillIdle(v.d2h_busy, 0, static_cast<double>(bytes) / d2h);
+      return bytes <= room - curve.MaxBefore(drained);
+    };
+    if (state <= 0 || !fits(0)) return 0;
+    if (fits(state)) return state;
+    int64_t lo = 0, hi = state;
+    for (int it = 0; it < 40 && hi - lo > (int64_t{1} << 20); ++it) {
+      const int64_t mid = lo + (hi - lo) / 2;
+      (fits(mid) ? lo : hi) = mid;
+    }
+    return lo;
   }
 
   static double BusyBetween(const std::vector<std::pair<double, double>>& busy, double a,

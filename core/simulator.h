@@ -56,6 +56,9 @@ struct DeviceSimResult {
   int64_t peak_buffer_bytes = 0;
   int64_t optimizer_host_bytes = 0;
   double optimizer_stream_seconds = 0;  // host<->device optimizer traffic
+  // Updated optimizer state written back during the next iteration's
+  // warm-up instead of in the step (held in HBM until then).
+  int64_t optimizer_writeback_bytes = 0;
   double last_forward_end = 0;          // when the drain (cooldown) begins
   int max_inflight = 0;
   std::vector<MemorySample> curve;  // when SimOptions::record_curves

@@ -172,5 +172,84 @@ TEST(SimulatorTest, PeakIsTheSumOfItsCategories) {
   }
 }
 
+
+// Optimizer state in host memory: a profile with asynchronous copies and
+// round numbers, a 1F1B pipeline whose compute (seconds) dwarfs the state's
+// transfer (well under a millisecond).
+class OptimizerStreamTest : public ::testing::Test {
+ protected:
+  OptimizerStreamTest() {
+    v1::DeviceProfile prof = ::chronos::testing::FreeLinkProfile();
+    prof.set_async_copies(true);
+    prof.set_h2d_bandwidth(1e9);
+    prof.set_d2h_bandwidth(1e9);
+    prof.set_duplex_bandwidth(1.5e9);
+    cm_ = std::make_unique<CostModel>(::chronos::testing::SmallShape(2), prof,
+                                      std::vector<int>{1, 1});
+    for (int c = 0; c < 2; ++c) cm_->SetChunkSeconds(c, 1.0, 1.0, 1.0);
+    schedule_ = Build(ScheduleShape("1f1b", 2, 1, 4, *cm_), *cm_);
+  }
+  int64_t State(int d) const { return cm_->chunk(d).optimizer_bytes; }
+  SimResult Run(int64_t budget) {
+    SimOptions o;
+    o.optimizer_offload = {1.0, 1.0};
+    o.hbm_budget = budget;
+    o.record_curves = true;
+    absl::StatusOr<SimResult> r = Simulate(schedule_, *cm_, o);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *std::move(r) : SimResult{};
+  }
+  std::unique_ptr<CostModel> cm_;
+  Schedule schedule_;
+};
+
+TEST_F(OptimizerStreamTest, WithRoomTheStepHidesBothDirections) {
+  SimResult r = Run(0);  // no budget: HBM is never short
+  for (int d = 0; d < 2; ++d) {
+    const DeviceSimResult& dr = r.devices[d];
+    // State came in during the drain and goes out during the next warm-up
+    // (the D2H engine is idle from t = 0): nothing is left for the step.
+    EXPECT_EQ(dr.optimizer_writeback_bytes, State(d)) << "device " << d;
+    EXPECT_NEAR(dr.optimizer_stream_seconds, 0.0, 1e-12) << "device " << d;
+    // The previous iteration's write-back holds HBM at t = 0 and has
+    // drained once the engine moved it (State / 1 GB/s), up to rounding to
+    // the 8 pieces it is released in.
+    bool held = false, drained = false;
+    const double drain_end = static_cast<double>(State(d)) / 1e9;
+    for (const MemorySample& m : dr.curve) {
+      if (m.time == 0 && m.bytes.optimizer >= State(d) - 8) held = true;
+      if (m.time > 0 && m.time <= drain_end + 1e-12 && m.bytes.optimizer < 8) drained = true;
+    }
+    EXPECT_TRUE(held) << "device " << d;
+    EXPECT_TRUE(drained) << "device " << d;
+  }
+}
+
+TEST_F(OptimizerStreamTest, WithoutRoomTheStepMovesEverythingBothWays) {
+  SimResult r = Run(1);  // a 1-byte budget: no HBM to prefetch into or park in
+  for (int d = 0; d < 2; ++d) {
+    const DeviceSimResult& dr = r.devices[d];
+    const double state = static_cast<double>(State(d));
+    EXPECT_EQ(dr.optimizer_writeback_bytes, 0) << "device " << d;
+    // In and out both in the step: max(in / h2d, out / d2h, (in + out) / duplex).
+    EXPECT_NEAR(dr.optimizer_stream_seconds, 2 * state / 1.5e9, 1e-15) << "device " << d;
+  }
+}
+
+TEST_F(OptimizerStreamTest, MoreHbmNeverSlowsTheStep) {
+  double last_iteration = 1e300;
+  int64_t last_writeback = -1;
+  // From too little for the weights alone to plenty for everything.
+  for (int64_t budget = int64_t{1} << 16; budget <= int64_t{1} << 26; budget *= 2) {
+    SimResult r = Run(budget);
+    EXPECT_LE(r.iteration_seconds, last_iteration + 1e-12) << "budget " << budget;
+    EXPECT_GE(r.devices[0].optimizer_writeback_bytes, last_writeback) << "budget " << budget;
+    if (last_writeback < 0) EXPECT_EQ(r.devices[0].optimizer_writeback_bytes, 0);
+    last_iteration = r.iteration_seconds;
+    last_writeback = r.devices[0].optimizer_writeback_bytes;
+  }
+  EXPECT_EQ(last_writeback, State(0));
+}
+
 }  // namespace
 }  // namespace chronos
