@@ -9,10 +9,13 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/cost_model.h"
@@ -21,6 +24,7 @@
 #include "core/memory_passes.h"
 #include "core/planner.h"
 #include "core/simulator.h"
+#include "core/status_macros.h"
 #include "core/validator.h"
 #include "nlohmann/json.hpp"
 
@@ -59,6 +63,88 @@ v1::JobSpec LlamaSpec(const Options& o, int p, int m) {
 
 double Seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Chronos-Pipe's own trade-off between bubble and activation memory, with
+// every activation kept: the periodic block at a range of periods (a longer
+// period leaves more free slots, so the chain waits less and activations
+// live shorter; each micro-batch starts later) and the list-scheduled order
+// at in-flight caps p .. p + 2. Prints the points on the Pareto front and
+// the least memory at no more bubble than 1F1B's.
+struct TradeoffPoint {
+  std::string order;
+  double bubble = 0;
+  int64_t worst = 0;
+};
+
+absl::StatusOr<TradeoffPoint> KeepAllPoint(const std::string& order, const ShapeSpec& shape,
+                                           const CostModel& cm) {
+  CHRONOS_ASSIGN_OR_RETURN(Schedule s, GenerateSchedule(shape));
+  CHRONOS_RETURN_IF_ERROR(ApplyMemoryPolicy(&s, UniformPolicy(s, MemoryPolicy::Keep()), cm));
+  CHRONOS_RETURN_IF_ERROR(ValidateSchedule(s));
+  SimOptions so;
+  so.record_timeline = false;
+  CHRONOS_ASSIGN_OR_RETURN(SimResult r, Simulate(s, cm, so));
+  TradeoffPoint pt{order, r.bubble_ratio, 0};
+  for (const auto& d : r.devices) pt.worst = std::max(pt.worst, d.peak_activation_bytes);
+  return pt;
+}
+
+absl::Status ChronosTradeoff(const Options& o, const v1::DeviceProfile& profile, int p,
+                             double bubble_1f1b, double act_1f1b, nlohmann::json* out) {
+  const int m = o.microbatches_per_stage * p;
+  const v1::JobSpec spec = LlamaSpec(o, p, m);
+  const ModelShape shape = ModelShapeFromSpec(spec, profile);
+  CHRONOS_ASSIGN_OR_RETURN(std::vector<int> layers, PartitionLayers(shape, 2 * p, {}));
+  CostModel cm(shape, profile, layers);
+  ShapeSpec base = ScheduleShape("chronos", p, 2, m, cm);
+  base.costs.p2p_seconds = cm.P2PSeconds(shape.ActivationMessageBytes());
+  std::vector<TradeoffPoint> pts;
+  for (int k = 0; k <= 20; ++k) {
+    ShapeSpec sh = base;
+    sh.block.period_scale = 1.0 + 0.05 * k;
+    absl::StatusOr<TradeoffPoint> pt =
+        KeepAllPoint(absl::StrFormat("block T=%.2fx", sh.block.period_scale), sh, cm);
+    if (pt.ok()) pts.push_back(*pt);
+  }
+  for (int cap = p; cap <= p + 2; ++cap) {
+    ShapeSpec sh = base;
+    sh.block.greedy = true;
+    sh.inflight_cap = cap;
+    absl::StatusOr<TradeoffPoint> pt = KeepAllPoint(absl::StrCat("list cap=", cap), sh, cm);
+    if (pt.ok()) pts.push_back(*pt);
+  }
+  std::sort(pts.begin(), pts.end(), [](const TradeoffPoint& a, const TradeoffPoint& b) {
+    return a.bubble < b.bubble || (a.bubble == b.bubble && a.worst < b.worst);
+  });
+  std::printf("\nChronos-Pipe bubble vs activation memory, p=%d m=%d, everything kept "
+              "(Pareto front; 1F1B: bubble %.4f, %.2f GiB)\n",
+              p, m, bubble_1f1b, act_1f1b / double(int64_t{1} << 30));
+  std::printf("  %-16s %8s %12s %9s\n", "order", "bubble", "worst-act", "vs-1f1b");
+  int64_t front = std::numeric_limits<int64_t>::max();
+  const TradeoffPoint* best_at_1f1b = nullptr;
+  for (const TradeoffPoint& pt : pts) {
+    if (pt.bubble <= bubble_1f1b && (best_at_1f1b == nullptr || pt.worst < best_at_1f1b->worst)) {
+      best_at_1f1b = &pt;
+    }
+    if (pt.worst >= front) continue;
+    front = pt.worst;
+    std::printf("  %-16s %8.4f %8.2f GiB %8.3fx\n", pt.order.c_str(), pt.bubble,
+                pt.worst / double(int64_t{1} << 30), pt.worst / act_1f1b);
+    (*out)["chronos_tradeoff"].push_back({{"p", p},
+                                          {"m", m},
+                                          {"order", pt.order},
+                                          {"bubble_ratio", pt.bubble},
+                                          {"worst_peak_activation_bytes", pt.worst},
+                                          {"activation_vs_1f1b", pt.worst / act_1f1b}});
+  }
+  if (best_at_1f1b != nullptr) {
+    std::printf("  least memory at bubble <= 1F1B's: %s, %.3fx 1F1B's activations\n",
+                best_at_1f1b->order.c_str(), best_at_1f1b->worst / act_1f1b);
+  } else {
+    std::printf("  no order reaches 1F1B's bubble\n");
+  }
+  return absl::OkStatus();
 }
 
 int Main(int argc, char** argv) {
@@ -118,6 +204,7 @@ int Main(int argc, char** argv) {
               "worst-act", "vs-1f1b");
   if (o.max_layers) std::printf(" %10s %7s %6s", "max-layers", "x-1f1b", "mfu");
   std::printf("\n");
+  std::map<int, std::pair<double, double>> baseline;  // p -> 1F1B (bubble, worst act)
   for (int p : o.depths) {
     const int m = o.microbatches_per_stage * p;
     const v1::JobSpec spec = LlamaSpec(o, p, m);
@@ -146,7 +233,10 @@ int Main(int argc, char** argv) {
         }
         int64_t worst = 0;
         for (const auto& d : ps->sim.devices) worst = std::max(worst, d.peak_activation_bytes);
-        if (variant == "1f1b+plain") act_1f1b = static_cast<double>(worst);
+        if (variant == "1f1b+plain") {
+          act_1f1b = static_cast<double>(worst);
+          baseline[p] = {ps->sim.bubble_ratio, act_1f1b};
+        }
         row["bubble_ratio"] = ps->sim.bubble_ratio;
         row["iteration_seconds"] = ps->sim.iteration_seconds;
         row["worst_peak_activation_bytes"] = worst;
@@ -185,6 +275,13 @@ int Main(int argc, char** argv) {
       std::printf("\n");
       std::fflush(stdout);
       out["rows"].push_back(row);
+    }
+  }
+  for (int p : o.depths) {
+    absl::Status st = ChronosTradeoff(o, profile, p, baseline[p].first, baseline[p].second, &out);
+    if (!st.ok()) {
+      std::fprintf(stderr, "chronos trade-off, p=%d: %s\n", p, st.ToString().c_str());
+      return 1;
     }
   }
 
