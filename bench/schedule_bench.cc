@@ -3,8 +3,10 @@
 // schedule, the bubble ratio and iteration time with everything kept, the
 // worst device's peak activation bytes (absolute and against 1F1B), and,
 // with --max-layers, the largest layer count each schedule + planner fits
-// in the HBM budget with the MFU there. Then it times generation +
-// validation at p = 64, m = 512. Prints a table; --json FILE writes JSON.
+// in the HBM budget with the MFU there. Per depth it then prints Chronos-
+// Pipe's bubble / activation-memory Pareto front (everything kept) and the
+// least memory at no more bubble than 1F1B's. Then it times generation +
+// validation at p = 64, m = 512. Prints tables; --json FILE writes JSON.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
