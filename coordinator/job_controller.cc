@@ -133,13 +133,14 @@ JobController::Mutation JobController::Begin(const JobRuntime& rt) const {
 }
 
 void JobController::AddEvent(Mutation* m, const std::string& type,
-                             const std::string& message) {
+                             const std::string& message, int64_t iteration) {
   v1::JobEvent* e = &m->events.emplace_back();
   e->set_sequence(m->next_sequence++);
   SetTimestamp(clock_->Now(), e->mutable_time());
   e->set_type(type);
   e->set_message(message);
   e->set_state(m->job.status().state());
+  e->set_iteration(iteration);
 }
 
 absl::Status JobController::Transition(Mutation* m, v1::JobState to,
@@ -872,7 +873,8 @@ absl::StatusOr<v1::Job> JobController::UpdatePolicy(
                                ? absl::StrFormat("; pushed after iteration %d, applies from "
                                                  "the next iteration boundary",
                                                  newest)
-                               : std::string()));
+                               : std::string()),
+           state == v1::JOB_STATE_RUNNING ? newest : -1);
   if (state != v1::JOB_STATE_RUNNING) {
     // Nothing runs now: the next attempt starts with this policy.
     *m.job.mutable_status()->mutable_policy() = policy;
@@ -1193,7 +1195,8 @@ void JobController::CompleteIteration(JobRuntime* rt, int64_t iteration, Mutatio
              absl::StrFormat("generation %d (offload_ratio %.3g) in force from "
                              "iteration %d on all %d workers",
                              min_generation, st->policy().offload_ratio(),
-                             iteration, static_cast<int>(reports.size())));
+                             iteration, static_cast<int>(reports.size())),
+             iteration);
   }
 }
 

@@ -123,7 +123,9 @@ class JobController {
   };
 
   Mutation Begin(const JobRuntime& rt) const;
-  void AddEvent(Mutation* m, const std::string& type, const std::string& message);
+  // `iteration`: see chronos.v1.JobEvent.iteration.
+  void AddEvent(Mutation* m, const std::string& type, const std::string& message,
+                int64_t iteration = -1);
   absl::Status Transition(Mutation* m, v1::JobState to, const std::string& reason,
                           const std::string& message);
   absl::Status Commit(JobRuntime* rt, Mutation m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -458,7 +458,14 @@ TEST_F(JobFlowTest, UpdatePolicyPushesNewActionListsAndRecordsWhenApplied) {
   ASSERT_NE(applied, nullptr);
   EXPECT_NE(applied->message().find("iteration 3"), std::string::npos)
       << applied->message();
-  EXPECT_TRUE(HasEvent(*job, "PolicyUpdated"));
+  EXPECT_EQ(applied->iteration(), 3);
+  // Pushed after iteration 1, the newest any stage had finished then.
+  const v1::JobEvent* pushed = FindEvent(*job, "PolicyUpdated");
+  ASSERT_NE(pushed, nullptr);
+  EXPECT_EQ(pushed->iteration(), 1);
+  const v1::JobEvent* submitted = FindEvent(*job, "Submitted");
+  ASSERT_NE(submitted, nullptr);
+  EXPECT_EQ(submitted->iteration(), -1);
   EXPECT_NE(h_.coordinator()->metrics()->Render().find(
                 "chronos_coordinator_policy_updates_total 1"),
             std::string::npos);
