@@ -8,17 +8,6 @@
 
 namespace chronos {
 
-LayoutDims ModelShape::layout() const {
-  LayoutDims d;
-  d.hidden = hidden;
-  d.heads = heads;
-  d.ffn = ffn;
-  d.vocab = vocab;
-  d.seq_len = seq_len;
-  d.flash = flash;
-  return d;
-}
-
 int64_t ModelShape::LayerParams() const {
   return 4 * hidden * hidden + 3 * hidden * ffn + 2 * hidden;
 }
@@ -30,20 +19,14 @@ int64_t ModelShape::ActivationMessageBytes() const {
 
 ModelShape ModelShapeFromSpec(const v1::JobSpec& spec,
                               const v1::DeviceProfile& profile) {
-  ModelShape s;
-  const auto& m = spec.model();
-  s.layers = m.layers();
-  s.hidden = m.hidden();
-  s.heads = m.heads();
-  s.ffn = m.ffn_hidden();
-  s.vocab = m.vocab();
-  s.seq_len = m.seq_len();
-  s.micro_batch = std::max(1, spec.training().micro_batch_size());
-  switch (m.attention()) {
-    case v1::ATTENTION_FLASH: s.flash = true; break;
-    case v1::ATTENTION_STANDARD: s.flash = false; break;
-    default: s.flash = profile.flash_attention(); break;
+  bool flash = profile.flash_attention();
+  switch (spec.model().attention()) {
+    case v1::ATTENTION_FLASH: flash = true; break;
+    case v1::ATTENTION_STANDARD: flash = false; break;
+    default: break;
   }
+  ModelShape s;
+  static_cast<ModelGeometry&>(s) = ModelGeometryFromSpec(spec, flash);
   switch (spec.training().precision()) {
     case v1::PRECISION_BF16: s.mixed_precision = true; break;
     case v1::PRECISION_FP32: s.mixed_precision = false; break;

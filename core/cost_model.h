@@ -16,24 +16,15 @@
 #include "chronos/v1/profile.pb.h"
 #include "core/activation_layout.h"
 #include "core/generate.h"
+#include "core/model_geometry.h"
 #include "core/schedule.h"
 
 namespace chronos {
 
-struct ModelShape {
-  int64_t layers = 0;
-  int64_t hidden = 0;
-  int64_t heads = 0;
-  int64_t ffn = 0;
-  int64_t vocab = 0;
-  int64_t seq_len = 0;
-  int64_t micro_batch = 1;
-  bool flash = false;
+struct ModelShape : ModelGeometry {
   bool mixed_precision = false;  // bf16 compute, fp32 master weights
   int64_t act_bytes = 4;         // bytes per element of the compute dtype
 
-  int64_t tokens() const { return micro_batch * seq_len; }
-  LayoutDims layout() const;
   int64_t LayerParams() const;      // 4h^2 + 3hf + 2h
   int64_t EmbeddingParams() const;  // V h
   int64_t HeadParams() const;       // V h + h

@@ -5,35 +5,18 @@
 
 #include <cstdint>
 
-#include "core/activation_layout.h"
+#include "core/model_geometry.h"
 
 namespace chronos::worker {
 
-struct ModelDims {
-  int64_t layers = 0;
-  int64_t hidden = 0;
-  int64_t heads = 0;
-  int64_t ffn = 0;
-  int64_t vocab = 0;
-  int64_t seq_len = 0;
-  int64_t micro_batch = 1;  // b
-  bool flash = false;       // save log-sum-exp, rebuild probabilities in B
+// The shared geometry (core/model_geometry.h) plus the numerics only the
+// model code needs.
+struct ModelDims : ModelGeometry {
   double rope_theta = 10000.0;
   double norm_eps = 1e-5;
   double init_std = 0.02;
 
   int64_t head_dim() const { return hidden / heads; }
-  int64_t tokens() const { return micro_batch * seq_len; }
-  LayoutDims layout() const {
-    LayoutDims d;
-    d.hidden = hidden;
-    d.heads = heads;
-    d.ffn = ffn;
-    d.vocab = vocab;
-    d.seq_len = seq_len;
-    d.flash = flash;
-    return d;
-  }
 };
 
 // Which part of the model a chunk holds. Units are numbered inside the chunk:
