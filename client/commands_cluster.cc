@@ -21,11 +21,11 @@ void AddWorkers(CLI::App& app, std::vector<Command>* commands) {
   commands->push_back({cmd, [](CommandContext& ctx) -> int {
     CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
     CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient * client, ctx.Control());
-    grpc::ClientContext call;
-    client->Prepare(&call);
+    const v1::ListWorkersRequest req;
     v1::ListWorkersResponse resp;
-    grpc::Status s = client->stub().ListWorkers(&call, v1::ListWorkersRequest(), &resp);
-    if (!s.ok()) return ctx.Fail(client->Convert(s));
+    if (absl::Status s = client->Call(&Stub::ListWorkers, req, &resp); !s.ok()) {
+      return ctx.Fail(s);
+    }
     if (resp.workers().empty() && !IsStructured(format)) {
       ctx.err() << "No workers registered.\n";
       return kExitOk;

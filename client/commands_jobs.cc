@@ -78,11 +78,10 @@ void AddSubmit(CLI::App& app, std::vector<Command>* commands) {
     v1::SubmitJobRequest req;
     *req.mutable_spec() = *spec;
     req.set_request_id(f->request_id.empty() ? NewRequestId() : f->request_id);
-    grpc::ClientContext call;
-    client->Prepare(&call);
     v1::Job job;
-    grpc::Status s = client->stub().SubmitJob(&call, req, &job);
-    if (!s.ok()) return ctx.Fail(client->Convert(s));
+    if (absl::Status s = client->Call(&Stub::SubmitJob, req, &job); !s.ok()) {
+      return ctx.Fail(s);
+    }
     if (!f->wait || !IsStructured(format)) {
       PrintJobResult(ctx, job, format, absl::StrCat("job/", job.metadata().name(), " submitted"));
     }
@@ -92,15 +91,12 @@ void AddSubmit(CLI::App& app, std::vector<Command>* commands) {
 }
 
 absl::StatusOr<v1::Job> GetJob(ControlClient& client, const std::string& name, bool history) {
-  grpc::ClientContext call;
-  client.Prepare(&call);
   v1::GetJobRequest req;
   req.set_name(name);
   req.set_include_events(history);
   req.set_include_iterations(history);
   v1::Job job;
-  grpc::Status s = client.stub().GetJob(&call, req, &job);
-  if (!s.ok()) return client.Convert(s);
+  CHRONOS_RETURN_IF_ERROR(client.Call(&Stub::GetJob, req, &job));
   return job;
 }
 
@@ -113,11 +109,10 @@ int ListJobs(CommandContext& ctx, const std::string& state_flag) {
     req.set_state(*state);
   }
   CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient* client, ctx.Control());
-  grpc::ClientContext call;
-  client->Prepare(&call);
   v1::ListJobsResponse resp;
-  grpc::Status s = client->stub().ListJobs(&call, req, &resp);
-  if (!s.ok()) return ctx.Fail(client->Convert(s));
+  if (absl::Status s = client->Call(&Stub::ListJobs, req, &resp); !s.ok()) {
+    return ctx.Fail(s);
+  }
   if (IsStructured(format)) {
     PrintMessage(ctx.out(), resp, format);
   } else if (resp.jobs().empty()) {
@@ -211,13 +206,12 @@ void AddCancelAndDelete(CLI::App& app, std::vector<Command>* commands) {
   commands->push_back({cancel, [cancel_name](CommandContext& ctx) -> int {
     CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
     CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient* client, ctx.Control());
-    grpc::ClientContext call;
-    client->Prepare(&call);
     v1::CancelJobRequest req;
     req.set_name(*cancel_name);
     v1::Job job;
-    grpc::Status s = client->stub().CancelJob(&call, req, &job);
-    if (!s.ok()) return ctx.Fail(client->Convert(s));
+    if (absl::Status s = client->Call(&Stub::CancelJob, req, &job); !s.ok()) {
+      return ctx.Fail(s);
+    }
     PrintJobResult(ctx, job, format,
                    absl::StrCat("job/", job.metadata().name(), " cancelled (state ",
                                 JobStateName(job.status().state()), ")"));
@@ -231,13 +225,12 @@ void AddCancelAndDelete(CLI::App& app, std::vector<Command>* commands) {
   commands->push_back({del, [delete_name](CommandContext& ctx) -> int {
     CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
     CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient* client, ctx.Control());
-    grpc::ClientContext call;
-    client->Prepare(&call);
     v1::DeleteJobRequest req;
     req.set_name(*delete_name);
     v1::Job job;
-    grpc::Status s = client->stub().DeleteJob(&call, req, &job);
-    if (!s.ok()) return ctx.Fail(client->Convert(s));
+    if (absl::Status s = client->Call(&Stub::DeleteJob, req, &job); !s.ok()) {
+      return ctx.Fail(s);
+    }
     PrintJobResult(ctx, job, format, absl::StrCat("job/", *delete_name, " deleted"));
     return kExitOk;
   }});
@@ -267,15 +260,14 @@ void AddSet(CLI::App& app, std::vector<Command>* commands) {
           "offload-ratio RATIO must be a number between 0 and 1 (got '", f->ratio, "')")));
     }
     CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient* client, ctx.Control());
-    grpc::ClientContext call;
-    client->Prepare(&call);
     v1::UpdatePolicyRequest req;
     req.set_name(f->job);
     req.set_offload_ratio(ratio);
     req.set_expected_generation(f->expected_generation);
     v1::Job job;
-    grpc::Status s = client->stub().UpdatePolicy(&call, req, &job);
-    if (!s.ok()) return ctx.Fail(client->Convert(s));
+    if (absl::Status s = client->Call(&Stub::UpdatePolicy, req, &job); !s.ok()) {
+      return ctx.Fail(s);
+    }
     PrintJobResult(ctx, job, format,
                    absl::StrFormat("job/%s offload ratio set to %.2f (generation %d)",
                                    job.metadata().name(), ratio, job.metadata().generation()));

@@ -266,13 +266,10 @@ int RunLocal(CommandContext& ctx, const LocalRunFlags& f) {
 
   v1::Job job;
   {
-    grpc::ClientContext call;
-    client.Prepare(&call);
     v1::SubmitJobRequest req;
     *req.mutable_spec() = spec;
     req.set_request_id("chronosctl-local-run");
-    grpc::Status s = client.stub().SubmitJob(&call, req, &job);
-    if (!s.ok()) return fail(client.Convert(s));
+    if (absl::Status s = client.Call(&Stub::SubmitJob, req, &job); !s.ok()) return fail(s);
   }
 
   std::vector<v1::IterationRecord> seen;
@@ -301,13 +298,11 @@ int RunLocal(CommandContext& ctx, const LocalRunFlags& f) {
   // the first iteration was recorded); fall back to what the stream showed.
   std::vector<v1::IterationRecord> iterations = seen;
   {
-    grpc::ClientContext call;
-    client.Prepare(&call);
     v1::GetJobRequest req;
     req.set_name(job.metadata().name());
     req.set_include_iterations(true);
     v1::Job full;
-    if (client.stub().GetJob(&call, req, &full).ok() && !full.iterations().empty()) {
+    if (client.Call(&Stub::GetJob, req, &full).ok() && !full.iterations().empty()) {
       iterations.assign(full.iterations().begin(), full.iterations().end());
     }
   }

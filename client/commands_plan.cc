@@ -76,21 +76,15 @@ absl::Status RenderJobSchedule(CommandContext& ctx, const std::string& name,
   CHRONOS_ASSIGN_OR_RETURN(ControlClient * client, ctx.Control());
   v1::GetScheduleResponse resp;
   {
-    grpc::ClientContext call;
-    client->Prepare(&call);
     v1::GetScheduleRequest req;
     req.set_name(name);
-    grpc::Status s = client->stub().GetSchedule(&call, req, &resp);
-    if (!s.ok()) return client->Convert(s);
+    CHRONOS_RETURN_IF_ERROR(client->Call(&Stub::GetSchedule, req, &resp));
   }
   v1::Job job;
   {
-    grpc::ClientContext call;
-    client->Prepare(&call);
     v1::GetJobRequest req;
     req.set_name(name);
-    grpc::Status s = client->stub().GetJob(&call, req, &job);
-    if (!s.ok()) return client->Convert(s);
+    CHRONOS_RETURN_IF_ERROR(client->Call(&Stub::GetJob, req, &job));
   }
   CHRONOS_ASSIGN_OR_RETURN(Schedule schedule, ScheduleFromProto(resp.schedule()));
   v1::JobSpec spec = job.spec();

@@ -16,6 +16,9 @@
 
 namespace chronos::client {
 
+// The generated stub; its methods name the RPC in ControlClient::Call.
+using Stub = v1::ControlService::StubInterface;
+
 // Adds the authorization header (when there is a token) and, when
 // `with_deadline`, the request timeout. Streams that last as long as a job
 // (WatchJob) pass with_deadline = false.
@@ -35,7 +38,7 @@ class ControlClient {
 
   const Connection& connection() const { return conn_; }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
-  v1::ControlService::StubInterface& stub() { return *stub_; }
+  Stub& stub() { return *stub_; }
 
   void Prepare(grpc::ClientContext* ctx, bool with_deadline = true) const {
     PrepareContext(conn_, ctx, with_deadline);
@@ -43,13 +46,24 @@ class ControlClient {
   absl::Status Convert(const grpc::Status& status) const {
     return FromGrpcStatus(status, conn_);
   }
+  // One unary call with the per-call setup above, its status converted:
+  //   client.Call(&Stub::GetJob, req, &job)
+  template <typename Request, typename Response>
+  absl::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                 Response*),
+                    const Request& request, Response* response) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    const grpc::Status s = (stub_.get()->*method)(&ctx, request, response);
+    return s.ok() ? absl::OkStatus() : Convert(s);
+  }
 
  private:
   ControlClient(Connection conn, std::shared_ptr<grpc::Channel> channel);
 
   Connection conn_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::ControlService::StubInterface> stub_;
+  std::unique_ptr<Stub> stub_;
 };
 
 }  // namespace chronos::client
