@@ -116,6 +116,13 @@ absl::Status ChronosTradeoff(const Options& o, const v1::DeviceProfile& profile,
     absl::StatusOr<TradeoffPoint> pt = KeepAllPoint(absl::StrCat("list cap=", cap), sh, cm);
     if (pt.ok()) pts.push_back(*pt);
   }
+  {
+    ShapeSpec sh = base;
+    sh.block.greedy = true;
+    sh.block.round_trip_caps = true;
+    absl::StatusOr<TradeoffPoint> pt = KeepAllPoint("list round-trip", sh, cm);
+    if (pt.ok()) pts.push_back(*pt);
+  }
   std::sort(pts.begin(), pts.end(), [](const TradeoffPoint& a, const TradeoffPoint& b) {
     return a.bubble < b.bubble || (a.bubble == b.bubble && a.worst < b.worst);
   });

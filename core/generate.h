@@ -34,6 +34,11 @@ struct BlockTuning {
   double period_scale = 0;     // T / busiest device's work; 0 = search
   double turn_delay = 0;       // idle inserted before the backward chain, in periods
   bool weights_first = false;  // finish ready BWs before a new micro-batch's F
+  // List schedule only: device d admits at most as many micro-batches as its
+  // first chunk's round trip needs to keep it busy, counting those whose BW
+  // is pending (for a V, about p - d / 2), so a late device in the V does
+  // not fill the cap with weight-gradient stashes it never needed.
+  bool round_trip_caps = false;
 };
 
 struct ShapeSpec {

@@ -34,6 +34,19 @@ absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape, std::vector<int> 
   for (int d = 0; d < p; ++d) {
     cap[d] = shape.inflight_cap > 0 ? shape.inflight_cap : std::numeric_limits<int>::max();
     if (zb) cap[d] = std::min(cap[d], p - d);
+    if (shape.block.round_trip_caps) {
+      // Chunks after the device's first, there and back, over the work per
+      // micro-batch of one device (its chunks, each F + B).
+      int own = 0, first_chunk = C;
+      for (int c = 0; c < C; ++c) {
+        if (placement[c] == d) {
+          ++own;
+          first_chunk = std::min(first_chunk, c);
+        }
+      }
+      const int need = (C - 1 - first_chunk + own - 1) / own + 1;
+      cap[d] = std::min(cap[d], std::max(1, need));
+    }
   }
 
   std::vector<std::vector<double>> f_ready(C, std::vector<double>(m, kNever));

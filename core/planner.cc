@@ -134,14 +134,23 @@ class PolicyPlanner {
     const DeviceSimResult& dr = a->sim.devices[d];
     const double t = dr.peak_time;
     // Activations alive at the peak, largest bytes x lifetime first.
-    std::vector<Cand> live;
+    std::vector<Cand> live, resident_offloaded;
     for (const ActivationLife& al : a->sim.activations) {
       if (al.device != d || al.f_end > t || al.backward_start <= t) continue;
       const MemoryPolicy& pol = a->policy[al.chunk][al.microbatch];
       if (pol.kind == PolicyKind::kRecompute) continue;
-      // Offloaded activations are (mostly) not resident; a fixed ratio is the
-      // user's, and only recomputation may still replace it.
-      if (pol.kind == PolicyKind::kOffload && (offload_auto || !recompute_auto)) continue;
+      // Offloaded activations are not resident between their copy out and
+      // their copy back; one still resident at the peak (the host link is
+      // saturated, or the backward comes too soon) is recomputed, but only
+      // when nothing else is left. A fixed ratio is the user's, and only
+      // recomputation may replace it.
+      if (pol.kind == PolicyKind::kOffload && (offload_auto || !recompute_auto)) {
+        if (recompute_auto && offload_auto && (t < al.offload_end || t >= al.reload_start)) {
+          resident_offloaded.push_back(
+              {al.chunk, al.microbatch, al.bytes, al.backward_start - al.f_end});
+        }
+        continue;
+      }
       live.push_back({al.chunk, al.microbatch, al.bytes, al.backward_start - al.f_end});
     }
     std::sort(live.begin(), live.end(), [](const Cand& x, const Cand& y) {
@@ -221,7 +230,19 @@ class PolicyPlanner {
              "nothing else left to evict");
       return true;
     }
-    return false;
+    std::sort(resident_offloaded.begin(), resident_offloaded.end(),
+              [](const Cand& x, const Cand& y) { return x.bytes > y.bytes; });
+    for (const Cand& c : resident_offloaded) {
+      if (covered >= over) break;
+      const int64_t saved = c.bytes - costs_.KeptBytes(c.chunk, SaveMode::kLayer);
+      if (saved <= 0) continue;
+      a->policy[c.chunk][c.mb] = MemoryPolicy::Recompute(Granularity::kLayer);
+      covered += saved;
+      changed = true;
+      Record(d, c.chunk, c.mb, "recompute", 0, saved, c.life,
+             "offloaded, but still resident at the peak: the host link is saturated");
+    }
+    return changed;
   }
 
   bool Hides(const Cand& c) const {
@@ -322,10 +343,12 @@ void FillReport(const v1::JobSpec& spec, const PlannedSchedule& ps, const Attemp
 
 // Orders worth comparing under a budget. For chronos: the cost-aware block
 // (least bubble of the periodic layouts), the unit-cost block (V-Min-like,
-// least memory), the same with weight gradients finished first, and list-
+// least memory), the same with weight gradients finished first, list-
 // scheduled orders with p and p + 2 micro-batches in flight (lower bubble
 // than any block at more memory, which the policy planner then offloads or
-// recomputes). A cap given in the spec is honoured by every candidate.
+// recomputes), and the list order with per-device round-trip caps (between
+// the two: its 1F1B-like steady state keeps the host link busy with
+// offloads). A cap given in the spec is honoured by every candidate.
 struct Candidate {
   BlockTuning tuning;
   int inflight_cap = 0;
@@ -350,6 +373,9 @@ std::vector<Candidate> ScheduleCandidates(const std::string& kind, int p, int sp
         g.inflight_cap = cap;
         out.push_back(g);
       }
+      g.inflight_cap = 0;
+      g.tuning.round_trip_caps = true;
+      out.push_back(g);
     }
   }
   return out;

@@ -169,6 +169,8 @@ class Replayer {
           start = RunCompute(d, off ? sl.f_end : sl.offload_end, dur);
           end = start + dur;
         }
+        ActivationLife& life = result_.activations[life_index_[Index(a.chunk, a.microbatch)]];
+        (off ? life.offload_end : life.reload_start) = off ? end : start;
         if (off) {
           sl.offload_end = end;
           Mem(d, start, kOff, bytes);
@@ -293,14 +295,15 @@ class Replayer {
   // OPTIM_STEP: a collective (the global gradient norm), then each device's
   // update. Optimizer state kept in host memory is streamed layer by layer
   // (double-buffered): in, update, out. Two windows hide part of it, each as
-  // far as the HBM that activations leave free allows:
-  //  - in: state is prefetched through the H2D engine's idle time after the
-  //    device's last F (the drain, when activation memory only shrinks);
+  // far as the HBM that activations leave free allows, checked against the
+  // activation curve at every instant (not its peak over the window):
   //  - out: updated state may stay in HBM and be written back through the
   //    D2H engine's idle time at the start of the next iteration (its
-  //    warm-up, when activation memory is still growing). In the steady
-  //    state that is the previous iteration's write-back, so it is charged
-  //    to this iteration's start: HBM from t = 0 until it has drained.
+  //    warm-up, when activation memory is still low). In the steady state
+  //    that is the previous iteration's write-back, so it is charged to
+  //    this iteration's start and released piece by piece as it drains;
+  //  - in: once that has drained, state is prefetched through the H2D
+  //    engine's idle time, as fast as memory frees (mostly in the drain).
   // Only what fits in neither window stretches the step.
   bool TryOptimStep() {
     for (int d = 0; d < p_; ++d) {
@@ -326,34 +329,27 @@ class Replayer {
                                                : std::numeric_limits<int64_t>::max() / 4;
         const double h2d = pr.h2d_bandwidth(), d2h = pr.d2h_bandwidth();
         const TransientCurve curve = Transients(d);
-        int64_t capacity = std::clamp<int64_t>(room - curve.MaxAfter(v.last_f_end), 0, state);
-        const double idle_end = FillIdle(v.h2d_busy, v.last_f_end,
-                                         static_cast<double>(capacity) / h2d);
-        // Only the part of the drain before the step starts counts.
-        const double drain_seconds =
-            std::max(0.0, std::min(idle_end, ready) - v.last_f_end);
-        const double busy_in_drain = BusyBetween(v.h2d_busy, v.last_f_end, std::min(idle_end, ready));
-        const double early = std::min<double>(
-            static_cast<double>(capacity), std::max(0.0, drain_seconds - busy_in_drain) * h2d);
-        const int64_t late = pr.async_copies() ? LateWriteBack(v, curve, room, state, d2h) : 0;
-        const double in_rest = static_cast<double>(state) - early;
+        // Write-back first (it holds HBM from t = 0), then the prefetch from
+        // when the write-back has drained, so the two never share HBM.
+        std::vector<std::pair<double, int64_t>> released;
+        const int64_t late =
+            pr.async_copies() ? LateWriteBack(v, curve, room, state, d2h, &released) : 0;
+        const double prefetch_from = released.empty() ? 0.0 : released.back().first;
+        std::vector<std::pair<double, int64_t>> fetched;
+        const int64_t early =
+            Prefetch(v, curve, room, state, h2d, prefetch_from, ready, &fetched);
+        const double in_rest = static_cast<double>(state - early);
         const double out = static_cast<double>(state - late);
         stream = std::max({in_rest / h2d, out / d2h,
                            pr.duplex_bandwidth() > 0 ? (in_rest + out) / pr.duplex_bandwidth() : 0.0});
-        constexpr int kSteps = 8;
-        const int64_t early_bytes = static_cast<int64_t>(early);
-        for (int k = 0; k < kSteps; ++k) {
-          Mem(d, v.last_f_end + (ready - v.last_f_end) * k / kSteps, kOpt, early_bytes / kSteps);
-        }
-        Mem(d, ready, kOpt, window);
-        Mem(d, ready + update + stream, kOpt, -window - (early_bytes / kSteps) * kSteps + late);
         if (late > 0) {
           // The previous iteration's write-back, draining from t = 0.
-          const double drained = FillIdle(v.d2h_busy, 0, static_cast<double>(late) / d2h);
-          const int64_t piece = late / kSteps;
-          Mem(d, 0, kOpt, piece * kSteps);
-          for (int k = 1; k <= kSteps; ++k) Mem(d, drained * k / kSteps, kOpt, -piece);
+          Mem(d, 0, kOpt, late);
+          for (const auto& [t, bytes] : released) Mem(d, t, kOpt, -bytes);
         }
+        for (const auto& [t, bytes] : fetched) Mem(d, t, kOpt, bytes);
+        Mem(d, ready, kOpt, window);
+        Mem(d, ready + update + stream, kOpt, -window - early + late);
         result_.devices[d].optimizer_stream_seconds = stream;
         result_.devices[d].optimizer_writeback_bytes = late;
       }
@@ -370,7 +366,6 @@ class Replayer {
   struct TransientCurve {
     std::vector<double> time;
     std::vector<int64_t> level;       // after the event at time[i]
-    std::vector<int64_t> prefix_max;  // max level over events 0..i
     std::vector<int64_t> suffix_max;  // max level over events i..end
     // Largest level from time t on (the drain).
     int64_t MaxAfter(double t) const {
@@ -378,11 +373,6 @@ class Replayer {
       if (i >= time.size()) return level.empty() ? 0 : level.back();
       // The level just before t still holds at t.
       return std::max(suffix_max[i], i > 0 ? level[i - 1] : int64_t{0});
-    }
-    // Largest level up to time t (the warm-up).
-    int64_t MaxBefore(double t) const {
-      const size_t i = std::upper_bound(time.begin(), time.end(), t) - time.begin();
-      return i == 0 ? 0 : prefix_max[i - 1];
     }
   };
 
@@ -400,7 +390,6 @@ class Replayer {
       level += e.delta;
       c.time.push_back(e.time);
       c.level.push_back(level);
-      c.prefix_max.push_back(std::max(level, c.prefix_max.empty() ? 0 : c.prefix_max.back()));
     }
     c.suffix_max.assign(c.level.size(), 0);
     for (size_t i = c.level.size(); i-- > 0;) {
@@ -409,32 +398,117 @@ class Replayer {
     return c;
   }
 
+  // Idle intervals of a copy engine within [from, to).
+  static std::vector<std::pair<double, double>> Gaps(std::vector<std::pair<double, double>> busy,
+                                                     double from, double to) {
+    std::sort(busy.begin(), busy.end());
+    std::vector<std::pair<double, double>> gaps;
+    double t = from;
+    for (const auto& [a, b] : busy) {
+      if (t >= to) break;
+      if (b <= t) continue;
+      if (a > t) gaps.push_back({t, std::min(a, to)});
+      t = std::max(t, b);
+    }
+    if (t < to) gaps.push_back({t, to});
+    return gaps;
+  }
+
   // Bytes of updated state that can wait in HBM for the next iteration's
   // D2H idle time: the most that, draining from t = 0 through the engine's
-  // gaps, always fits beside the warm-up's activations. Feasibility falls
-  // as the amount grows (a later drain meets more activations), so bisect.
-  int64_t LateWriteBack(const Device& v, const TransientCurve& curve, int64_t room, int64_t state,
-                        double d2h) const {
-    auto fits = [&](int64_t bytes) {
-      const double drained = FillIdle(v.d2h_busy, 0, static_cast<double>(bytes) / d2h);
-      return bytes <= room - curve.MaxBefore(drained);
+  // gaps in pieces (each released when it has been copied), never pushes
+  // activations + waiting state over `room`. Feasibility falls as the
+  // amount grows, so bisect. `released` gets the pieces (time, bytes).
+  int64_t LateWriteBack(const Device& v, const TransientCurve& curve, int64_t room,
+                        int64_t state, double d2h,
+                        std::vector<std::pair<double, int64_t>>* released) const {
+    constexpr int kPieces = 32;
+    const auto gaps = Gaps(v.d2h_busy, 0, std::numeric_limits<double>::infinity());
+    auto drain = [&](int64_t bytes) {
+      std::vector<std::pair<double, int64_t>> out;
+      const int64_t piece = std::max<int64_t>(1, bytes / kPieces);
+      int64_t left = bytes;
+      for (const auto& [a, b] : gaps) {
+        double t = a;
+        while (left > 0 && t < b) {
+          const int64_t take = std::min(left, piece);
+          const double need = static_cast<double>(take) / d2h;
+          if (t + need > b) {  // the piece ends in a later gap
+            const int64_t part = static_cast<int64_t>((b - t) * d2h);
+            if (part > 0) out.push_back({b, part});
+            left -= part;
+            break;
+          }
+          t += need;
+          out.push_back({t, take});
+          left -= take;
+        }
+        if (left <= 0) break;
+      }
+      return out;
     };
-    if (state <= 0 || !fits(0)) return 0;
-    if (fits(state)) return state;
+    auto fits = [&](int64_t bytes, std::vector<std::pair<double, int64_t>>* pieces) {
+      if (bytes > room) return false;
+      *pieces = drain(bytes);
+      // Waiting state at each activation event before the last release; a
+      // piece released at the same instant still counts.
+      int64_t waiting = bytes;
+      size_t k = 0;
+      const double end = pieces->empty() ? 0.0 : pieces->back().first;
+      for (size_t i = 0; i < curve.time.size() && curve.time[i] < end; ++i) {
+        while (k < pieces->size() && (*pieces)[k].first < curve.time[i]) {
+          waiting -= (*pieces)[k++].second;
+        }
+        if (curve.level[i] + waiting > room) return false;
+      }
+      return true;
+    };
+    std::vector<std::pair<double, int64_t>> pieces;
+    if (state <= 0 || !fits(0, &pieces)) return 0;
+    if (fits(state, &pieces)) {
+      *released = std::move(pieces);
+      return state;
+    }
     int64_t lo = 0, hi = state;
     for (int it = 0; it < 40 && hi - lo > (int64_t{1} << 20); ++it) {
       const int64_t mid = lo + (hi - lo) / 2;
-      (fits(mid) ? lo : hi) = mid;
+      (fits(mid, &pieces) ? lo : hi) = mid;
     }
+    fits(lo, &pieces);
+    *released = std::move(pieces);
     return lo;
   }
 
-  static double BusyBetween(const std::vector<std::pair<double, double>>& busy, double a,
-                            double b) {
-    double total = 0;
-    for (const auto& [x, y] : busy) total += std::max(0.0, std::min(y, b) - std::max(x, a));
-    return total;
+  // State prefetched through the H2D engine's idle time in [from, to): it
+  // stays in HBM until the step, so what has arrived by t must fit beside
+  // the largest activation level from t on. Copies run at full rate and
+  // stop at that envelope, which only rises as the drain frees memory.
+  // `fetched` gets the arrivals (time, bytes), charged at the start of the
+  // interval they arrive in.
+  int64_t Prefetch(const Device& v, const TransientCurve& curve, int64_t room, int64_t state,
+                   double h2d, double from, double to,
+                   std::vector<std::pair<double, int64_t>>* fetched) const {
+    int64_t have = 0;
+    for (const auto& [a, b] : Gaps(v.h2d_busy, from, to)) {
+      // Split the gap at the activation events inside it.
+      size_t i = std::upper_bound(curve.time.begin(), curve.time.end(), a) - curve.time.begin();
+      double t = a;
+      while (t < b && have < state) {
+        const double next = i < curve.time.size() ? std::min(b, curve.time[i]) : b;
+        const int64_t cap = std::min(state, room - curve.MaxAfter(t));
+        const int64_t add =
+            std::min(cap - have, static_cast<int64_t>((next - t) * h2d));
+        if (add > 0) {
+          have += add;
+          fetched->push_back({t, add});
+        }
+        t = next;
+        ++i;
+      }
+    }
+    return have;
   }
+
   int64_t StateBytesPerParam() const { return costs_.shape().mixed_precision ? 12 : 8; }
   int64_t LargestUnitParams(int d) const {
     int64_t largest = 0;
@@ -452,24 +526,6 @@ class Replayer {
                cc.optimizer_bytes - static_cast<int64_t>(static_cast<double>(cc.optimizer_bytes) * frac);
     }
     return total;
-  }
-
-  // When `seconds` of transfer finish if they use only the gaps in `busy`
-  // from `from` on.
-  static double FillIdle(std::vector<std::pair<double, double>> busy, double from,
-                         double seconds) {
-    std::sort(busy.begin(), busy.end());
-    double t = from, left = seconds;
-    for (const auto& [a, b] : busy) {
-      if (b <= t) continue;
-      if (a > t) {
-        const double gap = a - t;
-        if (gap >= left) return t + left;
-        left -= gap;
-      }
-      t = std::max(t, b);
-    }
-    return t + left;
   }
 
   int64_t OptimizerStateBytes(int d, double frac) const {

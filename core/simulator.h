@@ -72,6 +72,10 @@ struct ActivationLife {
   double f_end = 0;
   double backward_start = 0;
   int64_t bytes = 0;  // kept after F under its policy, before any offload
+  // Offloaded activations only: when the copy out ended and the copy back
+  // began (the activation is resident outside [offload_end, reload_start)).
+  double offload_end = -1;
+  double reload_start = -1;
 };
 
 struct SimOptions {

@@ -176,6 +176,27 @@ TEST(SimulatorTest, PeakIsTheSumOfItsCategories) {
 // Optimizer state in host memory: a profile with asynchronous copies and
 // round numbers, a 1F1B pipeline whose compute (seconds) dwarfs the state's
 // transfer (well under a millisecond).
+TEST(SimulatorTest, RoundTripCapsBoundEachDevicesInflight) {
+  // Chronos V, p = 4 (chunks 0..7, device d holds d and 7 - d), list-
+  // scheduled with round-trip caps: device d's first chunk d waits for the
+  // 7 - d chunks after it, there and back, while the device does its two
+  // chunks' F + B per micro-batch, so it admits (7 - d + 1) / 2 + 1.
+  const int p = 4, m = 16;
+  auto cm = UniformCosts(2 * p, 1.0, 1.0, 1.0);
+  ShapeSpec shape = ScheduleShape("chronos", p, 2, m, *cm);
+  shape.block.greedy = true;
+  shape.block.round_trip_caps = true;
+  Schedule s = Build(shape, *cm);
+  ASSERT_TRUE(ValidateSchedule(s).ok()) << ValidateSchedule(s);
+  SimResult r = Replay(s, *cm);
+  const int caps[p] = {5, 4, 4, 3};
+  for (int d = 0; d < p; ++d) {
+    EXPECT_LE(r.devices[d].max_inflight, caps[d]) << "device " << d;
+    EXPECT_GE(r.devices[d].max_inflight, 2) << "device " << d;
+  }
+  EXPECT_LT(r.devices[p - 1].max_inflight, r.devices[0].max_inflight);
+}
+
 class OptimizerStreamTest : public ::testing::Test {
  protected:
   OptimizerStreamTest() {
@@ -249,6 +270,54 @@ TEST_F(OptimizerStreamTest, MoreHbmNeverSlowsTheStep) {
     last_writeback = r.devices[0].optimizer_writeback_bytes;
   }
   EXPECT_EQ(last_writeback, State(0));
+}
+
+// Updated state that waits for the next iteration's write-back is released
+// as it drains, so activations that appear mid-drain only need the part
+// still waiting to fit beside them, not the whole state.
+TEST_F(OptimizerStreamTest, WriteBackOnlyNeedsRoomForWhatHasNotDrained) {
+  const int64_t state = State(1);
+  // The write-back drains over 4 s; device 1's first activation appears at
+  // t = 2 (F on device 0, then on device 1, 1 s each).
+  v1::DeviceProfile prof = cm_->profile();
+  prof.set_d2h_bandwidth(static_cast<double>(state) / 4.0);
+  prof.set_duplex_bandwidth(2 * prof.d2h_bandwidth());
+  CostModel slow(cm_->shape(), prof, cm_->chunk_layers());
+  for (int c = 0; c < 2; ++c) slow.SetChunkSeconds(c, 1.0, 1.0, 1.0);
+  SimOptions o;
+  o.optimizer_offload = {1.0, 1.0};
+  o.hbm_budget = int64_t{1} << 40;
+  absl::StatusOr<SimResult> roomy = Simulate(schedule_, slow, o);
+  ASSERT_TRUE(roomy.ok()) << roomy.status();
+  const DeviceSimResult& r1 = roomy->devices[1];
+  const int64_t activations = r1.peak_activation_bytes + r1.peak_buffer_bytes;
+  ASSERT_GT(activations, 0);
+  ASSERT_LE(activations, state / 2) << "the shape no longer suits this test";
+  // HBM for exactly the state beside the weights, gradients and the step's
+  // double buffer (two of the largest unit's state): the whole state can
+  // wait at t = 0, and by t = 2 half of it has drained, which leaves room
+  // for the activations.
+  int64_t largest_unit = 0;
+  for (const UnitCost& u : slow.chunk(1).units) largest_unit = std::max(largest_unit, u.params);
+  o.hbm_budget = r1.at_peak.weights + r1.at_peak.gradients + state + 2 * largest_unit * 12;
+  absl::StatusOr<SimResult> tight = Simulate(schedule_, slow, o);
+  ASSERT_TRUE(tight.ok()) << tight.status();
+  EXPECT_EQ(tight->devices[1].optimizer_writeback_bytes, state);
+  EXPECT_LE(tight->devices[1].peak_bytes, o.hbm_budget);
+}
+
+TEST_F(OptimizerStreamTest, StreamingNeverPushesADeviceOverItsBudget) {
+  // With no room for streaming the device needs `floor` (weights,
+  // gradients, activations, the step's buffers); above that, whatever the
+  // prefetch and write-back take must still fit.
+  int64_t floor = 0;
+  for (const DeviceSimResult& dr : Run(1).devices) floor = std::max(floor, dr.peak_bytes);
+  for (int64_t extra = 0; extra <= 3 * State(0); extra += State(0) / 7) {
+    SimResult r = Run(floor + extra);
+    for (int d = 0; d < 2; ++d) {
+      EXPECT_LE(r.devices[d].peak_bytes, floor + extra) << "device " << d << " extra " << extra;
+    }
+  }
 }
 
 }  // namespace
