@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   if (!token_file.empty()) {
     absl::StatusOr<std::string> token = chronos::rpc::ReadTokenFile(token_file);
     if (!token.ok()) {
-      std::cerr << "chronos-coordinator: " << token.status().message() << "\n";
+      std::cerr << "chronos-coordinator: --token-file: " << token.status().message() << "\n";
       return 2;
     }
     options.token = *token;

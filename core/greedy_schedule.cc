@@ -30,22 +30,19 @@ absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape, std::vector<int> 
   // weight-gradient stash is as large as the forward's, so deferring BW
   // further would cost memory 1F1B does not pay).
   const bool zb = shape.kind == "zbh1";
+  std::vector<std::vector<int>> chunks(p);
+  for (int c = 0; c < C; ++c) chunks[placement[c]].push_back(c);
   std::vector<int> cap(p);
   for (int d = 0; d < p; ++d) {
     cap[d] = shape.inflight_cap > 0 ? shape.inflight_cap : std::numeric_limits<int>::max();
     if (zb) cap[d] = std::min(cap[d], p - d);
     if (shape.block.round_trip_caps) {
-      // Chunks after the device's first, there and back, over the work per
-      // micro-batch of one device (its chunks, each F + B).
-      int own = 0, first_chunk = C;
-      for (int c = 0; c < C; ++c) {
-        if (placement[c] == d) {
-          ++own;
-          first_chunk = std::min(first_chunk, c);
-        }
-      }
-      const int need = (C - 1 - first_chunk + own - 1) / own + 1;
-      cap[d] = std::min(cap[d], std::max(1, need));
+      // The chunks after the device's first, there and back, measured in
+      // the device's own work per micro-batch (each of its chunks' F + B),
+      // plus the micro-batch being worked on.
+      const int own = static_cast<int>(chunks[d].size());
+      const int after = C - 1 - chunks[d].front();
+      cap[d] = std::min(cap[d], (after + own - 1) / own + 1);
     }
   }
 
@@ -56,8 +53,6 @@ absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape, std::vector<int> 
   std::vector<int> f_next(C, 0), b_next(C, 0), w_next(C, 0);
   std::vector<double> free_at(p, 0);
   std::vector<int> started(p, 0), finished(p, 0);
-  std::vector<std::vector<int>> chunks(p);
-  for (int c = 0; c < C; ++c) chunks[placement[c]].push_back(c);
   // Per device and micro-batch: local chunks whose last backward is pending.
   std::vector<std::vector<int>> pending(p, std::vector<int>(m, 0));
   for (int d = 0; d < p; ++d) {

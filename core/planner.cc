@@ -4,7 +4,6 @@
 #include <array>
 #include <cmath>
 #include <map>
-#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -76,7 +75,6 @@ class PolicyPlanner {
     const bool recompute_auto = memory_.recompute() == v1::RECOMPUTE_AUTO;
     const bool offload_auto = !fixed_ratio && async;
 
-    std::set<std::pair<int, int>> touched;  // (chunk, mb) the planner changed
     const int max_rounds = 4 * C * m + 4 * p + 16;
     for (int round = 0; round < max_rounds; ++round) {
       CHRONOS_RETURN_IF_ERROR(Evaluate(a));
@@ -92,7 +90,7 @@ class PolicyPlanner {
           worst_over = over;
           worst = d;
         }
-        relieved |= Relieve(a, d, over, recompute_auto, offload_auto, opt_auto, &touched);
+        relieved |= Relieve(a, d, over, recompute_auto, offload_auto, opt_auto);
       }
       if (worst < 0) {
         a->fits = true;
@@ -130,7 +128,7 @@ class PolicyPlanner {
  private:
   // One eviction step on device d; false when nothing is left to try.
   bool Relieve(Attempt* a, int d, int64_t over, bool recompute_auto, bool offload_auto,
-               bool opt_auto, std::set<std::pair<int, int>>* touched) {
+               bool opt_auto) {
     const DeviceSimResult& dr = a->sim.devices[d];
     const double t = dr.peak_time;
     // Activations alive at the peak, largest bytes x lifetime first.
@@ -199,6 +197,15 @@ class PolicyPlanner {
     // Evict activations until the overflow is covered.
     int64_t covered = 0;
     bool changed = false;
+    // Keeps only each layer's input (nothing to do where that saves nothing).
+    auto recompute = [&](const Cand& c, const char* reason) {
+      const int64_t saved = c.bytes - costs_.KeptBytes(c.chunk, SaveMode::kLayer);
+      if (saved <= 0) return;
+      a->policy[c.chunk][c.mb] = MemoryPolicy::Recompute(Granularity::kLayer);
+      covered += saved;
+      changed = true;
+      Record(d, c.chunk, c.mb, "recompute", 0, saved, c.life, reason);
+    };
     for (const Cand& c : live) {
       if (covered >= over) break;
       MemoryPolicy& pol = a->policy[c.chunk][c.mb];
@@ -206,21 +213,13 @@ class PolicyPlanner {
         pol = MemoryPolicy::Offload(1.0);
         covered += c.bytes;
         changed = true;
-        touched->insert({c.chunk, c.mb});
         Record(d, c.chunk, c.mb, "offload", 1.0, c.bytes, c.life,
                "round trip to host memory hides inside the activation's lifetime");
         continue;
       }
       if (recompute_auto) {
-        const int64_t saved = c.bytes - costs_.KeptBytes(c.chunk, SaveMode::kLayer);
-        if (saved <= 0) continue;
-        pol = MemoryPolicy::Recompute(Granularity::kLayer);
-        covered += saved;
-        changed = true;
-        touched->insert({c.chunk, c.mb});
-        Record(d, c.chunk, c.mb, "recompute", 0, saved, c.life,
-               offload_auto ? "offload would not hide within the lifetime; recompute"
-                            : "recompute (offload not available or fixed)");
+        recompute(c, offload_auto ? "offload would not hide within the lifetime; recompute"
+                                  : "recompute (offload not available or fixed)");
       }
     }
     if (changed) return true;
@@ -234,13 +233,7 @@ class PolicyPlanner {
               [](const Cand& x, const Cand& y) { return x.bytes > y.bytes; });
     for (const Cand& c : resident_offloaded) {
       if (covered >= over) break;
-      const int64_t saved = c.bytes - costs_.KeptBytes(c.chunk, SaveMode::kLayer);
-      if (saved <= 0) continue;
-      a->policy[c.chunk][c.mb] = MemoryPolicy::Recompute(Granularity::kLayer);
-      covered += saved;
-      changed = true;
-      Record(d, c.chunk, c.mb, "recompute", 0, saved, c.life,
-             "offloaded, but still resident at the peak: the host link is saturated");
+      recompute(c, "offloaded, but still resident at the peak: the host link is saturated");
     }
     return changed;
   }

@@ -170,13 +170,14 @@ class Replayer {
           end = start + dur;
         }
         ActivationLife& life = result_.activations[life_index_[Index(a.chunk, a.microbatch)]];
-        (off ? life.offload_end : life.reload_start) = off ? end : start;
         if (off) {
           sl.offload_end = end;
+          life.offload_end = end;
           Mem(d, start, kOff, bytes);
           Mem(d, end, kAct, -bytes);
         } else {
           sl.reload_end = end;
+          life.reload_start = start;
           Mem(d, start, kAct, bytes);
           Mem(d, end, kOff, -bytes);
         }

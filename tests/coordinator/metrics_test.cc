@@ -1,10 +1,6 @@
 // The coordinator exports exactly the families docs/metrics.md lists, every
 // state present, over HTTP on an ephemeral port.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <string>
@@ -13,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "tests/coordinator/coordinator_harness.h"
+#include "tests/testing/http_get.h"
 
 namespace chronos::coordinator::testing {
 namespace {
@@ -27,33 +24,11 @@ std::vector<std::string> CoordinatorMetricNames() {
   return names;
 }
 
-// GET /metrics with a plain socket: bounded by SO_RCVTIMEO.
+// GET /metrics from the coordinator's metrics address (HOST:PORT).
 std::string Scrape(const std::string& address) {
-  const size_t colon = address.rfind(':');
   int port = 0;
-  if (!absl::SimpleAtoi(address.substr(colon + 1), &port)) return "";
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string req = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  if (send(fd, req.data(), req.size(), 0) < 0) {
-    close(fd);
-    return "";
-  }
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, n);
-  close(fd);
-  return out;
+  if (!absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port)) return "";
+  return ::chronos::testing::HttpRequest(port, "GET /metrics HTTP/1.0");
 }
 
 TEST(MetricsTest, ExportsEveryDocumentedFamilyWithEveryState) {

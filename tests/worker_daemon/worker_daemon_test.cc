@@ -2,12 +2,8 @@
 // Torch: the metrics registry and its HTTP endpoint, the in-order progress
 // reporter, fault classification. The daemon as a whole is exercised by
 // tests/e2e.
-#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <string>
@@ -20,6 +16,7 @@
 #include "worker/daemon/assignment_run.h"
 #include "worker/daemon/progress_reporter.h"
 #include "worker/daemon/worker_metrics.h"
+#include "tests/testing/http_get.h"
 
 namespace chronos::worker {
 namespace {
@@ -28,23 +25,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 std::string Get(int port, const std::string& request_line) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string req = request_line + "\r\nHost: x\r\n\r\n";
-  send(fd, req.data(), req.size(), 0);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, n);
-  close(fd);
-  return out;
+  return ::chronos::testing::HttpRequest(port, request_line);
 }
 
 int PortOf(const std::string& address) {
