@@ -1,5 +1,6 @@
 // GPipe, 1F1B and Megatron's interleaved 1F1B, as compute-only orders.
 #include <algorithm>
+#include <map>
 
 #include "core/generators_internal.h"
 
@@ -90,6 +91,69 @@ Schedule InterleavedCompute(int p, int v, int m) {
   return s;
 }
 
+namespace {
+
+// A point-to-point channel (sender, receiver, gradient?) delivers messages
+// in the order they were sent, so the receiver must post its receives in
+// that order. Where two chunk streams share a channel (a V with more than
+// two chunks per device) the consumers' order can differ from the sender's;
+// each receive then moves up to just before the earliest consumer of any
+// message sent after it. Receives are posted without blocking, so posting
+// one earlier cannot deadlock; it only holds its buffer a little longer.
+void MatchReceiveOrder(Schedule* s) {
+  const int p = s->num_devices;
+  for (int src = 0; src < p; ++src) {
+    for (int dst = 0; dst < p; ++dst) {
+      for (const bool grad : {false, true}) {
+        const ActionType send = grad ? ActionType::kSendGrad : ActionType::kSendAct;
+        const ActionType recv = grad ? ActionType::kRecvGrad : ActionType::kRecvAct;
+        // Messages by (receiving chunk, micro-batch), in the sender's order.
+        std::vector<std::pair<int, int>> sent;
+        for (const Action& a : s->devices[src]) {
+          if (a.type == send && a.peer == dst) {
+            sent.push_back({grad ? a.chunk - 1 : a.chunk + 1, a.microbatch});
+          }
+        }
+        if (sent.empty()) continue;
+        std::vector<Action>& list = s->devices[dst];
+        auto on_channel = [&](const Action& a) { return a.type == recv && a.peer == src; };
+        std::vector<std::pair<int, int>> posted;
+        for (const Action& a : list) {
+          if (on_channel(a)) posted.push_back({a.chunk, a.microbatch});
+        }
+        if (posted == sent) continue;
+        // Where each receive stands among the other actions.
+        std::vector<Action> rest;
+        std::map<std::pair<int, int>, size_t> at;
+        for (const Action& a : list) {
+          if (on_channel(a)) {
+            at[{a.chunk, a.microbatch}] = rest.size();
+          } else {
+            rest.push_back(a);
+          }
+        }
+        std::vector<size_t> q(sent.size(), rest.size());
+        for (size_t i = sent.size(); i-- > 0;) {
+          auto it = at.find(sent[i]);
+          const size_t own = it == at.end() ? rest.size() : it->second;
+          q[i] = std::min(own, i + 1 < sent.size() ? q[i + 1] : rest.size());
+        }
+        std::vector<Action> out;
+        size_t i = 0;
+        for (size_t k = 0; k <= rest.size(); ++k) {
+          for (; i < sent.size() && q[i] == k; ++i) {
+            out.push_back(Action::Comm(recv, sent[i].first, sent[i].second, src));
+          }
+          if (k < rest.size()) out.push_back(rest[k]);
+        }
+        list = std::move(out);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void InsertCommunication(Schedule* s) {
   const int C = s->num_chunks();
   auto dev = [&](int c) { return s->chunk_device[c]; };
@@ -113,6 +177,7 @@ void InsertCommunication(Schedule* s) {
     }
     s->devices[d] = std::move(out);
   }
+  MatchReceiveOrder(s);
 }
 
 }  // namespace chronos::internal

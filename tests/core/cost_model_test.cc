@@ -5,25 +5,13 @@
 #include "core/device_profile.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/core/schedule_test_util.h"
 
 namespace chronos {
 namespace {
 
 using ::testing::HasSubstr;
-
-ModelShape Llama7B() {
-  ModelShape m;
-  m.layers = 32;
-  m.hidden = 4096;
-  m.heads = 32;
-  m.ffn = 11008;
-  m.vocab = 32000;
-  m.seq_len = 4096;
-  m.flash = true;
-  m.mixed_precision = true;
-  m.act_bytes = 2;
-  return m;
-}
+using ::chronos::testing::Llama7B;
 
 TEST(CostModelTest, ParameterCountsMatchTheLlamaFormula) {
   const ModelShape m = Llama7B();

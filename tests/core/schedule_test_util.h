@@ -17,6 +17,22 @@
 
 namespace chronos::testing {
 
+// The LLaMA-like layer of BENCHMARKS.md (h = s = 4096, f = 11008), bf16
+// with flash attention, 32 layers.
+inline ModelShape Llama7B() {
+  ModelShape m;
+  m.layers = 32;
+  m.hidden = 4096;
+  m.heads = 32;
+  m.ffn = 11008;
+  m.vocab = 32000;
+  m.seq_len = 4096;
+  m.flash = true;
+  m.mixed_precision = true;
+  m.act_bytes = 2;
+  return m;
+}
+
 inline ModelShape SmallShape(int layers) {
   ModelShape m;
   m.layers = layers;

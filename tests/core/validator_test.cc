@@ -4,6 +4,9 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "core/cost_model.h"
+#include "core/device_profile.h"
+#include "core/generate.h"
 #include "tests/core/schedule_test_util.h"
 
 namespace chronos {
@@ -11,6 +14,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::chronos::testing::Build;
+using ::chronos::testing::Llama7B;
 using ::chronos::testing::UniformCosts;
 
 Schedule OneFOneB(int p, int m) {
@@ -151,6 +155,32 @@ TEST(GeneratorTest, InterleavedNeedsWholeGroupsOfMicrobatches) {
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(st.message(), HasSubstr("training.microbatches"));
   EXPECT_TRUE(CheckShape(ScheduleShape("interleaved", 5, 2, 10, *cm)).ok());
+}
+
+TEST(GeneratorTest, ChronosWithMoreChunksPostsEachChannelsReceivesInSendOrder) {
+  // With v >= 4 two chunk streams of the V share a device pair in each
+  // direction; under uneven real costs the block's consumers on the
+  // receiving device can come in another order than the sender's sends
+  // (p = 8, v = 4, T = 1.02 x was rejected: "order differs").
+  ModelShape shape = Llama7B();
+  shape.layers = 64;
+  const v1::DeviceProfile h100 = *BuiltinDeviceProfile("h100");
+  for (int p : {4, 8}) {
+    for (int v : {4, 8}) {
+      absl::StatusOr<std::vector<int>> layers = PartitionLayers(shape, p * v, {});
+      ASSERT_TRUE(layers.ok()) << layers.status();
+      CostModel cm(shape, h100, *layers);
+      for (double scale : {1.0, 1.02, 1.05, 1.1}) {
+        ShapeSpec sh = ScheduleShape("chronos", p, v, 4 * p, cm);
+        sh.costs.p2p_seconds = cm.P2PSeconds(shape.ActivationMessageBytes());
+        sh.block.period_scale = scale;
+        absl::StatusOr<Schedule> s = GenerateSchedule(sh);
+        ASSERT_TRUE(s.ok()) << s.status();
+        EXPECT_TRUE(ValidateSchedule(*s).ok())
+            << "p=" << p << " v=" << v << " T=" << scale << "x: " << ValidateSchedule(*s);
+      }
+    }
+  }
 }
 
 }  // namespace
