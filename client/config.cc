@@ -212,9 +212,8 @@ absl::StatusOr<Connection> ResolveConnection(const ConnectionFlags& flags,
   }
 
   if (!flags.token_file.empty()) {
-    absl::StatusOr<std::string> token = rpc::ReadTokenFile(flags.token_file);
-    if (!token.ok()) return UsageError(absl::StrCat("--token-file: ", token.status().message()));
-    conn.token = *token;
+    absl::Status st = rpc::LoadTokenFileFlag(flags.token_file, &conn.token);
+    if (!st.ok()) return UsageError(st.message());
   } else if (std::optional<std::string> t = NonEmpty(env, "CHRONOS_TOKEN")) {
     conn.token = std::string(absl::StripAsciiWhitespace(*t));
   } else if (ctx != nullptr && !ctx->token_file.empty()) {

@@ -73,14 +73,11 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
 
-  if (!token_file.empty()) {
-    absl::StatusOr<std::string> token = chronos::rpc::ReadTokenFile(token_file);
-    if (!token.ok()) {
-      std::cerr << "chronos-coordinator: --token-file: " << token.status().message() << "\n";
-      return 2;
-    }
-    options.token = *token;
+  if (absl::Status st = chronos::rpc::LoadTokenFileFlag(token_file, &options.token); !st.ok()) {
+    std::cerr << "chronos-coordinator: " << st.message() << "\n";
+    return 2;
   }
+
   options.heartbeat_interval = absl::Milliseconds(heartbeat_interval_ms);
   options.recovery.backoff = absl::Milliseconds(restart_backoff_ms);
   options.recovery.wait_for_workers = absl::Milliseconds(recovery_wait_ms);

@@ -83,14 +83,11 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
 
-  if (!token_file.empty()) {
-    absl::StatusOr<std::string> token = chronos::rpc::ReadTokenFile(token_file);
-    if (!token.ok()) {
-      std::cerr << "chronos-worker: --token-file: " << token.status().message() << "\n";
-      return 2;
-    }
-    o.token = *token;
+  if (absl::Status st = chronos::rpc::LoadTokenFileFlag(token_file, &o.token); !st.ok()) {
+    std::cerr << "chronos-worker: " << st.message() << "\n";
+    return 2;
   }
+
   if (metrics_port >= 0) {
     if (metrics_port > 65535) {
       std::cerr << "chronos-worker: --metrics-port must be in [0, 65535]\n";

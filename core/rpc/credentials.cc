@@ -67,6 +67,17 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
   return token;
 }
 
+absl::Status LoadTokenFileFlag(const std::string& path, std::string* token) {
+  if (path.empty()) return absl::OkStatus();
+  absl::StatusOr<std::string> read = ReadTokenFile(path);
+  if (!read.ok()) {
+    return absl::Status(read.status().code(),
+                        absl::StrCat("--token-file: ", read.status().message()));
+  }
+  *token = *std::move(read);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> ReadPemFile(const std::string& path) {
   return ReadSmallFile(path, kMaxPemFileBytes, "PEM file");
 }

@@ -27,6 +27,10 @@ inline constexpr int64_t kMaxTokenFileBytes = 4096;
 // or one with control characters. Errors name the path, never the content.
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
 
+// The daemons' and chronosctl's --token-file: reads it into *token, or
+// leaves *token alone when `path` is empty. The error names the flag.
+absl::Status LoadTokenFileFlag(const std::string& path, std::string* token);
+
 // Reads a whole (PEM) file, at most 1 MiB.
 absl::StatusOr<std::string> ReadPemFile(const std::string& path);
 

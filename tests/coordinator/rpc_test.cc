@@ -71,6 +71,18 @@ TEST(CredentialsTest, ReadTokenFileRejectsBadFilesWithoutEchoingThem) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(CredentialsTest, TokenFileFlagNamesTheFlagAndKeepsTheTokenOnError) {
+  std::string token = "from-env";
+  EXPECT_TRUE(LoadTokenFileFlag("", &token).ok());
+  EXPECT_EQ(token, "from-env");
+  const absl::Status missing = LoadTokenFileFlag("/nonexistent/token", &token);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(missing.message().rfind("--token-file: ", 0), 0u) << missing.message();
+  EXPECT_EQ(token, "from-env");
+  ASSERT_TRUE(LoadTokenFileFlag(TempFile("flag", "xyz\n"), &token).ok());
+  EXPECT_EQ(token, "xyz");
+}
+
 TEST(CredentialsTest, TlsNeedsCertAndKeyTogether) {
   EXPECT_TRUE(MakeServerCredentials("", "").ok());
   EXPECT_EQ(MakeServerCredentials("cert.pem", "").status().code(),
