@@ -210,10 +210,11 @@ void ValidateParallel(const v1::JobSpec& spec, Problems* p) {
                        "schedule.kind ",
                        kind, " (got ", v, ")"));
       v_ok = false;
-    } else if (v != want) {
-      // The V placement (chronos) is exactly two chunks per device.
-      p->Add(absl::StrCat("schedule.kind ", kind,
-                          " needs parallel.chunks_per_device ", want, " (got ",
+    } else if (kind == "chronos" && (v < 2 || v % 2 != 0)) {
+      // The V placement folds the chunk sequence back and forth across the
+      // devices, so each device holds an even number of chunks.
+      p->Add(absl::StrCat("schedule.kind chronos needs an even "
+                          "parallel.chunks_per_device >= 2 (got ",
                           v, ")"));
       v_ok = false;
     }

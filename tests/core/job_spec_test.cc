@@ -488,7 +488,7 @@ TEST(JobSpecValidateTest, EachRuleNamesItsField) {
          s->mutable_parallel()->set_chunks_per_device(3);
          s->mutable_model()->set_layers(12);
        },
-       "chronos needs parallel.chunks_per_device 2 (got 3)"},
+       "chronos needs an even parallel.chunks_per_device >= 2 (got 3)"},
       {"interleaved v",
        [](v1::JobSpec* s) {
          s->mutable_schedule()->set_kind("interleaved");
@@ -613,6 +613,22 @@ TEST(JobSpecValidateTest, AcceptsEveryKnownKindWithItsDefaultChunks) {
   spec.mutable_parallel()->set_chunks_per_device(2);
   for (int i = 0; i < 8; ++i) spec.mutable_parallel()->add_layers_per_chunk(1);
   EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+}
+
+TEST(JobSpecValidateTest, ChronosAcceptsAnyEvenChunkCount) {
+  for (int v : {2, 4, 6}) {
+    SCOPED_TRACE(v);
+    v1::JobSpec spec = ValidSpec();
+    spec.mutable_parallel()->set_chunks_per_device(v);
+    spec.mutable_model()->set_layers(spec.parallel().pipeline() * v);
+    EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+  }
+  v1::JobSpec spec = ValidSpec();
+  spec.mutable_parallel()->set_chunks_per_device(4);
+  spec.mutable_model()->set_layers(15);  // 16 chunks
+  const absl::Status st = ValidateJobSpec(spec);
+  EXPECT_THAT(st.message(), HasSubstr("model.layers (15) must be >= parallel.pipeline * "
+                                      "parallel.chunks_per_device (16)"));
 }
 
 TEST(JobSpecValidateTest, NonFiniteNumbersAreRejected) {

@@ -33,8 +33,8 @@ struct Case {
 
 std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
   const Case& c = info.param;
-  return c.kind + "_p" + std::to_string(c.p) + "_m" + std::to_string(c.m) +
-         "_d" + std::to_string(c.d);
+  return c.kind + "_p" + std::to_string(c.p) + "_v" + std::to_string(c.v) + "_m" +
+         std::to_string(c.m) + "_d" + std::to_string(c.d);
 }
 
 // What the reference computes for the same job: loss per iteration and the
@@ -147,7 +147,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"chronos", 2, 2, 4}, Case{"zbh1", 2, 1, 4},
                       Case{"gpipe", 2, 1, 2}, Case{"1f1b", 4, 1, 4},
                       Case{"interleaved", 4, 2, 8}, Case{"chronos", 4, 2, 8},
-                      Case{"chronos", 2, 2, 4, /*d=*/2}),
+                      Case{"chronos", 2, 2, 4, /*d=*/2}, Case{"chronos", 2, 4, 4},
+                      Case{"chronos", 4, 4, 8}),
     CaseName);
 
 }  // namespace
