@@ -533,6 +533,7 @@ absl::Status JobController::StartAttempt(JobRuntime* rt,
   s = Commit(rt, std::move(m));
   if (!s.ok()) return s;
   rt->partial.clear();
+  rt->completed_ahead.clear();
   rt->finished.clear();
   rt->worker_checkpoint.clear();
   rt->recovery_plans.clear();
@@ -570,6 +571,7 @@ void JobController::EndAttempt(JobRuntime* rt, const std::string& stop_reason,
   }
   kv_->CloseScope(StorePrefix(name, attempt));
   rt->partial.clear();
+  rt->completed_ahead.clear();
   rt->finished.clear();
   rt->worker_checkpoint.clear();
   PublishGauges();
@@ -864,6 +866,7 @@ absl::StatusOr<v1::Job> JobController::UpdatePolicy(
   // now and apply it at their next boundary, so "applied within one
   // iteration" is measured from here.
   int64_t newest = rt->last_complete_iteration;
+  if (!rt->completed_ahead.empty()) newest = std::max(newest, *rt->completed_ahead.rbegin());
   if (!rt->partial.empty()) newest = std::max(newest, rt->partial.rbegin()->first);
   AddEvent(&m, "PolicyUpdated",
            absl::StrFormat("generation %d: offload_ratio %.3g, recompute %s%s",
@@ -1080,7 +1083,8 @@ absl::StatusOr<v1::ProgressAck> JobController::ReportProgress(
   Mutation m = Begin(*rt);
   bool changed = false;
 
-  if (report.iteration() > rt->last_complete_iteration) {
+  if (report.iteration() > rt->last_complete_iteration &&
+      rt->completed_ahead.count(report.iteration()) == 0) {
     auto& reports = rt->partial[report.iteration()];
     reports[{stage->data_rank(), stage->device()}] = report;
     if (static_cast<int>(reports.size()) == num_workers) {
@@ -1176,11 +1180,21 @@ void JobController::CompleteIteration(JobRuntime* rt, int64_t iteration, Mutatio
   rec->set_offload_ratio(head->offload_ratio());
 
   v1::JobStatus* st = m->job.mutable_status();
-  st->set_iteration(iteration);
-  if (loss_count > 0) st->set_loss(rec->loss());
-  st->set_tokens_per_second(rec->tokens_per_second());
-  *st->mutable_devices() = rec->devices();
-  rt->last_complete_iteration = iteration;
+  // A late iteration (re-sent after a coordinator restart) fills its gap in
+  // the history but does not move the job's current figures back.
+  if (iteration >= st->iteration()) {
+    st->set_iteration(iteration);
+    if (loss_count > 0) st->set_loss(rec->loss());
+    st->set_tokens_per_second(rec->tokens_per_second());
+    *st->mutable_devices() = rec->devices();
+  }
+  rt->completed_ahead.insert(iteration);
+  while (!rt->completed_ahead.empty() &&
+         *rt->completed_ahead.begin() <= rt->last_complete_iteration + 1) {
+    rt->last_complete_iteration =
+        std::max(rt->last_complete_iteration, *rt->completed_ahead.begin());
+    rt->completed_ahead.erase(rt->completed_ahead.begin());
+  }
 
   // A policy is in force once every device ran an iteration under it.
   if (min_generation > st->observed_generation() &&

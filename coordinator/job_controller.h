@@ -101,7 +101,11 @@ class JobController {
     std::shared_ptr<const PlannedSchedule> plan;
     // Per attempt, in memory only (rebuilt from reports after a restart).
     std::map<int64_t, std::map<std::pair<int, int>, v1::ProgressReport>> partial;
+    // Every iteration up to last_complete_iteration is recorded; after a
+    // coordinator restart, reports it had acknowledged come back late, so
+    // later iterations may complete first: those wait in completed_ahead.
     int64_t last_complete_iteration = 0;
+    std::set<int64_t> completed_ahead;
     std::set<std::string> finished;
     std::map<std::string, int64_t> worker_checkpoint;
     std::map<int64_t, v1::PolicyState> policies;  // by generation pushed
