@@ -1188,11 +1188,14 @@ void JobController::CompleteIteration(JobRuntime* rt, int64_t iteration, Mutatio
     st->set_tokens_per_second(rec->tokens_per_second());
     *st->mutable_devices() = rec->devices();
   }
+  // Move the mark over what is now contiguous. A gap that no late report
+  // fills within kMaxPartialIterations is given up, as partial reports are,
+  // so the set stays small.
   rt->completed_ahead.insert(iteration);
   while (!rt->completed_ahead.empty() &&
-         *rt->completed_ahead.begin() <= rt->last_complete_iteration + 1) {
-    rt->last_complete_iteration =
-        std::max(rt->last_complete_iteration, *rt->completed_ahead.begin());
+         (*rt->completed_ahead.begin() == rt->last_complete_iteration + 1 ||
+          static_cast<int64_t>(rt->completed_ahead.size()) > kMaxPartialIterations)) {
+    rt->last_complete_iteration = *rt->completed_ahead.begin();
     rt->completed_ahead.erase(rt->completed_ahead.begin());
   }
 

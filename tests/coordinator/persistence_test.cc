@@ -23,6 +23,18 @@ v1::Assignment NextAssignment(FakeWorker& w) {
   return cmd.ok() ? cmd->assign() : v1::Assignment();
 }
 
+// Registers both pods (under their ids from before a restart, when given)
+// and opens their command streams.
+absl::Status Join(FakeWorker& w0, FakeWorker& w1, const std::string& id0 = "",
+                  const std::string& id1 = "") {
+  for (auto [w, id] : {std::pair<FakeWorker*, const std::string*>{&w0, &id0}, {&w1, &id1}}) {
+    absl::Status s = w->Register(*id);
+    if (s.ok()) s = w->Attach();
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 TEST(PersistenceTest, RestartKeepsEveryJobAndRunningJobsContinue) {
   Harness::Config config;
   config.data_dir = FreshDir("restart");
@@ -32,10 +44,7 @@ TEST(PersistenceTest, RestartKeepsEveryJobAndRunningJobsContinue) {
     ASSERT_TRUE(h.Start().ok());
     FakeWorker w0(h.channel(), "pod-0", "");
     FakeWorker w1(h.channel(), "pod-1", "");
-    ASSERT_TRUE(w0.Register().ok());
-    ASSERT_TRUE(w1.Register().ok());
-    ASSERT_TRUE(w0.Attach().ok());
-    ASSERT_TRUE(w1.Attach().ok());
+    ASSERT_TRUE(Join(w0, w1).ok());
     id0 = w0.id();
     id1 = w1.id();
     absl::StatusOr<v1::Job> running = h.Submit(TinySpec("survivor"), "req-a");
@@ -87,11 +96,8 @@ TEST(PersistenceTest, RestartKeepsEveryJobAndRunningJobsContinue) {
   // resuming from the durable checkpoint.
   FakeWorker w0(h.channel(), "pod-0", "");
   FakeWorker w1(h.channel(), "pod-1", "");
-  ASSERT_TRUE(w0.Register(id0).ok());
-  ASSERT_TRUE(w1.Register(id1).ok());
+  ASSERT_TRUE(Join(w0, w1, id0, id1).ok());
   EXPECT_EQ(w0.id(), id0);
-  ASSERT_TRUE(w0.Attach().ok());
-  ASSERT_TRUE(w1.Attach().ok());
   const v1::Assignment a0 = NextAssignment(w0);
   const v1::Assignment a1 = NextAssignment(w1);
   EXPECT_EQ(a0.job(), "survivor");
@@ -124,10 +130,7 @@ TEST(PersistenceTest, IterationAcknowledgedBeforeARestartIsRecordedWhenItComesBa
     ASSERT_TRUE(h.Start().ok());
     FakeWorker w0(h.channel(), "pod-0", "");
     FakeWorker w1(h.channel(), "pod-1", "");
-    ASSERT_TRUE(w0.Register().ok());
-    ASSERT_TRUE(w1.Register().ok());
-    ASSERT_TRUE(w0.Attach().ok());
-    ASSERT_TRUE(w1.Attach().ok());
+    ASSERT_TRUE(Join(w0, w1).ok());
     id0 = w0.id();
     id1 = w1.id();
     ASSERT_TRUE(h.Submit(TinySpec("late")).ok());
@@ -144,10 +147,7 @@ TEST(PersistenceTest, IterationAcknowledgedBeforeARestartIsRecordedWhenItComesBa
   ASSERT_TRUE(h.Start().ok());
   FakeWorker w0(h.channel(), "pod-0", "");
   FakeWorker w1(h.channel(), "pod-1", "");
-  ASSERT_TRUE(w0.Register(id0).ok());
-  ASSERT_TRUE(w1.Register(id1).ok());
-  ASSERT_TRUE(w0.Attach().ok());
-  ASSERT_TRUE(w1.Attach().ok());
+  ASSERT_TRUE(Join(w0, w1, id0, id1).ok());
   const v1::Assignment a0 = NextAssignment(w0);
   const v1::Assignment a1 = NextAssignment(w1);
   ASSERT_TRUE(w1.Progress(a1, 2).ok());
