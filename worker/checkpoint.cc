@@ -28,7 +28,10 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kMagic[8] = {'C', 'H', 'R', 'N', 'C', 'K', 'P', 'T'};
-constexpr uint32_t kVersion = 1;
+// Version 2 added param_order; version-1 files still restore onto their own
+// partition.
+constexpr uint32_t kVersion = 2;
+constexpr uint32_t kOldestReadable = 1;
 
 struct Header {
   char magic[8];
@@ -80,20 +83,23 @@ std::vector<char> Encode(const StageCheckpoint& ck) {
   }
   c10::List<at::Tensor> state;
   for (const at::Tensor& t : ck.optimizer_state) state.push_back(Compact(t));
+  c10::List<std::string> order;
+  for (const std::string& name : ck.param_order) order.push_back(name);
   auto tuple = c10::ivalue::Tuple::create(
       {c10::IValue(ck.iteration), c10::IValue(static_cast<int64_t>(ck.device)),
        c10::IValue(static_cast<int64_t>(ck.data_rank)),
        // IValue has no unsigned integers; the bits round-trip.
        c10::IValue(static_cast<int64_t>(ck.seed)),
        c10::IValue(ck.optimizer_step), c10::IValue(layers), c10::IValue(names),
-       c10::IValue(params), c10::IValue(state)});
+       c10::IValue(params), c10::IValue(state), c10::IValue(order)});
   return torch::jit::pickle_save(c10::IValue(tuple));
 }
 
 StageCheckpoint Decode(const std::vector<char>& payload) {
   c10::IValue v = torch::jit::pickle_load(payload);
   const auto& e = v.toTupleRef().elements();
-  TORCH_CHECK(e.size() == 9, "expected 9 fields, found ", e.size());
+  TORCH_CHECK(e.size() == 9 || e.size() == 10, "expected 9 or 10 fields, found ",
+              e.size());
   StageCheckpoint ck;
   ck.iteration = e[0].toInt();
   ck.device = static_cast<int>(e[1].toInt());
@@ -109,6 +115,12 @@ StageCheckpoint Decode(const std::vector<char>& payload) {
     ck.params.emplace(names.get(i).toStringRef(), params[i]);
   }
   ck.optimizer_state = e[8].toTensorVector();
+  if (e.size() > 9) {
+    const c10::List<c10::IValue> order = e[9].toList();
+    for (size_t i = 0; i < order.size(); ++i) {
+      ck.param_order.push_back(order.get(i).toStringRef());
+    }
+  }
   return ck;
 }
 
@@ -244,9 +256,9 @@ absl::StatusOr<StageCheckpoint> ReadStageCheckpoint(const std::string& dir,
         absl::StrCat("truncated: ", *got, " bytes, shorter than the header"));
   } else if (s.ok() && std::memcmp(h.magic, kMagic, sizeof(kMagic)) != 0) {
     s = corrupt("not a Chronos checkpoint (bad magic)");
-  } else if (s.ok() && h.version != kVersion) {
-    s = corrupt(absl::StrCat("unsupported version ", h.version,
-                             " (this build reads ", kVersion, ")"));
+  } else if (s.ok() && (h.version < kOldestReadable || h.version > kVersion)) {
+    s = corrupt(absl::StrCat("unsupported version ", h.version, " (this build reads ",
+                             kOldestReadable, " to ", kVersion, ")"));
   }
   struct stat st;
   if (s.ok() && ::fstat(fd, &st) != 0) s = IoError("cannot stat", path);

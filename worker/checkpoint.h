@@ -2,8 +2,10 @@
 // data position (iteration) and RNG seed, written atomically (temp file,
 // fsync, rename, fsync dir). Layout: <dir>/iter-<N>/stage-<device>-dp<rank>.ckpt
 // plus <dir>/iter-<N>/COMPLETE written by whoever sees all stages done.
-// A checkpoint is tied to the partition (chunk layers), not to the workers,
-// so any set of workers with the same partition can restore it.
+// A checkpoint is tied to the partition (chunk layers), not to the workers:
+// any set of workers with the same partition restores its own files, and a
+// different partition (a job re-planned onto fewer stages) gathers its
+// parameters and moments by name from every old stage file.
 #ifndef CHRONOS_WORKER_CHECKPOINT_H_
 #define CHRONOS_WORKER_CHECKPOINT_H_
 
@@ -28,6 +30,9 @@ struct StageCheckpoint {
   std::vector<int> chunk_layers;             // partition it belongs to
   std::map<std::string, at::Tensor> params;  // name -> fp32 master (CPU)
   std::vector<at::Tensor> optimizer_state;   // AdamW::StateTensors order
+  // Parameter names in optimizer_state's order (two tensors per name), so
+  // another partition can match moments by name. Empty in version-1 files.
+  std::vector<std::string> param_order;
 };
 
 std::string StageCheckpointPath(const std::string& dir, int64_t iteration,

@@ -114,6 +114,8 @@ class StageRunnerImpl : public StageRunner {
 
   absl::Status ApplyPendingSchedule();
   absl::Status Restore(int64_t iteration);
+  absl::Status RestoreOwn(const StageCheckpoint& ck);
+  absl::Status RestoreRepartitioned(int64_t iteration, int written_by);
   absl::Status WriteCheckpoint(int64_t iteration);
   absl::Status FetchBatches(int64_t iteration, std::vector<Batch>* out);
   std::vector<Param*> AllParams();
@@ -291,15 +293,27 @@ absl::Status StageRunnerImpl::WriteCheckpoint(int64_t iteration) {
   ck.chunk_layers = o_.schedule.chunk_layers;
   for (Param* p : AllParams()) ck.params[p->name] = p->master;
   ck.optimizer_state = optimizer_->StateTensors();
+  for (Param* p : AllParams()) ck.param_order.push_back(p->name);
   CHRONOS_RETURN_IF_ERROR(WriteStageCheckpoint(checkpoint_dir_, ck));
   checkpoint_iteration_ = iteration;
   return absl::OkStatus();
 }
 
 absl::Status StageRunnerImpl::Restore(int64_t iteration) {
-  CHRONOS_ASSIGN_OR_RETURN(
-      StageCheckpoint ck, ReadStageCheckpoint(checkpoint_dir_, iteration,
-                                              o_.device, o_.data_rank));
+  const int written_by = o_.checkpoint_num_devices > 0
+                             ? o_.checkpoint_num_devices
+                             : o_.schedule.num_devices;
+  if (written_by == o_.schedule.num_devices) {
+    CHRONOS_ASSIGN_OR_RETURN(
+        StageCheckpoint ck, ReadStageCheckpoint(checkpoint_dir_, iteration,
+                                                o_.device, o_.data_rank));
+    if (ck.chunk_layers == o_.schedule.chunk_layers) return RestoreOwn(ck);
+  }
+  return RestoreRepartitioned(iteration, written_by);
+}
+
+absl::Status StageRunnerImpl::RestoreOwn(const StageCheckpoint& ck) {
+  const int64_t iteration = ck.iteration;
   auto mismatch = [&](const std::string& why) {
     return absl::DataLossError(absl::StrCat(
         "checkpoint ",
@@ -307,9 +321,6 @@ absl::Status StageRunnerImpl::Restore(int64_t iteration) {
                             o_.data_rank),
         " does not fit this job: ", why));
   };
-  if (ck.chunk_layers != o_.schedule.chunk_layers) {
-    return mismatch("it was written for another partition");
-  }
   if (ck.seed != o_.spec.training().seed()) {
     return mismatch(absl::StrCat("seed ", ck.seed, ", job seed ",
                                  o_.spec.training().seed()));
@@ -341,6 +352,95 @@ absl::Status StageRunnerImpl::Restore(int64_t iteration) {
   }
   for (size_t i = 0; i < state.size(); ++i) state[i].copy_(ck.optimizer_state[i]);
   optimizer_->SetStepCount(ck.optimizer_step);
+  checkpoint_iteration_ = iteration;
+  return absl::OkStatus();
+}
+
+// Parameter names are global ("layers.7.wo"), so a stage of the new
+// partition takes each of its parameters, with its two AdamW moments, from
+// whichever old stage file holds it. Every file is checked before anything
+// is copied, so a bad set of files leaves the runner as it was.
+absl::Status StageRunnerImpl::RestoreRepartitioned(int64_t iteration,
+                                                   int written_by) {
+  std::vector<Param*> params = AllParams();
+  std::map<std::string, size_t> wanted;
+  for (size_t i = 0; i < params.size(); ++i) wanted[params[i]->name] = i;
+  struct Source {
+    at::Tensor master, exp_avg, exp_avg_sq;
+  };
+  std::vector<Source> sources(params.size());
+  std::vector<std::string> found_in(params.size());
+  int64_t step = -1;
+  for (int old_device = 0; old_device < written_by; ++old_device) {
+    // Data-parallel replicas hold the same values; a rank that did not
+    // exist in the old attempt reads rank 0's file.
+    int rank = o_.data_rank;
+    absl::StatusOr<StageCheckpoint> ck =
+        ReadStageCheckpoint(checkpoint_dir_, iteration, old_device, rank);
+    if (absl::IsNotFound(ck.status()) && rank != 0) {
+      rank = 0;
+      ck = ReadStageCheckpoint(checkpoint_dir_, iteration, old_device, rank);
+    }
+    if (!ck.ok()) return ck.status();
+    const std::string path =
+        StageCheckpointPath(checkpoint_dir_, iteration, old_device, rank);
+    auto mismatch = [&](const std::string& why) {
+      return absl::DataLossError(absl::StrCat(
+          "checkpoint ", path, " cannot be restored onto ",
+          o_.schedule.num_devices, " stages: ", why));
+    };
+    if (ck->seed != o_.spec.training().seed()) {
+      return mismatch(absl::StrCat("seed ", ck->seed, ", job seed ",
+                                   o_.spec.training().seed()));
+    }
+    if (step >= 0 && ck->optimizer_step != step) {
+      return mismatch(absl::StrCat("optimizer step ", ck->optimizer_step,
+                                   ", other stages ", step));
+    }
+    step = ck->optimizer_step;
+    if (ck->param_order.size() * 2 != ck->optimizer_state.size()) {
+      return mismatch(
+          "it does not record which parameter each optimizer moment belongs "
+          "to (written by an older version), so it restores only onto the "
+          "partition that wrote it");
+    }
+    for (size_t j = 0; j < ck->param_order.size(); ++j) {
+      const std::string& name = ck->param_order[j];
+      auto want = wanted.find(name);
+      if (want == wanted.end()) continue;
+      const size_t i = want->second;
+      if (!found_in[i].empty()) {
+        return mismatch(absl::StrCat("parameter ", name, " is also in ", found_in[i]));
+      }
+      auto master = ck->params.find(name);
+      const auto& shape = params[i]->master.sizes();
+      if (master == ck->params.end() || !master->second.sizes().equals(shape) ||
+          !ck->optimizer_state[2 * j].sizes().equals(shape) ||
+          !ck->optimizer_state[2 * j + 1].sizes().equals(shape)) {
+        return mismatch(absl::StrCat("parameter ", name, " missing or resized"));
+      }
+      sources[i] = {master->second, ck->optimizer_state[2 * j],
+                    ck->optimizer_state[2 * j + 1]};
+      found_in[i] = path;
+    }
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (found_in[i].empty()) {
+      return absl::DataLossError(absl::StrCat(
+          "checkpoint of iteration ", iteration, " under ", checkpoint_dir_,
+          " (", written_by, " stages) has no parameter ", params[i]->name,
+          ": it was written for another model"));
+    }
+  }
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> state = optimizer_->StateTensors();
+  for (size_t i = 0; i < params.size(); ++i) {
+    params[i]->master.copy_(sources[i].master);
+    params[i]->SyncValue();
+    state[2 * i].copy_(sources[i].exp_avg);
+    state[2 * i + 1].copy_(sources[i].exp_avg_sq);
+  }
+  optimizer_->SetStepCount(step);
   checkpoint_iteration_ = iteration;
   return absl::OkStatus();
 }

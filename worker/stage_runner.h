@@ -32,6 +32,9 @@ struct StageRunnerOptions {
   int data_rank = 0;
   int64_t resume_iteration = 0;  // restore this checkpoint first; 0 = fresh
   std::string checkpoint_dir;    // "" = the spec's training.checkpoint_dir
+  // Pipeline width of the attempt that wrote resume_iteration's checkpoint;
+  // 0 = this schedule's. Another width restores by parameter name.
+  int checkpoint_num_devices = 0;
   std::string device_name = "cpu";  // "cpu" or "cuda:N"
   int threads = 0;               // intra-op threads; 0 = leave LibTorch's
   int64_t policy_generation = 0;

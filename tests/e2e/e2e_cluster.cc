@@ -284,7 +284,7 @@ void Cluster::KillCoordinator() {
 }
 
 void Cluster::KillWorker(int i) {
-  if (workers_[i]) {
+  if (workers_[i] && !workers_[i]->Exited()) {
     workers_[i]->Signal(SIGKILL);
     workers_[i]->WaitExit(absl::Seconds(30));
   }

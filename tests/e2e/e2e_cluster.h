@@ -71,7 +71,7 @@ class Cluster {
   absl::Status StartCoordinator();
   absl::Status StartWorker(int i);
   void KillCoordinator();      // SIGKILL, reaped
-  void KillWorker(int i);      // SIGKILL, reaped
+  void KillWorker(int i);      // SIGKILL, reaped; no-op once it exited
   void StopAll();              // SIGTERM everything, then SIGKILL
 
   // chronosctl --server <coordinator> args...

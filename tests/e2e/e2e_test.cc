@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -410,6 +411,80 @@ TEST_F(E2eTest, WorkerSigkillMidIterationRecoversFromCheckpointAndFinishes) {
   for (const json& it : (*done)["iterations"]) seen.insert(it.value("iteration", int64_t{0}));
   for (int64_t i = 1; i <= 30; ++i) EXPECT_TRUE(seen.count(i)) << "iteration " << i;
   std::cout << "chaos: " << compared << " iterations redone after recovery matched\n";
+}
+
+// With no spare left, the coordinator waits for a replacement, then
+// re-plans the job onto the three surviving workers; they restore the
+// four-stage checkpoint by parameter name and finish.
+TEST_F(E2eTest, WorkerLostWithNoSpareReplansOntoFewerStagesFromTheCheckpoint) {
+  const std::string job = "e2e-narrow";
+  const std::string ckpt = cluster_->dir() + "/narrow-checkpoints";
+  const std::string spec = cluster_->WriteFile(
+      "narrow.yaml",
+      SmallJob(job, 24, absl::StrCat(", checkpoint_every: 5, checkpoint_dir: ", ckpt),
+               "offload_ratio: 0"));
+  CommandResult submit = cluster_->Ctl({"submit", "-f", spec});
+  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
+  absl::StatusOr<json> running = cluster_->WaitJob(
+      job,
+      [](const json& j) {
+        return Terminal(j) || (j["status"].value("checkpoint_iteration", int64_t{0}) >= 5 &&
+                               Iteration(j) >= 7);
+      },
+      absl::Minutes(3));
+  ASSERT_TRUE(running.ok()) << running.status();
+  ASSERT_EQ(State(*running), "RUNNING");
+  // Every worker outside the job goes (the spare, whatever earlier tests
+  // left), then stage 1's: three workers remain for a four-stage job.
+  std::set<int> in_job;
+  int stage1 = -1;
+  for (const json& a : (*running)["status"]["assignments"]) {
+    const std::string id = a.value("worker_id", "");
+    for (int i = 0; i < kWorkers; ++i) {
+      if (!absl::StartsWith(id, absl::StrCat("e2e-worker-", i, "-"))) continue;
+      in_job.insert(i);
+      if (a.value("device", 0) == 1) stage1 = i;
+    }
+  }
+  ASSERT_EQ(in_job.size(), 4u);
+  ASSERT_GE(stage1, 0);
+  for (int i = 0; i < kWorkers; ++i) {
+    if (in_job.count(i) == 0) cluster_->KillWorker(i);
+  }
+  cluster_->KillWorker(stage1);
+
+  absl::StatusOr<json> done =
+      cluster_->WaitJob(job, [](const json& j) { return Terminal(j); }, absl::Minutes(5));
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(State(*done), "SUCCEEDED") << done->dump(1) << cluster_->Logs();
+  EXPECT_EQ((*done)["status"].value("pipeline", 0), 3) << (*done)["status"].dump(1);
+  bool replanned = false;
+  for (const json& e : (*done)["events"]) {
+    if (e.value("type", "") == "Replanned" &&
+        absl::StrContains(e.value("message", ""), "onto 3 stages")) {
+      replanned = true;
+    }
+  }
+  EXPECT_TRUE(replanned) << (*done)["events"].dump(1);
+  // The redone iterations ran on three stages from the four-stage
+  // checkpoint; they repeat the first attempt's losses to float tolerance.
+  std::map<int64_t, double> first_attempt;
+  int compared = 0;
+  for (const json& it : (*done)["iterations"]) {
+    const int64_t n = it.value("iteration", int64_t{0});
+    const double loss = it.value("loss", 0.0);
+    if (it.value("attempt", 0) == 1) {
+      first_attempt[n] = loss;
+    } else if (first_attempt.count(n)) {
+      EXPECT_NEAR(loss, first_attempt[n], 1e-4 * std::abs(first_attempt[n])) << "iteration " << n;
+      ++compared;
+    }
+  }
+  EXPECT_GE(compared, 1);
+  std::set<int64_t> seen;
+  for (const json& it : (*done)["iterations"]) seen.insert(it.value("iteration", int64_t{0}));
+  for (int64_t i = 1; i <= 24; ++i) EXPECT_TRUE(seen.count(i)) << "iteration " << i;
+  std::cout << "narrow: " << compared << " iterations redone on 3 stages matched\n";
 }
 
 }  // namespace

@@ -36,6 +36,7 @@ StageCheckpoint Sample(int64_t iteration, int device, int data_rank) {
   ck.params["head.w"] = at::randn({10, 4}).narrow(0, 2, 3);
   ck.optimizer_state = {at::randn({7, 5}), at::rand({7, 5}),  at::zeros({5}),
                         at::zeros({5}),    at::randn({3, 4}), at::rand({3, 4})};
+  ck.param_order = {"layers.0.wqkv", "layers.0.norm", "head.w"};
   return ck;
 }
 
@@ -71,6 +72,7 @@ TEST_F(CheckpointTest, RoundTripIsBitExact) {
   EXPECT_EQ(back->seed, ck.seed);
   EXPECT_EQ(back->optimizer_step, 120);
   EXPECT_EQ(back->chunk_layers, ck.chunk_layers);
+  EXPECT_EQ(back->param_order, ck.param_order);
   ASSERT_EQ(back->params.size(), ck.params.size());
   for (const auto& [name, t] : ck.params) {
     ASSERT_TRUE(back->params.count(name)) << name;

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -17,8 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/simulator.h"
 #include "tests/worker/pipeline_harness.h"
+#include "worker/checkpoint.h"
 #include "worker/comm/loopback_communicator.h"
 #include "worker/model/model_dims_from_spec.h"
 #include "worker/stage_runner_impl.h"
@@ -383,6 +386,109 @@ TEST_F(ExecutorTest, ResumeFromCheckpointOnFreshRunnersReproducesLossesExactly) 
       EXPECT_EQ(b.grad_norm, a.grad_norm) << "iteration " << a.iteration;
     }
   }
+  std::filesystem::remove_all(dir);
+}
+
+// A job re-planned onto another pipeline width resumes from the old
+// width's checkpoint: each new stage gathers its parameters and AdamW
+// moments by name from the old stage files. The reference is the
+// uninterrupted run at the old width; the new width changes only the order
+// of floating-point sums, hence the tolerance.
+TEST_F(ExecutorTest, ResumeAtAnotherPipelineWidthContinuesTheUninterruptedRun) {
+  TinyJob job;
+  job.iterations = 6;
+  job.data_path = testing::AnyTextCorpus();
+  const std::vector<int> old_layers = {1, 1, 2, 1};  // chronos, 2 stages
+  v1::JobSpec spec = testing::MakeSpec(job, "chronos", 2, old_layers);
+  spec.mutable_training()->set_checkpoint_every(3);
+  const std::string dir = TempDir("rewidth");
+  auto s = testing::BuildSchedule(spec, "chronos", 2, old_layers, {});
+  ASSERT_TRUE(s.ok()) << s.status();
+  testing::PipelineRun whole;
+  whole.spec = spec;
+  whole.schedule = *s;
+  whole.checkpoint_dir = dir;
+  const auto full = testing::RunPipeline(whole);
+  for (const auto& r : full) ASSERT_TRUE(r.status.ok()) << r.status;
+  const std::vector<double> want = testing::ReplicaMeanLosses(full);
+  ASSERT_EQ(want.size(), 6u);
+
+  struct Width {
+    std::string kind;
+    int pipeline, chunks_per_device;
+    std::vector<int> layers;
+  };
+  for (const Width& w : {Width{"1f1b", 1, 1, {5}}, Width{"1f1b", 3, 1, {2, 2, 1}},
+                         Width{"chronos", 2, 2, {2, 1, 1, 1}}}) {
+    SCOPED_TRACE(absl::StrCat(w.kind, " p=", w.pipeline, " layers ", w.layers[0], "..."));
+    TinyJob narrow = job;
+    narrow.pipeline = w.pipeline;
+    testing::PipelineRun resumed;
+    resumed.spec = testing::MakeSpec(narrow, w.kind, w.chunks_per_device, w.layers);
+    auto ns = testing::BuildSchedule(resumed.spec, w.kind, w.chunks_per_device,
+                                     w.layers, testing::MixedPolicy(
+                                         w.pipeline * w.chunks_per_device,
+                                         job.microbatches));
+    ASSERT_TRUE(ns.ok()) << ns.status();
+    resumed.schedule = *ns;
+    resumed.checkpoint_dir = dir;
+    resumed.resume_iteration = 3;
+    resumed.checkpoint_num_devices = 2;
+    resumed.max_iterations = 6;
+    const auto rest = testing::RunPipeline(resumed);
+    for (const auto& r : rest) ASSERT_TRUE(r.status.ok()) << r.status;
+    const std::vector<double> got = testing::ReplicaMeanLosses(rest);
+    ASSERT_EQ(got.size(), 6u);  // indexed by iteration; 1-3 did not run
+    for (int i = 3; i < 6; ++i) {
+      EXPECT_NEAR(got[i], want[i], 1e-5 * std::abs(want[i])) << "iteration " << i + 1;
+    }
+    // The step count came along: the learning rate of iteration 4 is the
+    // uninterrupted run's, not the warm-up's first.
+    EXPECT_DOUBLE_EQ(rest.back().reports[0].lr, full.back().reports[3].lr);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(ExecutorTest, ResumeAtAnotherWidthNamesTheMissingFileOrParameter) {
+  TinyJob job;
+  job.iterations = 3;
+  job.data_path = testing::AnyTextCorpus();
+  const std::vector<int> old_layers = {2, 2};
+  v1::JobSpec spec = testing::MakeSpec(job, "1f1b", 1, old_layers);
+  spec.mutable_training()->set_checkpoint_every(3);
+  const std::string dir = TempDir("rewidth-bad");
+  auto s = testing::BuildSchedule(spec, "1f1b", 1, old_layers, {});
+  ASSERT_TRUE(s.ok()) << s.status();
+  testing::PipelineRun whole;
+  whole.spec = spec;
+  whole.schedule = *s;
+  whole.checkpoint_dir = dir;
+  for (const auto& r : testing::RunPipeline(whole)) ASSERT_TRUE(r.status.ok()) << r.status;
+
+  auto resume_one_stage = [&](int layers) {
+    TinyJob one = job;
+    one.pipeline = 1;
+    StageRunnerOptions o;
+    o.spec = testing::MakeSpec(one, "1f1b", 1, {layers});
+    auto os = testing::BuildSchedule(o.spec, "1f1b", 1, {layers}, {});
+    EXPECT_TRUE(os.ok()) << os.status();
+    o.schedule = *os;
+    o.resume_iteration = 3;
+    o.checkpoint_num_devices = 2;
+    o.checkpoint_dir = dir;
+    auto runner = StageRunner::Create(o, std::make_unique<LoopbackCommunicator>());
+    EXPECT_TRUE(runner.ok()) << runner.status();
+    return (*runner)->Run(nullptr);
+  };
+  // A deeper model than the one that wrote it: layer 4 is in no file.
+  absl::Status deeper = resume_one_stage(5);
+  EXPECT_EQ(deeper.code(), absl::StatusCode::kDataLoss) << deeper;
+  EXPECT_THAT(std::string(deeper.message()), ::testing::HasSubstr("layers.4."));
+  // One old stage file gone: the error names it.
+  std::filesystem::remove(StageCheckpointPath(dir, 3, 1, 0));
+  absl::Status gone = resume_one_stage(4);
+  EXPECT_EQ(gone.code(), absl::StatusCode::kNotFound) << gone;
+  EXPECT_THAT(std::string(gone.message()), ::testing::HasSubstr("stage-1-dp0"));
   std::filesystem::remove_all(dir);
 }
 

@@ -197,6 +197,7 @@ std::vector<RankOutcome> RunPipeline(const PipelineRun& run) {
         so.device = o.device;
         so.data_rank = o.data_rank;
         so.resume_iteration = run.resume_iteration;
+        so.checkpoint_num_devices = run.checkpoint_num_devices;
         so.checkpoint_dir = run.checkpoint_dir;
         so.threads = 1;
         so.max_iterations = run.max_iterations;

@@ -81,6 +81,7 @@ struct PipelineRun {
   Schedule schedule;
   std::string checkpoint_dir;  // "" = the spec's
   int64_t resume_iteration = 0;
+  int checkpoint_num_devices = 0;  // width that wrote it; 0 = this one
   int64_t max_iterations = 0;
   absl::Duration comm_timeout = absl::Seconds(120);
   bool capture_first_grads = false;  // grads of iteration 1 at OPTIM_STEP

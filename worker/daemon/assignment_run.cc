@@ -266,6 +266,7 @@ absl::Status AssignmentRun::Train() {
   lo.runner.device = a_.device();
   lo.runner.data_rank = a_.data_rank();
   lo.runner.resume_iteration = a_.resume_iteration();
+  lo.runner.checkpoint_num_devices = a_.checkpoint_num_devices();
   lo.runner.checkpoint_dir = ResolveDir(
       !a_.checkpoint_dir().empty() ? a_.checkpoint_dir()
                                    : a_.spec().training().checkpoint_dir(),
