@@ -83,6 +83,28 @@ bool Terminal(const json& job) {
   return s == "SUCCEEDED" || s == "FAILED" || s == "CANCELLED";
 }
 
+// Iterations redone after a recovery repeat the first attempt's losses
+// (same checkpoint, same data order) to float tolerance; every iteration
+// 1..iterations is recorded. Returns how many were redone.
+int ExpectRedoneLossesMatchAndNoIterationMissing(const json& done, int64_t iterations) {
+  std::map<int64_t, double> first_attempt;
+  int compared = 0;
+  for (const json& it : done["iterations"]) {
+    const int64_t n = it.value("iteration", int64_t{0});
+    const double loss = it.value("loss", 0.0);
+    if (it.value("attempt", 0) == 1) {
+      first_attempt[n] = loss;
+    } else if (first_attempt.count(n)) {
+      EXPECT_NEAR(loss, first_attempt[n], 1e-4 * std::abs(first_attempt[n])) << "iteration " << n;
+      ++compared;
+    }
+  }
+  std::set<int64_t> seen;
+  for (const json& it : done["iterations"]) seen.insert(it.value("iteration", int64_t{0}));
+  for (int64_t i = 1; i <= iterations; ++i) EXPECT_TRUE(seen.count(i)) << "iteration " << i;
+  return compared;
+}
+
 class E2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -110,6 +132,27 @@ class E2eTest : public ::testing::Test {
       out.push_back(ParseScrape(text.ok() ? *text : ""));
     }
     return out;
+  }
+
+  // Submits SmallJob `job` with a checkpoint every 5 iterations and waits
+  // until one exists and the next iterations are under way.
+  absl::StatusOr<json> SubmitAndRunPastACheckpoint(const std::string& job, int iterations) {
+    const std::string ckpt = absl::StrCat(cluster_->dir(), "/", job, "-checkpoints");
+    const std::string spec = cluster_->WriteFile(
+        absl::StrCat(job, ".yaml"),
+        SmallJob(job, iterations, absl::StrCat(", checkpoint_every: 5, checkpoint_dir: ", ckpt),
+                 "offload_ratio: 0"));
+    CommandResult submit = cluster_->Ctl({"submit", "-f", spec});
+    if (submit.exit_code != 0) {
+      return absl::InternalError(absl::StrCat("submit: ", submit.out, submit.err));
+    }
+    return cluster_->WaitJob(
+        job,
+        [](const json& j) {
+          return Terminal(j) || (j["status"].value("checkpoint_iteration", int64_t{0}) >= 5 &&
+                                 Iteration(j) >= 7);
+        },
+        absl::Minutes(3));
   }
 
   static Cluster* cluster_;
@@ -350,21 +393,8 @@ TEST_F(E2eTest, CoordinatorSigkillMidRunLosesNoJobRecordAndTheJobFinishes) {
 // Last: it kills a worker for good.
 TEST_F(E2eTest, WorkerSigkillMidIterationRecoversFromCheckpointAndFinishes) {
   const std::string job = "e2e-chaos";
-  const std::string ckpt = cluster_->dir() + "/chaos-checkpoints";
-  const std::string spec = cluster_->WriteFile(
-      "chaos.yaml",
-      SmallJob(job, 30, absl::StrCat(", checkpoint_every: 5, checkpoint_dir: ", ckpt),
-               "offload_ratio: 0"));
-  CommandResult submit = cluster_->Ctl({"submit", "-f", spec});
-  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
   // Kill once a checkpoint exists and the next iterations are under way.
-  absl::StatusOr<json> running = cluster_->WaitJob(
-      job,
-      [](const json& j) {
-        return Terminal(j) || (j["status"].value("checkpoint_iteration", int64_t{0}) >= 5 &&
-                               Iteration(j) >= 7);
-      },
-      absl::Minutes(3));
+  absl::StatusOr<json> running = SubmitAndRunPastACheckpoint(job, 30);
   ASSERT_TRUE(running.ok()) << running.status();
   ASSERT_EQ(State(*running), "RUNNING");
   // A worker of the job (not the spare): stage 1's.
@@ -393,23 +423,7 @@ TEST_F(E2eTest, WorkerSigkillMidIterationRecoversFromCheckpointAndFinishes) {
     }
   }
   EXPECT_TRUE(recovering) << (*done)["events"].dump(1);
-  // The iterations redone after recovery repeat the losses of the first
-  // attempt (same checkpoint, same data order) to float tolerance.
-  std::map<int64_t, double> first_attempt;
-  int compared = 0;
-  for (const json& it : (*done)["iterations"]) {
-    const int64_t n = it.value("iteration", int64_t{0});
-    const double loss = it.value("loss", 0.0);
-    if (it.value("attempt", 0) == 1) {
-      first_attempt[n] = loss;
-    } else if (first_attempt.count(n)) {
-      EXPECT_NEAR(loss, first_attempt[n], 1e-4 * std::abs(first_attempt[n])) << "iteration " << n;
-      ++compared;
-    }
-  }
-  std::set<int64_t> seen;
-  for (const json& it : (*done)["iterations"]) seen.insert(it.value("iteration", int64_t{0}));
-  for (int64_t i = 1; i <= 30; ++i) EXPECT_TRUE(seen.count(i)) << "iteration " << i;
+  const int compared = ExpectRedoneLossesMatchAndNoIterationMissing(*done, 30);
   std::cout << "chaos: " << compared << " iterations redone after recovery matched\n";
 }
 
@@ -418,20 +432,7 @@ TEST_F(E2eTest, WorkerSigkillMidIterationRecoversFromCheckpointAndFinishes) {
 // four-stage checkpoint by parameter name and finish.
 TEST_F(E2eTest, WorkerLostWithNoSpareReplansOntoFewerStagesFromTheCheckpoint) {
   const std::string job = "e2e-narrow";
-  const std::string ckpt = cluster_->dir() + "/narrow-checkpoints";
-  const std::string spec = cluster_->WriteFile(
-      "narrow.yaml",
-      SmallJob(job, 24, absl::StrCat(", checkpoint_every: 5, checkpoint_dir: ", ckpt),
-               "offload_ratio: 0"));
-  CommandResult submit = cluster_->Ctl({"submit", "-f", spec});
-  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
-  absl::StatusOr<json> running = cluster_->WaitJob(
-      job,
-      [](const json& j) {
-        return Terminal(j) || (j["status"].value("checkpoint_iteration", int64_t{0}) >= 5 &&
-                               Iteration(j) >= 7);
-      },
-      absl::Minutes(3));
+  absl::StatusOr<json> running = SubmitAndRunPastACheckpoint(job, 24);
   ASSERT_TRUE(running.ok()) << running.status();
   ASSERT_EQ(State(*running), "RUNNING");
   // Every worker outside the job goes (the spare, whatever earlier tests
@@ -466,24 +467,9 @@ TEST_F(E2eTest, WorkerLostWithNoSpareReplansOntoFewerStagesFromTheCheckpoint) {
     }
   }
   EXPECT_TRUE(replanned) << (*done)["events"].dump(1);
-  // The redone iterations ran on three stages from the four-stage
-  // checkpoint; they repeat the first attempt's losses to float tolerance.
-  std::map<int64_t, double> first_attempt;
-  int compared = 0;
-  for (const json& it : (*done)["iterations"]) {
-    const int64_t n = it.value("iteration", int64_t{0});
-    const double loss = it.value("loss", 0.0);
-    if (it.value("attempt", 0) == 1) {
-      first_attempt[n] = loss;
-    } else if (first_attempt.count(n)) {
-      EXPECT_NEAR(loss, first_attempt[n], 1e-4 * std::abs(first_attempt[n])) << "iteration " << n;
-      ++compared;
-    }
-  }
+  // The redone iterations ran on three stages from the four-stage checkpoint.
+  const int compared = ExpectRedoneLossesMatchAndNoIterationMissing(*done, 24);
   EXPECT_GE(compared, 1);
-  std::set<int64_t> seen;
-  for (const json& it : (*done)["iterations"]) seen.insert(it.value("iteration", int64_t{0}));
-  for (int64_t i = 1; i <= 24; ++i) EXPECT_TRUE(seen.count(i)) << "iteration " << i;
   std::cout << "narrow: " << compared << " iterations redone on 3 stages matched\n";
 }
 

@@ -389,6 +389,27 @@ TEST_F(ExecutorTest, ResumeFromCheckpointOnFreshRunnersReproducesLossesExactly) 
   std::filesystem::remove_all(dir);
 }
 
+// Trains `job` uninterrupted on `layers` (one entry per chunk) with a
+// checkpoint every 3 iterations under `dir`; the outcomes of every rank.
+absl::StatusOr<std::vector<testing::RankOutcome>> TrainWithCheckpoints(
+    const TinyJob& job, const std::string& kind, int chunks_per_device,
+    const std::vector<int>& layers, const std::string& dir) {
+  v1::JobSpec spec = testing::MakeSpec(job, kind, chunks_per_device, layers);
+  spec.mutable_training()->set_checkpoint_every(3);
+  absl::StatusOr<Schedule> s =
+      testing::BuildSchedule(spec, kind, chunks_per_device, layers, {});
+  if (!s.ok()) return s.status();
+  testing::PipelineRun whole;
+  whole.spec = spec;
+  whole.schedule = *s;
+  whole.checkpoint_dir = dir;
+  std::vector<testing::RankOutcome> out = testing::RunPipeline(whole);
+  for (const auto& r : out) {
+    if (!r.status.ok()) return r.status;
+  }
+  return out;
+}
+
 // A job re-planned onto another pipeline width resumes from the old
 // width's checkpoint: each new stage gathers its parameters and AdamW
 // moments by name from the old stage files. The reference is the
@@ -398,18 +419,11 @@ TEST_F(ExecutorTest, ResumeAtAnotherPipelineWidthContinuesTheUninterruptedRun) {
   TinyJob job;
   job.iterations = 6;
   job.data_path = testing::AnyTextCorpus();
-  const std::vector<int> old_layers = {1, 1, 2, 1};  // chronos, 2 stages
-  v1::JobSpec spec = testing::MakeSpec(job, "chronos", 2, old_layers);
-  spec.mutable_training()->set_checkpoint_every(3);
   const std::string dir = TempDir("rewidth");
-  auto s = testing::BuildSchedule(spec, "chronos", 2, old_layers, {});
-  ASSERT_TRUE(s.ok()) << s.status();
-  testing::PipelineRun whole;
-  whole.spec = spec;
-  whole.schedule = *s;
-  whole.checkpoint_dir = dir;
-  const auto full = testing::RunPipeline(whole);
-  for (const auto& r : full) ASSERT_TRUE(r.status.ok()) << r.status;
+  // Chronos on 2 stages, 5 layers.
+  auto trained = TrainWithCheckpoints(job, "chronos", 2, {1, 1, 2, 1}, dir);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  const std::vector<testing::RankOutcome>& full = *trained;
   const std::vector<double> want = testing::ReplicaMeanLosses(full);
   ASSERT_EQ(want.size(), 6u);
 
@@ -453,17 +467,10 @@ TEST_F(ExecutorTest, ResumeAtAnotherWidthNamesTheMissingFileOrParameter) {
   TinyJob job;
   job.iterations = 3;
   job.data_path = testing::AnyTextCorpus();
-  const std::vector<int> old_layers = {2, 2};
-  v1::JobSpec spec = testing::MakeSpec(job, "1f1b", 1, old_layers);
-  spec.mutable_training()->set_checkpoint_every(3);
   const std::string dir = TempDir("rewidth-bad");
-  auto s = testing::BuildSchedule(spec, "1f1b", 1, old_layers, {});
-  ASSERT_TRUE(s.ok()) << s.status();
-  testing::PipelineRun whole;
-  whole.spec = spec;
-  whole.schedule = *s;
-  whole.checkpoint_dir = dir;
-  for (const auto& r : testing::RunPipeline(whole)) ASSERT_TRUE(r.status.ok()) << r.status;
+  // 1F1B on 2 stages, 4 layers.
+  auto trained = TrainWithCheckpoints(job, "1f1b", 1, {2, 2}, dir);
+  ASSERT_TRUE(trained.ok()) << trained.status();
 
   auto resume_one_stage = [&](int layers) {
     TinyJob one = job;
