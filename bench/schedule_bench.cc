@@ -100,7 +100,6 @@ absl::Status ChronosTradeoff(const Options& o, const v1::DeviceProfile& profile,
   CHRONOS_ASSIGN_OR_RETURN(std::vector<int> layers, PartitionLayers(shape, 2 * p, {}));
   CostModel cm(shape, profile, layers);
   ShapeSpec base = ScheduleShape("chronos", p, 2, m, cm);
-  base.costs.p2p_seconds = cm.P2PSeconds(shape.ActivationMessageBytes());
   std::vector<TradeoffPoint> pts;
   for (int k = 0; k <= 20; ++k) {
     ShapeSpec sh = base;
@@ -129,7 +128,6 @@ absl::Status ChronosTradeoff(const Options& o, const v1::DeviceProfile& profile,
     CHRONOS_ASSIGN_OR_RETURN(std::vector<int> layers4, PartitionLayers(shape, 4 * p, {}));
     CostModel cm4(shape, profile, layers4);
     ShapeSpec base4 = ScheduleShape("chronos", p, 4, m, cm4);
-    base4.costs.p2p_seconds = cm4.P2PSeconds(shape.ActivationMessageBytes());
     base4.block.uniform_costs = true;
     for (int k = 0; k <= 4; ++k) {
       ShapeSpec sh = base4;

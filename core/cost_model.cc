@@ -346,6 +346,7 @@ ShapeSpec ScheduleShape(const std::string& kind, int p, int v, int m, const Cost
   shape.costs.forward = costs.ForwardSeconds();
   shape.costs.backward_input = costs.BackwardInputSeconds();
   shape.costs.backward_weight = costs.BackwardWeightSeconds();
+  shape.costs.p2p_seconds = costs.P2PSeconds(costs.shape().ActivationMessageBytes());
   return shape;
 }
 

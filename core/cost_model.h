@@ -132,8 +132,8 @@ absl::StatusOr<std::vector<int>> PartitionLayers(
 SaveMode SaveModeOf(const MemoryPolicy& policy);
 
 // What the generators need to lay out `kind` on p devices with v chunks each
-// and m micro-batches: the model's chunk layout and per-chunk durations (no
-// stage-to-stage cost; set costs.p2p_seconds where it matters).
+// and m micro-batches: the model's chunk layout, per-chunk durations and one
+// stage-to-stage hop for an activation message.
 ShapeSpec ScheduleShape(const std::string& kind, int p, int v, int m, const CostModel& costs);
 
 }  // namespace chronos

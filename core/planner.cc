@@ -441,7 +441,6 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
                     : spec.memory().hbm_budget_bytes() > 0 ? spec.memory().hbm_budget_bytes()
                                                            : DefaultHbmBudget(profile);
   ShapeSpec shape_spec = ScheduleShape(kind, p, v, m, *ps.costs);
-  shape_spec.costs.p2p_seconds = ps.costs->P2PSeconds(shape.ActivationMessageBytes());
   const int dp = std::max(1, spec.parallel().data());
 
   std::unique_ptr<Attempt> best;

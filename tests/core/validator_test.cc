@@ -172,7 +172,6 @@ TEST(GeneratorTest, ChronosWithMoreChunksPostsEachChannelsReceivesInSendOrder) {
       CostModel cm(shape, h100, *layers);
       for (double scale : {1.0, 1.02, 1.05, 1.1}) {
         ShapeSpec sh = ScheduleShape("chronos", p, v, 4 * p, cm);
-        sh.costs.p2p_seconds = cm.P2PSeconds(shape.ActivationMessageBytes());
         sh.block.period_scale = scale;
         absl::StatusOr<Schedule> s = GenerateSchedule(sh);
         ASSERT_TRUE(s.ok()) << s.status();
