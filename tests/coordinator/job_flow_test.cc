@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -716,6 +717,61 @@ TEST_F(JobFlowTest, DataParallelReplicasGetRanksAndThroughputAddsUp) {
   ASSERT_TRUE(job.ok());
   EXPECT_DOUBLE_EQ(job->status().tokens_per_second(), 4000.0);
   EXPECT_EQ(job->status().devices_size(), 4);
+}
+
+// A report lost on the way leaves a gap in the history that a late resend
+// may still fill; the coordinator keeps what it needs for that (partial
+// reports, iterations completed ahead of the gap) for 64 iterations, then
+// gives the gap up so that state stays bounded. The job goes on either way.
+TEST_F(JobFlowTest, AGapIsFilledByALateReportWithin64IterationsAndGivenUpAfter) {
+  Workers w = StartWorkers(h_, 2);
+  v1::JobSpec spec = TinySpec("gaps");
+  spec.mutable_training()->set_iterations(200);
+  ASSERT_TRUE(h_.Submit(spec).ok());
+  const std::vector<v1::Assignment> a = TakeAssignments(w);
+  auto report = [&](int worker, int64_t iteration, bool finished = false) {
+    absl::StatusOr<v1::ProgressAck> ack = w[worker]->Progress(a[worker], iteration, finished);
+    ASSERT_TRUE(ack.ok()) << ack.status();
+    EXPECT_FALSE(ack->stop()) << "iteration " << iteration;
+  };
+  auto recorded = [&] {
+    std::set<int64_t> out;
+    absl::StatusOr<v1::Job> job = h_.Get("gaps", /*history=*/true);
+    EXPECT_TRUE(job.ok()) << job.status();
+    if (job.ok()) {
+      for (const v1::IterationRecord& r : job->iterations()) out.insert(r.iteration());
+    }
+    return out;
+  };
+
+  // Iteration 1 loses worker 1's report; 64 iterations complete after it.
+  report(0, 1);
+  for (int64_t i = 2; i <= 65; ++i) ReportAll(w, a, i);
+  EXPECT_EQ(recorded().count(1), 0u);
+  report(1, 1);  // the resend, 64 iterations late: still recorded
+  EXPECT_EQ(recorded().count(1), 1u);
+
+  // Iteration 66 loses worker 1's report and 65 iterations complete after it:
+  // the gap is given up, and the resend is acknowledged but not recorded.
+  report(0, 66);
+  for (int64_t i = 67; i <= 131; ++i) ReportAll(w, a, i);
+  report(1, 66);
+  std::set<int64_t> want;
+  for (int64_t i = 1; i <= 131; ++i) {
+    if (i != 66) want.insert(i);
+  }
+  EXPECT_EQ(recorded(), want);
+  absl::StatusOr<v1::Job> job = h_.Get("gaps");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->status().iteration(), 131);
+
+  // Neither gap stops the job from finishing.
+  report(0, 132, /*finished=*/true);
+  report(1, 132, /*finished=*/true);
+  job = h_.Get("gaps");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(job->status().iteration(), 132);
 }
 
 TEST_F(JobFlowTest, JobsWaitForEnoughWorkersFirstComeFirstServed) {
