@@ -304,10 +304,16 @@ absl::Status StageRunnerImpl::Restore(int64_t iteration) {
                              ? o_.checkpoint_num_devices
                              : o_.schedule.num_devices;
   if (written_by == o_.schedule.num_devices) {
-    CHRONOS_ASSIGN_OR_RETURN(
-        StageCheckpoint ck, ReadStageCheckpoint(checkpoint_dir_, iteration,
-                                                o_.device, o_.data_rank));
-    if (ck.chunk_layers == o_.schedule.chunk_layers) return RestoreOwn(ck);
+    absl::StatusOr<StageCheckpoint> ck = ReadStageCheckpoint(
+        checkpoint_dir_, iteration, o_.device, o_.data_rank);
+    if (ck.ok() && ck->chunk_layers == o_.schedule.chunk_layers) {
+      return RestoreOwn(*ck);
+    }
+    // A replica's own files may be gone (a lost node's disk); replicas hold
+    // the same values, so the gather below reads rank 0's instead.
+    if (!ck.ok() && !(absl::IsNotFound(ck.status()) && o_.data_rank != 0)) {
+      return ck.status();
+    }
   }
   return RestoreRepartitioned(iteration, written_by);
 }
@@ -372,8 +378,9 @@ absl::Status StageRunnerImpl::RestoreRepartitioned(int64_t iteration,
   std::vector<std::string> found_in(params.size());
   int64_t step = -1;
   for (int old_device = 0; old_device < written_by; ++old_device) {
-    // Data-parallel replicas hold the same values; a rank that did not
-    // exist in the old attempt reads rank 0's file.
+    // Data-parallel replicas hold the same values; a rank whose file is
+    // missing (it did not exist in the old attempt, or its disk was lost)
+    // reads rank 0's.
     int rank = o_.data_rank;
     absl::StatusOr<StageCheckpoint> ck =
         ReadStageCheckpoint(checkpoint_dir_, iteration, old_device, rank);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/simulator.h"
 #include "tests/worker/pipeline_harness.h"
@@ -496,6 +497,64 @@ TEST_F(ExecutorTest, ResumeAtAnotherWidthNamesTheMissingFileOrParameter) {
   absl::Status gone = resume_one_stage(4);
   EXPECT_EQ(gone.code(), absl::StatusCode::kNotFound) << gone;
   EXPECT_THAT(std::string(gone.message()), ::testing::HasSubstr("stage-1-dp0"));
+  std::filesystem::remove_all(dir);
+}
+
+// Data-parallel replicas hold the same parameters and optimizer state, so a
+// replica whose own checkpoint files are gone restores from replica 0's, at
+// the same pipeline width and at a narrower one, and the run continues as
+// the uninterrupted one did. Without replica 0's files it fails naming them.
+TEST_F(ExecutorTest, AReplicaWhoseFilesAreGoneRestoresFromReplicaZero) {
+  TinyJob job;
+  job.iterations = 6;
+  job.data = 2;
+  job.data_path = testing::AnyTextCorpus();
+  const std::string dir = TempDir("replica-gone");
+  // 1F1B on 2 stages x 2 replicas, 4 layers.
+  auto trained = TrainWithCheckpoints(job, "1f1b", 1, {2, 2}, dir);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  const std::vector<double> want = testing::ReplicaMeanLosses(*trained);
+  ASSERT_EQ(want.size(), 6u);
+  for (int device = 0; device < 2; ++device) {
+    ASSERT_TRUE(std::filesystem::remove(StageCheckpointPath(dir, 3, device, 1)));
+  }
+
+  auto resume = [&](int pipeline, const std::vector<int>& layers,
+                    absl::Duration comm_timeout = absl::Seconds(30)) {
+    TinyJob at = job;
+    at.pipeline = pipeline;
+    testing::PipelineRun resumed;
+    resumed.spec = testing::MakeSpec(at, "1f1b", 1, layers);
+    auto s = testing::BuildSchedule(resumed.spec, "1f1b", 1, layers, {});
+    EXPECT_TRUE(s.ok()) << s.status();
+    resumed.schedule = *s;
+    resumed.checkpoint_dir = dir;
+    resumed.resume_iteration = 3;
+    resumed.checkpoint_num_devices = 2;
+    resumed.max_iterations = 6;
+    resumed.comm_timeout = comm_timeout;  // peers of a failed rank give up
+    return testing::RunPipeline(resumed);
+  };
+  for (int pipeline : {2, 1}) {
+    SCOPED_TRACE(absl::StrCat("resumed on ", pipeline, " stages x 2 replicas"));
+    const auto rest = resume(pipeline, pipeline == 2 ? std::vector<int>{2, 2}
+                                                     : std::vector<int>{4});
+    for (const auto& r : rest) ASSERT_TRUE(r.status.ok()) << r.status;
+    const std::vector<double> got = testing::ReplicaMeanLosses(rest);
+    ASSERT_EQ(got.size(), 6u);
+    for (int i = 3; i < 6; ++i) {
+      EXPECT_NEAR(got[i], want[i], 1e-5 * std::abs(want[i])) << "iteration " << i + 1;
+    }
+  }
+
+  ASSERT_TRUE(std::filesystem::remove(StageCheckpointPath(dir, 3, 1, 0)));
+  bool named = false;
+  for (const auto& r : resume(2, {2, 2}, absl::Milliseconds(500))) {
+    if (r.status.ok() || r.device != 1) continue;
+    EXPECT_EQ(r.status.code(), absl::StatusCode::kNotFound) << r.status;
+    named = named || absl::StrContains(r.status.message(), "stage-1-dp0");
+  }
+  EXPECT_TRUE(named) << "no rank named the missing file stage-1-dp0";
   std::filesystem::remove_all(dir);
 }
 
