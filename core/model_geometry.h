@@ -15,27 +15,15 @@ namespace v1 {
 class JobSpec;
 }  // namespace v1
 
-struct ModelGeometry {
+// The activation layout's dimensions (hidden, heads, ffn, vocab, seq_len,
+// flash) are the base, so the stash sizes are computed from the very fields
+// every side reads.
+struct ModelGeometry : LayoutDims {
   int64_t layers = 0;
-  int64_t hidden = 0;
-  int64_t heads = 0;
-  int64_t ffn = 0;
-  int64_t vocab = 0;
-  int64_t seq_len = 0;
   int64_t micro_batch = 1;  // b
-  bool flash = false;       // save log-sum-exp, rebuild probabilities in B
 
   int64_t tokens() const { return micro_batch * seq_len; }
-  LayoutDims layout() const {
-    LayoutDims d;
-    d.hidden = hidden;
-    d.heads = heads;
-    d.ffn = ffn;
-    d.vocab = vocab;
-    d.seq_len = seq_len;
-    d.flash = flash;
-    return d;
-  }
+  const LayoutDims& layout() const { return *this; }
 };
 
 // model.* and training.micro_batch_size (1 when unset). `flash` is the

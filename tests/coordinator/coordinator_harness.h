@@ -11,6 +11,7 @@
 
 #include <deque>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -56,6 +57,13 @@ inline v1::JobSpec TinySpec(const std::string& name, int pipeline = 2,
   spec.mutable_schedule()->set_kind("1f1b");
   spec.mutable_device()->set_profile("cpu");
   return spec;
+}
+
+// The iterations a job's history records (GetJob with history).
+inline std::set<int64_t> RecordedIterations(const v1::Job& job) {
+  std::set<int64_t> out;
+  for (const v1::IterationRecord& r : job.iterations()) out.insert(r.iteration());
+  return out;
 }
 
 inline void SetDeadline(grpc::ClientContext* ctx) {

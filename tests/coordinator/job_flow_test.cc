@@ -735,13 +735,9 @@ TEST_F(JobFlowTest, AGapIsFilledByALateReportWithin64IterationsAndGivenUpAfter) 
     EXPECT_FALSE(ack->stop()) << "iteration " << iteration;
   };
   auto recorded = [&] {
-    std::set<int64_t> out;
     absl::StatusOr<v1::Job> job = h_.Get("gaps", /*history=*/true);
     EXPECT_TRUE(job.ok()) << job.status();
-    if (job.ok()) {
-      for (const v1::IterationRecord& r : job->iterations()) out.insert(r.iteration());
-    }
-    return out;
+    return job.ok() ? RecordedIterations(*job) : std::set<int64_t>();
   };
 
   // Iteration 1 loses worker 1's report; 64 iterations complete after it.

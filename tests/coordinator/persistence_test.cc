@@ -162,9 +162,7 @@ TEST(PersistenceTest, IterationAcknowledgedBeforeARestartIsRecordedWhenItComesBa
   job = h.Get("late", true);
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->status().iteration(), 3);
-  std::set<int64_t> recorded;
-  for (const auto& r : job->iterations()) recorded.insert(r.iteration());
-  EXPECT_EQ(recorded, (std::set<int64_t>{1, 2, 3}));
+  EXPECT_EQ(RecordedIterations(*job), (std::set<int64_t>{1, 2, 3}));
 
   // Neither a duplicate of a recorded iteration nor the finish loses anything.
   ASSERT_TRUE(w1.Progress(a1, 2).ok());
