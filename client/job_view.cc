@@ -130,14 +130,22 @@ void PrintJobDescription(std::ostream& out, const v1::Job& job, absl::Time now) 
   if (st.checkpoint_iteration() > 0) {
     field("Checkpoint", absl::StrCat("iteration ", st.checkpoint_iteration()));
   }
-  // What recovery changed (fewer stages, a smaller budget after an
-  // out-of-memory fault), so the spec below is not mistaken for it.
+  // What recovery changed (fewer stages or replicas, a smaller budget after
+  // an out-of-memory fault), so the spec below is not mistaken for it.
   if (st.pipeline() > 0 || st.hbm_budget_bytes() > 0) {
     std::string running;
     if (st.pipeline() > 0) {
       absl::StrAppend(&running, st.pipeline(), " stages");
       if (st.pipeline() != spec.parallel().pipeline()) {
         absl::StrAppend(&running, " (spec: ", spec.parallel().pipeline(), ")");
+      }
+      const int spec_data = std::max(1, spec.parallel().data());
+      if (st.data() > 0 && st.data() != spec_data) {
+        // Each replica runs more micro-batches: the global batch is the spec's.
+        absl::StrAppend(&running, " x ", st.data(), " replicas (spec: ", spec_data, ") of ",
+                        static_cast<int64_t>(spec.training().microbatches()) * spec_data /
+                            st.data(),
+                        " micro-batches");
       }
     }
     if (st.hbm_budget_bytes() > 0) {

@@ -98,13 +98,30 @@ double EffectiveOffloadRatio(const v1::JobSpec& spec, const PlannedSchedule& pla
                                            : plan.report.offload_ratio();
 }
 
-v1::JobSpec EffectiveSpec(const v1::JobSpec& spec, const v1::JobStatus& status) {
-  v1::JobSpec effective = spec;
-  if (status.pipeline() > 0 && status.pipeline() != spec.parallel().pipeline()) {
-    effective.mutable_parallel()->set_pipeline(status.pipeline());
+v1::JobSpec SpecAtWidth(const v1::JobSpec& spec, int pipeline, int data) {
+  v1::JobSpec at = spec;
+  if (pipeline > 0 && pipeline != spec.parallel().pipeline()) {
+    at.mutable_parallel()->set_pipeline(pipeline);
     // An explicit layout has one entry per chunk of the submitted width.
-    effective.mutable_parallel()->clear_layers_per_chunk();
+    at.mutable_parallel()->clear_layers_per_chunk();
   }
+  const int spec_data = std::max(1, spec.parallel().data());
+  if (data > 0 && data != spec_data) {
+    at.mutable_parallel()->set_data(data);
+    at.mutable_training()->set_microbatches(
+        static_cast<int>(static_cast<int64_t>(spec.training().microbatches()) * spec_data / data));
+  }
+  return at;
+}
+
+bool KeepsGlobalBatch(const v1::JobSpec& spec, int data) {
+  const int64_t global =
+      static_cast<int64_t>(spec.training().microbatches()) * std::max(1, spec.parallel().data());
+  return data >= 1 && global % data == 0;
+}
+
+v1::JobSpec EffectiveSpec(const v1::JobSpec& spec, const v1::JobStatus& status) {
+  v1::JobSpec effective = SpecAtWidth(spec, status.pipeline(), status.data());
   if (status.hbm_budget_bytes() > 0) {
     effective.mutable_memory()->set_hbm_budget_bytes(status.hbm_budget_bytes());
   }
@@ -390,6 +407,7 @@ void JobController::AdmitPending() {
     const int data = std::max(1, par.data());
     const size_t full = static_cast<size_t>(par.pipeline()) * data;
     int pipeline = 0;
+    int replicas = data;
     std::shared_ptr<const PlannedSchedule> plan;
     // First come, first served: a later, smaller job does not overtake a
     // job still waiting for workers (or recovering), so big jobs cannot
@@ -400,21 +418,17 @@ void JobController::AdmitPending() {
     } else {
       if (now < rt->recover_after) break;
       if (idle.size() >= full) {
-        plan = RecoveryPlan(rt, par.pipeline());
-        if (plan) pipeline = par.pipeline();
-      } else if (now - rt->recovering_since >= recovery_.wait_for_workers) {
-        // Fewer devices means a tighter memory plan: the planner decides
-        // how narrow the job can still run.
-        const int most = std::min<int>(par.pipeline() - 1,
-                                       static_cast<int>(idle.size()) / data);
-        for (int p = most; p >= 1 && !plan; --p) {
-          plan = RecoveryPlan(rt, p);
-          if (plan) pipeline = p;
+        plan = RecoveryPlan(rt, par.pipeline(), data);
+        if (plan) {
+          pipeline = par.pipeline();
+          replicas = data;
         }
+      } else if (now - rt->recovering_since >= recovery_.wait_for_workers) {
+        plan = NarrowerPlan(rt, idle.size(), &pipeline, &replicas);
       }
       if (pipeline == 0) break;
     }
-    const size_t needed = static_cast<size_t>(pipeline) * data;
+    const size_t needed = static_cast<size_t>(pipeline) * replicas;
     std::vector<std::string> chosen(idle.begin(), idle.begin() + needed);
     idle.erase(idle.begin(), idle.begin() + needed);
     absl::Status s = StartAttempt(rt, chosen, pipeline, plan);
@@ -423,14 +437,16 @@ void JobController::AdmitPending() {
 }
 
 std::shared_ptr<const PlannedSchedule> JobController::RecoveryPlan(JobRuntime* rt,
-                                                                   int pipeline) {
-  auto it = rt->recovery_plans.find(pipeline);
+                                                                   int pipeline, int data) {
+  const std::pair<int, int> width(pipeline, data);
+  auto it = rt->recovery_plans.find(width);
   if (it != rt->recovery_plans.end()) return it->second;
-  v1::JobSpec spec = EffectiveSpec(rt->job.spec(), rt->job.status());
-  if (spec.parallel().pipeline() != pipeline) {
-    spec.mutable_parallel()->set_pipeline(pipeline);
-    spec.mutable_parallel()->clear_layers_per_chunk();
-  }
+  // The submitted spec at this width, with the HBM budget recovery chose.
+  v1::JobStatus at_width;
+  at_width.set_pipeline(pipeline);
+  at_width.set_data(data);
+  at_width.set_hbm_budget_bytes(rt->job.status().hbm_budget_bytes());
+  const v1::JobSpec spec = EffectiveSpec(rt->job.spec(), at_width);
   std::shared_ptr<const PlannedSchedule> plan;
   // Planning under the lock: recoveries are rare and the plans are cached,
   // and it keeps the decision atomic with taking the workers.
@@ -439,8 +455,47 @@ std::shared_ptr<const PlannedSchedule> JobController::RecoveryPlan(JobRuntime* r
         PlanForSpec(spec, "memory.hbm_budget");
     if (planned.ok()) plan = *planned;
   }
-  rt->recovery_plans[pipeline] = plan;
+  rt->recovery_plans[width] = plan;
   return plan;
+}
+
+std::shared_ptr<const PlannedSchedule> JobController::NarrowerPlan(JobRuntime* rt, size_t idle,
+                                                                   int* pipeline, int* data) {
+  const v1::JobSpec& spec = rt->job.spec();
+  const int spec_pipeline = spec.parallel().pipeline();
+  const int spec_data = std::max(1, spec.parallel().data());
+  // Fewer devices means a tighter memory plan: fewer stages hold more
+  // layers each, fewer replicas run more micro-batches each (the global
+  // batch stays the spec's). The planner decides which still fit. Called
+  // only when fewer than the spec's p x d workers are idle, so the spec's
+  // own width is never a candidate.
+  std::map<int, std::vector<std::pair<int, int>>, std::greater<>> by_devices;
+  for (int p = 1; p <= spec_pipeline; ++p) {
+    for (int d = 1; d <= spec_data; ++d) {
+      if (static_cast<size_t>(p) * d > idle || !KeepsGlobalBatch(spec, d)) continue;
+      by_devices[p * d].push_back({p, d});
+    }
+  }
+  // Planning runs under the lock; the widest layouts come first and one of
+  // them usually fits, but a job that fits nowhere must not stall the
+  // coordinator for p x d plans.
+  constexpr int kMaxPlans = 64;
+  int planned = 0;
+  for (const auto& [devices, widths] : by_devices) {
+    std::shared_ptr<const PlannedSchedule> best;
+    for (const auto& [p, d] : widths) {
+      if (planned++ >= kMaxPlans) return best;
+      std::shared_ptr<const PlannedSchedule> plan = RecoveryPlan(rt, p, d);
+      if (plan && (!best || plan->report.tokens_per_second() >
+                                best->report.tokens_per_second())) {
+        best = plan;
+        *pipeline = p;
+        *data = d;
+      }
+    }
+    if (best) return best;
+  }
+  return nullptr;
 }
 
 const v1::StageAssignment* JobController::StageOf(const JobRuntime& rt,
@@ -489,9 +544,13 @@ absl::Status JobController::StartAttempt(JobRuntime* rt,
   const bool recovering = st->state() == v1::JOB_STATE_RECOVERING;
   const int previous_pipeline =
       st->pipeline() > 0 ? st->pipeline() : m.job.spec().parallel().pipeline();
+  const int spec_data = std::max(1, m.job.spec().parallel().data());
+  const int previous_data = st->data() > 0 ? st->data() : spec_data;
+  const int data = static_cast<int>(workers.size()) / pipeline;
   const int attempt = st->attempt() + 1;
   st->set_attempt(attempt);
   st->set_pipeline(pipeline);
+  st->set_data(data);
   st->set_hbm_budget_bytes(rt->plan->budget_bytes);
   st->clear_assignments();
   for (size_t i = 0; i < workers.size(); ++i) {
@@ -517,15 +576,17 @@ absl::Status JobController::StartAttempt(JobRuntime* rt,
     } else {
       from = "from the beginning (no checkpoint yet)";
     }
-    if (pipeline != previous_pipeline) {
+    if (pipeline != previous_pipeline || data != previous_data) {
       AddEvent(&m, "Replanned",
-               absl::StrCat("re-planned onto ", pipeline, " stages (was ",
-                            previous_pipeline, "): ", rt->plan->report.policy()));
+               absl::StrCat("re-planned onto ", pipeline, " stages x ", data,
+                            " replicas of ", effective.training().microbatches(),
+                            " micro-batches (was ", previous_pipeline, " x ", previous_data,
+                            "): ", rt->plan->report.policy()));
     }
   }
   AddEvent(&m, "Admitted",
            absl::StrCat("attempt ", attempt, " on workers ", absl::StrJoin(workers, ", "),
-                        ", ", pipeline, " stages, ", from));
+                        ", ", pipeline, " stages x ", data, " replicas, ", from));
   absl::Status s = Transition(
       &m, v1::JOB_STATE_RUNNING, recovering ? "Recovered" : "Admitted",
       absl::StrCat("attempt ", attempt, " running on ", workers.size(), " workers"));
@@ -643,10 +704,10 @@ void JobController::FailAttempt(JobRuntime* rt, const std::string& reason,
     rt->recovery_plans.clear();
     if (smaller) {
       rt->plan = smaller;
-      const int width = rt->job.status().pipeline() > 0
-                            ? rt->job.status().pipeline()
-                            : rt->job.spec().parallel().pipeline();
-      rt->recovery_plans[width] = smaller;
+      const v1::JobStatus& st = rt->job.status();
+      const int width = st.pipeline() > 0 ? st.pipeline() : rt->job.spec().parallel().pipeline();
+      const int data = st.data() > 0 ? st.data() : std::max(1, rt->job.spec().parallel().data());
+      rt->recovery_plans[{width, data}] = smaller;
     }
   } else {
     rt->plan.reset();
@@ -844,6 +905,7 @@ absl::StatusOr<v1::Job> JobController::UpdatePolicy(
   if (rt == nullptr) return NotFound(request.name());
   if (rt->job.metadata().generation() != generation ||
       rt->job.status().pipeline() != status_before.pipeline() ||
+      rt->job.status().data() != status_before.data() ||
       rt->job.status().hbm_budget_bytes() != status_before.hbm_budget_bytes()) {
     return absl::AbortedError(absl::StrCat(
         "job '", request.name(), "' changed while the new policy was planned (",

@@ -113,8 +113,9 @@ class JobController {
     // fewer stages only after recovering_since + wait_for_workers.
     absl::Time recover_after = absl::InfinitePast();
     absl::Time recovering_since = absl::InfinitePast();
-    // Plans by pipeline width tried while recovering (null: does not fit).
-    std::map<int, std::shared_ptr<const PlannedSchedule>> recovery_plans;
+    // Plans by (pipeline, data) width tried while recovering (null: does
+    // not fit).
+    std::map<std::pair<int, int>, std::shared_ptr<const PlannedSchedule>> recovery_plans;
   };
 
   // A change to one job, committed as one store transaction.
@@ -138,12 +139,20 @@ class JobController {
   // Starts pending jobs and restarts recovering ones, in submission order,
   // while idle attached workers last.
   void AdmitPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The plan for a recovering job at `pipeline` stages; null if it does
-  // not fit or cannot run that narrow. Cached per recovery.
-  std::shared_ptr<const PlannedSchedule> RecoveryPlan(JobRuntime* rt, int pipeline)
+  // The plan for a recovering job at `pipeline` stages x `data` replicas;
+  // null if it does not fit or cannot run that narrow. Cached per recovery.
+  std::shared_ptr<const PlannedSchedule> RecoveryPlan(JobRuntime* rt, int pipeline, int data)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The widest layout narrower than the spec's that fits on `idle` workers:
+  // most devices first, then the most tokens per second the planner
+  // predicts; plans the 64 widest candidates at most. Sets *pipeline and
+  // *data; null if none fits.
+  std::shared_ptr<const PlannedSchedule> NarrowerPlan(JobRuntime* rt, size_t idle,
+                                                      int* pipeline, int* data)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A new attempt of `rt` on `workers` (pipeline-major: stage i % pipeline,
-  // data rank i / pipeline) with `plan` (rt->plan when null).
+  // data rank i / pipeline, workers.size() / pipeline replicas) with `plan`
+  // (rt->plan when null).
   absl::Status StartAttempt(JobRuntime* rt, const std::vector<std::string>& workers,
                             int pipeline,
                             std::shared_ptr<const PlannedSchedule> plan = nullptr)
@@ -199,8 +208,16 @@ class JobController {
 // planner's choice.
 double EffectiveOffloadRatio(const v1::JobSpec& spec, const PlannedSchedule& plan);
 
-// The spec a job's attempts run with: the submitted spec with the pipeline
-// width and HBM budget that recovery chose (status.pipeline,
+// `spec` on `pipeline` stages x `data` replicas (0: the spec's own). With
+// fewer replicas each runs more micro-batches, so the global batch stays
+// the spec's: training.microbatches x parallel.data sequences of
+// micro_batch_size. Only for widths where KeepsGlobalBatch holds.
+v1::JobSpec SpecAtWidth(const v1::JobSpec& spec, int pipeline, int data);
+// Whether `data` replicas can split the spec's global batch evenly.
+bool KeepsGlobalBatch(const v1::JobSpec& spec, int data);
+
+// The spec a job's attempts run with: the submitted spec at the width and
+// HBM budget that recovery chose (status.pipeline, status.data,
 // status.hbm_budget_bytes) when they differ.
 v1::JobSpec EffectiveSpec(const v1::JobSpec& spec, const v1::JobStatus& status);
 

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 3600000));
   app.add_option("--recovery-wait-ms", recovery_wait_ms,
                  "how long a recovering job waits for its full pipeline width before it "
-                 "is re-planned onto fewer stages")
+                 "is re-planned onto fewer stages or data-parallel replicas")
       ->capture_default_str()
       ->check(CLI::Range(0, 3600000));
   app.add_option("--shutdown-grace-seconds", shutdown_grace_seconds,

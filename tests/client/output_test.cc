@@ -162,6 +162,27 @@ TEST(JobOutputTest, DescribeHasEverySection) {
   EXPECT_THAT(s, HasSubstr("Started"));
 }
 
+TEST(JobOutputTest, DescribeShowsTheWidthRecoveryChoseAgainstTheSpec) {
+  v1::Job job;
+  job.mutable_metadata()->set_name("shrunk");
+  job.mutable_spec()->mutable_parallel()->set_pipeline(4);
+  job.mutable_spec()->mutable_parallel()->set_data(3);
+  job.mutable_spec()->mutable_training()->set_microbatches(8);
+  job.mutable_status()->set_state(v1::JOB_STATE_RUNNING);
+  job.mutable_status()->set_pipeline(3);
+  job.mutable_status()->set_data(2);
+  std::ostringstream out;
+  PrintJobDescription(out, job, testing::FixedNow());
+  // 8 x 3 sequences per iteration on 2 replicas: 12 micro-batches each.
+  EXPECT_THAT(out.str(),
+              HasSubstr("3 stages (spec: 4) x 2 replicas (spec: 3) of 12 micro-batches"));
+
+  job.mutable_status()->set_data(3);
+  std::ostringstream same;
+  PrintJobDescription(same, job, testing::FixedNow());
+  EXPECT_THAT(same.str(), Not(HasSubstr("replicas (spec")));
+}
+
 TEST(JobOutputTest, ProgressLineShowsIterationLossThroughputMemoryAndOffload) {
   v1::IterationRecord it;
   it.set_iteration(7);

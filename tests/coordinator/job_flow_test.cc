@@ -11,6 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include "coordinator/job_controller.h"
+#include "core/device_profile.h"
+#include "core/planner.h"
 #include "tests/coordinator/coordinator_harness.h"
 
 namespace chronos::coordinator::testing {
@@ -595,6 +598,139 @@ TEST_F(JobFlowTest, MissedHeartbeatsRecoverOntoFewerStagesFromTheLastCheckpoint)
   EXPECT_NE(metrics.find("chronos_coordinator_job_restarts_total 1"), std::string::npos)
       << metrics;
   EXPECT_NE(metrics.find("chronos_coordinator_workers{state=\"dead\"} 1"), std::string::npos);
+}
+
+// `spec` planned at `pipeline` x `data` on its own profile and budget, as
+// the coordinator's planner sees it.
+absl::StatusOr<PlannedSchedule> PlanAt(const v1::JobSpec& spec, int pipeline, int data) {
+  const v1::JobSpec at = SpecAtWidth(spec, pipeline, data);
+  absl::StatusOr<v1::DeviceProfile> profile = ResolveDeviceProfile(at.device());
+  if (!profile.ok()) return profile.status();
+  return PlanSchedule(at, *profile, at.schedule().kind());
+}
+
+// The peak of that plan; -1 if it does not fit.
+int64_t PlannedPeak(const v1::JobSpec& spec, int pipeline, int data) {
+  absl::StatusOr<PlannedSchedule> plan = PlanAt(spec, pipeline, data);
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  if (!plan.ok() || !plan->fits) return -1;
+  int64_t peak = 0;
+  for (const auto& d : plan->sim.devices) peak = std::max(peak, d.peak_bytes);
+  return peak;
+}
+
+// Loses worker 0 of `w` by missed heartbeats, then lets the coordinator
+// re-plan onto the others after the back-off and the wait for workers.
+void LoseFirstWorkerAndRecover(Harness& h, Workers& w, const std::string& job) {
+  auto beat = [&] {
+    for (size_t i = 1; i < w.size(); ++i) {
+      v1::HeartbeatRequest req;
+      req.set_worker_id(w[i]->id());
+      v1::HeartbeatResponse resp;
+      auto ctx = w[i]->Context();
+      ASSERT_TRUE(w[i]->stub()->Heartbeat(ctx.get(), req, &resp).ok());
+      ASSERT_TRUE(resp.known());
+    }
+  };
+  h.clock()->Advance(absl::Seconds(10));
+  beat();
+  h.clock()->Advance(absl::Seconds(6));
+  h.coordinator()->RunMaintenance();
+  ASSERT_EQ(h.Get(job)->status().state(), v1::JOB_STATE_RECOVERING);
+  for (size_t i = 1; i < w.size(); ++i) {
+    absl::StatusOr<v1::WorkerCommand> stop = w[i]->Next();
+    ASSERT_TRUE(stop.ok() && stop->has_stop()) << i;
+  }
+  h.clock()->Advance(absl::Seconds(12));  // past the back-off and the wait
+  beat();
+  h.coordinator()->RunMaintenance();
+}
+
+// A 2 x 2 job that loses a worker has 3 left. One stage cannot hold the
+// model in the budget, so the old rule (drop stages, keep replicas) had no
+// width to go to; the job now keeps its 2 stages on one replica that runs
+// twice the micro-batches, so the global batch is the spec's.
+TEST_F(JobFlowTest, RecoveryDropsAReplicaWhenFewerStagesDoNotFit) {
+  v1::JobSpec spec = TinySpec("replicas", /*pipeline=*/2, /*data=*/2);
+  spec.mutable_memory()->set_optimizer_offload(v1::OPTIMIZER_OFFLOAD_OFF);
+  // A budget that 2 stages meet at either data width, computed, not guessed.
+  spec.mutable_memory()->set_hbm_budget_bytes(
+      std::max(PlannedPeak(spec, 2, 2), PlannedPeak(spec, 2, 1)));
+  ASSERT_GT(spec.memory().hbm_budget_bytes(), 0);
+  ASSERT_EQ(PlannedPeak(spec, 1, 2), -1) << "one stage must not fit for this test";
+  ASSERT_EQ(PlannedPeak(spec, 1, 1), -1);
+
+  Workers w = StartWorkers(h_, 4);
+  ASSERT_TRUE(h_.Submit(spec).ok());
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+  ReportAll(w, a, 1);
+  ReportAll(w, a, 2, false, 0, /*checkpoint=*/2);
+  LoseFirstWorkerAndRecover(h_, w, "replicas");
+  if (HasFatalFailure()) return;
+
+  absl::StatusOr<v1::Job> job = h_.Get("replicas", true);
+  ASSERT_TRUE(job.ok());
+  ASSERT_EQ(job->status().state(), v1::JOB_STATE_RUNNING) << job->status().message();
+  EXPECT_EQ(job->status().attempt(), 2);
+  EXPECT_EQ(job->status().pipeline(), 2);
+  EXPECT_EQ(job->status().data(), 1);
+  ASSERT_EQ(job->status().assignments_size(), 2);
+  const v1::JobEvent* replanned = FindEvent(*job, "Replanned");
+  ASSERT_NE(replanned, nullptr);
+  EXPECT_NE(replanned->message().find("2 stages x 1 replicas of 8 micro-batches (was 2 x 2)"),
+            std::string::npos)
+      << replanned->message();
+  std::set<std::string> running;
+  for (const v1::StageAssignment& s : job->status().assignments()) {
+    EXPECT_EQ(s.data_rank(), 0);
+    running.insert(s.worker_id());
+  }
+  EXPECT_EQ(running.count(w[0]->id()), 0u);
+  std::vector<v1::Assignment> b;
+  for (int i = 1; i < 4; ++i) {
+    if (running.count(w[i]->id()) == 0) continue;
+    absl::StatusOr<v1::WorkerCommand> cmd = w[i]->Next();
+    ASSERT_TRUE(cmd.ok() && cmd->has_assign()) << i;
+    b.push_back(cmd->assign());
+  }
+  ASSERT_EQ(b.size(), 2u);
+  for (const v1::Assignment& x : b) {
+    EXPECT_EQ(x.attempt(), 2);
+    EXPECT_EQ(x.data_rank(), 0);
+    EXPECT_EQ(x.data_parallel(), 1);
+    EXPECT_EQ(x.num_devices(), 2);
+    EXPECT_EQ(x.spec().parallel().data(), 1);
+    EXPECT_EQ(x.spec().training().microbatches(), 8);
+    EXPECT_EQ(x.schedule().num_microbatches(), 8);
+    EXPECT_EQ(x.resume_iteration(), 2);
+  }
+  // The submitted spec is untouched: describe still shows what was asked.
+  EXPECT_EQ(job->spec().parallel().data(), 2);
+  EXPECT_EQ(job->spec().training().microbatches(), 4);
+}
+
+// When several layouts of the most devices fit, recovery takes the one the
+// planner predicts the most tokens per second for.
+TEST_F(JobFlowTest, RecoveryPicksTheFastestLayoutAmongThoseOfTheMostDevices) {
+  const v1::JobSpec spec = TinySpec("fastest", /*pipeline=*/2, /*data=*/2);
+  absl::StatusOr<PlannedSchedule> deep = PlanAt(spec, 2, 1);
+  absl::StatusOr<PlannedSchedule> wide = PlanAt(spec, 1, 2);
+  ASSERT_TRUE(deep.ok() && deep->fits && wide.ok() && wide->fits);
+  const bool want_deep =
+      deep->report.tokens_per_second() > wide->report.tokens_per_second();
+
+  Workers w = StartWorkers(h_, 4);
+  ASSERT_TRUE(h_.Submit(spec).ok());
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+  ReportAll(w, a, 1, false, 0, /*checkpoint=*/1);
+  LoseFirstWorkerAndRecover(h_, w, "fastest");
+  if (HasFatalFailure()) return;
+  absl::StatusOr<v1::Job> job = h_.Get("fastest");
+  ASSERT_TRUE(job.ok());
+  ASSERT_EQ(job->status().state(), v1::JOB_STATE_RUNNING) << job->status().message();
+  EXPECT_EQ(job->status().pipeline(), want_deep ? 2 : 1);
+  EXPECT_EQ(job->status().data(), want_deep ? 1 : 2);
+  EXPECT_EQ(job->status().assignments_size(), 2);
 }
 
 TEST_F(JobFlowTest, ReportedFaultRestartsOnTheSameWorkersAfterTheBackoff) {

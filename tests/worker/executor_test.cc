@@ -562,6 +562,36 @@ TEST_F(ExecutorTest, AReplicaWhoseFilesAreGoneRestoresFromReplicaZero) {
   std::filesystem::remove_all(dir);
 }
 
+// A job recovered onto fewer data-parallel replicas keeps its global batch:
+// each remaining replica runs d / d' times the micro-batches, and sample k
+// of an iteration is the same window whichever replica runs it, so the
+// resumed run continues the uninterrupted one (up to the order of sums).
+TEST_F(ExecutorTest, ResumeOnFewerReplicasWithMoreMicroBatchesContinuesTheRun) {
+  TinyJob job;
+  job.iterations = 6;
+  job.data = 2;
+  job.data_path = testing::AnyTextCorpus();
+  const std::string dir = TempDir("fewer-replicas");
+  // 1F1B on 2 stages x 2 replicas, 4 layers.
+  auto trained = TrainWithCheckpoints(job, "1f1b", 1, {2, 2}, dir);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  const std::vector<double> want = testing::ReplicaMeanLosses(*trained);
+  ASSERT_EQ(want.size(), 6u);
+  for (int pipeline : {2, 1}) {
+    SCOPED_TRACE(absl::StrCat("resumed on ", pipeline, " stages x 1 replica"));
+    TinyJob one = job;
+    one.pipeline = pipeline;
+    one.data = 1;
+    one.microbatches = job.microbatches * job.data;
+    ExpectResumedLossesMatch(
+        ResumeAtIteration3(one, "1f1b", 1,
+                           pipeline == 2 ? std::vector<int>{2, 2} : std::vector<int>{4}, {},
+                           dir),
+        want);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(ExecutorTest, ResumeFromMissingCheckpointFailsWithoutRunning) {
   TinyJob job;
   job.pipeline = 1;
