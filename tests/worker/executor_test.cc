@@ -520,21 +520,42 @@ TEST_F(ExecutorTest, ResumeAtAnotherWidthNamesTheMissingFileOrParameter) {
   std::filesystem::remove_all(dir);
 }
 
+// Six iterations of 1F1B on 2 stages x 2 replicas, 4 layers.
+TinyJob TwoStagesTwoReplicas() {
+  TinyJob job;
+  job.iterations = 6;
+  job.data = 2;
+  job.data_path = testing::AnyTextCorpus();
+  return job;
+}
+
+// The 4 layers of TwoStagesTwoReplicas() on 2 stages or 1.
+std::vector<int> FourLayersOn(int pipeline) {
+  return pipeline == 2 ? std::vector<int>{2, 2} : std::vector<int>{4};
+}
+
+// Trains `job` uninterrupted with checkpoints under `dir`; the replica-mean
+// loss of each of its 6 iterations.
+absl::StatusOr<std::vector<double>> TrainTwoStagesTwoReplicas(const TinyJob& job,
+                                                              const std::string& dir) {
+  auto trained = TrainWithCheckpoints(job, "1f1b", 1, FourLayersOn(2), dir);
+  if (!trained.ok()) return trained.status();
+  std::vector<double> losses = testing::ReplicaMeanLosses(*trained);
+  if (losses.size() != 6u) {
+    return absl::InternalError(absl::StrCat(losses.size(), " iterations trained, not 6"));
+  }
+  return losses;
+}
+
 // Data-parallel replicas hold the same parameters and optimizer state, so a
 // replica whose own checkpoint files are gone restores from replica 0's, at
 // the same pipeline width and at a narrower one, and the run continues as
 // the uninterrupted one did. Without replica 0's files it fails naming them.
 TEST_F(ExecutorTest, AReplicaWhoseFilesAreGoneRestoresFromReplicaZero) {
-  TinyJob job;
-  job.iterations = 6;
-  job.data = 2;
-  job.data_path = testing::AnyTextCorpus();
+  const TinyJob job = TwoStagesTwoReplicas();
   const std::string dir = TempDir("replica-gone");
-  // 1F1B on 2 stages x 2 replicas, 4 layers.
-  auto trained = TrainWithCheckpoints(job, "1f1b", 1, {2, 2}, dir);
-  ASSERT_TRUE(trained.ok()) << trained.status();
-  const std::vector<double> want = testing::ReplicaMeanLosses(*trained);
-  ASSERT_EQ(want.size(), 6u);
+  auto want = TrainTwoStagesTwoReplicas(job, dir);
+  ASSERT_TRUE(want.ok()) << want.status();
   for (int device = 0; device < 2; ++device) {
     ASSERT_TRUE(std::filesystem::remove(StageCheckpointPath(dir, 3, device, 1)));
   }
@@ -542,13 +563,11 @@ TEST_F(ExecutorTest, AReplicaWhoseFilesAreGoneRestoresFromReplicaZero) {
   auto resume = [&](int pipeline, absl::Duration comm_timeout = absl::Seconds(30)) {
     TinyJob at = job;
     at.pipeline = pipeline;
-    return ResumeAtIteration3(at, "1f1b", 1,
-                              pipeline == 2 ? std::vector<int>{2, 2} : std::vector<int>{4},
-                              {}, dir, comm_timeout);
+    return ResumeAtIteration3(at, "1f1b", 1, FourLayersOn(pipeline), {}, dir, comm_timeout);
   };
   for (int pipeline : {2, 1}) {
     SCOPED_TRACE(absl::StrCat("resumed on ", pipeline, " stages x 2 replicas"));
-    ExpectResumedLossesMatch(resume(pipeline), want);
+    ExpectResumedLossesMatch(resume(pipeline), *want);
   }
 
   ASSERT_TRUE(std::filesystem::remove(StageCheckpointPath(dir, 3, 1, 0)));
@@ -567,16 +586,10 @@ TEST_F(ExecutorTest, AReplicaWhoseFilesAreGoneRestoresFromReplicaZero) {
 // of an iteration is the same window whichever replica runs it, so the
 // resumed run continues the uninterrupted one (up to the order of sums).
 TEST_F(ExecutorTest, ResumeOnFewerReplicasWithMoreMicroBatchesContinuesTheRun) {
-  TinyJob job;
-  job.iterations = 6;
-  job.data = 2;
-  job.data_path = testing::AnyTextCorpus();
+  const TinyJob job = TwoStagesTwoReplicas();
   const std::string dir = TempDir("fewer-replicas");
-  // 1F1B on 2 stages x 2 replicas, 4 layers.
-  auto trained = TrainWithCheckpoints(job, "1f1b", 1, {2, 2}, dir);
-  ASSERT_TRUE(trained.ok()) << trained.status();
-  const std::vector<double> want = testing::ReplicaMeanLosses(*trained);
-  ASSERT_EQ(want.size(), 6u);
+  auto want = TrainTwoStagesTwoReplicas(job, dir);
+  ASSERT_TRUE(want.ok()) << want.status();
   for (int pipeline : {2, 1}) {
     SCOPED_TRACE(absl::StrCat("resumed on ", pipeline, " stages x 1 replica"));
     TinyJob one = job;
@@ -584,10 +597,7 @@ TEST_F(ExecutorTest, ResumeOnFewerReplicasWithMoreMicroBatchesContinuesTheRun) {
     one.data = 1;
     one.microbatches = job.microbatches * job.data;
     ExpectResumedLossesMatch(
-        ResumeAtIteration3(one, "1f1b", 1,
-                           pipeline == 2 ? std::vector<int>{2, 2} : std::vector<int>{4}, {},
-                           dir),
-        want);
+        ResumeAtIteration3(one, "1f1b", 1, FourLayersOn(pipeline), {}, dir), *want);
   }
   std::filesystem::remove_all(dir);
 }
