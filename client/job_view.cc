@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/exit_codes.h"
+#include "core/job_width.h"
 #include "core/size.h"
 
 namespace chronos::client {
@@ -143,8 +144,7 @@ void PrintJobDescription(std::ostream& out, const v1::Job& job, absl::Time now) 
       if (st.data() > 0 && st.data() != spec_data) {
         // Each replica runs more micro-batches: the global batch is the spec's.
         absl::StrAppend(&running, " x ", st.data(), " replicas (spec: ", spec_data, ") of ",
-                        static_cast<int64_t>(spec.training().microbatches()) * spec_data /
-                            st.data(),
+                        SpecAtWidth(spec, st.pipeline(), st.data()).training().microbatches(),
                         " micro-batches");
       }
     }

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "core/device_profile.h"
 #include "core/job_spec.h"
+#include "core/job_width.h"
 #include "core/rpc/limits.h"
 #include "core/schedule_proto.h"
 #include "coordinator/job_lifecycle.h"
@@ -96,28 +97,6 @@ absl::Status CheckName(const std::string& name) {
 double EffectiveOffloadRatio(const v1::JobSpec& spec, const PlannedSchedule& plan) {
   return spec.memory().has_offload_ratio() ? spec.memory().offload_ratio()
                                            : plan.report.offload_ratio();
-}
-
-v1::JobSpec SpecAtWidth(const v1::JobSpec& spec, int pipeline, int data) {
-  v1::JobSpec at = spec;
-  if (pipeline > 0 && pipeline != spec.parallel().pipeline()) {
-    at.mutable_parallel()->set_pipeline(pipeline);
-    // An explicit layout has one entry per chunk of the submitted width.
-    at.mutable_parallel()->clear_layers_per_chunk();
-  }
-  const int spec_data = std::max(1, spec.parallel().data());
-  if (data > 0 && data != spec_data) {
-    at.mutable_parallel()->set_data(data);
-    at.mutable_training()->set_microbatches(
-        static_cast<int>(static_cast<int64_t>(spec.training().microbatches()) * spec_data / data));
-  }
-  return at;
-}
-
-bool KeepsGlobalBatch(const v1::JobSpec& spec, int data) {
-  const int64_t global =
-      static_cast<int64_t>(spec.training().microbatches()) * std::max(1, spec.parallel().data());
-  return data >= 1 && global % data == 0;
 }
 
 v1::JobSpec EffectiveSpec(const v1::JobSpec& spec, const v1::JobStatus& status) {

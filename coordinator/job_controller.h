@@ -208,14 +208,6 @@ class JobController {
 // planner's choice.
 double EffectiveOffloadRatio(const v1::JobSpec& spec, const PlannedSchedule& plan);
 
-// `spec` on `pipeline` stages x `data` replicas (0: the spec's own). With
-// fewer replicas each runs more micro-batches, so the global batch stays
-// the spec's: training.microbatches x parallel.data sequences of
-// micro_batch_size. Only for widths where KeepsGlobalBatch holds.
-v1::JobSpec SpecAtWidth(const v1::JobSpec& spec, int pipeline, int data);
-// Whether `data` replicas can split the spec's global batch evenly.
-bool KeepsGlobalBatch(const v1::JobSpec& spec, int data);
-
 // The spec a job's attempts run with: the submitted spec at the width and
 // HBM budget that recovery chose (status.pipeline, status.data,
 // status.hbm_budget_bytes) when they differ.

@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "coordinator/job_controller.h"
 #include "core/device_profile.h"
+#include "core/job_width.h"
 #include "core/planner.h"
 #include "tests/coordinator/coordinator_harness.h"
 

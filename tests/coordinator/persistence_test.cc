@@ -35,6 +35,17 @@ absl::Status Join(FakeWorker& w0, FakeWorker& w1, const std::string& id0 = "",
   return absl::OkStatus();
 }
 
+// Both workers report `iteration` as their last; the job with its history.
+absl::StatusOr<v1::Job> FinishBoth(Harness& h, const std::string& name, FakeWorker& w0,
+                                   const v1::Assignment& a0, FakeWorker& w1,
+                                   const v1::Assignment& a1, int64_t iteration) {
+  for (auto [w, a] : {std::pair<FakeWorker*, const v1::Assignment*>{&w0, &a0}, {&w1, &a1}}) {
+    absl::StatusOr<v1::ProgressAck> ack = w->Progress(*a, iteration, /*finished=*/true);
+    if (!ack.ok()) return ack.status();
+  }
+  return h.Get(name, true);
+}
+
 TEST(PersistenceTest, RestartKeepsEveryJobAndRunningJobsContinue) {
   Harness::Config config;
   config.data_dir = FreshDir("restart");
@@ -104,10 +115,8 @@ TEST(PersistenceTest, RestartKeepsEveryJobAndRunningJobsContinue) {
   EXPECT_EQ(a0.attempt(), 1);
   EXPECT_EQ(a0.resume_iteration(), 1);
   EXPECT_NE(a0.device(), a1.device());
-  ASSERT_TRUE(w0.Progress(a0, 3, true).ok());
-  ASSERT_TRUE(w1.Progress(a1, 3, true).ok());
-  job = h.Get("survivor", true);
-  ASSERT_TRUE(job.ok());
+  job = FinishBoth(h, "survivor", w0, a0, w1, a1, 3);
+  ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->status().state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(job->iterations_size(), 3);
   // Sequences stayed unique across the restart.
@@ -166,10 +175,8 @@ TEST(PersistenceTest, IterationAcknowledgedBeforeARestartIsRecordedWhenItComesBa
 
   // Neither a duplicate of a recorded iteration nor the finish loses anything.
   ASSERT_TRUE(w1.Progress(a1, 2).ok());
-  ASSERT_TRUE(w0.Progress(a0, 4, true).ok());
-  ASSERT_TRUE(w1.Progress(a1, 4, true).ok());
-  job = h.Get("late", true);
-  ASSERT_TRUE(job.ok());
+  job = FinishBoth(h, "late", w0, a0, w1, a1, 4);
+  ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->status().state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(job->iterations_size(), 4);
 }
