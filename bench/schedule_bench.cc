@@ -4,7 +4,8 @@
 // worst device's peak activation bytes (absolute and against 1F1B), and,
 // with --max-layers, the largest layer count each schedule + planner fits
 // in the HBM budget with the MFU there. Per depth it then prints Chronos-
-// Pipe's bubble / activation-memory Pareto front (everything kept) and the
+// Pipe's bubble / activation-memory Pareto front (everything kept; blocks
+// with and without BWs glued behind their BIs) and the
 // least memory at no more bubble than 1F1B's. Then it times generation +
 // validation at p = 64, m = 512. Prints tables; --json FILE writes JSON.
 #include <algorithm>
@@ -101,12 +102,15 @@ absl::Status ChronosTradeoff(const Options& o, const v1::DeviceProfile& profile,
   CostModel cm(shape, profile, layers);
   ShapeSpec base = ScheduleShape("chronos", p, 2, m, cm);
   std::vector<TradeoffPoint> pts;
-  for (int k = 0; k <= 20; ++k) {
-    ShapeSpec sh = base;
-    sh.block.period_scale = 1.0 + 0.05 * k;
-    absl::StatusOr<TradeoffPoint> pt =
-        KeepAllPoint(absl::StrFormat("block T=%.2fx", sh.block.period_scale), sh, cm);
-    if (pt.ok()) pts.push_back(*pt);
+  for (const bool glue : {false, true}) {
+    for (int k = 0; k <= 20; ++k) {
+      ShapeSpec sh = base;
+      sh.block.period_scale = 1.0 + 0.05 * k;
+      sh.block.glue_weights = glue;
+      absl::StatusOr<TradeoffPoint> pt = KeepAllPoint(
+          absl::StrFormat("block%s T=%.2fx", glue ? "+glue" : "", sh.block.period_scale), sh, cm);
+      if (pt.ok()) pts.push_back(*pt);
+    }
   }
   for (int cap = p; cap <= p + 2; ++cap) {
     ShapeSpec sh = base;
@@ -319,6 +323,9 @@ int Main(int argc, char** argv) {
     double gen = 0, val = 0;
     std::vector<std::pair<std::string, BlockTuning>> tunings = {{kind, {}}};
     if (kind == "chronos") {
+      BlockTuning glued;
+      glued.glue_weights = true;
+      tunings.push_back({"chronos (glued BW)", glued});
       BlockTuning g;
       g.greedy = true;
       tunings.push_back({"chronos (list-scheduled)", g});

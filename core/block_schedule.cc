@@ -91,6 +91,7 @@ struct BlockOp {
   int device;
   double dur;
   double start = 0;
+  double glued = 0;  // BI only: its BW's duration, reserved right behind it
   double end() const { return start + dur; }
 };
 
@@ -119,8 +120,9 @@ std::vector<double> CandidateStarts(const Circle& circle, double t0, double dur,
 // critical-path op. The F and BI (or B) chain is placed by a small beam
 // search: taking the earliest free slot for every op is myopic, because an
 // op's position decides which slots remain for the chain's later visits to
-// the same device.
-bool PlaceBlock(const std::vector<int>& placement, const Durations& d, bool split,
+// the same device. With `glue`, each BI is tried both alone and with its BW
+// right behind it; the beam keeps whichever ends the chain earliest.
+bool PlaceBlock(const std::vector<int>& placement, const Durations& d, bool split, bool glue,
                 double period, double turn_delay, int p, std::vector<BlockOp>* ops) {
   const int C = static_cast<int>(placement.size());
   struct Node {
@@ -137,7 +139,7 @@ bool PlaceBlock(const std::vector<int>& placement, const Durations& d, bool spli
   auto circle_of = [&](const Cand& c, int dev) {
     Circle circle(period);
     for (const Node* n = c.dev_last[dev]; n != nullptr; n = n->prev_on_device) {
-      circle.Add(n->op.start, n->op.dur);
+      circle.Add(n->op.start, n->op.dur + n->op.glued);
     }
     return circle;
   };
@@ -145,12 +147,13 @@ bool PlaceBlock(const std::vector<int>& placement, const Durations& d, bool spli
     ActionType type;
     int chunk;
     double dur;
+    double bw = 0;  // BI: the BW that may be glued behind it
   };
   std::vector<ChainOp> chain;
   for (int c = 0; c < C; ++c) chain.push_back({ActionType::kF, c, d.f[c]});
   for (int c = C - 1; c >= 0; --c) {
     chain.push_back({split ? ActionType::kBI : ActionType::kB, c,
-                     split ? d.bi[c] : d.bi[c] + d.bw[c]});
+                     split ? d.bi[c] : d.bi[c] + d.bw[c], split && glue ? d.bw[c] : 0.0});
   }
   const int beam_width = C <= 32 ? 8 : (C <= 64 ? 4 : 2);
   const int branch = 3;
@@ -167,16 +170,20 @@ bool PlaceBlock(const std::vector<int>& placement, const Durations& d, bool spli
         if (static_cast<int>(k) == C) dep += turn_delay * period;
       }
       const Circle circle = circle_of(cand, dev);
-      for (double s : CandidateStarts(circle, dep, co.dur, branch)) {
-        BlockOp op{co.type, co.chunk, dev, co.dur};
-        op.start = s;
-        arena.push_back(Node{op, cand.last, cand.dev_last[dev]});
-        Cand nc;
-        nc.last = &arena.back();
-        nc.dev_last = cand.dev_last;
-        nc.dev_last[dev] = nc.last;
-        nc.end = op.end();
-        next.push_back(std::move(nc));
+      for (const double glued : {co.bw, 0.0}) {
+        for (double s : CandidateStarts(circle, dep, co.dur + glued, branch)) {
+          BlockOp op{co.type, co.chunk, dev, co.dur};
+          op.start = s;
+          op.glued = glued;
+          arena.push_back(Node{op, cand.last, cand.dev_last[dev]});
+          Cand nc;
+          nc.last = &arena.back();
+          nc.dev_last = cand.dev_last;
+          nc.dev_last[dev] = nc.last;
+          nc.end = op.end();
+          next.push_back(std::move(nc));
+        }
+        if (glued == 0) break;
       }
     }
     if (next.empty()) return false;
@@ -193,17 +200,21 @@ bool PlaceBlock(const std::vector<int>& placement, const Durations& d, bool spli
     std::vector<Circle> circles;
     for (int dev = 0; dev < p; ++dev) circles.push_back(circle_of(best, dev));
     std::vector<double> bi_end(C);
+    std::vector<bool> glued(C, false);
     for (const BlockOp& op : *ops) {
-      if (op.type == ActionType::kBI) bi_end[op.chunk] = op.end();
+      if (op.type != ActionType::kBI) continue;
+      bi_end[op.chunk] = op.end();
+      glued[op.chunk] = op.glued > 0;
     }
-    // BW is off the critical path: where no free slot is left it keeps the
-    // slot right after its BI and the runtime defers it.
+    // BW is off the critical path: a glued one takes its reserved slot;
+    // where no free slot is left it keeps the slot right after its BI and
+    // the runtime defers it.
     for (int c = C - 1; c >= 0; --c) {
       const int dev = placement[c];
       BlockOp op{ActionType::kBW, c, dev, d.bw[c]};
-      const double s = circles[dev].Fit(bi_end[c], d.bw[c]);
+      const double s = glued[c] ? bi_end[c] : circles[dev].Fit(bi_end[c], d.bw[c]);
       op.start = s < 0 ? bi_end[c] : s;
-      if (s >= 0) circles[dev].Add(s, d.bw[c]);
+      if (s >= 0 && !glued[c]) circles[dev].Add(s, d.bw[c]);
       ops->push_back(op);
     }
   }
@@ -295,7 +306,9 @@ absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape,
     const double scale = tune.period_scale > 0 ? tune.period_scale : 1.0 + 0.0025 * step;
     const double t = work * (1 + 1e-7) * scale;
     std::vector<BlockOp> trial;
-    if (!PlaceBlock(placement, d, split, t, tune.turn_delay, p, &trial)) continue;
+    if (!PlaceBlock(placement, d, split, tune.glue_weights, t, tune.turn_delay, p, &trial)) {
+      continue;
+    }
     if (capped && MaxInflight(trial, p, t) > shape.inflight_cap) continue;
     double span = 0;
     for (const BlockOp& op : trial) span = std::max(span, op.end());

@@ -34,6 +34,13 @@ struct BlockTuning {
   double period_scale = 0;     // T / busiest device's work; 0 = search
   double turn_delay = 0;       // idle inserted before the backward chain, in periods
   bool weights_first = false;  // finish ready BWs before a new micro-batch's F
+  // Block only: the beam may also reserve each BI's BW in the slot right
+  // behind it (one contiguous BI + BW on the device's circle; the chain
+  // still leaves at BI's end). A glued BW frees its weight-gradient stash as
+  // soon as it can, and, unlike a BW placed afterwards into whatever gaps
+  // the chain left, it cannot be left without a slot: such a BW overlaps the
+  // next op and stretches the real period past T.
+  bool glue_weights = false;
   // List schedule only: device d admits at most as many micro-batches as its
   // first chunk's round trip needs to keep it busy, counting those whose BW
   // is pending (for a V, about p - d / 2), so a late device in the V does

@@ -335,13 +335,15 @@ void FillReport(const v1::JobSpec& spec, const PlannedSchedule& ps, const Attemp
 }
 
 // Orders worth comparing under a budget. For chronos: the cost-aware block
-// (least bubble of the periodic layouts), the unit-cost block (V-Min-like,
-// least memory), the same with weight gradients finished first, list-
-// scheduled orders with p and p + 2 micro-batches in flight (lower bubble
-// than any block at more memory, which the policy planner then offloads or
-// recomputes), and the list order with per-device round-trip caps (between
-// the two: its 1F1B-like steady state keeps the host link busy with
-// offloads). A cap given in the spec is honoured by every candidate.
+// (least bubble of the periodic layouts), the same with BWs that may be
+// glued behind their BIs (no BW left without a slot, so the real period
+// stays near T), the unit-cost block (V-Min-like, least memory), the same
+// with weight gradients finished first, list-scheduled orders with p and
+// p + 2 micro-batches in flight (lower bubble than any block at more
+// memory, which the policy planner then offloads or recomputes), and the
+// list order with per-device round-trip caps (between the two: its
+// 1F1B-like steady state keeps the host link busy with offloads). A cap
+// given in the spec is honoured by every candidate.
 struct Candidate {
   BlockTuning tuning;
   int inflight_cap = 0;
@@ -350,6 +352,9 @@ std::vector<Candidate> ScheduleCandidates(const std::string& kind, int p, int sp
   std::vector<Candidate> out(1);
   out[0].inflight_cap = spec_cap;
   if (kind == "chronos") {
+    Candidate glued = out[0];
+    glued.tuning.glue_weights = true;
+    out.push_back(glued);
     Candidate u;
     u.inflight_cap = spec_cap;
     u.tuning.uniform_costs = true;
@@ -445,13 +450,16 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
 
   std::unique_ptr<Attempt> best;
   std::vector<v1::PlanDecision> best_decisions;
-  for (const Candidate& cand : ScheduleCandidates(kind, p, spec.schedule().inflight_cap())) {
+  const std::vector<Candidate> candidates =
+      ScheduleCandidates(kind, p, spec.schedule().inflight_cap());
+  for (const Candidate& cand : candidates) {
     shape_spec.block = cand.tuning;
     shape_spec.inflight_cap = cand.inflight_cap;
     absl::StatusOr<Schedule> generated = GenerateSchedule(shape_spec);
-    // A list-scheduled candidate may be infeasible under its cap where the
-    // block is not; only the first (default) candidate's error is the user's.
-    if (!generated.ok() && cand.tuning.greedy) continue;
+    // Another candidate may be infeasible (a list order under its cap, a
+    // glued block under a tight cap) where the default block is not; only
+    // the first (default) candidate's error is the user's.
+    if (!generated.ok() && &cand != &candidates.front()) continue;
     CHRONOS_ASSIGN_OR_RETURN(Schedule base, std::move(generated));
     auto a = std::make_unique<Attempt>();
     a->base = std::move(base);
