@@ -239,14 +239,9 @@ TEST(GeneratorTest, ChronosWithMoreChunksPostsEachChannelsReceivesInSendOrder) {
   // direction; under uneven real costs the block's consumers on the
   // receiving device can come in another order than the sender's sends
   // (p = 8, v = 4, T = 1.02 x was rejected: "order differs").
-  ModelShape shape = Llama7B();
-  shape.layers = 64;
-  const v1::DeviceProfile h100 = *BuiltinDeviceProfile("h100");
   for (int p : {4, 8}) {
     for (int v : {4, 8}) {
-      absl::StatusOr<std::vector<int>> layers = PartitionLayers(shape, p * v, {});
-      ASSERT_TRUE(layers.ok()) << layers.status();
-      CostModel cm(shape, h100, *layers);
+      const CostModel cm = LlamaCosts(p, v);
       for (double scale : {1.0, 1.02, 1.05, 1.1}) {
         ShapeSpec sh = ScheduleShape("chronos", p, v, 4 * p, cm);
         sh.block.period_scale = scale;
