@@ -102,13 +102,16 @@ absl::Status ChronosTradeoff(const Options& o, const v1::DeviceProfile& profile,
   CostModel cm(shape, profile, layers);
   ShapeSpec base = ScheduleShape("chronos", p, 2, m, cm);
   std::vector<TradeoffPoint> pts;
-  for (const bool glue : {false, true}) {
+  // block, block+glue, block+slot (glued or slotted BWs, see BlockTuning).
+  for (int variant = 0; variant < 3; ++variant) {
     for (int k = 0; k <= 20; ++k) {
       ShapeSpec sh = base;
       sh.block.period_scale = 1.0 + 0.05 * k;
-      sh.block.glue_weights = glue;
+      sh.block.glue_weights = variant >= 1;
+      sh.block.slot_weights = variant == 2;
+      const char* label = variant == 0 ? "block" : variant == 1 ? "block+glue" : "block+slot";
       absl::StatusOr<TradeoffPoint> pt = KeepAllPoint(
-          absl::StrFormat("block%s T=%.2fx", glue ? "+glue" : "", sh.block.period_scale), sh, cm);
+          absl::StrFormat("%s T=%.2fx", label, sh.block.period_scale), sh, cm);
       if (pt.ok()) pts.push_back(*pt);
     }
   }
@@ -321,19 +324,31 @@ int Main(int argc, char** argv) {
     shape.num_microbatches = o.gen_m;
     shape.chunk_layers.assign(o.gen_p * shape.chunks_per_device, 1);
     double gen = 0, val = 0;
-    std::vector<std::pair<std::string, BlockTuning>> tunings = {{kind, {}}};
+    std::vector<std::pair<std::string, ShapeSpec>> shapes = {{kind, shape}};
     if (kind == "chronos") {
-      BlockTuning glued;
-      glued.glue_weights = true;
-      tunings.push_back({"chronos (glued BW)", glued});
-      BlockTuning g;
-      g.greedy = true;
-      tunings.push_back({"chronos (list-scheduled)", g});
+      ShapeSpec glued = shape;
+      glued.block.glue_weights = true;
+      shapes.push_back({"chronos (glued BW)", glued});
+      glued.block.slot_weights = true;
+      shapes.push_back({"chronos (slotted BW)", glued});
+      // The same with the LLaMA layer's uneven F / BI / BW durations, which
+      // the block's period search replays.
+      const v1::JobSpec spec = LlamaSpec(o, o.gen_p, o.gen_m);
+      const ModelShape ms = ModelShapeFromSpec(spec, profile);
+      absl::StatusOr<std::vector<int>> layers = PartitionLayers(ms, 2 * o.gen_p, {});
+      if (layers.ok()) {
+        const CostModel cm(ms, profile, *layers);
+        ShapeSpec real = ScheduleShape("chronos", o.gen_p, 2, o.gen_m, cm);
+        real.block = glued.block;
+        shapes.push_back({"chronos (slotted, LLaMA)", real});
+      }
+      ShapeSpec g = shape;
+      g.block.greedy = true;
+      shapes.push_back({"chronos (list-scheduled)", g});
     }
-    for (const auto& [label, tuning] : tunings) {
-      shape.block = tuning;
+    for (const auto& [label, sh] : shapes) {
       auto t0 = std::chrono::steady_clock::now();
-      absl::StatusOr<Schedule> s = GenerateSchedule(shape);
+      absl::StatusOr<Schedule> s = GenerateSchedule(sh);
       gen = Seconds(t0);
       if (!s.ok()) {
         std::printf("  %-26s failed: %s\n", label.c_str(), s.status().ToString().c_str());

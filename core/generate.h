@@ -41,6 +41,15 @@ struct BlockTuning {
   // the chain left, it cannot be left without a slot: such a BW overlaps the
   // next op and stretches the real period past T.
   bool glue_weights = false;
+  // Block only: the beam keeps only candidates that leave, on every device,
+  // gaps into which everything still to be placed there fits (the chain's
+  // later ops and the BWs of BIs placed unglued), and those BWs then go
+  // where that packing found room, a period or more after their BI if need
+  // be. No BW is left overlapping the next op, so the steady state runs at
+  // T even where the circle has no slack; the chain waits more for its
+  // slots and BWs run later, so the order holds more activations in flight
+  // for less bubble.
+  bool slot_weights = false;
   // List schedule only: device d admits at most as many micro-batches as its
   // first chunk's round trip needs to keep it busy, counting those whose BW
   // is pending (for a V, about p - d / 2), so a late device in the V does

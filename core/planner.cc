@@ -336,8 +336,10 @@ void FillReport(const v1::JobSpec& spec, const PlannedSchedule& ps, const Attemp
 
 // Orders worth comparing under a budget. For chronos: the cost-aware block
 // (least bubble of the periodic layouts), the same with BWs that may be
-// glued behind their BIs (no BW left without a slot, so the real period
-// stays near T), the unit-cost block (V-Min-like, least memory), the same
+// glued behind their BIs (so the real period stays near T), the same with
+// a gap kept for every BW (slot_weights: the steady state runs at T even
+// on circles with no slack, at more activations in flight; at large models
+// under a budget usually the fastest), the unit-cost block (V-Min-like, least memory), the same
 // with weight gradients finished first, list-scheduled orders with p and
 // p + 2 micro-batches in flight (lower bubble than any block at more
 // memory, which the policy planner then offloads or recomputes), and the
@@ -354,6 +356,8 @@ std::vector<Candidate> ScheduleCandidates(const std::string& kind, int p, int sp
   if (kind == "chronos") {
     Candidate glued = out[0];
     glued.tuning.glue_weights = true;
+    out.push_back(glued);
+    glued.tuning.slot_weights = true;
     out.push_back(glued);
     Candidate u;
     u.inflight_cap = spec_cap;
@@ -515,7 +519,7 @@ absl::StatusOr<int> MaxLayers(const v1::JobSpec& spec, const v1::DeviceProfile& 
   probe_options.record_timeline = false;
   // Fitting is monotone in the layer count; MFU is not (small models pay
   // for the embedding and head), so find the largest size that fits first,
-  // then walk down to the largest one that also meets the MFU floor.
+  // then scan down to the largest one that also meets the MFU floor.
   auto plan = [&](int layers) -> absl::StatusOr<PlannedSchedule> {
     probe.mutable_model()->set_layers(layers);
     return PlanSchedule(probe, profile, variant, probe_options);
@@ -542,27 +546,19 @@ absl::StatusOr<int> MaxLayers(const v1::JobSpec& spec, const v1::DeviceProfile& 
   }
   int best = lo;
   if (options.min_mfu > 0) {
-    auto meets = [&](int layers) -> absl::StatusOr<bool> {
-      CHRONOS_ASSIGN_OR_RETURN(PlannedSchedule ps, plan(layers));
-      return ps.fits && ps.report.mfu() >= options.min_mfu;
-    };
-    const int step = std::max(1, lo / 32);
-    int good = 0, bad = lo + 1;
-    for (int l = lo; l >= chunks; l -= step) {
-      CHRONOS_ASSIGN_OR_RETURN(bool ok, meets(l));
-      if (ok) {
-        good = l;
+    // MFU moves by a few percent from one size to the next (the planner's
+    // evictions and the block's period are discrete choices), so a walk or
+    // a bisection can stop below sizes that meet the floor; scan down one
+    // size at a time from the largest that fits.
+    best = 0;
+    for (int l = lo; l >= chunks; --l) {
+      CHRONOS_ASSIGN_OR_RETURN(PlannedSchedule ps, plan(l));
+      if (ps.fits && ps.report.mfu() >= options.min_mfu) {
+        best = l;
         break;
       }
-      bad = l;
     }
-    if (good == 0) return 0;
-    while (bad - good > 1) {
-      const int mid = good + (bad - good) / 2;
-      CHRONOS_ASSIGN_OR_RETURN(bool ok, meets(mid));
-      (ok ? good : bad) = mid;
-    }
-    best = good;
+    if (best == 0) return 0;
   }
   if (at_max != nullptr) {
     probe.mutable_model()->set_layers(best);

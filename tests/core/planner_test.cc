@@ -153,6 +153,37 @@ TEST(PlannerTest, MaxLayersIsTheLargestSizeThatFits) {
   EXPECT_GE(*MaxLayers(spec, H100(), "chronos", o), *MaxLayers(spec, H100(), "1f1b+recompute", o));
 }
 
+TEST(PlannerTest, MaxLayersAtAnMfuFloorIsTheLargestSizeThatMeetsIt) {
+  // With a floor, no size between the answer and the largest that fits may
+  // meet it: MFU is not monotone in the size, so this is checked at every
+  // size above the answer, not by bisection.
+  const v1::JobSpec spec = LlamaLike(8, 4, 8);
+  PlanOptions o;
+  o.hbm_budget_bytes = 24 * kGiB;
+  for (const char* variant : {"interleaved", "chronos"}) {
+    absl::StatusOr<int> fit = MaxLayers(spec, H100(), variant, o);
+    ASSERT_TRUE(fit.ok()) << fit.status();
+    v1::JobSpec at = spec;
+    auto mfu = [&](int layers) {
+      at.mutable_model()->set_layers(layers);
+      absl::StatusOr<PlannedSchedule> ps = PlanSchedule(at, H100(), variant, o);
+      EXPECT_TRUE(ps.ok()) << ps.status();
+      return ps.ok() && ps->fits ? ps->report.mfu() : 0.0;
+    };
+    // A floor just above the MFU at the largest size that fits, so it binds.
+    PlanOptions floor = o;
+    floor.min_mfu = mfu(*fit) * 1.01;
+    absl::StatusOr<int> n = MaxLayers(spec, H100(), variant, floor);
+    ASSERT_TRUE(n.ok()) << n.status();
+    ASSERT_GT(*n, 0) << variant;
+    ASSERT_LT(*n, *fit) << variant;
+    EXPECT_GE(mfu(*n), floor.min_mfu) << variant << " " << *n;
+    for (int l = *n + 1; l <= *fit; ++l) {
+      EXPECT_LT(mfu(l), floor.min_mfu) << variant << " " << l << " also meets the floor";
+    }
+  }
+}
+
 TEST(PlannerTest, MaxLayersStopsAtTheJobSpecLimit) {
   // A tiny model on a roomy budget fits far more layers than a spec may
   // ask for; the search stops at the limit instead of running for minutes.

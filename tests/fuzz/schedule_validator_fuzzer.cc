@@ -61,6 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ss.block.greedy = policy_byte & 0x10;
   ss.block.round_trip_caps = policy_byte & 0x08;
   ss.block.glue_weights = policy_byte & 0x04;
+  ss.block.slot_weights = policy_byte & 0x20;  // shares the bit with the offload fraction
   if (!CheckShape(ss).ok()) return 0;
   absl::StatusOr<Schedule> s = GenerateSchedule(ss);
   if (!s.ok()) return 0;
