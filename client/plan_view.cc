@@ -42,6 +42,24 @@ void PrintPlanReport(std::ostream& out, const v1::PlanReport& report, OutputForm
   PrintTable(out, header, rows);
 
   for (const v1::SchedulePlan& p : report.plans()) {
+    if (p.candidates_size() < 2) continue;
+    out << "\n" << p.schedule() << ": kept " << p.order() << " ("
+        << (p.fits() ? "the fastest that fits" : "none fits; the smallest peak") << " of "
+        << p.candidates_size() << " orders compared" << (wide ? ")" : "; -o wide lists them)")
+        << "\n";
+    if (!wide) continue;
+    std::vector<Row> crows;
+    for (const v1::OrderCandidate& c : p.candidates()) {
+      const bool ran = c.iteration_seconds() > 0;
+      crows.push_back({absl::StrCat("  ", c.order()), c.fits() ? "yes" : "no",
+                       ran ? FormatRatio(c.bubble_ratio()) : "-",
+                       ran ? FormatSeconds(c.iteration_seconds()) : "-",
+                       c.error().empty() ? "" : c.error()});
+    }
+    PrintTable(out, {"  ORDER", "FITS", "BUBBLE", "ITERATION", "WHY NOT"}, crows);
+  }
+
+  for (const v1::SchedulePlan& p : report.plans()) {
     if (p.devices().empty()) continue;
     out << "\n" << p.schedule() << ": peak bytes per device";
     if (p.num_devices() > 0) {

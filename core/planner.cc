@@ -383,6 +383,28 @@ std::vector<Candidate> ScheduleCandidates(const std::string& kind, int p, int sp
   return out;
 }
 
+// How `cand` orders the kind's work, for the plan report.
+std::string DescribeOrder(const std::string& kind, const Candidate& cand) {
+  const BlockTuning& t = cand.tuning;
+  if (kind != "chronos") return kind;
+  std::string out;
+  if (t.greedy) {
+    out = "list";
+    if (t.round_trip_caps) absl::StrAppend(&out, ", round-trip caps");
+  } else {
+    out = "periodic block";
+    if (t.uniform_costs) absl::StrAppend(&out, ", unit-cost layout");
+    if (t.slot_weights) {
+      absl::StrAppend(&out, ", slotted BWs");
+    } else if (t.glue_weights) {
+      absl::StrAppend(&out, ", glued BWs");
+    }
+    if (t.weights_first) absl::StrAppend(&out, ", weights first");
+  }
+  if (cand.inflight_cap > 0) absl::StrAppend(&out, ", in-flight cap ", cand.inflight_cap);
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<ScheduleVariant> ParseVariant(const std::string& name,
@@ -453,17 +475,24 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
   const int dp = std::max(1, spec.parallel().data());
 
   std::unique_ptr<Attempt> best;
-  std::vector<v1::PlanDecision> best_decisions;
+  std::string best_order;
+  std::vector<v1::OrderCandidate> compared;
   const std::vector<Candidate> candidates =
       ScheduleCandidates(kind, p, spec.schedule().inflight_cap());
   for (const Candidate& cand : candidates) {
     shape_spec.block = cand.tuning;
     shape_spec.inflight_cap = cand.inflight_cap;
+    v1::OrderCandidate row;
+    row.set_order(DescribeOrder(kind, cand));
     absl::StatusOr<Schedule> generated = GenerateSchedule(shape_spec);
     // Another candidate may be infeasible (a list order under its cap, a
     // glued block under a tight cap) where the default block is not; only
     // the first (default) candidate's error is the user's.
-    if (!generated.ok() && &cand != &candidates.front()) continue;
+    if (!generated.ok() && &cand != &candidates.front()) {
+      row.set_error(std::string(generated.status().message()));
+      compared.push_back(std::move(row));
+      continue;
+    }
     CHRONOS_ASSIGN_OR_RETURN(Schedule base, std::move(generated));
     auto a = std::make_unique<Attempt>();
     a->base = std::move(base);
@@ -481,7 +510,15 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
         (a->fits == best->fits &&
          (a->fits ? a->sim.iteration_seconds < best->sim.iteration_seconds * (1 - 1e-9)
                   : peak(*a) < peak(*best)));
-    if (better) best = std::move(a);
+    row.set_fits(a->fits);
+    row.set_bubble_ratio(a->sim.bubble_ratio);
+    row.set_iteration_seconds(a->sim.iteration_seconds);
+    if (!a->fits) row.set_error(a->why);
+    compared.push_back(std::move(row));
+    if (better) {
+      best = std::move(a);
+      best_order = compared.back().order();
+    }
   }
   CHRONOS_RETURN_IF_ERROR(ValidateSchedule(best->final));
   ps.schedule = best->final;
@@ -492,6 +529,10 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
   ps.optimizer_offload = best->optimizer_offload;
   ps.fits = best->fits;
   FillReport(spec, ps, *best, &ps.report);
+  ps.report.set_order(best_order);
+  if (compared.size() > 1) {
+    for (v1::OrderCandidate& c : compared) *ps.report.add_candidates() = std::move(c);
+  }
   if (options.record_timeline) {
     SimOptions so;
     so.data_parallel = dp;

@@ -233,6 +233,42 @@ TEST(PlanOutputTest, TableHasOneRowPerScheduleAndPerDeviceBytes) {
   EXPECT_THAT(s, Not(HasSubstr("MAX-LAYERS")));
 }
 
+TEST(PlanOutputTest, NamesTheOrderKeptAndWideListsEveryOrderCompared) {
+  v1::PlanReport report = SamplePlan();
+  v1::SchedulePlan* p = report.mutable_plans(0);
+  p->set_order("periodic block, slotted BWs");
+  v1::OrderCandidate* a = p->add_candidates();
+  a->set_order("periodic block");
+  a->set_fits(true);
+  a->set_bubble_ratio(0.21);
+  a->set_iteration_seconds(2.5);
+  v1::OrderCandidate* b = p->add_candidates();
+  b->set_order("periodic block, slotted BWs");
+  b->set_fits(true);
+  b->set_bubble_ratio(0.12);
+  b->set_iteration_seconds(1.9);
+  v1::OrderCandidate* c = p->add_candidates();
+  c->set_order("list, in-flight cap 10");
+  c->set_error("device 7 needs 154.43 GiB");
+  std::ostringstream table;
+  PrintPlanReport(table, report, OutputFormat::kTable);
+  EXPECT_THAT(table.str(), HasSubstr("1f1b: kept periodic block, slotted BWs (the fastest that "
+                                     "fits of 3 orders compared; -o wide lists them)"));
+  EXPECT_THAT(table.str(), Not(HasSubstr("WHY NOT")));
+  std::ostringstream wide;
+  PrintPlanReport(wide, report, OutputFormat::kWide);
+  EXPECT_THAT(wide.str(), HasSubstr("WHY NOT"));
+  EXPECT_THAT(wide.str(), HasSubstr("list, in-flight cap 10"));
+  EXPECT_THAT(wide.str(), HasSubstr("device 7 needs 154.43 GiB"));
+  EXPECT_THAT(wide.str(), HasSubstr("0.21"));
+  std::ostringstream js;
+  PrintPlanReport(js, report, OutputFormat::kJson);
+  const json j = json::parse(js.str());
+  EXPECT_EQ(j["plans"][0]["order"], "periodic block, slotted BWs");
+  ASSERT_EQ(j["plans"][0]["candidates"].size(), 3u);
+  EXPECT_EQ(j["plans"][0]["candidates"][2]["error"], "device 7 needs 154.43 GiB");
+}
+
 TEST(PlanOutputTest, JsonKeepsPlanProtoFieldNamesAndNumbers) {
   std::ostringstream out;
   PrintPlanReport(out, SamplePlan(), OutputFormat::kJson);

@@ -184,6 +184,39 @@ TEST(PlannerTest, MaxLayersAtAnMfuFloorIsTheLargestSizeThatMeetsIt) {
   }
 }
 
+TEST(PlannerTest, ReportsEveryOrderComparedAndKeepsTheFastestThatFits) {
+  // A budget under what keeping everything needs, so orders differ in
+  // whether and how fast they fit.
+  const v1::JobSpec spec = LlamaLike(32, 4, 8);
+  PlanOptions o;
+  o.hbm_budget_bytes = 64 * kGiB;
+  absl::StatusOr<PlannedSchedule> roomy = PlanSchedule(spec, H100(), "chronos", o);
+  ASSERT_TRUE(roomy.ok()) << roomy.status();
+  o.hbm_budget_bytes = WorstPeak(*roomy) * 6 / 10;
+  absl::StatusOr<PlannedSchedule> ps = PlanSchedule(spec, H100(), "chronos", o);
+  ASSERT_TRUE(ps.ok()) << ps.status();
+  const v1::SchedulePlan& r = ps->report;
+  ASSERT_GE(r.candidates_size(), 2);
+  ASSERT_TRUE(r.fits());
+  const v1::OrderCandidate* fastest = nullptr;
+  for (const v1::OrderCandidate& c : r.candidates()) {
+    EXPECT_FALSE(c.order().empty());
+    if (!c.fits()) {
+      EXPECT_FALSE(c.error().empty()) << c.order();
+      continue;
+    }
+    if (fastest == nullptr || c.iteration_seconds() < fastest->iteration_seconds()) fastest = &c;
+  }
+  ASSERT_NE(fastest, nullptr);
+  EXPECT_EQ(r.order(), fastest->order());
+  EXPECT_DOUBLE_EQ(r.iteration_seconds(), fastest->iteration_seconds());
+  // One order only: nothing to compare.
+  absl::StatusOr<PlannedSchedule> one = PlanSchedule(spec, H100(), "1f1b", o);
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->report.order(), "1f1b");
+  EXPECT_EQ(one->report.candidates_size(), 0);
+}
+
 TEST(PlannerTest, MaxLayersStopsAtTheJobSpecLimit) {
   // A tiny model on a roomy budget fits far more layers than a spec may
   // ask for; the search stops at the limit instead of running for minutes.
