@@ -29,12 +29,16 @@ struct Case {
   int v;
   int m;
   int d = 1;
+  // Chronos's other orders the planner may pick: 1 the block with slotted
+  // BWs (a BW may run periods after its BI), 2 the list order.
+  int order = 0;
 };
 
 std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
   const Case& c = info.param;
+  const char* order[] = {"", "_slotted", "_list"};
   return c.kind + "_p" + std::to_string(c.p) + "_v" + std::to_string(c.v) + "_m" +
-         std::to_string(c.m) + "_d" + std::to_string(c.d);
+         std::to_string(c.m) + "_d" + std::to_string(c.d) + order[c.order];
 }
 
 // What the reference computes for the same job: loss per iteration and the
@@ -99,9 +103,18 @@ TEST_P(EquivalenceTest, LossesAndGradientsMatchSingleProcessReference) {
     job.layers += layers[i];
   }
   const v1::JobSpec spec = testing::MakeSpec(job, c.kind, c.v, layers);
+  BlockTuning tuning;
+  tuning.glue_weights = c.order == 1;
+  tuning.slot_weights = c.order == 1;
+  tuning.greedy = c.order == 2;
   auto schedule = testing::BuildSchedule(spec, c.kind, c.v, layers,
-                                         testing::MixedPolicy(C, c.m));
+                                         testing::MixedPolicy(C, c.m), tuning);
   ASSERT_TRUE(schedule.ok()) << schedule.status();
+  if (c.order != 0) {
+    auto plain = testing::BuildSchedule(spec, c.kind, c.v, layers, testing::MixedPolicy(C, c.m));
+    ASSERT_TRUE(plain.ok()) << plain.status();
+    ASSERT_NE(schedule->devices, plain->devices) << "the order under test is the default one";
+  }
 
   testing::PipelineRun run;
   run.spec = spec;
@@ -148,7 +161,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"gpipe", 2, 1, 2}, Case{"1f1b", 4, 1, 4},
                       Case{"interleaved", 4, 2, 8}, Case{"chronos", 4, 2, 8},
                       Case{"chronos", 2, 2, 4, /*d=*/2}, Case{"chronos", 2, 4, 4},
-                      Case{"chronos", 4, 4, 8}),
+                      Case{"chronos", 4, 4, 8}, Case{"chronos", 4, 2, 8, 1, /*order=*/1},
+                      Case{"chronos", 3, 2, 7, 1, /*order=*/1},
+                      Case{"chronos", 4, 2, 8, 1, /*order=*/2}),
     CaseName);
 
 }  // namespace

@@ -115,12 +115,13 @@ absl::StatusOr<Schedule> BuildSchedule(const v1::JobSpec& spec,
                                        const std::string& kind,
                                        int chunks_per_device,
                                        const std::vector<int>& layers,
-                                       const PolicyTable& policy) {
+                                       const PolicyTable& policy,
+                                       const BlockTuning& tuning) {
   CostModel costs = CpuCostModel(spec, layers);
-  CHRONOS_ASSIGN_OR_RETURN(
-      Schedule s,
-      GenerateSchedule(ScheduleShape(kind, spec.parallel().pipeline(), chunks_per_device,
-                                     spec.training().microbatches(), costs)));
+  ShapeSpec shape = ScheduleShape(kind, spec.parallel().pipeline(), chunks_per_device,
+                                  spec.training().microbatches(), costs);
+  shape.block = tuning;
+  CHRONOS_ASSIGN_OR_RETURN(Schedule s, GenerateSchedule(shape));
   MemoryPassOptions mo;
   mo.data_parallel = spec.parallel().data();
   const PolicyTable table =

@@ -57,13 +57,14 @@ v1::JobSpec MakeSpec(const TinyJob& job, const std::string& kind,
 // built-in "cpu" profile.
 CostModel CpuCostModel(const v1::JobSpec& spec, const std::vector<int>& layers);
 
-// GenerateSchedule + ApplyMemoryPolicy with `policy` (uniform keep when
-// empty); validated.
+// GenerateSchedule (with `tuning` for the block and list orders) +
+// ApplyMemoryPolicy with `policy` (uniform keep when empty); validated.
 absl::StatusOr<Schedule> BuildSchedule(const v1::JobSpec& spec,
                                        const std::string& kind,
                                        int chunks_per_device,
                                        const std::vector<int>& layers,
-                                       const PolicyTable& policy);
+                                       const PolicyTable& policy,
+                                       const BlockTuning& tuning = {});
 
 // Every kind of policy, spread over (chunk, micro-batch): keep, recompute at
 // layer / selective / chunk granularity, offload 0.5 and 1.0.
