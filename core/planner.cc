@@ -342,10 +342,11 @@ void FillReport(const v1::JobSpec& spec, const PlannedSchedule& ps, const Attemp
 // under a budget usually the fastest), the unit-cost block (V-Min-like,
 // least memory), the same with weight gradients finished first,
 // list-scheduled orders with p and p + 2 micro-batches in flight (lower
-// bubble than any block at more memory, which the policy planner then offloads or recomputes), and the
-// list order with per-device round-trip caps (between the two: its
-// 1F1B-like steady state keeps the host link busy with offloads). A cap
-// given in the spec is honoured by every candidate.
+// bubble than any block at more memory, which the policy planner then
+// offloads or recomputes), and the list order with per-device round-trip
+// caps (between the two: its 1F1B-like steady state keeps the host link
+// busy with offloads). A cap given in the spec is honoured by every
+// candidate.
 struct Candidate {
   BlockTuning tuning;
   int inflight_cap = 0;
