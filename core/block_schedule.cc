@@ -515,8 +515,13 @@ absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape,
   const int m = shape.num_microbatches;
   const BlockTuning& tune = shape.block;
   Durations d;
+  // What the ops really take; a block laid out with unit costs still runs
+  // at the cost model's speed, which the period search replays.
+  auto real = [&](const std::vector<double>& v, int c) {
+    return v.empty() ? 1.0 : std::max(v[c], 1e-12);
+  };
   auto pick = [&](const std::vector<double>& v, int c) {
-    return (v.empty() || tune.uniform_costs) ? 1.0 : std::max(v[c], 1e-12);
+    return tune.uniform_costs ? 1.0 : real(v, c);
   };
   for (int c = 0; c < C; ++c) {
     d.f.push_back(pick(shape.costs.forward, c));
@@ -533,11 +538,6 @@ absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape,
     }
     work = std::max(work, w);
   }
-  // What the ops really take (a block laid out with unit costs still runs
-  // at the cost model's speed).
-  auto real = [&](const std::vector<double>& v, int c) {
-    return v.empty() ? 1.0 : std::max(v[c], 1e-12);
-  };
   auto real_duration = [&](const BlockOp& op) {
     switch (op.type) {
       case ActionType::kF: return real(shape.costs.forward, op.chunk);

@@ -196,11 +196,9 @@ TEST(GeneratorTest, GluedBlocksAreValidForEveryShape) {
   }
 }
 
-// Adds keep-everything memory actions to `s` and simulates it.
-SimResult KeepAll(Schedule* s, const CostModel& cm) {
-  absl::Status st = ApplyMemoryPolicy(s, UniformPolicy(*s, MemoryPolicy::Keep()), cm);
-  EXPECT_TRUE(st.ok()) << st;
-  absl::StatusOr<SimResult> r = Simulate(*s, cm);
+// Simulates `s` (built with testing::Build: everything kept).
+SimResult Sim(const Schedule& s, const CostModel& cm) {
+  absl::StatusOr<SimResult> r = Simulate(s, cm);
   EXPECT_TRUE(r.ok()) << r.status();
   return r.ok() ? *std::move(r) : SimResult{};
 }
@@ -281,12 +279,10 @@ TEST(GeneratorTest, SlottedBlockRunsAtItsPeriodWhereTheCircleHasNoSlack) {
     shape.block.glue_weights = true;
     shape.block.slot_weights = slot;
     shape.block.period_scale = 1.0;
-    absl::StatusOr<Schedule> s = GenerateSchedule(shape);
-    ASSERT_TRUE(s.ok()) << s.status();
-    ASSERT_TRUE(ValidateSchedule(*s).ok()) << ValidateSchedule(*s);
-    const double work = BusiestWork(*s, cm);
-    const SimResult r = KeepAll(&*s, cm);
-    const std::vector<double> periods = SteadyPeriods(*s, r);
+    const Schedule s = Build(shape, cm);
+    ASSERT_TRUE(ValidateSchedule(s).ok()) << ValidateSchedule(s);
+    const double work = BusiestWork(s, cm);
+    const std::vector<double> periods = SteadyPeriods(s, Sim(s, cm));
     ASSERT_EQ(periods.size(), static_cast<size_t>(p));
     const double slowest = *std::max_element(periods.begin(), periods.end());
     if (slot) {
@@ -313,15 +309,11 @@ TEST(GeneratorTest, SearchedPeriodIsTheFastestOfThoseTried) {
         ShapeSpec shape = ScheduleShape("chronos", p, 2, 4 * p, cm);
         shape.block.glue_weights = tuning >= 1;
         shape.block.slot_weights = tuning == 2;
-        absl::StatusOr<Schedule> searched = GenerateSchedule(shape);
-        ASSERT_TRUE(searched.ok()) << searched.status();
-        const double got = KeepAll(&*searched, cm).pipeline_seconds;
+        const double got = Sim(Build(shape, cm), cm).pipeline_seconds;
         double best = std::numeric_limits<double>::infinity();
         for (int step = 0; step <= 40; ++step) {
           shape.block.period_scale = 1.0 + 0.0025 * step;
-          absl::StatusOr<Schedule> fixed = GenerateSchedule(shape);
-          if (!fixed.ok()) continue;
-          best = std::min(best, KeepAll(&*fixed, cm).pipeline_seconds);
+          best = std::min(best, Sim(Build(shape, cm), cm).pipeline_seconds);
         }
         EXPECT_LE(got, best * (1 + 1e-6))
             << "p=" << p << " layers=" << num_layers << " tuning=" << tuning;
@@ -339,14 +331,11 @@ TEST(GeneratorTest, SearchExtrapolatesLongRunsFromTheirSteadyState) {
   ShapeSpec shape = ScheduleShape("chronos", p, 2, m, cm);
   shape.block.glue_weights = true;
   shape.block.slot_weights = true;
-  absl::StatusOr<Schedule> searched = GenerateSchedule(shape);
-  ASSERT_TRUE(searched.ok()) << searched.status();
-  const double got = KeepAll(&*searched, cm).pipeline_seconds;
+  const double got = Sim(Build(shape, cm), cm).pipeline_seconds;
   double best = std::numeric_limits<double>::infinity();
   for (int step = 0; step <= 40; step += 4) {
     shape.block.period_scale = 1.0 + 0.0025 * step;
-    absl::StatusOr<Schedule> fixed = GenerateSchedule(shape);
-    if (fixed.ok()) best = std::min(best, KeepAll(&*fixed, cm).pipeline_seconds);
+    best = std::min(best, Sim(Build(shape, cm), cm).pipeline_seconds);
   }
   EXPECT_LE(got, best * 1.005);
 }
