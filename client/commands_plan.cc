@@ -58,6 +58,12 @@ void AddPlan(CLI::App& app, std::vector<Command>* commands) {
     CHRONOSCTL_ASSIGN_OR_FAIL(ctx, int64_t budget, ParseBudgetFlag(f->hbm_budget));
     CHRONOSCTL_ASSIGN_OR_FAIL(ctx, v1::JobSpec spec,
                               LoadJobFileForPlan(f->file, CurrentDirectory(), f->profile));
+    // A misspelt name is a usage error, not a row that says "error": a
+    // script that compares schedules must not read exit 0 as success.
+    for (const std::string& name : f->schedules) {
+      absl::StatusOr<ScheduleVariant> v = ParseVariant(name, spec.memory());
+      if (!v.ok()) return ctx.Fail(UsageError(absl::StrCat("--schedules: ", v.status().message())));
+    }
     PlanOptions options;
     options.hbm_budget_bytes = budget;
     options.include_decisions = f->decisions;
@@ -161,6 +167,10 @@ void AddSchedule(CLI::App& app, std::vector<Command>* commands) {
     PlanOptions options;
     options.hbm_budget_bytes = budget;
     const std::string variant = f->schedule.empty() ? spec.schedule().kind() : f->schedule;
+    if (!f->schedule.empty()) {
+      absl::StatusOr<ScheduleVariant> v = ParseVariant(f->schedule, spec.memory());
+      if (!v.ok()) return ctx.Fail(UsageError(absl::StrCat("--schedule: ", v.status().message())));
+    }
     absl::StatusOr<PlannedSchedule> planned = PlanSchedule(spec, profile, variant, options);
     if (!planned.ok()) {
       return ctx.Fail(f->schedule.empty()

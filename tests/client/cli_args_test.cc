@@ -165,6 +165,23 @@ TEST(CliArgsTest, PlanBadProfileNamesTheFlag) {
   EXPECT_THAT(r.err, HasSubstr("--profile"));
 }
 
+TEST(CliArgsTest, PlanUnknownScheduleNamesTheFlag) {
+  const std::string dir = ScratchDir("schedules");
+  const std::string spec = WriteFile(dir + "/job.yaml", TinySpecYaml());
+  CliResult kind = RunCli({"plan", "-f", spec, "--schedules", "1f1b,chronoz"});
+  EXPECT_EQ(kind.code, 2);
+  EXPECT_THAT(kind.err, HasSubstr("--schedules"));
+  EXPECT_THAT(kind.err, HasSubstr("chronoz"));
+  CliResult variant = RunCli({"plan", "-f", spec, "--schedules", "chronos+turbo"});
+  EXPECT_EQ(variant.code, 2);
+  EXPECT_THAT(variant.err, HasSubstr("turbo"));
+  CliResult good = RunCli({"plan", "-f", spec, "--schedules", "1f1b+recompute,chronos"});
+  EXPECT_EQ(good.code, 0) << good.err;
+  CliResult draw = RunCli({"schedule", "-f", spec, "--schedule", "zb-v"});
+  EXPECT_EQ(draw.code, 2);
+  EXPECT_THAT(draw.err, HasSubstr("--schedule"));
+}
+
 TEST(CliArgsTest, LocalRunValidatesWorkers) {
   const std::string dir = ScratchDir("local");
   const std::string spec = WriteFile(dir + "/job.yaml", TinySpecYaml());
