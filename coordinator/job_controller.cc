@@ -618,14 +618,19 @@ void JobController::EndAttempt(JobRuntime* rt, const std::string& stop_reason,
 }
 
 void JobController::FailAttempt(JobRuntime* rt, const std::string& reason,
-                                const std::string& message, bool out_of_memory) {
+                                const std::string& message, bool out_of_memory,
+                                bool permanent) {
   Mutation m = Begin(*rt);
   AddEvent(&m, reason, message);
   v1::JobStatus* st = m.job.mutable_status();
   const int restarts = st->restarts();
   std::string give_up;
   std::shared_ptr<const PlannedSchedule> smaller;
-  if (restarts >= recovery_.max_restarts) {
+  if (permanent) {
+    give_up = absl::StrCat(message,
+                           "; not restarting: a new attempt would read the same files (fix "
+                           "data.path, the data or the checkpoint, then submit again)");
+  } else if (restarts >= recovery_.max_restarts) {
     give_up = absl::StrCat(message, "; giving up after ", restarts, " restart",
                            restarts == 1 ? "" : "s", " (the limit is ",
                            recovery_.max_restarts, ")");
@@ -1285,7 +1290,7 @@ absl::Status JobController::ReportFault(const v1::FaultReport& report) {
                            stage->device(), ", data rank ", stage->data_rank(),
                            ") reported ", v1::FaultKind_Name(report.kind()),
                            " at iteration ", report.iteration(), ": ", message),
-              report.kind() == v1::FAULT_OUT_OF_MEMORY);
+              report.kind() == v1::FAULT_OUT_OF_MEMORY, report.kind() == v1::FAULT_DATA);
   return absl::OkStatus();
 }
 

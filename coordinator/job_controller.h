@@ -165,10 +165,12 @@ class JobController {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A worker of the running attempt died or faulted: stop the attempt and
   // move the job to RECOVERING (restarted later by AdmitPending), or to
-  // FAILED once the restart limit is reached or, after an out-of-memory
-  // fault, when nothing fits a smaller budget.
+  // FAILED once the restart limit is reached, after an out-of-memory fault
+  // when nothing fits a smaller budget, or at once when the fault is
+  // `permanent` (the job's data: every attempt would fail the same way).
   void FailAttempt(JobRuntime* rt, const std::string& reason,
-                   const std::string& message, bool out_of_memory = false)
+                   const std::string& message, bool out_of_memory = false,
+                   bool permanent = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Worker `id`, bound to `binding`, is gone (`why` completes the event's
   // sentence): fails its attempt if that attempt still runs.

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "worker/data_fault.h"
 
 namespace chronos::worker {
 namespace {
@@ -144,30 +145,37 @@ struct TokenSource::Permutation {
 absl::StatusOr<std::unique_ptr<TokenSource>> TokenSource::Open(
     const std::string& path, TokenFormat format, int64_t vocab,
     int64_t seq_len) {
-  auto src = std::make_unique<TokenSource>();
-  if (format == TokenFormat::kText) {
-    if (vocab < 256) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "text data ", path, " has byte tokens (0..255) but model.vocab is ",
-          vocab, "; it must be >= 256"));
+  // Every way this can fail is the corpus's, and a restart would read the
+  // same bytes: mark it so (worker/data_fault.h).
+  auto open = [&]() -> absl::StatusOr<std::unique_ptr<TokenSource>> {
+    auto src = std::make_unique<TokenSource>();
+    if (format == TokenFormat::kText) {
+      if (vocab < 256) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "text data ", path, " has byte tokens (0..255) but model.vocab is ",
+            vocab, "; it must be >= 256"));
+      }
+      CHRONOS_ASSIGN_OR_RETURN(std::string data, ReadFile(path));
+      src->tokens_.resize(data.size());
+      for (size_t i = 0; i < data.size(); ++i) {  // bytes as unsigned ids
+        src->tokens_[i] = static_cast<unsigned char>(data[i]);
+      }
+    } else {
+      CHRONOS_ASSIGN_OR_RETURN(std::vector<std::string> shards, ShardPaths(path));
+      for (const std::string& shard : shards) {
+        CHRONOS_RETURN_IF_ERROR(ReadLlmcShard(shard, vocab, &src->tokens_));
+      }
     }
-    CHRONOS_ASSIGN_OR_RETURN(std::string data, ReadFile(path));
-    src->tokens_.resize(data.size());
-    for (size_t i = 0; i < data.size(); ++i) {  // bytes as unsigned ids
-      src->tokens_[i] = static_cast<unsigned char>(data[i]);
+    const int64_t need = std::max<int64_t>(seq_len, 1) + 1;
+    if (src->num_tokens() < need) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("data.path ", path, " has ", src->num_tokens(),
+                       " tokens; need at least ", need, " (model.seq_len + 1)"));
     }
-  } else {
-    CHRONOS_ASSIGN_OR_RETURN(std::vector<std::string> shards, ShardPaths(path));
-    for (const std::string& shard : shards) {
-      CHRONOS_RETURN_IF_ERROR(ReadLlmcShard(shard, vocab, &src->tokens_));
-    }
-  }
-  const int64_t need = std::max<int64_t>(seq_len, 1) + 1;
-  if (src->num_tokens() < need) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, " has ", src->num_tokens(),
-                     " tokens; need at least ", need, " (seq_len + 1)"));
-  }
+    return src;
+  };
+  absl::StatusOr<std::unique_ptr<TokenSource>> src = open();
+  if (!src.ok()) return AsDataFault(src.status());
   return src;
 }
 
