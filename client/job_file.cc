@@ -28,12 +28,8 @@ absl::Status CheckSpec(const v1::JobSpec& spec, const std::string& path) {
 
 absl::StatusOr<v1::JobSpec> LoadAndResolve(const std::string& path, const std::string& cwd) {
   absl::StatusOr<v1::JobSpec> spec = LoadJobSpecFile(path);
-  if (!spec.ok()) {
-    // Parse errors already name the field; prefix the file so the user knows
-    // which of several -f files it was.
-    if (spec.status().code() == absl::StatusCode::kNotFound) return spec.status();
-    return Prefixed(spec.status(), absl::StrCat(path, ": "));
-  }
+  // LoadJobSpecFile's errors name the file (and parse errors the field).
+  if (!spec.ok()) return spec.status();
   if (!spec->data().path().empty()) {
     spec->mutable_data()->set_path(AbsolutePath(spec->data().path(), cwd));
   }

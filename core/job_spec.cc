@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "core/size.h"
 #include "core/status_macros.h"
 #include "google/protobuf/descriptor.h"
@@ -440,8 +441,28 @@ class Parser {
         break;  // handled by ParseField
     }
     if (!ok) {
-      Error(absl::StrCat(path, ": expected ", ExpectedType(f), ", got '", text,
-                         "'", Location(node)));
+      Error(absl::StrCat(path, ": expected ", ExpectedType(f), ", got '", text, "'",
+                         OutOfRange(f, text), Location(node)));
+    }
+  }
+
+  // " (too large: at most N)" when `text` is all digits but does not fit
+  // the field, so "99999999999" is not reported as "not an integer" alone.
+  static std::string OutOfRange(const FieldDescriptor* f, absl::string_view text) {
+    absl::string_view digits = absl::StripPrefix(text, "-");
+    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), absl::ascii_isdigit)) {
+      return "";
+    }
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_INT32:
+        return absl::StrCat(" (out of range: at most ", std::numeric_limits<int32_t>::max(), ")");
+      case FieldDescriptor::CPPTYPE_INT64:
+        return absl::StrCat(" (out of range: at most ", std::numeric_limits<int64_t>::max(), ")");
+      case FieldDescriptor::CPPTYPE_UINT32:
+      case FieldDescriptor::CPPTYPE_UINT64:
+        return absl::StartsWith(text, "-") ? " (negative)" : " (out of range)";
+      default:
+        return "";
     }
   }
 

@@ -283,7 +283,9 @@ TEST(JobSpecParseTest, WrongTypesNameTheFieldAndTheExpectedType) {
   EXPECT_THAT(ParseError("model: {layers: 8.5}"),
               HasSubstr("model.layers: expected an integer"));
   EXPECT_THAT(ParseError("model: {layers: 99999999999}"),
-              HasSubstr("model.layers: expected an integer"));
+              AllOf(HasSubstr("model.layers: expected an integer"),
+                    HasSubstr("out of range: at most 2147483647")));
+  EXPECT_THAT(ParseError("model: {layers: eight}"), Not(HasSubstr("out of range")));
   EXPECT_THAT(ParseError("training: {lr: fast}"),
               HasSubstr("training.lr: expected a finite number"));
   EXPECT_THAT(ParseError("training: {lr: .nan}"),
