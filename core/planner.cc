@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <atomic>
 #include <map>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -617,24 +620,49 @@ absl::StatusOr<v1::PlanReport> BuildPlanReport(const v1::JobSpec& spec,
   report.set_profile(profile.name());
   std::vector<std::string> names = variants;
   if (names.empty()) names = ScheduleKinds();
-  for (const std::string& name : names) {
-    absl::StatusOr<PlannedSchedule> ps = PlanSchedule(spec, profile, name, options);
+  // Rows are independent and planning is pure, so they run at once: with
+  // --max-layers each row replans at a dozen sizes or more.
+  struct Row {
+    absl::StatusOr<PlannedSchedule> ps = absl::UnknownError("not planned");
+    absl::StatusOr<int> max_layers = 0;
+    PlannedSchedule at;
+  };
+  std::vector<Row> rows(names.size());
+  auto plan_row = [&](size_t i) {
+    Row& r = rows[i];
+    r.ps = PlanSchedule(spec, profile, names[i], options);
+    if (r.ps.ok() && max_layers) r.max_layers = MaxLayers(spec, profile, names[i], options, &r.at);
+  };
+  {
+    const size_t workers =
+        std::min<size_t>(names.size(), std::max(1u, std::thread::hardware_concurrency()));
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < workers; ++t) {
+      pool.emplace_back([&] {
+        for (size_t i; (i = next.fetch_add(1)) < names.size();) plan_row(i);
+      });
+    }
+    for (size_t i; (i = next.fetch_add(1)) < names.size();) plan_row(i);
+    for (std::thread& t : pool) t.join();
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    Row& r = rows[i];
     v1::SchedulePlan* row = report.add_plans();
-    if (!ps.ok()) {
-      if (ps.status().code() != absl::StatusCode::kInvalidArgument) return ps.status();
-      row->set_schedule(name);
-      row->set_error(std::string(ps.status().message()));
+    if (!r.ps.ok()) {
+      if (r.ps.status().code() != absl::StatusCode::kInvalidArgument) return r.ps.status();
+      row->set_schedule(names[i]);
+      row->set_error(std::string(r.ps.status().message()));
       continue;
     }
-    *row = ps->report;
-    report.set_hbm_budget_bytes(ps->budget_bytes);
+    *row = r.ps->report;
+    report.set_hbm_budget_bytes(r.ps->budget_bytes);
     if (max_layers) {
-      PlannedSchedule at;
-      CHRONOS_ASSIGN_OR_RETURN(int n, MaxLayers(spec, profile, name, options, &at));
-      if (n > 0) {
-        *row = at.report;  // the plan at the largest size that fits
+      CHRONOS_RETURN_IF_ERROR(r.max_layers.status());
+      if (*r.max_layers > 0) {
+        *row = r.at.report;  // the plan at the largest size that fits
       }
-      row->set_max_layers(n);
+      row->set_max_layers(*r.max_layers);
     }
   }
   return report;
