@@ -446,21 +446,28 @@ class Parser {
     }
   }
 
-  // " (too large: at most N)" when `text` is all digits but does not fit
+  // " (out of range: at most N)" when `text` is all digits but does not fit
   // the field, so "99999999999" is not reported as "not an integer" alone.
   static std::string OutOfRange(const FieldDescriptor* f, absl::string_view text) {
+    const bool negative = absl::StartsWith(text, "-");
     absl::string_view digits = absl::StripPrefix(text, "-");
     if (digits.empty() || !std::all_of(digits.begin(), digits.end(), absl::ascii_isdigit)) {
       return "";
     }
     switch (f->cpp_type()) {
       case FieldDescriptor::CPPTYPE_INT32:
-        return absl::StrCat(" (out of range: at most ", std::numeric_limits<int32_t>::max(), ")");
+        return negative ? absl::StrCat(" (out of range: at least ",
+                                       std::numeric_limits<int32_t>::min(), ")")
+                        : absl::StrCat(" (out of range: at most ",
+                                       std::numeric_limits<int32_t>::max(), ")");
       case FieldDescriptor::CPPTYPE_INT64:
-        return absl::StrCat(" (out of range: at most ", std::numeric_limits<int64_t>::max(), ")");
+        return negative ? absl::StrCat(" (out of range: at least ",
+                                       std::numeric_limits<int64_t>::min(), ")")
+                        : absl::StrCat(" (out of range: at most ",
+                                       std::numeric_limits<int64_t>::max(), ")");
       case FieldDescriptor::CPPTYPE_UINT32:
       case FieldDescriptor::CPPTYPE_UINT64:
-        return absl::StartsWith(text, "-") ? " (negative)" : " (out of range)";
+        return negative ? " (negative)" : " (out of range)";
       default:
         return "";
     }

@@ -285,6 +285,8 @@ TEST(JobSpecParseTest, WrongTypesNameTheFieldAndTheExpectedType) {
   EXPECT_THAT(ParseError("model: {layers: 99999999999}"),
               AllOf(HasSubstr("model.layers: expected an integer"),
                     HasSubstr("out of range: at most 2147483647")));
+  EXPECT_THAT(ParseError("model: {layers: -99999999999}"),
+              HasSubstr("out of range: at least -2147483648"));
   EXPECT_THAT(ParseError("model: {layers: eight}"), Not(HasSubstr("out of range")));
   EXPECT_THAT(ParseError("training: {lr: fast}"),
               HasSubstr("training.lr: expected a finite number"));
