@@ -628,8 +628,8 @@ void JobController::FailAttempt(JobRuntime* rt, const std::string& reason,
   std::shared_ptr<const PlannedSchedule> smaller;
   if (permanent) {
     give_up = absl::StrCat(message,
-                           "; not restarting: a new attempt would read the same files (fix "
-                           "data.path, the data or the checkpoint, then submit again)");
+                           "; not restarting: a new attempt would read the same data (fix "
+                           "data.path or its files, then submit again)");
   } else if (restarts >= recovery_.max_restarts) {
     give_up = absl::StrCat(message, "; giving up after ", restarts, " restart",
                            restarts == 1 ? "" : "s", " (the limit is ",
@@ -1290,7 +1290,7 @@ absl::Status JobController::ReportFault(const v1::FaultReport& report) {
                            stage->device(), ", data rank ", stage->data_rank(),
                            ") reported ", v1::FaultKind_Name(report.kind()),
                            " at iteration ", report.iteration(), ": ", message),
-              report.kind() == v1::FAULT_OUT_OF_MEMORY, report.kind() == v1::FAULT_DATA);
+              report.kind() == v1::FAULT_OUT_OF_MEMORY, report.kind() == v1::FAULT_INPUT);
   return absl::OkStatus();
 }
 

@@ -167,7 +167,7 @@ class JobController {
   // move the job to RECOVERING (restarted later by AdmitPending), or to
   // FAILED once the restart limit is reached, after an out-of-memory fault
   // when nothing fits a smaller budget, or at once when the fault is
-  // `permanent` (the job's data: every attempt would fail the same way).
+  // `permanent` (the training data: every attempt would fail the same way).
   void FailAttempt(JobRuntime* rt, const std::string& reason,
                    const std::string& message, bool out_of_memory = false,
                    bool permanent = false)

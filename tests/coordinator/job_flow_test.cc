@@ -827,11 +827,11 @@ TEST(JobRecoveryTest, RestartLimitFailsTheJobWithBackoffDoubling) {
 // A corpus too short for one window (or a shard with a bad header) fails
 // every attempt the same way: the job fails at once, with no restart and
 // the worker's message, and its workers are stopped and free again.
-TEST_F(JobFlowTest, DataFaultFailsTheJobWithoutRestarting) {
+TEST_F(JobFlowTest, InputFaultFailsTheJobWithoutRestarting) {
   Workers w = StartWorkers(h_, 2);
   ASSERT_TRUE(h_.Submit(TinySpec("short-corpus")).ok());
   std::vector<v1::Assignment> a = TakeAssignments(w);
-  ASSERT_TRUE(Fault(*w[0], a[0], v1::FAULT_DATA, "data.path x.txt has 12 tokens").ok());
+  ASSERT_TRUE(Fault(*w[0], a[0], v1::FAULT_INPUT, "data.path x.txt has 12 tokens").ok());
   absl::StatusOr<v1::Job> job = h_.Get("short-corpus");
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->status().state(), v1::JOB_STATE_FAILED);
@@ -852,7 +852,7 @@ TEST_F(JobFlowTest, CancellingARecoveringJobEndsIt) {
   Workers w = StartWorkers(h_, 2);
   ASSERT_TRUE(h_.Submit(TinySpec("undecided")).ok());
   std::vector<v1::Assignment> a = TakeAssignments(w);
-  ASSERT_TRUE(Fault(*w[0], a[0], v1::FAULT_TRANSPORT, "peer gone").ok());
+  ASSERT_TRUE(Fault(*w[0], a[0], v1::FAULT_DATA, "bad shard").ok());
   EXPECT_TRUE(w[0]->Next()->has_stop());
   EXPECT_TRUE(w[1]->Next()->has_stop());
   EXPECT_EQ(h_.Cancel("undecided")->status().state(), v1::JOB_STATE_CANCELLED);

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "worker/data_fault.h"
+#include "worker/input_fault.h"
 
 namespace chronos::worker {
 namespace {
@@ -134,13 +134,13 @@ TEST_F(TokenSourceTest, TooShortForSeqLen) {
   EXPECT_EQ(src.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(src.status().message().find(path), std::string::npos);
   EXPECT_NE(src.status().message().find("data.path"), std::string::npos) << src.status();
-  // The daemon reports both as data faults, which the coordinator does not
-  // restart (worker/data_fault.h).
-  EXPECT_TRUE(IsDataFault(src.status()));
+  // The daemon reports both as input faults, which the coordinator does not
+  // restart (worker/input_fault.h).
+  EXPECT_TRUE(IsInputFault(src.status()));
   const absl::Status absent =
       TokenSource::Open(dir_ + "/absent.txt", TokenFormat::kText, 256).status();
   EXPECT_EQ(absent.code(), absl::StatusCode::kNotFound);
-  EXPECT_TRUE(IsDataFault(absent));
+  EXPECT_TRUE(IsInputFault(absent));
 }
 
 TEST_F(TokenSourceTest, LlmcReadsBothMagicsFromDirectoryAndGlob) {
@@ -188,7 +188,7 @@ TEST_F(TokenSourceTest, LlmcErrorsNameTheFile) {
     auto src = TokenSource::Open(path, TokenFormat::kLlmc, 50257);
     ASSERT_FALSE(src.ok()) << path;
     EXPECT_EQ(src.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_TRUE(IsDataFault(src.status())) << path;
+    EXPECT_TRUE(IsInputFault(src.status())) << path;
     EXPECT_NE(src.status().message().find(path), std::string::npos)
         << src.status();
     EXPECT_NE(src.status().message().find(needle), std::string::npos)

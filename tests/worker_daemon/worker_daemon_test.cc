@@ -16,7 +16,7 @@
 #include "worker/daemon/assignment_run.h"
 #include "worker/daemon/progress_reporter.h"
 #include "worker/daemon/worker_metrics.h"
-#include "worker/data_fault.h"
+#include "worker/input_fault.h"
 #include "tests/testing/http_get.h"
 
 namespace chronos::worker {
@@ -240,10 +240,11 @@ TEST(FaultKindTest, EngineStatusCodesMapToWhatTheCoordinatorDoes) {
   EXPECT_EQ(FaultKindOf(absl::DataLossError("ckpt")), v1::FAULT_DATA);
   EXPECT_EQ(FaultKindOf(absl::NotFoundError("data file")), v1::FAULT_DATA);
   EXPECT_EQ(FaultKindOf(absl::InternalError("bug")), v1::FAULT_INTERNAL);
-  // The corpus's own errors are data faults whatever their code.
+  // The corpus's own errors are input faults whatever their code.
   EXPECT_EQ(FaultKindOf(absl::InvalidArgumentError("short")), v1::FAULT_INTERNAL);
-  EXPECT_EQ(FaultKindOf(AsDataFault(absl::InvalidArgumentError("short"))), v1::FAULT_DATA);
-  EXPECT_TRUE(AsDataFault(absl::OkStatus()).ok());
+  EXPECT_EQ(FaultKindOf(AsInputFault(absl::InvalidArgumentError("short"))), v1::FAULT_INPUT);
+  EXPECT_EQ(FaultKindOf(AsInputFault(absl::NotFoundError("no corpus"))), v1::FAULT_INPUT);
+  EXPECT_TRUE(AsInputFault(absl::OkStatus()).ok());
 }
 
 }  // namespace

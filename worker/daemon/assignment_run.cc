@@ -12,7 +12,7 @@
 #include "core/schedule_proto.h"
 #include "core/status_macros.h"
 #include "glog/logging.h"
-#include "worker/data_fault.h"
+#include "worker/input_fault.h"
 #include "worker/stage_launcher.h"
 
 namespace chronos::worker {
@@ -69,7 +69,7 @@ std::string ResolveDir(const std::string& dir, const std::string& base) {
 }  // namespace
 
 v1::FaultKind FaultKindOf(const absl::Status& status) {
-  if (IsDataFault(status)) return v1::FAULT_DATA;
+  if (IsInputFault(status)) return v1::FAULT_INPUT;
   switch (status.code()) {
     case absl::StatusCode::kResourceExhausted:
       return v1::FAULT_OUT_OF_MEMORY;

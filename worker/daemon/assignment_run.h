@@ -47,8 +47,8 @@ struct AssignmentServices {
   int64_t device_memory_bytes = 0;  // HBM on GPU, 0 on CPU
 };
 
-// The fault kind the coordinator acts on: FAULT_DATA for a status marked by
-// AsDataFault (worker/data_fault.h), else from the engine's status code.
+// The fault kind the coordinator acts on: FAULT_INPUT for a status marked by
+// AsInputFault (worker/input_fault.h), else from the engine's status code.
 v1::FaultKind FaultKindOf(const absl::Status& status);
 
 class AssignmentRun {

@@ -17,9 +17,9 @@ const prometheus::Histogram::BucketBoundaries& IterationBuckets() {
   return *b;
 }
 
-constexpr v1::FaultKind kFaultKinds[] = {v1::FAULT_TRANSPORT,
-                                         v1::FAULT_OUT_OF_MEMORY,
-                                         v1::FAULT_DATA, v1::FAULT_INTERNAL};
+constexpr v1::FaultKind kFaultKinds[] = {v1::FAULT_TRANSPORT, v1::FAULT_OUT_OF_MEMORY,
+                                         v1::FAULT_DATA, v1::FAULT_INTERNAL,
+                                         v1::FAULT_INPUT};
 
 }  // namespace
 
@@ -148,6 +148,8 @@ std::string WorkerMetrics::FaultKindLabel(v1::FaultKind kind) {
       return "out_of_memory";
     case v1::FAULT_DATA:
       return "data";
+    case v1::FAULT_INPUT:
+      return "input";
     default:
       return "internal";
   }

@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
-#include "worker/data_fault.h"
+#include "worker/input_fault.h"
 
 namespace chronos::worker {
 namespace {
@@ -146,7 +146,7 @@ absl::StatusOr<std::unique_ptr<TokenSource>> TokenSource::Open(
     const std::string& path, TokenFormat format, int64_t vocab,
     int64_t seq_len) {
   // Every way this can fail is the corpus's, and a restart would read the
-  // same bytes: mark it so (worker/data_fault.h).
+  // same bytes: mark it so (worker/input_fault.h).
   auto open = [&]() -> absl::StatusOr<std::unique_ptr<TokenSource>> {
     auto src = std::make_unique<TokenSource>();
     if (format == TokenFormat::kText) {
@@ -175,7 +175,7 @@ absl::StatusOr<std::unique_ptr<TokenSource>> TokenSource::Open(
     return src;
   };
   absl::StatusOr<std::unique_ptr<TokenSource>> src = open();
-  if (!src.ok()) return AsDataFault(src.status());
+  if (!src.ok()) return AsInputFault(src.status());
   return src;
 }
 

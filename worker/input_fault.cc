@@ -1,4 +1,4 @@
-#include "worker/data_fault.h"
+#include "worker/input_fault.h"
 
 #include <utility>
 
@@ -8,18 +8,18 @@ namespace chronos::worker {
 namespace {
 
 constexpr char kPayloadUrl[] = "type.chronos.dev/chronos.v1.FaultKind";
-constexpr char kData[] = "FAULT_DATA";
+constexpr char kInput[] = "FAULT_INPUT";
 
 }  // namespace
 
-absl::Status AsDataFault(absl::Status s) {
-  if (!s.ok()) s.SetPayload(kPayloadUrl, absl::Cord(kData));
+absl::Status AsInputFault(absl::Status s) {
+  if (!s.ok()) s.SetPayload(kPayloadUrl, absl::Cord(kInput));
   return s;
 }
 
-bool IsDataFault(const absl::Status& s) {
+bool IsInputFault(const absl::Status& s) {
   const auto payload = s.GetPayload(kPayloadUrl);
-  return payload.has_value() && *payload == kData;
+  return payload.has_value() && *payload == kInput;
 }
 
 }  // namespace chronos::worker
