@@ -595,12 +595,29 @@ absl::StatusOr<int> MaxLayers(const v1::JobSpec& spec, const v1::DeviceProfile& 
     // evictions and the block's period are discrete choices), so a walk or
     // a bisection can stop below sizes that meet the floor; scan down one
     // size at a time from the largest that fits.
+    // The sizes of a batch are planned at once (one thread each, up to the
+    // machine's cores), then read in descending order, so the answer is the
+    // one-at-a-time scan's.
     best = 0;
-    for (int l = lo; l >= chunks; --l) {
-      CHRONOS_ASSIGN_OR_RETURN(PlannedSchedule ps, plan(l));
-      if (ps.fits && ps.report.mfu() >= options.min_mfu) {
-        best = l;
-        break;
+    const int batch = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    auto plan_copy = [&](int layers) -> absl::StatusOr<PlannedSchedule> {
+      v1::JobSpec sized = probe;
+      sized.mutable_model()->set_layers(layers);
+      return PlanSchedule(sized, profile, variant, probe_options);
+    };
+    for (int top = lo; top >= chunks && best == 0; top -= batch) {
+      const int n = std::min(batch, top - chunks + 1);
+      std::vector<absl::StatusOr<PlannedSchedule>> got(n);  // each set below
+      std::vector<std::thread> pool;
+      for (int i = 1; i < n; ++i) pool.emplace_back([&, i] { got[i] = plan_copy(top - i); });
+      got[0] = plan_copy(top);
+      for (std::thread& t : pool) t.join();
+      for (int i = 0; i < n; ++i) {
+        if (!got[i].ok()) return got[i].status();
+        if (got[i]->fits && got[i]->report.mfu() >= options.min_mfu) {
+          best = top - i;
+          break;
+        }
       }
     }
     if (best == 0) return 0;
