@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/exit_codes.h"
 #include "core/rpc/auth.h"
 #include "core/rpc/credentials.h"
 #include "core/rpc/status_convert.h"
@@ -43,6 +44,11 @@ absl::Status FromGrpcStatus(const grpc::Status& status, const Connection& conn) 
 }
 
 absl::StatusOr<std::unique_ptr<ControlClient>> ControlClient::Create(Connection conn) {
+  // An address gRPC would take and never connect to (no port) is the
+  // user's mistake, named after where it came from.
+  if (absl::Status s = rpc::CheckTarget(conn.server); !s.ok()) {
+    return UsageError(absl::StrCat(conn.server_source, ": ", s.message()));
+  }
   rpc::ChannelOptions options;
   options.target = conn.server;
   options.tls = conn.tls;

@@ -51,7 +51,14 @@ struct ChannelOptions {
   int max_receive_message_bytes = 64 << 20;
 };
 
-// A channel (not yet connected) with the options above.
+// kInvalidArgument unless `target` is HOST:PORT (port 1-65535; an IPv6
+// host in brackets) or a gRPC target URI with a scheme (dns:///h:p,
+// unix:/path, ipv4:a:p, ...). gRPC itself would take "host" with no port
+// and keep failing to connect to port 443.
+absl::Status CheckTarget(const std::string& target);
+
+// A channel (not yet connected) with the options above; the target is
+// checked first (CheckTarget).
 absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(
     const ChannelOptions& options);
 

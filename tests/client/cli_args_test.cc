@@ -139,6 +139,16 @@ TEST(CliArgsTest, UnreachableServerExitsSixNamingTheAddress) {
   EXPECT_THAT(r.err, HasSubstr("--server"));
 }
 
+// gRPC would take "coordinator" (no port) and keep dialling port 443.
+TEST(CliArgsTest, ServerWithoutAPortIsAUsageErrorNamingItsSource) {
+  for (const char* bad : {"coordinator", "coordinator:0", "coordinator:99999", ":7070"}) {
+    CliResult r = RunCli({"list", "--server", bad});
+    EXPECT_EQ(r.code, 2) << bad << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr("--server"));
+    EXPECT_THAT(r.err, HasSubstr("HOST:PORT"));
+  }
+}
+
 TEST(CliArgsTest, ScheduleNeedsExactlyOneOfJobAndFile) {
   EXPECT_EQ(RunCli({"schedule"}).code, 2);
   CliResult both = RunCli({"schedule", "job", "-f", "x.yaml"});

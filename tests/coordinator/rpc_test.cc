@@ -108,5 +108,20 @@ TEST(HealthClientTest, ReportsServingWithoutTokenAndUnavailableWhenDown) {
   EXPECT_FALSE(CheckHealth(*ch, "", absl::Milliseconds(300)).ok());
 }
 
+TEST(CheckTargetTest, AcceptsHostPortAndTargetUrisOnly) {
+  for (const char* ok : {"127.0.0.1:7070", "localhost:1", "chronos-coordinator.ml.svc:7070",
+                         "[::1]:7070", "dns:///coordinator:7070", "unix:/tmp/chronos.sock",
+                         "ipv4:10.0.0.1:7070"}) {
+    EXPECT_TRUE(CheckTarget(ok).ok()) << ok;
+  }
+  for (const char* bad : {"", "coordinator", "coordinator:", "coordinator:0",
+                          "coordinator:65536", ":7070", "::1:7070", "host:http"}) {
+    EXPECT_EQ(CheckTarget(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  ChannelOptions o;
+  o.target = "coordinator";
+  EXPECT_EQ(CreateChannel(o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace chronos::rpc
