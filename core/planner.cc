@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <atomic>
+#include <cmath>
 #include <map>
 #include <thread>
 #include <vector>
@@ -594,10 +594,9 @@ absl::StatusOr<int> MaxLayers(const v1::JobSpec& spec, const v1::DeviceProfile& 
     // MFU moves by a few percent from one size to the next (the planner's
     // evictions and the block's period are discrete choices), so a walk or
     // a bisection can stop below sizes that meet the floor; scan down one
-    // size at a time from the largest that fits.
-    // The sizes of a batch are planned at once (one thread each, up to the
-    // machine's cores), then read in descending order, so the answer is the
-    // one-at-a-time scan's.
+    // size at a time from the largest that fits. A batch of sizes is planned
+    // at once (one thread each, up to the machine's cores) and read in
+    // descending order, so the answer is the one-at-a-time scan's.
     best = 0;
     const int batch = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     auto plan_copy = [&](int layers) -> absl::StatusOr<PlannedSchedule> {
