@@ -74,6 +74,8 @@ TEST(WorkerMetricsTest, JobSeriesAppearWithLabelsMoveAndVanishWhenTheJobEnds) {
                               "kind=\"out_of_memory\",stage=\"2\"} 1"));
   EXPECT_THAT(text, HasSubstr("chronos_worker_faults_total{data_rank=\"0\",job=\"job-a\","
                               "kind=\"transport\",stage=\"2\"} 0"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_faults_total{data_rank=\"0\",job=\"job-a\","
+                              "kind=\"input\",stage=\"2\"} 0"));
 
   m.EndJob(l);
   text = m.Render();
