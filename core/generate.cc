@@ -21,6 +21,19 @@ bool IsKnownScheduleKind(absl::string_view kind) {
   return std::find(k.begin(), k.end(), std::string(kind)) != k.end();
 }
 
+std::string CanonicalScheduleKind(absl::string_view kind) {
+  std::string key;
+  for (char c : kind) {
+    if (c != '-' && c != '_') key.push_back(absl::ascii_tolower(c));
+  }
+  if (key == "chronospipe") return "chronos";
+  if (key == "interleaved1f1b") return "interleaved";
+  for (const std::string& k : ScheduleKinds()) {
+    if (key == k) return k;
+  }
+  return std::string(kind);
+}
+
 int DefaultChunksPerDevice(absl::string_view kind) {
   return (kind == "interleaved" || kind == "chronos") ? 2 : 1;
 }

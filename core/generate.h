@@ -71,6 +71,11 @@ struct ShapeSpec {
 // Known kinds, in the order `chronosctl plan` lists them.
 const std::vector<std::string>& ScheduleKinds();
 bool IsKnownScheduleKind(absl::string_view kind);
+// The known kind that `kind` spells, ignoring case, '-' and '_' (so "ZB-H1"
+// and "zb_h1" are "zbh1", "1F1B" is "1f1b"), plus the long names
+// "chronos-pipe" and "interleaved-1f1b"; `kind` unchanged when it spells
+// none, so that an error can quote what the user wrote.
+std::string CanonicalScheduleKind(absl::string_view kind);
 // Default v for a kind: 1 for gpipe/1f1b/zbh1, 2 for interleaved/chronos.
 int DefaultChunksPerDevice(absl::string_view kind);
 // Checks that (kind, p, v, m) can be generated; kInvalidArgument naming the

@@ -293,6 +293,7 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec) {
 
   v1::ScheduleSpec* schedule = spec->mutable_schedule();
   if (schedule->kind().empty()) schedule->set_kind("chronos");
+  schedule->set_kind(CanonicalScheduleKind(schedule->kind()));
 
   v1::ParallelSpec* parallel = spec->mutable_parallel();
   if (parallel->pipeline() == 0) parallel->set_pipeline(1);

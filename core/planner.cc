@@ -8,8 +8,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/device_profile.h"
 #include "core/generate.h"
@@ -414,9 +416,11 @@ std::string DescribeOrder(const std::string& kind, const Candidate& cand) {
 absl::StatusOr<ScheduleVariant> ParseVariant(const std::string& name,
                                              const v1::MemorySpec& job_memory) {
   ScheduleVariant v;
-  v.name = name;
   std::vector<std::string> parts = absl::StrSplit(name, '+');
-  v.kind = parts[0];
+  v.kind = CanonicalScheduleKind(parts[0]);
+  parts[0] = v.kind;
+  for (size_t i = 1; i < parts.size(); ++i) absl::AsciiStrToLower(&parts[i]);
+  v.name = absl::StrJoin(parts, "+");
   if (!IsKnownScheduleKind(v.kind)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "schedule '", name, "': unknown kind '", v.kind, "'; known: gpipe, 1f1b, ",

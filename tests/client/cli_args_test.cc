@@ -8,6 +8,7 @@ namespace chronos::client {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 using testing::CliResult;
 using testing::RunCli;
@@ -190,6 +191,21 @@ TEST(CliArgsTest, PlanUnknownScheduleNamesTheFlag) {
   CliResult draw = RunCli({"schedule", "-f", spec, "--schedule", "zb-v"});
   EXPECT_EQ(draw.code, 2);
   EXPECT_THAT(draw.err, HasSubstr("--schedule"));
+}
+
+// The papers write ZB-H1 and 1F1B; each row reports the canonical name.
+TEST(CliArgsTest, PlanAcceptsTheUsualSpellingsOfAKind) {
+  const std::string dir = ScratchDir("spellings");
+  const std::string spec = WriteFile(dir + "/job.yaml", TinySpecYaml());
+  CliResult plan =
+      RunCli({"plan", "-f", spec, "--schedules", "ZB-H1,1F1B+Recompute,chronos-pipe", "-o", "json"});
+  ASSERT_EQ(plan.code, 0) << plan.err;
+  EXPECT_THAT(plan.out, HasSubstr("\"schedule\": \"zbh1\""));
+  EXPECT_THAT(plan.out, HasSubstr("\"schedule\": \"1f1b+recompute\""));
+  EXPECT_THAT(plan.out, HasSubstr("\"schedule\": \"chronos\""));
+  EXPECT_THAT(plan.out, Not(HasSubstr("ZB-H1")));
+  CliResult draw = RunCli({"schedule", "-f", spec, "--schedule", "zb_h1"});
+  EXPECT_EQ(draw.code, 0) << draw.err;
 }
 
 TEST(CliArgsTest, LocalRunValidatesWorkers) {

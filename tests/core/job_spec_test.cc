@@ -429,6 +429,26 @@ TEST(JobSpecDefaultsTest, KeepsGivenValuesAndUsesTheKindsChunkCount) {
   EXPECT_EQ(spec.data().format(), v1::DATA_FORMAT_LLMC);
 }
 
+TEST(JobSpecDefaultsTest, SpellsTheKindCanonically) {
+  const struct {
+    const char* given;
+    const char* want;
+    int chunks;
+  } cases[] = {{"ZB-H1", "zbh1", 1}, {"zb_h1", "zbh1", 1}, {"1F1B", "1f1b", 1},
+               {"Chronos-Pipe", "chronos", 2}, {"interleaved-1f1b", "interleaved", 2},
+               {"GPipe", "gpipe", 1}};
+  for (const auto& c : cases) {
+    v1::JobSpec spec = MustParse(absl::StrCat("schedule: {kind: ", c.given, "}"));
+    ApplyJobSpecDefaults(&spec);
+    EXPECT_EQ(spec.schedule().kind(), c.want) << c.given;
+    EXPECT_EQ(spec.parallel().chunks_per_device(), c.chunks) << c.given;
+  }
+  // What spells no kind is left as written, so the error quotes it.
+  v1::JobSpec bad = MustParse("schedule: {kind: zb-v}");
+  ApplyJobSpecDefaults(&bad);
+  EXPECT_EQ(bad.schedule().kind(), "zb-v");
+}
+
 // ---------------------------------------------------------------------------
 // Validation.
 
