@@ -58,6 +58,22 @@ absl::StatusOr<WorkerRegistry::Registration> WorkerRegistry::Register(
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   Registration result;
+  if (!previous_worker_id.empty()) {
+    auto it = workers_.find(previous_worker_id);
+    if (it != workers_.end() && it->second.state == v1::WORKER_STATE_DEAD &&
+        !it->second.superseded_by.empty()) {
+      auto taker = workers_.find(it->second.superseded_by);
+      if (taker != workers_.end() && taker->second.state != v1::WORKER_STATE_DEAD) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "worker name '", info.name(), "' was taken by worker ", taker->first,
+            ", which registered after ", previous_worker_id,
+            " and is alive: two worker processes share one name; give each its "
+            "own --name (the default is the host name, plus the GPU for "
+            "--device cuda:N)"));
+      }
+    }
+  }
+  result.worker_id = previous_worker_id.empty() ? NewId(info.name()) : previous_worker_id;
   // Another live entry under the same name is an earlier incarnation of
   // this process (a restarted pod keeps its name): it is gone.
   if (!info.name().empty()) {
@@ -67,6 +83,7 @@ absl::StatusOr<WorkerRegistry::Registration> WorkerRegistry::Register(
         continue;
       }
       w.state = v1::WORKER_STATE_DEAD;
+      w.superseded_by = result.worker_id;
       if (w.outbox) w.outbox->Close();
       w.outbox.reset();
       if (w.binding) result.superseded.emplace_back(id, *w.binding);
@@ -89,15 +106,14 @@ absl::StatusOr<WorkerRegistry::Registration> WorkerRegistry::Register(
       w.state = v1::WORKER_STATE_IDLE;
       w.binding.reset();
     }
-    result.worker_id = previous_worker_id;
+    w.superseded_by.clear();
     return result;
   }
   Worker w;
-  w.id = NewId(info.name());
+  w.id = result.worker_id;
   w.info = info;
   w.last_heartbeat = now;
   w.order = next_order_++;
-  result.worker_id = w.id;
   workers_.emplace(w.id, std::move(w));
   return result;
 }

@@ -48,7 +48,10 @@ class WorkerRegistry {
   };
   // A new worker, or `previous_worker_id` coming back (after a reconnect or
   // a coordinator restart: an unknown previous id is adopted as is). A
-  // returning dead worker comes back idle.
+  // returning dead worker comes back idle, except one whose name a later
+  // registration took and still holds: that is a second live process under
+  // one name, and it gets kAlreadyExists (taking the name back would
+  // declare the other dead, which would do the same, for ever).
   absl::StatusOr<Registration> Register(const v1::WorkerInfo& info,
                                         const std::string& previous_worker_id);
   // False for unknown or dead workers (they must register again).
@@ -92,6 +95,9 @@ class WorkerRegistry {
     absl::Time last_heartbeat;
     int64_t order = 0;  // registration order
     std::shared_ptr<CommandQueue> outbox;
+    // The worker that took this one's name while this one was alive; set
+    // when the registry declares it dead for that reason.
+    std::string superseded_by;
   };
   std::string NewId(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

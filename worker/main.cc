@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
                  "gRPC health service address HOST:PORT (port 0: any; '' = off)")
       ->capture_default_str();
   app.add_option("--device", o.device, "cpu or cuda:N")->capture_default_str();
-  app.add_option("--name", o.name, "stable worker name (default: the host name)");
+  app.add_option("--name", o.name, "stable worker name, one per live worker (default: the host name, "
+                 "plus -cudaN with --device cuda:N)");
   app.add_option("--advertise-host", o.advertise_host,
                  "address other workers reach this one at (transport)")
       ->capture_default_str();
@@ -109,6 +110,8 @@ int main(int argc, char** argv) {
 
   const chronos::rpc::StopSignals stop_signals = chronos::rpc::StopSignals::Block();
 
+  // A worker that must stop for good wakes the signal wait below.
+  o.on_fatal = [](const absl::Status&) { chronos::rpc::StopSignals::RequestStop(); };
   chronos::worker::WorkerDaemon daemon(o);
   absl::Status started = daemon.Start();
   if (!started.ok()) {
@@ -122,5 +125,9 @@ int main(int argc, char** argv) {
   const int signal = stop_signals.Wait();
   LOG(INFO) << "received signal " << signal << "; shutting down";
   daemon.Shutdown();
+  if (absl::Status fatal = daemon.fatal(); !fatal.ok()) {
+    std::cerr << "chronos-worker: " << fatal.message() << "\n";
+    return 1;
+  }
   return 0;
 }

@@ -1,6 +1,8 @@
 #include "core/rpc/stop_signals.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 
 namespace chronos::rpc {
 
@@ -12,6 +14,8 @@ StopSignals StopSignals::Block() {
   pthread_sigmask(SIG_BLOCK, &s.set_, nullptr);
   return s;
 }
+
+void StopSignals::RequestStop() { kill(getpid(), SIGTERM); }
 
 int StopSignals::Wait() const {
   int signal = 0;

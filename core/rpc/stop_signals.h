@@ -15,6 +15,9 @@ class StopSignals {
   static StopSignals Block();
   // Blocks until SIGTERM or SIGINT arrives; returns the signal number.
   int Wait() const;
+  // Sends this process SIGTERM, which wakes Wait() (every thread blocks it,
+  // so the waiting one takes it): how a thread asks main() to shut down.
+  static void RequestStop();
 
  private:
   sigset_t set_;

@@ -64,6 +64,28 @@ TEST_F(WorkerRegistryTest, NewProcessUnderTheSameNameSupersedesTheOldOne) {
   EXPECT_EQ(registry_.StateOf(old_id), v1::WORKER_STATE_DEAD);
 }
 
+// Two live processes under one name (two workers on a host, neither given
+// --name): the older one, coming back under its id, must not take the name
+// back, or each would push the other out in turn for ever.
+TEST_F(WorkerRegistryTest, SupersededWorkerCannotTakeItsNameBackFromALiveOne) {
+  const std::string first = registry_.Register(Info("vm"), "")->worker_id;
+  const std::string second = registry_.Register(Info("vm"), "")->worker_id;
+  ASSERT_EQ(registry_.StateOf(first), v1::WORKER_STATE_DEAD);
+  auto again = registry_.Register(Info("vm"), first);
+  ASSERT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists) << again.status();
+  EXPECT_NE(again.status().message().find("--name"), std::string::npos);
+  EXPECT_NE(again.status().message().find(second), std::string::npos);
+  EXPECT_EQ(registry_.StateOf(second), v1::WORKER_STATE_IDLE);
+  EXPECT_EQ(registry_.StateOf(first), v1::WORKER_STATE_DEAD);
+  // Once the name's holder is gone, the first comes back as before.
+  clock_.Advance(absl::Seconds(16));
+  registry_.ExpireDead();
+  ASSERT_EQ(registry_.StateOf(second), v1::WORKER_STATE_DEAD);
+  auto back = registry_.Register(Info("vm"), first);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(registry_.StateOf(first), v1::WORKER_STATE_IDLE);
+}
+
 TEST_F(WorkerRegistryTest, UnknownPreviousIdIsAdoptedAfterACoordinatorRestart) {
   auto reg = registry_.Register(Info("pod-1"), "pod-1-abcdef");
   ASSERT_TRUE(reg.ok());

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <csignal>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -425,6 +427,55 @@ TEST_F(E2eTest, WorkerSigkillMidIterationRecoversFromCheckpointAndFinishes) {
   EXPECT_TRUE(recovering) << (*done)["events"].dump(1);
   const int compared = ExpectRedoneLossesMatchAndNoIterationMissing(*done, 30);
   std::cout << "chaos: " << compared << " iterations redone after recovery matched\n";
+}
+
+// Two live worker processes under one name (say two on a host, neither
+// given --name): the coordinator takes the later one for a restart of the
+// first, and the first, reconnecting, is told so and exits instead of taking
+// the name back, which would push the other out in turn, for ever.
+TEST_F(E2eTest, SecondLiveWorkerUnderOneNameStopsTheFirstForGood) {
+  auto start = [&](const std::string& tag) {
+    return client::ChildProcess::Start(
+        tag, CHRONOS_WORKER_PATH,
+        {"--coordinator", cluster_->grpc_address(), "--metrics-listen", "127.0.0.1:0",
+         "--listen", "127.0.0.1:0", "--device", "cpu", "--name", "e2e-twin", "--threads", "1"},
+        absl::StrCat(cluster_->dir(), "/logs/", tag, ".log"));
+  };
+  auto live_twins = [&]() {
+    CommandResult r = cluster_->Ctl({"workers", "-o", "json"});
+    std::vector<std::string> ids;
+    if (r.exit_code != 0) return ids;
+    const json all = json::parse(r.out);
+    for (const json& w : all["workers"]) {
+      if (w["info"].value("name", "") == "e2e-twin" &&
+          w.value("state", "") != "WORKER_STATE_DEAD") {
+        ids.push_back(w.value("worker_id", ""));
+      }
+    }
+    return ids;
+  };
+  absl::StatusOr<std::unique_ptr<client::ChildProcess>> first = start("twin-first");
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE((*first)->WaitForLine("chronos-worker listening", absl::Seconds(60)).ok());
+  for (int i = 0; i < 600 && live_twins().size() != 1; ++i) absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_EQ(live_twins().size(), 1u) << cluster_->Ctl({"workers", "-o", "json"}).out;
+
+  absl::StatusOr<std::unique_ptr<client::ChildProcess>> second = start("twin-second");
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE((*second)->WaitForLine("chronos-worker listening", absl::Seconds(60)).ok());
+  ASSERT_TRUE((*first)->WaitExit(absl::Seconds(60))) << cluster_->Logs();
+  EXPECT_EQ((*first)->ExitDescription(), "exited with status 1");
+  std::ifstream log((*first)->log_path());
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(absl::StrContains(text, "two worker processes share one name")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "--name")) << text;
+  // The second keeps the name, and stays.
+  absl::SleepFor(absl::Seconds(3));
+  EXPECT_FALSE((*second)->Exited()) << (*second)->ExitDescription();
+  const std::vector<std::string> twins = live_twins();
+  ASSERT_EQ(twins.size(), 1u);
+  (*second)->Signal(SIGTERM);
+  EXPECT_TRUE((*second)->WaitExit(absl::Seconds(30)));
 }
 
 // With no spare left, the coordinator waits for a replacement, then

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "worker/daemon/assignment_run.h"
+#include "worker/daemon/host_probe.h"
 #include "worker/daemon/progress_reporter.h"
 #include "worker/daemon/worker_metrics.h"
 #include "worker/input_fault.h"
@@ -33,6 +34,14 @@ int PortOf(const std::string& address) {
   int port = 0;
   EXPECT_TRUE(absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port));
   return port;
+}
+
+// One worker per GPU on a node must not share a default name: the
+// coordinator takes a second live registration under a name for a restart.
+TEST(DefaultWorkerNameTest, GpuWorkersOnOneHostGetNamesOfTheirOwn) {
+  EXPECT_EQ(DefaultWorkerName("node7", "cuda:0"), "node7-cuda0");
+  EXPECT_EQ(DefaultWorkerName("node7", "cuda:3"), "node7-cuda3");
+  EXPECT_EQ(DefaultWorkerName("node7", "cpu"), "node7");
 }
 
 TEST(WorkerMetricsTest, JobSeriesAppearWithLabelsMoveAndVanishWhenTheJobEnds) {

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 
 namespace chronos::worker {
@@ -60,6 +61,12 @@ double MeasureCopyBandwidth(int64_t buffer_bytes, absl::Duration budget) {
     if (round > 1000) break;
   }
   return best;
+}
+
+std::string DefaultWorkerName(const std::string& host, const std::string& device) {
+  absl::string_view index = device;
+  if (!absl::ConsumePrefix(&index, "cuda:")) return host;
+  return absl::StrCat(host, "-cuda", index);
 }
 
 std::string HostName() {

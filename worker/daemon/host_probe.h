@@ -24,6 +24,12 @@ double MeasureCopyBandwidth(int64_t buffer_bytes = 64 << 20,
 // This host's name (gethostname), or "localhost".
 std::string HostName();
 
+// The name a worker registers under when --name is not given: the host
+// name, and for a GPU device its index ("node7-cuda3"), since the
+// coordinator takes a second live registration under one name for a
+// restart of the first.
+std::string DefaultWorkerName(const std::string& host, const std::string& device);
+
 }  // namespace chronos::worker
 
 #endif  // CHRONOS_WORKER_DAEMON_HOST_PROBE_H_

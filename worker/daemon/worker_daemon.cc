@@ -54,7 +54,7 @@ absl::Status WorkerDaemon::Start() {
   const int64_t host_memory =
       o_.host_memory_bytes > 0 ? o_.host_memory_bytes : HostMemoryBytes();
   const double bandwidth = MeasureCopyBandwidth();
-  info_.set_name(o_.name.empty() ? HostName() : o_.name);
+  info_.set_name(o_.name.empty() ? DefaultWorkerName(HostName(), o_.device) : o_.name);
   info_.set_device(o_.device);
   info_.set_device_name(device->device_name);
   // A CPU worker's "device memory" is the host's.
@@ -111,6 +111,11 @@ bool WorkerDaemon::Pause(absl::Duration d) {
   return !shutting_down_;
 }
 
+absl::Status WorkerDaemon::fatal() const {
+  absl::MutexLock lock(&mu_);
+  return fatal_;
+}
+
 void WorkerDaemon::SessionLoop() {
   std::mt19937_64 rng(std::random_device{}());
   absl::Duration backoff = o_.reconnect_min;
@@ -127,6 +132,19 @@ void WorkerDaemon::SessionLoop() {
       if (shutting_down_) return;
     }
     absl::StatusOr<v1::RegisterResponse> reg = client_->Register(info_);
+    if (absl::IsAlreadyExists(reg.status())) {
+      // Retrying would take the name back and push the other worker out,
+      // which would do the same to this one: the two would alternate for
+      // ever.
+      LOG(ERROR) << "register with " << o_.coordinator << ": "
+                 << reg.status().message() << "; stopping";
+      {
+        absl::MutexLock lock(&mu_);
+        fatal_ = reg.status();
+      }
+      if (o_.on_fatal) o_.on_fatal(reg.status());
+      return;
+    }
     if (!reg.ok()) {
       LOG(WARNING) << "register with " << o_.coordinator << ": " << reg.status();
       if (!Pause(next_backoff())) return;

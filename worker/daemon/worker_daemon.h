@@ -47,6 +47,9 @@ class WorkerDaemon {
   // fault, so the job recovers at once instead of waiting for missed
   // heartbeats), ends the session and the servers. Idempotent.
   void Shutdown();
+  // Why the daemon gave up on its own (OkStatus while it has not): see
+  // WorkerOptions::on_fatal.
+  absl::Status fatal() const;
 
  private:
   void SessionLoop();
@@ -64,9 +67,10 @@ class WorkerDaemon {
   std::unique_ptr<CoordinatorClient> client_;
   std::shared_ptr<KeyValueStore> store_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   bool registered_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status fatal_ ABSL_GUARDED_BY(mu_);
   // Bumped at each registration: wakes the heartbeat loop, which then
   // beats at once and at the interval the coordinator asked for.
   int64_t registration_ ABSL_GUARDED_BY(mu_) = 0;

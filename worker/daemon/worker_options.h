@@ -4,8 +4,10 @@
 #define CHRONOS_WORKER_DAEMON_WORKER_OPTIONS_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 
 namespace chronos::worker {
@@ -21,7 +23,9 @@ struct WorkerOptions {
   // gRPC health service (HOST:PORT, port 0 = any free port; "" = off).
   std::string health_listen = "127.0.0.1:0";
   std::string device = "cpu";     // "cpu" or "cuda:N"
-  std::string name;               // stable name (pod name); "" = hostname
+  // Stable name (pod name); "" = the host name, plus "-cudaN" for a GPU, so
+  // that one worker per GPU on a node gets a name of its own.
+  std::string name;
   std::string advertise_host = "127.0.0.1";  // address peers reach us at
   // Relative checkpoint directories of jobs resolve against this one; ""
   // = the working directory.
@@ -36,6 +40,10 @@ struct WorkerOptions {
   absl::Duration reconnect_max = absl::Seconds(5);
   // Until the coordinator tells its own interval at registration.
   absl::Duration heartbeat_interval = absl::Seconds(5);
+  // Called once, from a daemon thread, when the worker must stop for good
+  // (the coordinator says another live worker holds its name); main()
+  // stops the process with it. The status stays in WorkerDaemon::fatal().
+  std::function<void(const absl::Status&)> on_fatal;
 };
 
 }  // namespace chronos::worker
