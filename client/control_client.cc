@@ -5,6 +5,7 @@
 #include "absl/time/time.h"
 #include "client/exit_codes.h"
 #include "core/rpc/auth.h"
+#include "core/rpc/address.h"
 #include "core/rpc/credentials.h"
 #include "core/rpc/status_convert.h"
 #include "core/status_macros.h"

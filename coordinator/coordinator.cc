@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/rpc/address.h"
 #include "core/rpc/auth.h"
 #include "core/rpc/credentials.h"
 #include "core/rpc/limits.h"
@@ -23,8 +24,15 @@ Coordinator::Coordinator(CoordinatorOptions options)
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     CoordinatorOptions options, std::unique_ptr<JobStore> store) {
-  if (options.listen.empty()) {
-    return absl::InvalidArgumentError("--listen must be HOST:PORT");
+  if (absl::Status s = rpc::CheckListenAddress("--listen", options.listen, /*grpc_server=*/true);
+      !s.ok()) {
+    return s;
+  }
+  if (!options.metrics_listen.empty()) {
+    if (absl::Status s = rpc::CheckListenAddress("--metrics-listen", options.metrics_listen);
+        !s.ok()) {
+      return s;
+    }
   }
   if (options.heartbeat_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--heartbeat-interval-ms must be > 0");

@@ -102,28 +102,6 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   return grpc::SslServerCredentials(options);
 }
 
-absl::Status CheckTarget(const std::string& target) {
-  if (target.empty()) return absl::InvalidArgumentError("server address is empty");
-  // A URI (dns:///h:p, unix:/path, ipv4:a:p, ...) is gRPC's to check.
-  static const char* const kSchemes[] = {"dns:", "unix:", "unix-abstract:", "ipv4:",
-                                         "ipv6:", "vsock:"};
-  if (target.find("://") != std::string::npos) return absl::OkStatus();
-  for (const char* scheme : kSchemes) {
-    if (absl::StartsWith(target, scheme)) return absl::OkStatus();
-  }
-  const size_t colon = target.rfind(':');
-  const std::string host = colon == std::string::npos ? "" : target.substr(0, colon);
-  int port = 0;
-  const bool bare_ipv6 = host.find(':') != std::string::npos &&
-                         !(host.front() == '[' && host.back() == ']');
-  if (host.empty() || bare_ipv6 || !absl::SimpleAtoi(target.substr(colon + 1), &port) ||
-      port < 1 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", target, "' is not HOST:PORT (port 1-65535) or a gRPC target such as dns:///HOST:PORT"));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(
     const ChannelOptions& options) {
   if (absl::Status s = CheckTarget(options.target); !s.ok()) return s;

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/rpc/address.h"
 
 namespace chronos::rpc {
 
@@ -50,12 +51,6 @@ struct ChannelOptions {
   int keepalive_ms = 10000;
   int max_receive_message_bytes = 64 << 20;
 };
-
-// kInvalidArgument unless `target` is HOST:PORT (port 1-65535; an IPv6
-// host in brackets) or a gRPC target URI with a scheme (dns:///h:p,
-// unix:/path, ipv4:a:p, ...). gRPC itself would take "host" with no port
-// and keep failing to connect to port 443.
-absl::Status CheckTarget(const std::string& target);
 
 // A channel (not yet connected) with the options above; the target is
 // checked first (CheckTarget).

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <string>
 
+#include "core/rpc/address.h"
 #include "core/rpc/auth.h"
 #include "core/rpc/credentials.h"
 #include "core/rpc/health_client.h"
@@ -121,6 +122,34 @@ TEST(CheckTargetTest, AcceptsHostPortAndTargetUrisOnly) {
   ChannelOptions o;
   o.target = "coordinator";
   EXPECT_EQ(CreateChannel(o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CheckListenAddressTest, AcceptsBindableHostPortsAndNamesTheFlag) {
+  for (const char* ok : {"0.0.0.0:9464", "127.0.0.1:0", ":7070", "[::]:7070", "localhost:65535"}) {
+    EXPECT_TRUE(CheckListenAddress("--listen", ok).ok()) << ok;
+  }
+  for (const char* bad : {"", "127.0.0.1", "127.0.0.1:99999", "127.0.0.1:-1", "::1:7070",
+                          "host:http", "unix:/tmp/c.sock"}) {
+    absl::Status s = CheckListenAddress("--metrics-listen", bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(s.message().rfind("--metrics-listen: ", 0), 0u) << s.message();
+  }
+  EXPECT_TRUE(CheckListenAddress("--listen", "unix:/tmp/c.sock", /*grpc_server=*/true).ok());
+}
+
+// gRPC would bind port 443 for a bare host and some other port for one
+// over 65535; the coordinator refuses both before it binds anything.
+TEST(CheckListenAddressTest, CoordinatorRefusesAListenAddressGrpcWouldMisread) {
+  for (const char* bad : {"127.0.0.1", "127.0.0.1:99999"}) {
+    coordinator::CoordinatorOptions options;
+    options.listen = bad;
+    options.metrics_listen = "";
+    absl::StatusOr<std::unique_ptr<coordinator::Coordinator>> c =
+        coordinator::Coordinator::Create(options);
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(c.status().message().find("--listen"), std::string::npos) << c.status();
+  }
 }
 
 }  // namespace

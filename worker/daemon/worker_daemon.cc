@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/rpc/address.h"
 #include "core/rpc/credentials.h"
 #include "glog/logging.h"
 #include "worker/daemon/grpc_kv_store.h"
@@ -20,6 +21,17 @@ WorkerDaemon::WorkerDaemon(WorkerOptions options)
 WorkerDaemon::~WorkerDaemon() { Shutdown(); }
 
 absl::Status WorkerDaemon::Start() {
+  if (!o_.metrics_listen.empty()) {
+    if (absl::Status s = rpc::CheckListenAddress("--metrics-listen", o_.metrics_listen); !s.ok()) {
+      return s;
+    }
+  }
+  if (!o_.health_listen.empty()) {
+    if (absl::Status s = rpc::CheckListenAddress("--listen", o_.health_listen, /*grpc_server=*/true);
+        !s.ok()) {
+      return s;
+    }
+  }
   absl::StatusOr<DeviceDescription> device = DescribeDevice(o_.device);
   if (!device.ok()) return device.status();
   device_memory_bytes_ = device->memory_bytes;
