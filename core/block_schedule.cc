@@ -16,6 +16,7 @@
 #include <cmath>
 #include <deque>
 #include <limits>
+#include <set>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -380,28 +381,29 @@ int MaxInflight(const std::vector<BlockOp>& ops, int p, double period) {
 
 // Moves every BW whose BI already ran ahead of the next F that starts a new
 // micro-batch on the device: it frees the weight-gradient stash before the
-// F adds a new one, at the price of delaying that F.
-std::vector<Action> WeightsFirst(const std::vector<Action>& list, int first_chunk) {
-  std::vector<Action> out;
-  std::vector<bool> taken(list.size(), false);
-  std::vector<std::pair<int, int>> bi_done;
-  auto ran_bi = [&](const Action& w) {
-    return std::find(bi_done.begin(), bi_done.end(),
-                     std::make_pair(w.chunk, w.microbatch)) != bi_done.end();
-  };
-  for (size_t k = 0; k < list.size(); ++k) {
+// F adds a new one, at the price of delaying that F. `order` is one
+// device's (op index, micro-batch) list.
+std::vector<std::pair<int, int>> WeightsFirst(const std::vector<std::pair<int, int>>& order,
+                                              const std::vector<BlockOp>& ops, int first_chunk) {
+  std::vector<std::pair<int, int>> out;
+  out.reserve(order.size());
+  std::vector<bool> taken(order.size(), false);
+  std::set<std::pair<int, int>> bi_done;  // (chunk, micro-batch)
+  for (size_t k = 0; k < order.size(); ++k) {
     if (taken[k]) continue;
-    const Action& a = list[k];
+    const BlockOp& a = ops[order[k].first];
     if (a.type == ActionType::kF && a.chunk == first_chunk) {
-      for (size_t q = k + 1; q < list.size(); ++q) {
-        if (!taken[q] && list[q].type == ActionType::kBW && ran_bi(list[q])) {
-          out.push_back(list[q]);
+      for (size_t q = k + 1; q < order.size(); ++q) {
+        const BlockOp& w = ops[order[q].first];
+        if (!taken[q] && w.type == ActionType::kBW &&
+            bi_done.count({w.chunk, order[q].second}) > 0) {
+          out.push_back(order[q]);
           taken[q] = true;
         }
       }
     }
-    if (a.type == ActionType::kBI) bi_done.push_back({a.chunk, a.microbatch});
-    out.push_back(a);
+    if (a.type == ActionType::kBI) bi_done.insert({a.chunk, order[k].second});
+    out.push_back(order[k]);
     taken[k] = true;
   }
   return out;
@@ -435,6 +437,22 @@ std::vector<std::vector<std::pair<int, int>>> DeviceOrders(const std::vector<Blo
     }
   }
   return out;
+}
+
+// DeviceOrders, then WeightsFirst on each device when asked: the orders the
+// schedule will hold, so that the period search replays those.
+std::vector<std::vector<std::pair<int, int>>> ScheduleOrders(const std::vector<BlockOp>& ops,
+                                                             const std::vector<int>& placement,
+                                                             int p, int m, double period,
+                                                             bool weights_first) {
+  std::vector<std::vector<std::pair<int, int>>> orders = DeviceOrders(ops, p, m, period);
+  if (!weights_first) return orders;
+  for (int dev = 0; dev < p; ++dev) {
+    int first_chunk = 0;
+    while (placement[first_chunk] != dev) ++first_chunk;
+    orders[dev] = WeightsFirst(orders[dev], ops, first_chunk);
+  }
+  return orders;
 }
 
 // Runs the device orders as soon as each op's input has arrived (compute
@@ -514,6 +532,7 @@ absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape,
   const int C = static_cast<int>(placement.size());
   const int m = shape.num_microbatches;
   const BlockTuning& tune = shape.block;
+  const bool weights_first = tune.weights_first && split;
   Durations d;
   // What the ops really take; a block laid out with unit costs still runs
   // at the cost model's speed, which the period search replays.
@@ -577,12 +596,12 @@ absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape,
       for (const BlockOp& op : trial) dur.push_back(real_duration(op));
       // Long runs replay a prefix and extrapolate at the steady state's
       // pace (the first device's spacing of new micro-batches over its last
-      // p), which keeps p = 64, m = 512 well under a second. (The replay
-      // sees the block's order before weights_first moves BWs.)
+      // p), which keeps p = 64, m = 512 well under a second.
       const int m_replay = std::min(m, 2 * p + 16);
       std::vector<double> first_starts;
-      double makespan = ReplayMakespan(trial, DeviceOrders(trial, p, m_replay, t), dur,
-                                       m_replay, shape.costs.p2p_seconds, &first_starts);
+      double makespan = ReplayMakespan(
+          trial, ScheduleOrders(trial, placement, p, m_replay, t, weights_first), dur, m_replay,
+          shape.costs.p2p_seconds, &first_starts);
       if (m_replay < m) {
         const double pace = (first_starts[m_replay - 1] - first_starts[m_replay - 1 - p]) / p;
         makespan += (m - m_replay) * pace;
@@ -603,16 +622,12 @@ absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape,
   }
 
   Schedule s = Skeleton(shape.kind, p, C / p, m, placement);
-  const std::vector<std::vector<std::pair<int, int>>> orders = DeviceOrders(ops, p, m, period);
+  const std::vector<std::vector<std::pair<int, int>>> orders =
+      ScheduleOrders(ops, placement, p, m, period, weights_first);
   for (int dev = 0; dev < p; ++dev) {
     std::vector<Action> list;
     for (const auto& [i, mb] : orders[dev]) {
       list.push_back(Action::Compute(ops[i].type, ops[i].chunk, mb));
-    }
-    if (tune.weights_first && split) {
-      int first_chunk = 0;
-      while (placement[first_chunk] != dev) ++first_chunk;
-      list = WeightsFirst(list, first_chunk);
     }
     s.devices[dev] = std::move(list);
   }
