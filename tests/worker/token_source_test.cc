@@ -143,6 +143,14 @@ TEST_F(TokenSourceTest, TooShortForSeqLen) {
   EXPECT_TRUE(IsInputFault(absent));
 }
 
+TEST_F(TokenSourceTest, TextPathThatIsADirectorySaysSo) {
+  const absl::Status st = TokenSource::Open(dir_, TokenFormat::kText, 256).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("is a directory"), std::string::npos) << st;
+  EXPECT_NE(st.message().find("data.path"), std::string::npos) << st;
+  EXPECT_TRUE(IsInputFault(st));
+}
+
 TEST_F(TokenSourceTest, LlmcReadsBothMagicsFromDirectoryAndGlob) {
   std::vector<uint16_t> a = {1, 2, 3, 60000};
   std::vector<uint32_t> b = {70000, 5, 6};
