@@ -1,5 +1,6 @@
 // Command-line validation: every mistake exits 2 (or 3 for a spec) with an
 // "error:" line that names the flag or field, before any server is called.
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/test_util.h"
@@ -224,7 +225,9 @@ TEST(CliArgsTest, LocalRunValidatesWorkers) {
 
 TEST(CliArgsTest, LocalRunWithoutDaemonsNamesBinDir) {
   const std::string dir = ScratchDir("nobin");
-  const std::string spec = WriteFile(dir + "/job.yaml", TinySpecYaml());
+  const std::string corpus = WriteFile(dir + "/input.txt", std::string(4096, 'a'));
+  const std::string spec = WriteFile(
+      dir + "/job.yaml", absl::StrReplaceAll(TinySpecYaml(), {{"data/input.txt", corpus}}));
   CliResult r = RunCli({"local", "run", "-f", spec, "--workers", "2", "--bin-dir", dir});
   EXPECT_EQ(r.code, 4);
   EXPECT_THAT(r.err, HasSubstr("--bin-dir"));

@@ -14,6 +14,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
@@ -113,7 +114,11 @@ class LocalRunTest : public ::testing::Test {
   void SetUp() override {
     pid_dir_ = ScratchDir("pids");
     setenv("CHRONOS_TEST_PID_DIR", pid_dir_.c_str(), 1);
-    spec_ = WriteFile(ScratchDir("spec") + "/job.yaml", TinySpecYaml("tiny"));
+    // local run checks data.path on this machine before it starts anything.
+    const std::string dir = ScratchDir("spec");
+    const std::string corpus = WriteFile(dir + "/input.txt", std::string(4096, 'a'));
+    spec_ = WriteFile(dir + "/job.yaml", absl::StrReplaceAll(TinySpecYaml("tiny"),
+                                                              {{"data/input.txt", corpus}}));
     server_.service().SetWorkers(AttachedWorkers(2));
   }
   void TearDown() override {
@@ -144,6 +149,24 @@ class LocalRunTest : public ::testing::Test {
   std::string pid_dir_;
   std::string spec_;
 };
+
+TEST_F(LocalRunTest, DataPathThatCannotBeReadHereStopsBeforeAnyDaemonStarts) {
+  const std::string dir = ScratchDir("baddata");
+  const std::string missing = WriteFile(
+      dir + "/missing.yaml", absl::StrReplaceAll(TinySpecYaml("tiny"),
+                                                 {{"data/input.txt", dir + "/absent.txt"}}));
+  const std::string bin = FakeBinDir(server_.address());
+  CliResult r = RunCli({"local", "run", "-f", missing, "--workers", "2", "--bin-dir", bin});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("data.path " + dir + "/absent.txt does not exist"));
+  const std::string directory = WriteFile(
+      dir + "/directory.yaml",
+      absl::StrReplaceAll(TinySpecYaml("tiny"), {{"data/input.txt", dir}}));
+  r = RunCli({"local", "run", "-f", directory, "--workers", "2", "--bin-dir", bin});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("is a directory"));
+  EXPECT_TRUE(RecordedPids(pid_dir_).empty());
+}
 
 TEST_F(LocalRunTest, RunsJobPrintsJsonSummaryAndStopsEveryDaemon) {
   ScriptJob(v1::JOB_STATE_SUCCEEDED);
