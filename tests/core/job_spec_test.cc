@@ -498,6 +498,13 @@ TEST(JobSpecValidateTest, EachRuleNamesItsField) {
          s->mutable_training()->set_microbatches((1 << 16) + 1);
        },
        "training.microbatches must be <= 65536"},
+      {"interleaved groups",
+       [](v1::JobSpec* s) {
+         s->mutable_schedule()->set_kind("interleaved");
+         s->mutable_training()->set_microbatches(6);
+       },
+       "training.microbatches (6) must be a multiple of parallel.pipeline (4) for "
+       "schedule.kind interleaved"},
       {"unknown kind",
        [](v1::JobSpec* s) { s->mutable_schedule()->set_kind("foo"); },
        "schedule.kind 'foo' is unknown; known: "},
