@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
                  "gRPC health service address HOST:PORT (port 0: any; '' = off)")
       ->capture_default_str();
   app.add_option("--device", o.device, "cpu or cuda:N")->capture_default_str();
-  app.add_option("--name", o.name, "stable worker name, one per live worker (default: the host name, "
+  app.add_option("--name", o.name,
+                 "stable worker name, one per live worker (default: the host name, "
                  "plus -cudaN with --device cuda:N)");
   app.add_option("--advertise-host", o.advertise_host,
                  "address other workers reach this one at (transport)")

@@ -36,7 +36,8 @@ absl::Status CheckTarget(absl::string_view target) {
   absl::string_view host;
   if (!SplitHostPort(target, 1, &host) || host.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "'", target, "' is not HOST:PORT (port 1-65535) or a gRPC target such as dns:///HOST:PORT"));
+        "'", target,
+        "' is not HOST:PORT (port 1-65535) or a gRPC target such as dns:///HOST:PORT"));
   }
   return absl::OkStatus();
 }

@@ -199,7 +199,8 @@ TEST(CliArgsTest, PlanAcceptsTheUsualSpellingsOfAKind) {
   const std::string dir = ScratchDir("spellings");
   const std::string spec = WriteFile(dir + "/job.yaml", TinySpecYaml());
   CliResult plan =
-      RunCli({"plan", "-f", spec, "--schedules", "ZB-H1,1F1B+Recompute,chronos-pipe", "-o", "json"});
+      RunCli({"plan", "-f", spec, "--schedules", "ZB-H1,1F1B+Recompute,chronos-pipe",
+              "-o", "json"});
   ASSERT_EQ(plan.code, 0) << plan.err;
   EXPECT_THAT(plan.out, HasSubstr("\"schedule\": \"zbh1\""));
   EXPECT_THAT(plan.out, HasSubstr("\"schedule\": \"1f1b+recompute\""));

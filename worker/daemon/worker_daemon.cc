@@ -27,7 +27,8 @@ absl::Status WorkerDaemon::Start() {
     }
   }
   if (!o_.health_listen.empty()) {
-    if (absl::Status s = rpc::CheckListenAddress("--listen", o_.health_listen, /*grpc_server=*/true);
+    if (absl::Status s =
+            rpc::CheckListenAddress("--listen", o_.health_listen, /*grpc_server=*/true);
         !s.ok()) {
       return s;
     }
