@@ -16,6 +16,7 @@
 #include "client/job_view.h"
 #include "client/job_watcher.h"
 #include "client/local_cluster.h"
+#include "core/data_path.h"
 #include "core/job_spec.h"
 #include "core/proto_json.h"
 #include "core/size.h"
@@ -147,30 +148,6 @@ void PrintSummaryTable(std::ostream& out, const v1::Job& job,
   out << "\n";
 }
 
-// The workers of a local cluster read data.path on this machine: say what
-// is wrong with it before starting any process (the workers would report it
-// as an input fault a few seconds later). Shard patterns are the workers'
-// to expand.
-absl::Status CheckLocalData(const v1::DataSpec& data, const std::string& spec_file) {
-  namespace fs = std::filesystem;
-  const std::string& path = data.path();
-  std::error_code ec;
-  if (data.format() == v1::DATA_FORMAT_LLMC && path.find_first_of("*?[") != std::string::npos) {
-    return absl::OkStatus();
-  }
-  if (!fs::exists(path, ec)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(spec_file, ": data.path ", path, " does not exist on this machine"));
-  }
-  if (data.format() != v1::DATA_FORMAT_LLMC && fs::is_directory(path, ec)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        spec_file, ": data.path ", path,
-        " is a directory: with format text it must be a file (a directory of *.bin "
-        "shards needs format llmc)"));
-  }
-  return absl::OkStatus();
-}
-
 int RunLocal(CommandContext& ctx, const LocalRunFlags& f) {
   CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
   if (f.workers < 1) {
@@ -189,7 +166,13 @@ int RunLocal(CommandContext& ctx, const LocalRunFlags& f) {
           "--workers ", f.workers, " is fewer than the job needs (parallel.pipeline x "
           "parallel.data = ", needed, ")")));
     }
-    if (absl::Status s = CheckLocalData(defaulted.data(), f.file); !s.ok()) return ctx.Fail(s);
+    // The workers of a local cluster read data.path here: say what is wrong
+    // with it before starting any process (a wrong spec for this machine).
+    if (absl::Status s = CheckDataPath(defaulted.data().path(),
+                                       defaulted.data().format() == v1::DATA_FORMAT_LLMC);
+        !s.ok()) {
+      return ctx.Fail(absl::InvalidArgumentError(absl::StrCat(f.file, ": ", s.message())));
+    }
   }
   LocalClusterOptions options;
   CHRONOSCTL_ASSIGN_OR_FAIL(ctx, options.coordinator_path,

@@ -34,6 +34,15 @@ std::string CanonicalScheduleKind(absl::string_view kind) {
   return std::string(kind);
 }
 
+absl::Status CheckMicrobatchGroups(absl::string_view kind, int p, int m) {
+  if (kind != "interleaved" || p < 1 || m % p == 0) return absl::OkStatus();
+  // With a partial group Megatron's order can deadlock (p = 5, m = 7 does;
+  // found by schedule_validator_fuzzer).
+  return absl::InvalidArgumentError(
+      absl::StrCat("training.microbatches (", m, ") must be a multiple of parallel.pipeline (", p,
+                   ") for schedule.kind interleaved"));
+}
+
 int DefaultChunksPerDevice(absl::string_view kind) {
   return (kind == "interleaved" || kind == "chronos") ? 2 : 1;
 }
@@ -60,14 +69,9 @@ absl::Status CheckShape(const ShapeSpec& s) {
     return absl::InvalidArgumentError(absl::StrCat(
         "schedule.kind interleaved needs parallel.chunks_per_device >= 2 (got ", v, ")"));
   }
-  if (s.kind == "interleaved" && s.num_microbatches % s.num_devices != 0) {
-    // Megatron's schedule table groups micro-batches p at a time; with a
-    // partial group its order can deadlock (p = 5, m = 7 does; found by
-    // schedule_validator_fuzzer).
-    return absl::InvalidArgumentError(absl::StrCat(
-        "training.microbatches (", s.num_microbatches,
-        ") must be a multiple of parallel.pipeline (", s.num_devices,
-        ") for schedule.kind interleaved"));
+  if (absl::Status st = CheckMicrobatchGroups(s.kind, s.num_devices, s.num_microbatches);
+      !st.ok()) {
+    return st;
   }
   if (s.kind == "chronos" && (v < 2 || v % 2 != 0)) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -78,6 +78,10 @@ bool IsKnownScheduleKind(absl::string_view kind);
 std::string CanonicalScheduleKind(absl::string_view kind);
 // Default v for a kind: 1 for gpipe/1f1b/zbh1, 2 for interleaved/chronos.
 int DefaultChunksPerDevice(absl::string_view kind);
+// Megatron's interleaved table groups micro-batches p at a time: for that
+// kind, m must be a multiple of p (kInvalidArgument naming both fields).
+// The job spec's validation and CheckShape both use it.
+absl::Status CheckMicrobatchGroups(absl::string_view kind, int p, int m);
 // Checks that (kind, p, v, m) can be generated; kInvalidArgument naming the
 // job-spec field (schedule.kind, parallel.chunks_per_device,
 // training.microbatches, ...) otherwise.

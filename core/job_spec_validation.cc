@@ -140,13 +140,11 @@ void ValidateTraining(const v1::JobSpec& spec, Problems* p) {
     p->Add(absl::StrCat("training.microbatches (", t.microbatches(),
                         ") must be >= parallel.pipeline (",
                         spec.parallel().pipeline(), ")"));
-  } else if (spec.schedule().kind() == "interleaved" && spec.parallel().pipeline() >= 1 &&
-             t.microbatches() % spec.parallel().pipeline() != 0) {
-    // Megatron's table groups micro-batches p at a time (CheckShape says
-    // why); caught here so that a spec is refused before anything starts.
-    p->Add(absl::StrCat("training.microbatches (", t.microbatches(),
-                        ") must be a multiple of parallel.pipeline (",
-                        spec.parallel().pipeline(), ") for schedule.kind interleaved"));
+  } else if (absl::Status s = CheckMicrobatchGroups(spec.schedule().kind(),
+                                                    spec.parallel().pipeline(), t.microbatches());
+             !s.ok()) {
+    // Also the generator's rule; here so a spec is refused before anything starts.
+    p->Add(std::string(s.message()));
   }
   p->Positive("training.lr", t.lr());
   p->NonNegative("training.min_lr", t.min_lr());

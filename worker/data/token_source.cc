@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "core/data_path.h"
 #include "core/status_macros.h"
 #include "worker/input_fault.h"
 
@@ -26,12 +27,6 @@ constexpr int64_t kHeaderInts = 256;
 constexpr int64_t kHeaderBytes = kHeaderInts * sizeof(int32_t);
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.path ", path, " is a directory: with format text it must be a file "
-        "(a directory of *.bin shards needs format llmc)"));
-  }
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
     return absl::NotFoundError(absl::StrCat("cannot open data file ", path,
@@ -154,6 +149,7 @@ absl::StatusOr<std::unique_ptr<TokenSource>> TokenSource::Open(
   // Every way this can fail is the corpus's, and a restart would read the
   // same bytes: mark it so (worker/input_fault.h).
   auto open = [&]() -> absl::StatusOr<std::unique_ptr<TokenSource>> {
+    CHRONOS_RETURN_IF_ERROR(CheckDataPath(path, format == TokenFormat::kLlmc));
     auto src = std::make_unique<TokenSource>();
     if (format == TokenFormat::kText) {
       if (vocab < 256) {
