@@ -6,7 +6,9 @@
 // in the HBM budget with the MFU there. Per depth it then prints Chronos-
 // Pipe's bubble / activation-memory Pareto front (everything kept; blocks
 // with and without BWs glued behind their BIs) and the
-// least memory at no more bubble than 1F1B's. Then it times generation +
+// least memory at no more bubble than 1F1B's, including the four-chunk
+// unit block refined by the order search (core/order_search.h) under half
+// of 1F1B's activations (--search-steps). Then it times generation +
 // validation at p = 64, m = 512. Prints tables; --json FILE writes JSON.
 #include <algorithm>
 #include <chrono>
@@ -25,6 +27,7 @@
 #include "core/device_profile.h"
 #include "core/generate.h"
 #include "core/memory_passes.h"
+#include "core/order_search.h"
 #include "core/planner.h"
 #include "core/simulator.h"
 #include "core/status_macros.h"
@@ -43,6 +46,7 @@ struct Options {
   double min_mfu_share = 0.95;  // of 1f1b+plain's MFU at its own maximum
   std::string json_path;
   int gen_p = 64, gen_m = 512;
+  int64_t search_steps = 3'000'000;  // order search on the v=4 unit block; 0 = skip
 };
 
 v1::JobSpec LlamaSpec(const Options& o, int p, int m) {
@@ -143,6 +147,45 @@ absl::Status ChronosTradeoff(const Options& o, const v1::DeviceProfile& profile,
           absl::StrFormat("v=4 unit T=%.2fx", sh.block.period_scale), sh, cm4);
       if (pt.ok()) pts.push_back(*pt);
     }
+    // The same block refined by the order search under Chronos-Pipe's goal,
+    // half of 1F1B's worst-device activations: the search shortens the
+    // pipeline as far as that cap allows.
+    if (o.search_steps > 0) {
+      ShapeSpec sh = base4;
+      sh.search.activation_cap_bytes = static_cast<int64_t>(0.5 * act_1f1b);
+      // Start from the shortest period whose block is already under the
+      // cap: the search trades memory for time far more easily than back.
+      for (int k = 0; k <= 10; ++k) {
+        sh.block.period_scale = 1.0 + 0.05 * k;
+        absl::StatusOr<Schedule> start = GenerateSchedule(sh);
+        if (!start.ok()) continue;
+        absl::StatusOr<OrderCost> oc = ReplayOrders(*start, sh.costs);
+        if (oc.ok() && oc->worst_activation_bytes <= sh.search.activation_cap_bytes) break;
+      }
+      sh.search.steps = o.search_steps;
+      const auto t0 = std::chrono::steady_clock::now();
+      absl::StatusOr<TradeoffPoint> pt = KeepAllPoint(
+          absl::StrFormat("v=4 unit T=%.2fx+search", sh.block.period_scale), sh, cm4);
+      const double secs = Seconds(t0);
+      if (pt.ok()) {
+        pts.push_back(*pt);
+        std::printf("\norder search, p=%d m=%d, from %s: %lld steps in %.1f s: bubble %.4f, "
+                    "%.2f GiB (%.3fx 1F1B's activations; cap 0.5x)\n",
+                    p, m, pt->order.c_str(), static_cast<long long>(o.search_steps), secs,
+                    pt->bubble,
+                    pt->worst / double(int64_t{1} << 30), pt->worst / act_1f1b);
+        (*out)["order_search"].push_back({{"p", p},
+                                          {"m", m},
+                                          {"start_period_scale", sh.block.period_scale},
+                                          {"steps", o.search_steps},
+                                          {"seconds", secs},
+                                          {"bubble_ratio", pt->bubble},
+                                          {"worst_peak_activation_bytes", pt->worst},
+                                          {"activation_vs_1f1b", pt->worst / act_1f1b}});
+      } else {
+        std::printf("\norder search, p=%d m=%d: %s\n", p, m, pt.status().ToString().c_str());
+      }
+    }
   }
   std::sort(pts.begin(), pts.end(), [](const TradeoffPoint& a, const TradeoffPoint& b) {
     return a.bubble < b.bubble || (a.bubble == b.bubble && a.worst < b.worst);
@@ -150,7 +193,7 @@ absl::Status ChronosTradeoff(const Options& o, const v1::DeviceProfile& profile,
   std::printf("\nChronos-Pipe bubble vs activation memory, p=%d m=%d, everything kept "
               "(Pareto front; 1F1B: bubble %.4f, %.2f GiB)\n",
               p, m, bubble_1f1b, act_1f1b / double(int64_t{1} << 30));
-  std::printf("  %-18s %8s %12s %9s\n", "order", "bubble", "worst-act", "vs-1f1b");
+  std::printf("  %-24s %8s %12s %9s\n", "order", "bubble", "worst-act", "vs-1f1b");
   int64_t front = std::numeric_limits<int64_t>::max();
   const TradeoffPoint* best_at_1f1b = nullptr;
   for (const TradeoffPoint& pt : pts) {
@@ -159,7 +202,7 @@ absl::Status ChronosTradeoff(const Options& o, const v1::DeviceProfile& profile,
     }
     if (pt.worst >= front) continue;
     front = pt.worst;
-    std::printf("  %-18s %8.4f %8.2f GiB %8.3fx\n", pt.order.c_str(), pt.bubble,
+    std::printf("  %-24s %8.4f %8.2f GiB %8.3fx\n", pt.order.c_str(), pt.bubble,
                 pt.worst / double(int64_t{1} << 30), pt.worst / act_1f1b);
     (*out)["chronos_tradeoff"].push_back({{"p", p},
                                           {"m", m},
@@ -213,10 +256,15 @@ int Main(int argc, char** argv) {
         std::fprintf(stderr, "error: --layers must be a positive integer\n");
         return 2;
       }
+    } else if (a == "--search-steps") {
+      if (!absl::SimpleAtoi(next(), &o.search_steps) || o.search_steps < 0) {
+        std::fprintf(stderr, "error: --search-steps must be a non-negative integer\n");
+        return 2;
+      }
     } else if (a == "--help" || a == "-h") {
       std::printf(
           "usage: chronos-bench-schedules [--depths 4,8,16] [--microbatches-per-stage 4]\n"
-          "         [--layers 64] [--max-layers] [--json FILE]\n");
+          "         [--layers 64] [--max-layers] [--search-steps 3000000] [--json FILE]\n");
       return 0;
     } else {
       std::fprintf(stderr, "error: unknown flag %s\n", a.c_str());

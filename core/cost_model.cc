@@ -280,6 +280,12 @@ std::vector<double> CostModel::BackwardWeightSeconds() const {
   return v;
 }
 
+std::vector<double> CostModel::BackwardSeconds() const {
+  std::vector<double> v;
+  for (const ChunkCost& c : chunks_) v.push_back(c.backward_seconds);
+  return v;
+}
+
 absl::StatusOr<std::vector<int>> PartitionLayers(
     const ModelShape& shape, int num_chunks,
     const std::vector<int>& explicit_layout) {
@@ -346,7 +352,14 @@ ShapeSpec ScheduleShape(const std::string& kind, int p, int v, int m, const Cost
   shape.costs.forward = costs.ForwardSeconds();
   shape.costs.backward_input = costs.BackwardInputSeconds();
   shape.costs.backward_weight = costs.BackwardWeightSeconds();
+  shape.costs.backward = costs.BackwardSeconds();
   shape.costs.p2p_seconds = costs.P2PSeconds(costs.shape().ActivationMessageBytes());
+  for (int c = 0; c < costs.num_chunks(); ++c) {
+    shape.costs.kept_bytes.push_back(costs.KeptBytes(c, SaveMode::kAll));
+    int64_t stash = 0;
+    for (int64_t b : costs.WeightGradUnitBytes(c)) stash += b;
+    shape.costs.weight_stash_bytes.push_back(stash);
+  }
   return shape;
 }
 

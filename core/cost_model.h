@@ -109,6 +109,7 @@ class CostModel {
   std::vector<double> ForwardSeconds() const;
   std::vector<double> BackwardInputSeconds() const;
   std::vector<double> BackwardWeightSeconds() const;
+  std::vector<double> BackwardSeconds() const;  // B: BI + BW fused, one overhead
 
  private:
   ModelShape shape_;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/generators_internal.h"
+#include "core/order_search.h"
 #include "core/status_macros.h"
 
 namespace chronos {
@@ -113,6 +114,9 @@ absl::StatusOr<Schedule> GenerateSchedule(const ShapeSpec& shape_in) {
     CHRONOS_ASSIGN_OR_RETURN(s, internal::BlockCompute(shape, internal::VPlacement(p, v), true));
   }
   s.chunk_layers = shape.chunk_layers;
+  if (shape.search.steps > 0) {
+    CHRONOS_ASSIGN_OR_RETURN(s, SearchOrders(s, shape.costs, shape.search));
+  }
   internal::InsertCommunication(&s);
   return s;
 }

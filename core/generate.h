@@ -21,10 +21,30 @@ struct ChunkCosts {
   std::vector<double> backward_input;   // BI, per chunk
   std::vector<double> backward_weight;  // BW, per chunk
   double p2p_seconds = 0.0;             // one stage-to-stage hop
+  // B (BI and BW fused, one kernel-launch overhead), per chunk; only the
+  // order search reads it, and falls back to BI + BW when it is empty.
+  std::vector<double> backward;
+  // Per chunk, what one micro-batch's activations hold with everything kept:
+  // F's stash, and the weight-gradient stash BI leaves for BW. Only the
+  // order search (OrderSearchOptions) reads them.
+  std::vector<int64_t> kept_bytes;
+  std::vector<int64_t> weight_stash_bytes;
+};
+
+// The order search of core/order_search.h, run on the generated order
+// before sends and receives are added. Needs every field of ChunkCosts.
+struct OrderSearchOptions {
+  int64_t steps = 0;  // moves tried; 0 = no search
+  // Every device's activation peak (everything kept) must stay at or under
+  // this; 0 = the generated order's own worst peak (shorten it for free).
+  int64_t activation_cap_bytes = 0;
+  uint64_t seed = 1;
+  int max_shift = 6;  // a move takes one action at most this many places
 };
 
 // Knobs of the building-block generators (chronos, zbh1); the defaults
-// reproduce the plain block. core/schedule_search.h tries several.
+// reproduce the plain block. The planner (ScheduleCandidates,
+// core/planner.cc) tries several.
 struct BlockTuning {
   // List-schedule with the real costs instead of laying out a periodic
   // block: oldest BI first, then F of chunks already started, then a new
@@ -66,6 +86,7 @@ struct ShapeSpec {
   std::vector<int> chunk_layers;  // layers per chunk (for the Schedule)
   ChunkCosts costs;
   BlockTuning block;
+  OrderSearchOptions search;
 };
 
 // Known kinds, in the order `chronosctl plan` lists them.

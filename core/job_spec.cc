@@ -49,6 +49,7 @@ struct KeyAlias {
 };
 constexpr KeyAlias kKeyAliases[] = {
     {"chronos.v1.MemorySpec.hbm_budget_bytes", "hbm_budget"},
+    {"chronos.v1.ScheduleSpec.activation_cap_bytes", "activation_cap"},
 };
 
 // Integer fields whose zero means "decide for me": "auto" reads as 0 and 0
@@ -56,6 +57,7 @@ constexpr KeyAlias kKeyAliases[] = {
 constexpr absl::string_view kAutoIntFields[] = {
     "chronos.v1.MemorySpec.hbm_budget_bytes",
     "chronos.v1.ScheduleSpec.inflight_cap",
+    "chronos.v1.ScheduleSpec.activation_cap_bytes",
     "chronos.v1.ParallelSpec.chunks_per_device",
 };
 

@@ -263,6 +263,9 @@ void ValidateSchedule(const v1::ScheduleSpec& s, Problems* p) {
                         absl::StrJoin(ScheduleKinds(), ", ")));
   }
   p->AtLeast("schedule.inflight_cap", s.inflight_cap(), 0);
+  p->InRange<int64_t>("schedule.order_search_steps", s.order_search_steps(), 0,
+                      kMaxOrderSearchSteps);
+  p->AtLeast<int64_t>("schedule.activation_cap", s.activation_cap_bytes(), 0);
 }
 
 void ValidateMemory(const v1::MemorySpec& m, Problems* p) {

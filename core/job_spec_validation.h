@@ -5,6 +5,8 @@
 #ifndef CHRONOS_CORE_JOB_SPEC_VALIDATION_H_
 #define CHRONOS_CORE_JOB_SPEC_VALIDATION_H_
 
+#include <cstdint>
+
 #include "absl/status/status.h"
 #include "chronos/v1/job.pb.h"
 
@@ -21,6 +23,10 @@ void ApplyJobSpecDefaults(::chronos::v1::JobSpec* spec);
 // The largest model.layers a spec may ask for (MaxLayers searches no
 // further).
 inline constexpr int kMaxModelLayers = 10000;
+
+// The most order-search steps a spec may ask for: about twenty minutes of
+// planning at p = 8, m = 32 with four chunks per device.
+inline constexpr int64_t kMaxOrderSearchSteps = 100'000'000;
 
 // Checks a spec after ApplyJobSpecDefaults. OK, or kInvalidArgument listing
 // every problem, joined by "; ", each naming its field, its value and the

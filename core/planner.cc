@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <thread>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "core/device_profile.h"
 #include "core/generate.h"
 #include "core/job_spec_validation.h"
+#include "core/order_search.h"
 #include "core/size.h"
 #include "core/status_macros.h"
 #include "core/validator.h"
@@ -480,8 +482,16 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
                     : spec.memory().hbm_budget_bytes() > 0 ? spec.memory().hbm_budget_bytes()
                                                            : DefaultHbmBudget(profile);
   ShapeSpec shape_spec = ScheduleShape(kind, p, v, m, *ps.costs);
+  if (same_kind) {
+    // Every candidate order is searched: the one that wins before the
+    // search is not always the one that wins after it.
+    shape_spec.search.steps = spec.schedule().order_search_steps();
+    shape_spec.search.activation_cap_bytes = spec.schedule().activation_cap_bytes();
+  }
   const int dp = std::max(1, spec.parallel().data());
 
+  const int64_t activation_cap = same_kind ? spec.schedule().activation_cap_bytes() : 0;
+  int64_t least_over = std::numeric_limits<int64_t>::max();
   std::unique_ptr<Attempt> best;
   std::string best_order;
   std::vector<v1::OrderCandidate> compared;
@@ -492,6 +502,10 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
     shape_spec.inflight_cap = cand.inflight_cap;
     v1::OrderCandidate row;
     row.set_order(DescribeOrder(kind, cand));
+    if (shape_spec.search.steps > 0) {
+      row.set_order(absl::StrCat(row.order(), ", order search (", shape_spec.search.steps,
+                                 " steps)"));
+    }
     absl::StatusOr<Schedule> generated = GenerateSchedule(shape_spec);
     // Another candidate may be infeasible (a list order under its cap, a
     // glued block under a tight cap) where the default block is not; only
@@ -502,6 +516,19 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
       continue;
     }
     CHRONOS_ASSIGN_OR_RETURN(Schedule base, std::move(generated));
+    // schedule.activation_cap binds the order itself (everything kept), not
+    // only the search: an order over it is not a candidate.
+    if (activation_cap > 0) {
+      CHRONOS_ASSIGN_OR_RETURN(OrderCost oc, ReplayOrders(base, shape_spec.costs));
+      if (oc.worst_activation_bytes > activation_cap) {
+        least_over = std::min(least_over, oc.worst_activation_bytes);
+        row.set_error(absl::StrCat("activation peak ", FormatBytes(oc.worst_activation_bytes),
+                                   " with everything kept is over schedule.activation_cap ",
+                                   FormatBytes(activation_cap)));
+        compared.push_back(std::move(row));
+        continue;
+      }
+    }
     auto a = std::make_unique<Attempt>();
     a->base = std::move(base);
     PolicyPlanner planner(*ps.costs, ps.variant.memory, ps.budget_bytes, dp,
@@ -527,6 +554,13 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
       best = std::move(a);
       best_order = compared.back().order();
     }
+  }
+  if (!best) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "schedule.activation_cap ", FormatBytes(activation_cap), ": no ", kind,
+        " order keeps every device's activations under it (the least peak found is ",
+        FormatBytes(least_over), "); raise the cap, schedule.order_search_steps or ",
+        "parallel.chunks_per_device"));
   }
   CHRONOS_RETURN_IF_ERROR(ValidateSchedule(best->final));
   ps.schedule = best->final;

@@ -210,6 +210,16 @@ TEST(JobSpecParseTest, InflightCapIsAutoOrAnInteger) {
                     HasSubstr("auto or an integer")));
 }
 
+TEST(JobSpecParseTest, ActivationCapIsASizeOrAuto) {
+  EXPECT_EQ(MustParse("schedule: {activation_cap: 11GiB}").schedule().activation_cap_bytes(),
+            int64_t{11} << 30);
+  EXPECT_EQ(MustParse("schedule: {activation_cap: auto}").schedule().activation_cap_bytes(), 0);
+  EXPECT_EQ(MustParse("schedule: {order_search_steps: 300000}").schedule().order_search_steps(),
+            300000);
+  EXPECT_THAT(ParseError("schedule: {activation_cap: lots}"),
+              HasSubstr("schedule.activation_cap"));
+}
+
 TEST(JobSpecParseTest, LayersPerChunkIsAListOfIntegers) {
   EXPECT_THAT(MustParse("parallel: {layers_per_chunk: [1, 2, 3]}")
                   .parallel()
@@ -272,7 +282,7 @@ TEST(JobSpecParseTest, UnknownKeySuggestsClosestKnownKey) {
 TEST(JobSpecParseTest, UnknownKeyWithNothingCloseListsKnownKeys) {
   EXPECT_THAT(ParseError("schedule: {colour: blue}"),
               AllOf(HasSubstr("unknown field 'schedule.colour'"),
-                    HasSubstr("known fields of schedule: kind, inflight_cap"),
+                    HasSubstr("known fields of schedule: kind, inflight_cap, order_search_steps"),
                     Not(HasSubstr("did you mean"))));
 }
 
@@ -606,6 +616,15 @@ TEST(JobSpecValidateTest, EachRuleNamesItsField) {
       {"inflight_cap",
        [](v1::JobSpec* s) { s->mutable_schedule()->set_inflight_cap(-2); },
        "schedule.inflight_cap must be >= 0 (got -2)"},
+      {"order_search_steps negative",
+       [](v1::JobSpec* s) { s->mutable_schedule()->set_order_search_steps(-1); },
+       "schedule.order_search_steps must be >= 0 (got -1)"},
+      {"order_search_steps too many",
+       [](v1::JobSpec* s) { s->mutable_schedule()->set_order_search_steps(int64_t{1} << 40); },
+       "schedule.order_search_steps must be <= 100000000 (got 1099511627776)"},
+      {"activation_cap",
+       [](v1::JobSpec* s) { s->mutable_schedule()->set_activation_cap_bytes(-5); },
+       "schedule.activation_cap must be >= 0 (got -5)"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);

@@ -1,6 +1,7 @@
 #include "core/planner.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/device_profile.h"
 #include "core/job_spec_validation.h"
@@ -215,6 +216,35 @@ TEST(PlannerTest, ReportsEveryOrderComparedAndKeepsTheFastestThatFits) {
   ASSERT_TRUE(one.ok()) << one.status();
   EXPECT_EQ(one->report.order(), "1f1b");
   EXPECT_EQ(one->report.candidates_size(), 0);
+}
+
+TEST(PlannerTest, ActivationCapBindsTheChosenOrder) {
+  v1::JobSpec spec = LlamaLike(32, 4, 8);
+  spec.mutable_parallel()->set_chunks_per_device(4);
+  PlanOptions o;
+  o.hbm_budget_bytes = int64_t{1} << 50;  // keep everything; only the cap binds
+  absl::StatusOr<PlannedSchedule> free = PlanSchedule(spec, H100(), "chronos+plain", o);
+  ASSERT_TRUE(free.ok()) << free.status();
+  int64_t least = std::numeric_limits<int64_t>::max(), most = 0;
+  for (const auto& d : free->sim.devices) most = std::max(most, d.peak_activation_bytes);
+  // The cap between the least-memory order and the fastest one: the plan
+  // must give up speed for it, and say so for the orders it passes over.
+  spec.mutable_schedule()->set_order_search_steps(20'000);
+  for (int64_t cap = most; cap > 0; cap = cap * 9 / 10) {
+    spec.mutable_schedule()->set_activation_cap_bytes(cap);
+    absl::StatusOr<PlannedSchedule> ps = PlanSchedule(spec, H100(), "chronos+plain", o);
+    if (!ps.ok()) {
+      EXPECT_EQ(ps.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(ps.status().message(), HasSubstr("schedule.activation_cap"));
+      break;
+    }
+    int64_t worst = 0;
+    for (const auto& d : ps->sim.devices) worst = std::max(worst, d.peak_activation_bytes);
+    EXPECT_LE(worst, cap);
+    EXPECT_THAT(ps->report.order(), HasSubstr("order search (20000 steps)"));
+    least = std::min(least, worst);
+  }
+  EXPECT_LT(least, most);
 }
 
 TEST(PlannerTest, MaxLayersStopsAtTheJobSpecLimit) {
