@@ -181,11 +181,18 @@ void PrintJobDescription(std::ostream& out, const v1::Job& job, absl::Time now) 
                                par.chunks_per_device() > 0 ? absl::StrCat(par.chunks_per_device())
                                                            : std::string("auto"),
                                " chunks per device"));
-  sub("Schedule", absl::StrCat(spec.schedule().kind().empty() ? "auto" : spec.schedule().kind(),
-                               ", inflight cap ",
-                               spec.schedule().inflight_cap() > 0
-                                   ? absl::StrCat(spec.schedule().inflight_cap())
-                                   : std::string("auto")));
+  std::string schedule =
+      absl::StrCat(spec.schedule().kind().empty() ? "auto" : spec.schedule().kind(),
+                   ", inflight cap ",
+                   spec.schedule().inflight_cap() > 0 ? absl::StrCat(spec.schedule().inflight_cap())
+                                                      : std::string("auto"));
+  if (spec.schedule().order_search_steps() > 0) {
+    absl::StrAppend(&schedule, ", order search ", spec.schedule().order_search_steps(), " steps");
+  }
+  if (spec.schedule().activation_cap_bytes() > 0) {
+    absl::StrAppend(&schedule, ", activation cap ", Bytes(spec.schedule().activation_cap_bytes()));
+  }
+  sub("Schedule", schedule);
   const v1::MemorySpec& mem = spec.memory();
   sub("Memory",
       absl::StrCat("hbm budget ",

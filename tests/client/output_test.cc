@@ -162,6 +162,18 @@ TEST(JobOutputTest, DescribeHasEverySection) {
   EXPECT_THAT(s, HasSubstr("Started"));
 }
 
+TEST(JobOutputTest, DescribeShowsTheOrderSearchOnlyWhenItIsOn) {
+  v1::Job job = SampleJob();
+  std::ostringstream plain;
+  PrintJobDescription(plain, job, testing::FixedNow());
+  EXPECT_THAT(plain.str(), Not(HasSubstr("order search")));
+  job.mutable_spec()->mutable_schedule()->set_order_search_steps(300000);
+  job.mutable_spec()->mutable_schedule()->set_activation_cap_bytes(int64_t{11} << 30);
+  std::ostringstream out;
+  PrintJobDescription(out, job, testing::FixedNow());
+  EXPECT_THAT(out.str(), HasSubstr("order search 300000 steps, activation cap 11.00 GiB"));
+}
+
 TEST(JobOutputTest, DescribeShowsTheWidthRecoveryChoseAgainstTheSpec) {
   v1::Job job;
   job.mutable_metadata()->set_name("shrunk");
