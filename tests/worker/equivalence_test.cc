@@ -30,13 +30,14 @@ struct Case {
   int m;
   int d = 1;
   // Chronos's other orders the planner may pick: 1 the block with slotted
-  // BWs (a BW may run periods after its BI), 2 the list order.
+  // BWs (a BW may run periods after its BI), 2 the list order, 3 the
+  // default block refined by the order search (actions moved one by one).
   int order = 0;
 };
 
 std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
   const Case& c = info.param;
-  const char* order[] = {"", "_slotted", "_list"};
+  const char* order[] = {"", "_slotted", "_list", "_searched"};
   return c.kind + "_p" + std::to_string(c.p) + "_v" + std::to_string(c.v) + "_m" +
          std::to_string(c.m) + "_d" + std::to_string(c.d) + order[c.order];
 }
@@ -107,8 +108,10 @@ TEST_P(EquivalenceTest, LossesAndGradientsMatchSingleProcessReference) {
   tuning.glue_weights = c.order == 1;
   tuning.slot_weights = c.order == 1;
   tuning.greedy = c.order == 2;
+  OrderSearchOptions search;
+  if (c.order == 3) search.steps = 20'000;
   auto schedule = testing::BuildSchedule(spec, c.kind, c.v, layers,
-                                         testing::MixedPolicy(C, c.m), tuning);
+                                         testing::MixedPolicy(C, c.m), tuning, search);
   ASSERT_TRUE(schedule.ok()) << schedule.status();
   if (c.order != 0) {
     auto plain = testing::BuildSchedule(spec, c.kind, c.v, layers, testing::MixedPolicy(C, c.m));
@@ -163,7 +166,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"chronos", 2, 2, 4, /*d=*/2}, Case{"chronos", 2, 4, 4},
                       Case{"chronos", 4, 4, 8}, Case{"chronos", 4, 2, 8, 1, /*order=*/1},
                       Case{"chronos", 3, 2, 7, 1, /*order=*/1},
-                      Case{"chronos", 4, 2, 8, 1, /*order=*/2}),
+                      Case{"chronos", 4, 2, 8, 1, /*order=*/2},
+                      Case{"chronos", 4, 4, 8, 1, /*order=*/3},
+                      Case{"chronos", 3, 2, 7, 1, /*order=*/3}),
     CaseName);
 
 }  // namespace

@@ -116,11 +116,13 @@ absl::StatusOr<Schedule> BuildSchedule(const v1::JobSpec& spec,
                                        int chunks_per_device,
                                        const std::vector<int>& layers,
                                        const PolicyTable& policy,
-                                       const BlockTuning& tuning) {
+                                       const BlockTuning& tuning,
+                                       const OrderSearchOptions& search) {
   CostModel costs = CpuCostModel(spec, layers);
   ShapeSpec shape = ScheduleShape(kind, spec.parallel().pipeline(), chunks_per_device,
                                   spec.training().microbatches(), costs);
   shape.block = tuning;
+  shape.search = search;
   CHRONOS_ASSIGN_OR_RETURN(Schedule s, GenerateSchedule(shape));
   MemoryPassOptions mo;
   mo.data_parallel = spec.parallel().data();

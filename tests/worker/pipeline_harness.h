@@ -64,7 +64,8 @@ absl::StatusOr<Schedule> BuildSchedule(const v1::JobSpec& spec,
                                        int chunks_per_device,
                                        const std::vector<int>& layers,
                                        const PolicyTable& policy,
-                                       const BlockTuning& tuning = {});
+                                       const BlockTuning& tuning = {},
+                                       const OrderSearchOptions& search = {});
 
 // Every kind of policy, spread over (chunk, micro-batch): keep, recompute at
 // layer / selective / chunk granularity, offload 0.5 and 1.0.
