@@ -556,7 +556,7 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
     }
   }
   if (!best) {
-    return absl::InvalidArgumentError(absl::StrCat(
+    return absl::ResourceExhaustedError(absl::StrCat(
         "schedule.activation_cap ", FormatBytes(activation_cap), ": no ", kind,
         " order keeps every device's activations under it (the least peak found is ",
         FormatBytes(least_over), "); raise the cap, schedule.order_search_steps or ",
@@ -608,8 +608,11 @@ absl::StatusOr<int> MaxLayers(const v1::JobSpec& spec, const v1::DeviceProfile& 
     return PlanSchedule(probe, profile, variant, probe_options);
   };
   auto fits = [&](int layers) -> absl::StatusOr<bool> {
-    CHRONOS_ASSIGN_OR_RETURN(PlannedSchedule ps, plan(layers));
-    return ps.fits;
+    absl::StatusOr<PlannedSchedule> ps = plan(layers);
+    // Past schedule.activation_cap a size does not fit, like past the budget.
+    if (ps.status().code() == absl::StatusCode::kResourceExhausted) return false;
+    CHRONOS_RETURN_IF_ERROR(ps.status());
+    return ps->fits;
   };
   CHRONOS_ASSIGN_OR_RETURN(bool any, fits(chunks));
   if (!any) return 0;
@@ -650,6 +653,7 @@ absl::StatusOr<int> MaxLayers(const v1::JobSpec& spec, const v1::DeviceProfile& 
       got[0] = plan_copy(top);
       for (std::thread& t : pool) t.join();
       for (int i = 0; i < n; ++i) {
+        if (got[i].status().code() == absl::StatusCode::kResourceExhausted) continue;
         if (!got[i].ok()) return got[i].status();
         if (got[i]->fits && got[i]->report.mfu() >= options.min_mfu) {
           best = top - i;
@@ -704,7 +708,11 @@ absl::StatusOr<v1::PlanReport> BuildPlanReport(const v1::JobSpec& spec,
     Row& r = rows[i];
     v1::SchedulePlan* row = report.add_plans();
     if (!r.ps.ok()) {
-      if (r.ps.status().code() != absl::StatusCode::kInvalidArgument) return r.ps.status();
+      const absl::StatusCode code = r.ps.status().code();
+      if (code != absl::StatusCode::kInvalidArgument &&
+          code != absl::StatusCode::kResourceExhausted) {
+        return r.ps.status();
+      }
       row->set_schedule(names[i]);
       row->set_error(std::string(r.ps.status().message()));
       continue;

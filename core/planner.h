@@ -60,8 +60,10 @@ struct PlannedSchedule {
 };
 
 // Plans one variant. Fails (kInvalidArgument naming the field) only on a
-// spec the variant cannot run at all; a plan that does not fit the budget is
-// returned with fits = false and the report says why.
+// spec the variant cannot run at all, or (kResourceExhausted) when
+// schedule.activation_cap is set and no order keeps every device's
+// activations under it; a plan that does not fit the budget is returned
+// with fits = false and the report says why.
 absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
                                              const v1::DeviceProfile& profile,
                                              const std::string& variant,

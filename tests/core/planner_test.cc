@@ -234,7 +234,7 @@ TEST(PlannerTest, ActivationCapBindsTheChosenOrder) {
     spec.mutable_schedule()->set_activation_cap_bytes(cap);
     absl::StatusOr<PlannedSchedule> ps = PlanSchedule(spec, H100(), "chronos+plain", o);
     if (!ps.ok()) {
-      EXPECT_EQ(ps.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_EQ(ps.status().code(), absl::StatusCode::kResourceExhausted);
       EXPECT_THAT(ps.status().message(), HasSubstr("schedule.activation_cap"));
       break;
     }
@@ -245,6 +245,30 @@ TEST(PlannerTest, ActivationCapBindsTheChosenOrder) {
     least = std::min(least, worst);
   }
   EXPECT_LT(least, most);
+}
+
+TEST(PlannerTest, MaxLayersStopsWhereTheActivationCapDoes) {
+  v1::JobSpec spec = LlamaLike(8, 2, 4);
+  PlanOptions o;
+  o.hbm_budget_bytes = int64_t{1} << 50;  // only the cap binds
+  absl::StatusOr<PlannedSchedule> small = PlanSchedule(spec, H100(), "chronos+plain", o);
+  ASSERT_TRUE(small.ok()) << small.status();
+  int64_t at8 = 0;
+  for (const auto& d : small->sim.devices) at8 = std::max(at8, d.peak_activation_bytes);
+  // Room for about twice the activations of 8 layers.
+  spec.mutable_schedule()->set_activation_cap_bytes(2 * at8);
+  PlannedSchedule at;
+  absl::StatusOr<int> n = MaxLayers(spec, H100(), "chronos+plain", o, &at);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_GE(*n, 12);
+  EXPECT_LT(*n, kMaxModelLayers);
+  int64_t worst = 0;
+  for (const auto& d : at.sim.devices) worst = std::max(worst, d.peak_activation_bytes);
+  EXPECT_LE(worst, 2 * at8);
+  v1::JobSpec bigger = spec;
+  bigger.mutable_model()->set_layers(*n + 1);
+  EXPECT_EQ(PlanSchedule(bigger, H100(), "chronos+plain", o).status().code(),
+            absl::StatusCode::kResourceExhausted);
 }
 
 TEST(PlannerTest, MaxLayersStopsAtTheJobSpecLimit) {
