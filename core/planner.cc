@@ -497,16 +497,38 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
   std::vector<v1::OrderCandidate> compared;
   const std::vector<Candidate> candidates =
       ScheduleCandidates(kind, p, spec.schedule().inflight_cap());
-  for (const Candidate& cand : candidates) {
-    shape_spec.block = cand.tuning;
-    shape_spec.inflight_cap = cand.inflight_cap;
+  // Generation is pure; with the order search it is also most of the
+  // planning time, so the candidates are generated side by side then.
+  std::vector<absl::StatusOr<Schedule>> orders(candidates.size());
+  auto generate = [&](size_t i) {
+    ShapeSpec sh = shape_spec;
+    sh.block = candidates[i].tuning;
+    sh.inflight_cap = candidates[i].inflight_cap;
+    orders[i] = GenerateSchedule(sh);
+  };
+  if (shape_spec.search.steps > 0 && candidates.size() > 1) {
+    const size_t workers = std::min<size_t>(
+        candidates.size(), std::max(1u, std::thread::hardware_concurrency()));
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> pool;
+    auto drain = [&] {
+      for (size_t i; (i = next.fetch_add(1)) < candidates.size();) generate(i);
+    };
+    for (size_t t = 1; t < workers; ++t) pool.emplace_back(drain);
+    drain();
+    for (std::thread& t : pool) t.join();
+  } else {
+    for (size_t i = 0; i < candidates.size(); ++i) generate(i);
+  }
+  for (size_t ci = 0; ci < candidates.size(); ++ci) {
+    const Candidate& cand = candidates[ci];
     v1::OrderCandidate row;
     row.set_order(DescribeOrder(kind, cand));
     if (shape_spec.search.steps > 0) {
       row.set_order(absl::StrCat(row.order(), ", order search (", shape_spec.search.steps,
                                  " steps)"));
     }
-    absl::StatusOr<Schedule> generated = GenerateSchedule(shape_spec);
+    absl::StatusOr<Schedule>& generated = orders[ci];
     // Another candidate may be infeasible (a list order under its cap, a
     // glued block under a tight cap) where the default block is not; only
     // the first (default) candidate's error is the user's.
