@@ -456,6 +456,8 @@ class Parser {
     if (digits.empty() || !std::all_of(digits.begin(), digits.end(), absl::ascii_isdigit)) {
       return "";
     }
+    // "-1" fits an int64, but no size is negative.
+    if (negative && IsSizeField(f)) return " (a size cannot be negative)";
     switch (f->cpp_type()) {
       case FieldDescriptor::CPPTYPE_INT32:
         return negative ? absl::StrCat(" (out of range: at least ",

@@ -218,6 +218,9 @@ TEST(JobSpecParseTest, ActivationCapIsASizeOrAuto) {
             300000);
   EXPECT_THAT(ParseError("schedule: {activation_cap: lots}"),
               HasSubstr("schedule.activation_cap"));
+  EXPECT_THAT(ParseError("schedule: {activation_cap: -1}"),
+              AllOf(HasSubstr("schedule.activation_cap"),
+                    HasSubstr("(a size cannot be negative)"), Not(HasSubstr("at least"))));
 }
 
 TEST(JobSpecParseTest, LayersPerChunkIsAListOfIntegers) {
