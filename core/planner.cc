@@ -483,8 +483,8 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
                                                            : DefaultHbmBudget(profile);
   ShapeSpec shape_spec = ScheduleShape(kind, p, v, m, *ps.costs);
   if (same_kind) {
-    // Every candidate order is searched: the one that wins before the
-    // search is not always the one that wins after it.
+    // Candidates are searched before they are compared: the one that wins
+    // before the search is not always the one that wins after it.
     shape_spec.search.steps = spec.schedule().order_search_steps();
     shape_spec.search.activation_cap_bytes = spec.schedule().activation_cap_bytes();
   }
@@ -498,33 +498,55 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
   const std::vector<Candidate> candidates =
       ScheduleCandidates(kind, p, spec.schedule().inflight_cap());
   // Generation is pure; with the order search it is also most of the
-  // planning time, so the candidates are generated side by side then.
+  // planning time, so searched candidates are generated side by side.
   std::vector<absl::StatusOr<Schedule>> orders(candidates.size());
-  auto generate = [&](size_t i) {
+  std::vector<char> searched(candidates.size(), 0);  // not vector<bool>: threads write it
+  auto generate = [&](size_t i, bool search) {
     ShapeSpec sh = shape_spec;
     sh.block = candidates[i].tuning;
     sh.inflight_cap = candidates[i].inflight_cap;
+    if (!search) sh.search = {};
     orders[i] = GenerateSchedule(sh);
+    searched[i] = search && sh.search.steps > 0;
   };
-  if (shape_spec.search.steps > 0 && candidates.size() > 1) {
+  std::vector<size_t> to_search;
+  if (shape_spec.search.steps > 0 && activation_cap > 0) {
+    // Under a cap, search only the orders that already meet it: the search
+    // trades memory for time easily and back hardly at all (at p = 8 no
+    // order more than a fifth over the cap got under it in 3 million
+    // steps), so the rest would only cost time. If none meets it, search
+    // them all.
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      generate(i, false);
+      if (!orders[i].ok()) continue;
+      absl::StatusOr<OrderCost> oc = ReplayOrders(*orders[i], shape_spec.costs);
+      if (oc.ok() && oc->worst_activation_bytes <= activation_cap) to_search.push_back(i);
+    }
+    if (to_search.empty()) {
+      for (size_t i = 0; i < candidates.size(); ++i) to_search.push_back(i);
+    }
+  } else if (shape_spec.search.steps > 0) {
+    for (size_t i = 0; i < candidates.size(); ++i) to_search.push_back(i);
+  } else {
+    for (size_t i = 0; i < candidates.size(); ++i) generate(i, false);
+  }
+  if (!to_search.empty()) {
     const size_t workers = std::min<size_t>(
-        candidates.size(), std::max(1u, std::thread::hardware_concurrency()));
+        to_search.size(), std::max(1u, std::thread::hardware_concurrency()));
     std::atomic<size_t> next{0};
     std::vector<std::thread> pool;
     auto drain = [&] {
-      for (size_t i; (i = next.fetch_add(1)) < candidates.size();) generate(i);
+      for (size_t k; (k = next.fetch_add(1)) < to_search.size();) generate(to_search[k], true);
     };
     for (size_t t = 1; t < workers; ++t) pool.emplace_back(drain);
     drain();
     for (std::thread& t : pool) t.join();
-  } else {
-    for (size_t i = 0; i < candidates.size(); ++i) generate(i);
   }
   for (size_t ci = 0; ci < candidates.size(); ++ci) {
     const Candidate& cand = candidates[ci];
     v1::OrderCandidate row;
     row.set_order(DescribeOrder(kind, cand));
-    if (shape_spec.search.steps > 0) {
+    if (searched[ci]) {
       row.set_order(absl::StrCat(row.order(), ", order search (", shape_spec.search.steps,
                                  " steps)"));
     }
