@@ -242,6 +242,20 @@ TEST(PlannerTest, ActivationCapBindsTheChosenOrder) {
     for (const auto& d : ps->sim.devices) worst = std::max(worst, d.peak_activation_bytes);
     EXPECT_LE(worst, cap);
     EXPECT_THAT(ps->report.order(), HasSubstr("order search (20000 steps)"));
+    // Only orders that start under the cap are searched (all of them when
+    // none does), and the search keeps them under it; the others are
+    // listed with their peak.
+    auto was_searched = [](const v1::OrderCandidate& c) {
+      return c.order().find("order search") != std::string::npos;
+    };
+    const bool all_searched = std::all_of(ps->report.candidates().begin(),
+                                          ps->report.candidates().end(), was_searched);
+    for (const v1::OrderCandidate& c : ps->report.candidates()) {
+      const bool over = c.error().find("over schedule.activation_cap") != std::string::npos;
+      if (!all_searched && (c.error().empty() || over)) {
+        EXPECT_NE(over, was_searched(c)) << c.order();
+      }
+    }
     least = std::min(least, worst);
   }
   EXPECT_LT(least, most);
