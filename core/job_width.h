@@ -14,7 +14,11 @@ namespace chronos {
 // (it has one entry per chunk of the submitted one). With fewer replicas
 // each runs more micro-batches, so the global batch stays the spec's:
 // training.microbatches x parallel.data sequences of micro_batch_size. Only
-// for widths where KeepsGlobalBatch holds.
+// for widths where KeepsGlobalBatch holds. At another width the order search
+// is off (schedule.order_search_steps 0): recovery plans narrower layouts
+// while the job waits, several of them under the coordinator's lock, where
+// a search of tens of seconds each has no place; schedule.activation_cap
+// still binds.
 v1::JobSpec SpecAtWidth(const v1::JobSpec& spec, int pipeline, int data);
 
 // Whether `data` replicas can split the spec's global batch evenly.

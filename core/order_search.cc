@@ -2,10 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <optional>
 #include <random>
+#include <string>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace chronos {
 namespace {
@@ -222,6 +227,80 @@ Schedule WithOrders(const Schedule& s, const std::vector<std::vector<Op>>& ord) 
 // differs between standard libraries, and the search must not.
 double Unit(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 
+struct Searched {
+  std::vector<std::vector<Op>> orders;
+  OrderSearchReport report;
+};
+
+absl::StatusOr<Searched> Search(const Schedule& compute_only, std::vector<std::vector<Op>> ord,
+                                const ChunkCosts& costs, const OrderSearchOptions& search);
+
+// Everything the search's result depends on, byte for byte: the search is
+// pure, so equal keys mean equal results.
+template <typename T>
+void Append(std::string* key, const T& v) {
+  key->append(reinterpret_cast<const char*>(&v), sizeof(v));
+}
+template <typename T>
+void AppendAll(std::string* key, const std::vector<T>& v) {
+  Append(key, v.size());
+  if (!v.empty()) key->append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+
+std::string CacheKey(const Schedule& s, const std::vector<std::vector<Op>>& ord,
+                     const ChunkCosts& costs, const OrderSearchOptions& o) {
+  std::string key;
+  Append(&key, s.num_microbatches);
+  AppendAll(&key, s.chunk_device);
+  for (const auto& d : ord) {
+    Append(&key, d.size());
+    for (const Op& op : d) {  // field by field: Op has padding
+      Append(&key, op.type);
+      Append(&key, op.chunk);
+      Append(&key, op.mb);
+    }
+  }
+  for (const auto* v : {&costs.forward, &costs.backward_input, &costs.backward_weight,
+                        &costs.backward}) {
+    AppendAll(&key, *v);
+  }
+  Append(&key, costs.p2p_seconds);
+  AppendAll(&key, costs.kept_bytes);
+  AppendAll(&key, costs.weight_stash_bytes);
+  Append(&key, o.steps);
+  Append(&key, o.activation_cap_bytes);
+  Append(&key, o.seed);
+  Append(&key, o.max_shift);
+  return key;
+}
+
+// The coordinator plans the same job again when its offload ratio changes
+// or a device runs out of memory (same orders, other policies), some of
+// that under its lock; a search of tens of seconds must not run twice.
+class SearchCache {
+ public:
+  static SearchCache& Get() {
+    static SearchCache* cache = new SearchCache;
+    return *cache;
+  }
+  std::optional<Searched> Find(const std::string& key) {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return std::nullopt;
+    return it->second;
+  }
+  void Insert(const std::string& key, const Searched& value) {
+    absl::MutexLock lock(&mu_);
+    if (entries_.size() >= kMaxEntries) entries_.clear();
+    entries_.emplace(key, value);
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 32;
+  absl::Mutex mu_;
+  std::map<std::string, Searched> entries_ ABSL_GUARDED_BY(mu_);
+};
+
 }  // namespace
 
 absl::StatusOr<OrderCost> ReplayOrders(const Schedule& compute_only, const ChunkCosts& costs) {
@@ -246,7 +325,22 @@ absl::StatusOr<Schedule> SearchOrders(const Schedule& compute_only, const ChunkC
   }
   auto parsed = ComputeOrders(compute_only, costs);
   if (!parsed.ok()) return parsed.status();
-  std::vector<std::vector<Op>> ord = std::move(*parsed);
+  const std::string key = CacheKey(compute_only, *parsed, costs, search);
+  std::optional<Searched> hit = SearchCache::Get().Find(key);
+  if (!hit) {
+    absl::StatusOr<Searched> got = Search(compute_only, std::move(*parsed), costs, search);
+    if (!got.ok()) return got.status();
+    SearchCache::Get().Insert(key, *got);
+    hit = std::move(*got);
+  }
+  if (report != nullptr) *report = hit->report;
+  return WithOrders(compute_only, hit->orders);
+}
+
+namespace {
+
+absl::StatusOr<Searched> Search(const Schedule& compute_only, std::vector<std::vector<Op>> ord,
+                                const ChunkCosts& costs, const OrderSearchOptions& search) {
   Replayer rp(compute_only, costs);
   Replayed cur = rp.Run(ord);
   if (!cur.ok) return absl::FailedPreconditionError("order search: the starting orders deadlock");
@@ -307,18 +401,18 @@ absl::StatusOr<Schedule> SearchOrders(const Schedule& compute_only, const ChunkC
       move(j, i);
     }
   }
-  Schedule out = WithOrders(compute_only, best);
-  if (report != nullptr) {
-    report->start = start;
-    Replayer final_rp(out, costs);
-    const Replayed fr = final_rp.Run(best);
-    report->result = CostOf(fr, final_rp);
-    report->activation_cap_bytes = cap;
-    report->steps = search.steps;
-    report->accepted = accepted;
-    report->cap_met = fr.worst <= cap;
-  }
+  Searched out;
+  out.report.start = start;
+  const Replayed fr = rp.Run(best);
+  out.report.result = CostOf(fr, rp);
+  out.report.activation_cap_bytes = cap;
+  out.report.steps = search.steps;
+  out.report.accepted = accepted;
+  out.report.cap_met = fr.worst <= cap;
+  out.orders = std::move(best);
   return out;
 }
+
+}  // namespace
 
 }  // namespace chronos

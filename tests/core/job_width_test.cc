@@ -11,6 +11,8 @@ v1::JobSpec FourByThree() {
   spec.mutable_parallel()->set_data(3);
   for (int l : {2, 2, 2, 2}) spec.mutable_parallel()->add_layers_per_chunk(l);
   spec.mutable_training()->set_microbatches(8);
+  spec.mutable_schedule()->set_order_search_steps(1000);
+  spec.mutable_schedule()->set_activation_cap_bytes(int64_t{5} << 30);
   return spec;
 }
 
@@ -23,6 +25,11 @@ TEST(JobWidthTest, FewerReplicasRunMoreMicroBatchesSoTheGlobalBatchStays) {
   EXPECT_EQ(at.training().microbatches(), 12);
   EXPECT_EQ(at.parallel().layers_per_chunk_size(), 0);  // one entry per old chunk
   EXPECT_EQ(SpecAtWidth(spec, 4, 1).training().microbatches(), 24);
+  // Recovery plans other widths quickly: no order search there, the cap
+  // still holds.
+  EXPECT_EQ(at.schedule().order_search_steps(), 0);
+  EXPECT_EQ(SpecAtWidth(spec, 4, 1).schedule().order_search_steps(), 0);
+  EXPECT_EQ(at.schedule().activation_cap_bytes(), int64_t{5} << 30);
 }
 
 TEST(JobWidthTest, TheSpecsOwnWidthChangesNothing) {
@@ -33,6 +40,7 @@ TEST(JobWidthTest, TheSpecsOwnWidthChangesNothing) {
     EXPECT_EQ(at.parallel().data(), 3);
     EXPECT_EQ(at.training().microbatches(), 8);
     EXPECT_EQ(at.parallel().layers_per_chunk_size(), 4);
+    EXPECT_EQ(at.schedule().order_search_steps(), 1000);
   }
 }
 
