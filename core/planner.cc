@@ -341,6 +341,21 @@ void FillReport(const v1::JobSpec& spec, const PlannedSchedule& ps, const Attemp
   for (const auto& dec : a.decisions) *r->add_decisions() = dec;
 }
 
+// fn(0) .. fn(n - 1), each once, on up to one thread per core (the caller's
+// among them). Planning is pure, so its independent pieces share nothing.
+template <typename Fn>
+void ForEachOnAllCores(size_t n, Fn fn) {
+  const size_t workers = std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+  std::atomic<size_t> next{0};
+  auto drain = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < n;) fn(i);
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < workers; ++t) pool.emplace_back(drain);
+  drain();
+  for (std::thread& t : pool) t.join();
+}
+
 // Orders worth comparing under a budget. For chronos: the cost-aware block
 // (least bubble of the periodic layouts), the same with BWs that may be
 // glued behind their BIs (so the real period stays near T), the same with
@@ -530,18 +545,7 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
   } else {
     for (size_t i = 0; i < candidates.size(); ++i) generate(i, false);
   }
-  if (!to_search.empty()) {
-    const size_t workers = std::min<size_t>(
-        to_search.size(), std::max(1u, std::thread::hardware_concurrency()));
-    std::atomic<size_t> next{0};
-    std::vector<std::thread> pool;
-    auto drain = [&] {
-      for (size_t k; (k = next.fetch_add(1)) < to_search.size();) generate(to_search[k], true);
-    };
-    for (size_t t = 1; t < workers; ++t) pool.emplace_back(drain);
-    drain();
-    for (std::thread& t : pool) t.join();
-  }
+  ForEachOnAllCores(to_search.size(), [&](size_t k) { generate(to_search[k], true); });
   for (size_t ci = 0; ci < candidates.size(); ++ci) {
     const Candidate& cand = candidates[ci];
     v1::OrderCandidate row;
@@ -735,19 +739,7 @@ absl::StatusOr<v1::PlanReport> BuildPlanReport(const v1::JobSpec& spec,
     r.ps = PlanSchedule(spec, profile, names[i], options);
     if (r.ps.ok() && max_layers) r.max_layers = MaxLayers(spec, profile, names[i], options, &r.at);
   };
-  {
-    const size_t workers =
-        std::min<size_t>(names.size(), std::max(1u, std::thread::hardware_concurrency()));
-    std::atomic<size_t> next{0};
-    std::vector<std::thread> pool;
-    for (size_t t = 1; t < workers; ++t) {
-      pool.emplace_back([&] {
-        for (size_t i; (i = next.fetch_add(1)) < names.size();) plan_row(i);
-      });
-    }
-    for (size_t i; (i = next.fetch_add(1)) < names.size();) plan_row(i);
-    for (std::thread& t : pool) t.join();
-  }
+  ForEachOnAllCores(names.size(), plan_row);
   for (size_t i = 0; i < names.size(); ++i) {
     Row& r = rows[i];
     v1::SchedulePlan* row = report.add_plans();
