@@ -232,9 +232,6 @@ struct Searched {
   OrderSearchReport report;
 };
 
-absl::StatusOr<Searched> Search(const Schedule& compute_only, std::vector<std::vector<Op>> ord,
-                                const ChunkCosts& costs, const OrderSearchOptions& search);
-
 // Everything the search's result depends on, byte for byte: the search is
 // pure, so equal keys mean equal results.
 template <typename T>
@@ -300,44 +297,6 @@ class SearchCache {
   absl::Mutex mu_;
   std::map<std::string, Searched> entries_ ABSL_GUARDED_BY(mu_);
 };
-
-}  // namespace
-
-absl::StatusOr<OrderCost> ReplayOrders(const Schedule& compute_only, const ChunkCosts& costs) {
-  auto ord = ComputeOrders(compute_only, costs);
-  if (!ord.ok()) return ord.status();
-  Replayer rp(compute_only, costs);
-  const Replayed r = rp.Run(*ord);
-  if (!r.ok) return absl::FailedPreconditionError("the orders deadlock");
-  return CostOf(r, rp);
-}
-
-absl::StatusOr<Schedule> SearchOrders(const Schedule& compute_only, const ChunkCosts& costs,
-                                      const OrderSearchOptions& search,
-                                      OrderSearchReport* report) {
-  if (search.steps < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("schedule.order_search_steps must be >= 0 (got ", search.steps, ")"));
-  }
-  if (search.activation_cap_bytes < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "schedule.activation_cap must be >= 0 bytes (got ", search.activation_cap_bytes, ")"));
-  }
-  auto parsed = ComputeOrders(compute_only, costs);
-  if (!parsed.ok()) return parsed.status();
-  const std::string key = CacheKey(compute_only, *parsed, costs, search);
-  std::optional<Searched> hit = SearchCache::Get().Find(key);
-  if (!hit) {
-    absl::StatusOr<Searched> got = Search(compute_only, std::move(*parsed), costs, search);
-    if (!got.ok()) return got.status();
-    SearchCache::Get().Insert(key, *got);
-    hit = std::move(*got);
-  }
-  if (report != nullptr) *report = hit->report;
-  return WithOrders(compute_only, hit->orders);
-}
-
-namespace {
 
 absl::StatusOr<Searched> Search(const Schedule& compute_only, std::vector<std::vector<Op>> ord,
                                 const ChunkCosts& costs, const OrderSearchOptions& search) {
@@ -414,5 +373,39 @@ absl::StatusOr<Searched> Search(const Schedule& compute_only, std::vector<std::v
 }
 
 }  // namespace
+
+absl::StatusOr<OrderCost> ReplayOrders(const Schedule& compute_only, const ChunkCosts& costs) {
+  auto ord = ComputeOrders(compute_only, costs);
+  if (!ord.ok()) return ord.status();
+  Replayer rp(compute_only, costs);
+  const Replayed r = rp.Run(*ord);
+  if (!r.ok) return absl::FailedPreconditionError("the orders deadlock");
+  return CostOf(r, rp);
+}
+
+absl::StatusOr<Schedule> SearchOrders(const Schedule& compute_only, const ChunkCosts& costs,
+                                      const OrderSearchOptions& search,
+                                      OrderSearchReport* report) {
+  if (search.steps < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("schedule.order_search_steps must be >= 0 (got ", search.steps, ")"));
+  }
+  if (search.activation_cap_bytes < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "schedule.activation_cap must be >= 0 bytes (got ", search.activation_cap_bytes, ")"));
+  }
+  auto parsed = ComputeOrders(compute_only, costs);
+  if (!parsed.ok()) return parsed.status();
+  const std::string key = CacheKey(compute_only, *parsed, costs, search);
+  std::optional<Searched> hit = SearchCache::Get().Find(key);
+  if (!hit) {
+    absl::StatusOr<Searched> got = Search(compute_only, std::move(*parsed), costs, search);
+    if (!got.ok()) return got.status();
+    SearchCache::Get().Insert(key, *got);
+    hit = std::move(*got);
+  }
+  if (report != nullptr) *report = hit->report;
+  return WithOrders(compute_only, hit->orders);
+}
 
 }  // namespace chronos
