@@ -247,6 +247,7 @@ void AppendAll(std::string* key, const std::vector<T>& v) {
 std::string CacheKey(const Schedule& s, const std::vector<std::vector<Op>>& ord,
                      const ChunkCosts& costs, const OrderSearchOptions& o) {
   std::string key;
+  Append(&key, s.num_devices);
   Append(&key, s.num_microbatches);
   AppendAll(&key, s.chunk_device);
   for (const auto& d : ord) {
