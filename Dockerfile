@@ -35,7 +35,10 @@ ARG BUILD_PACKAGES="build-essential cmake ninja-build clang ccache pkg-config li
 ARG DEBIAN_FRONTEND=noninteractive
 
 # libtorch-dev (CPU LibTorch 1.13) only for the CPU build; the CUDA build
-# uses the LibTorch distribution copied to ${TORCH_PREFIX}.
+# uses the LibTorch distribution copied to ${TORCH_PREFIX}. Package versions
+# are those of the base image's release (a build argument), so they are not
+# pinned here (DL3008); ${pkgs} is a list, split on purpose (SC2086).
+# hadolint ignore=DL3008,SC2086
 RUN set -eux; \
     pkgs="${BUILD_PACKAGES}"; \
     if [ "${WITH_CUDA}" != "ON" ]; then pkgs="${pkgs} libtorch-dev"; fi; \
@@ -83,6 +86,8 @@ LABEL org.opencontainers.image.title="chronos" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
 
+# Versions: those of the runtime image's release, as in the build stage.
+# hadolint ignore=DL3008
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends ca-certificates ${RUNTIME_PACKAGES}; \
@@ -96,7 +101,10 @@ COPY --from=build /out/lib/ /opt/chronos/lib/
 COPY --from=build /out/bin/ /usr/local/bin/
 
 # Fail the build, not the pod, when a shared library is missing. libcuda and
-# the other driver libraries come from the host at run time.
+# the other driver libraries come from the host at run time. The pipe's
+# status is not wanted (DL4006): its output is checked, and a missing
+# binary fails at `chronosctl --help`.
+# hadolint ignore=DL4006
 RUN set -eu; \
     echo /opt/chronos/lib > /etc/ld.so.conf.d/chronos.conf; \
     ldconfig; \

@@ -315,7 +315,7 @@ struct Stage {
       }
     }
     const Timing dt = Now() - t0;
-    CHECK_EQ(stash->size(), 0u) << "bare loop left stashed tensors";
+    TORCH_CHECK_EQ(stash->size(), 0u) << "bare loop left stashed tensors";
     return dt;
   }
 };
@@ -444,7 +444,7 @@ Row MeasureGloo(const std::string& shape, const std::string& kind,
       o.world_rank = d;
       o.pipeline = p;
       o.key_prefix = "bench";
-      auto comm = GlooCommunicator::Create(store, o);
+      auto comm = CreateGlooCommunicator(store, o);
       CHECK(comm.ok()) << comm.status();
       Communicator* raw = comm->get();
       Stage st(spec, s, d, std::move(*comm), tokens);
@@ -628,7 +628,7 @@ int Train(const std::string& data, const TrainFlags& f) {
       o.world_rank = d;
       o.pipeline = f.p;
       o.key_prefix = "train";
-      auto comm = GlooCommunicator::Create(store, o);
+      auto comm = CreateGlooCommunicator(store, o);
       CHECK(comm.ok()) << comm.status();
       StageRunnerOptions so;
       so.spec = spec;

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Configures and builds the CPU build into build/ (binaries in build/bin/).
-# clang++ is used because precompiled ATen headers make Torch TUs ~4x cheaper
-# with it; set CXX to override.
+# Configures and builds into build/ (binaries in build/bin/) against the
+# LibTorch that scripts/install-deps.sh put into .venv/. The default is the
+# GPU configuration (CHRONOS_WITH_CUDA=ON: CUDA LibTorch, NCCL, the CUDA
+# runtime of worker/cuda/); the same binaries run on CPU where there is no
+# GPU. CHRONOS_WITH_CUDA=OFF scripts/build.sh builds without worker/cuda/.
+# clang++ is used because precompiled ATen headers make Torch TUs ~4x
+# cheaper with it; set CXX to override. Extra arguments go to cmake.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-CXX="${CXX:-clang++}" cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" "$@"
+CXX="${CXX:-clang++}" cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$(scripts/torch-prefix.sh)" \
+  -DCHRONOS_WITH_CUDA="${CHRONOS_WITH_CUDA:-ON}" "${launcher[@]}" "$@"
 cmake --build build -j "$(nproc)"

@@ -147,7 +147,8 @@ Executor::Executor(ExecutorOptions options, const Schedule& schedule,
   for (size_t i = 0; i < chunks_.size(); ++i) {
     for (Param* p : chunks_[i]->params()) chunk_grads_[i].push_back(p->grad);
   }
-  norm_buf_ = at::zeros({1}, at::kDouble);
+  // On the compute device: NCCL reduces device tensors only.
+  norm_buf_ = at::zeros({1}, o_.act_options.dtype(at::kDouble));
 }
 
 absl::Status Executor::SetSchedule(const Schedule& schedule) {
@@ -243,6 +244,9 @@ absl::StatusOr<IterationStats> Executor::RunIteration(
         break;
       }
       const Action& a = actions_[pc_];
+      // Completes the host copies that have finished, so their device
+      // memory goes back as soon as it can (a query per copy; no waiting).
+      stash_->Poll();
       const auto t0 = Clock::now();
       status = Execute(a, iteration, batches, &st);
       const double dt = Seconds(t0, Clock::now());

@@ -18,8 +18,11 @@
 //   send/receive actions exist between them.
 // - F takes chunk 0's input from the iteration's batches, the last chunk's
 //   targets likewise, and saves what SaveModeOf(action.policy) keeps.
-// - OFFLOAD / RELOAD call ActivationStash::Offload / Reload synchronously
-//   (the CPU build; a GPU build would issue them on a copy stream).
+// - OFFLOAD / RELOAD start ActivationStash::Offload / Reload, which return
+//   at once (on a GPU the copies run on their own streams); before each
+//   action the executor polls the stash, which releases the device memory
+//   of finished offloads. The consumer of a reloaded tensor is ordered
+//   after its copy by the stash (worker/stash.h).
 // - RECOMPUTE calls Chunk::Recompute; the schedule places it right before
 //   the backward it serves.
 // - ALLREDUCE sums the chunk's gradients over Group::kData. No division by
@@ -164,7 +167,7 @@ class Executor {
   IterationBuffers buffers_;
   std::vector<std::vector<at::Tensor>> chunk_grads_;  // per local chunk
   at::Tensor loss_sum_;  // 0-dim fp32 accumulator on the compute device
-  at::Tensor norm_buf_;  // fp64 [1]: the squared-norm all-reduce
+  at::Tensor norm_buf_;  // fp64 [1] on the device: the squared-norm all-reduce
   int pc_ = 0;           // index of the action being executed
 };
 

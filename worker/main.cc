@@ -67,6 +67,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--data-dir", o.data_dir,
                  "base directory for jobs' relative checkpoint directories");
+  std::string pinned_pool;
+  app.add_option("--pinned-pool", pinned_pool,
+                 "GPU: bound on pinned host memory for offloads, e.g. 32GiB "
+                 "(default: half of the host's memory shared by its GPUs)");
   app.add_option("--host-memory", host_memory,
                  "host memory to advertise, e.g. 64GiB (default: measured)");
   app.add_option("--threads", o.threads, "intra-op compute threads (0: LibTorch's default)")
@@ -105,6 +109,15 @@ int main(int argc, char** argv) {
       return 2;
     }
     o.host_memory_bytes = *bytes;
+  }
+  if (!pinned_pool.empty()) {
+    absl::StatusOr<int64_t> bytes = chronos::ParseByteSize(pinned_pool);
+    if (!bytes.ok() || *bytes <= 0) {
+      std::cerr << "chronos-worker: --pinned-pool: '" << pinned_pool
+                << "' is not a size like 32GiB\n";
+      return 2;
+    }
+    o.pinned_pool_bytes = *bytes;
   }
   o.rendezvous_timeout = absl::Seconds(rendezvous_timeout_s);
   o.comm_timeout = absl::Seconds(comm_timeout_s);

@@ -2,6 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <fstream>
 #include <torch/csrc/distributed/c10d/Store.hpp>
 #include <utility>
@@ -15,6 +18,10 @@
 #include "worker/comm/kv_c10d_store.h"
 #include "worker/executor.h"
 #include "worker/stage_runner_impl.h"
+#if CHRONOS_WITH_CUDA
+#include "worker/cuda/cuda_runtime.h"
+#include "worker/cuda/nccl_communicator.h"
+#endif
 
 namespace chronos::worker {
 namespace {
@@ -33,6 +40,28 @@ std::string CpuModelName() {
   return "cpu";
 }
 
+// "cuda:N" -> N; -1 for "cpu"; kInvalidArgument for anything else.
+absl::StatusOr<int> CudaIndex(const std::string& device) {
+  if (device == "cpu") return -1;
+  int index = 0;
+  if (!absl::StartsWith(device, "cuda:") ||
+      !absl::SimpleAtoi(device.substr(5), &index) || index < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--device: '", device, "' is neither cpu nor cuda:N"));
+  }
+  return index;
+}
+
+#if CHRONOS_WITH_CUDA
+// Half of the host's memory, shared by the GPUs this process sees.
+int64_t DefaultPinnedPoolBytes() {
+  const int64_t host = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) *
+                       static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+  return std::max<int64_t>(int64_t{1} << 30,
+                           host / 2 / std::max(1, CudaDeviceCount()));
+}
+#endif
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<StageRunner>> LaunchStage(
@@ -41,11 +70,7 @@ absl::StatusOr<std::unique_ptr<StageRunner>> LaunchStage(
     return absl::InvalidArgumentError("LaunchStage: no rendezvous store");
   }
   const StageRunnerOptions& ro = options.runner;
-  if (absl::StartsWith(ro.device_name, "cuda")) {
-    return absl::FailedPreconditionError(
-        "this worker has no NCCL transport; GPU jobs need the GPU build "
-        "(CHRONOS_WITH_CUDA)");
-  }
+  CHRONOS_ASSIGN_OR_RETURN(const int cuda_index, CudaIndex(ro.device_name));
   GlooCommunicatorOptions co;
   co.pipeline = ro.schedule.num_devices;
   co.data_parallel = std::max(1, ro.spec.parallel().data());
@@ -54,17 +79,42 @@ absl::StatusOr<std::unique_ptr<StageRunner>> LaunchStage(
   if (co.key_prefix.empty()) co.key_prefix = "chronos";
   co.hostname = options.hostname;
   co.timeout = options.rendezvous_timeout;
-  std::unique_ptr<GlooCommunicator> comm;
+  co.cuda_device = cuda_index;
+  StageRunnerExtras extras;
+  extras.comm_timeout = options.comm_timeout;
+  if (cuda_index >= 0) {
+#if CHRONOS_WITH_CUDA
+    CudaRuntimeOptions rt;
+    rt.device = cuda_index;
+    rt.pinned_pool_bytes = options.pinned_pool_bytes > 0
+                               ? options.pinned_pool_bytes
+                               : DefaultPinnedPoolBytes();
+    CHRONOS_ASSIGN_OR_RETURN(extras.device_runtime, NewCudaRuntime(rt));
+    extras.host_copier = extras.device_runtime->copier();
+#else
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--device ", ro.device_name,
+        ": this chronos-worker was built without CUDA (configure with "
+        "-DCHRONOS_WITH_CUDA=ON, as scripts/build.sh does)"));
+#endif
+  }
+  std::unique_ptr<ProcessGroupCommunicator> comm;
   try {
     c10::intrusive_ptr<c10d::Store> store =
         NewKvC10dStore(options.store, options.rendezvous_timeout);
-    CHRONOS_ASSIGN_OR_RETURN(comm, GlooCommunicator::Create(store, co));
+#if CHRONOS_WITH_CUDA
+    if (cuda_index >= 0) {
+      CHRONOS_ASSIGN_OR_RETURN(comm, CreateNcclCommunicator(store, co));
+    } else {
+      CHRONOS_ASSIGN_OR_RETURN(comm, CreateGlooCommunicator(store, co));
+    }
+#else
+    CHRONOS_ASSIGN_OR_RETURN(comm, CreateGlooCommunicator(store, co));
+#endif
   } catch (...) {
     return StatusFromCurrentException(
         absl::StrCat("device ", ro.device, ": transport rendezvous"));
   }
-  StageRunnerExtras extras;
-  extras.comm_timeout = options.comm_timeout;
   return CreateStageRunner(std::move(options.runner), std::move(comm),
                            std::move(extras));
 }
@@ -72,20 +122,22 @@ absl::StatusOr<std::unique_ptr<StageRunner>> LaunchStage(
 absl::StatusOr<DeviceDescription> DescribeDevice(const std::string& device) {
   DeviceDescription d;
   d.device = device;
-  if (device == "cpu") {
+  CHRONOS_ASSIGN_OR_RETURN(const int index, CudaIndex(device));
+  if (index < 0) {
     d.device_name = CpuModelName();
     return d;
   }
-  int index = 0;
-  if (!absl::StartsWith(device, "cuda:") ||
-      !absl::SimpleAtoi(device.substr(5), &index) || index < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--device: '", device, "' is neither cpu nor cuda:N"));
-  }
+#if CHRONOS_WITH_CUDA
+  CHRONOS_ASSIGN_OR_RETURN(CudaDeviceInfo info, DescribeCudaDevice(index));
+  d.device_name = info.name;
+  d.memory_bytes = info.memory_bytes;
+  return d;
+#else
   return absl::FailedPreconditionError(absl::StrCat(
       "--device ", device,
-      ": this chronos-worker is a CPU build (rebuild with "
-      "-DCHRONOS_WITH_CUDA=ON for GPUs)"));
+      ": this chronos-worker was built without CUDA (configure with "
+      "-DCHRONOS_WITH_CUDA=ON, as scripts/build.sh does)"));
+#endif
 }
 
 }  // namespace chronos::worker

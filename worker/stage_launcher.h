@@ -32,6 +32,9 @@ struct StageLaunchOptions {
   absl::Duration rendezvous_timeout = absl::Minutes(5);
   // Bounds each stage-to-stage receive or send.
   absl::Duration comm_timeout = absl::Minutes(5);
+  // GPU stages: bound on the pinned host pool; 0 = half of the host's
+  // memory divided among its GPUs.
+  int64_t pinned_pool_bytes = 0;
 };
 
 // kDeadlineExceeded / kUnavailable when the rendezvous fails (a peer never
@@ -47,7 +50,7 @@ struct DeviceDescription {
 };
 
 // kInvalidArgument for an unknown device string, kFailedPrecondition for a
-// CUDA device in a CPU build or one that does not exist.
+// CUDA device in a build without CUDA or one that does not exist.
 absl::StatusOr<DeviceDescription> DescribeDevice(const std::string& device);
 
 }  // namespace chronos::worker

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 
 #include <atomic>
 #include <chrono>
@@ -66,7 +67,8 @@ at::ScalarType ComputeDtype(const v1::JobSpec& spec,
 }
 
 AdamWOptions AdamWOptionsFromSpec(const v1::JobSpec& spec,
-                                  bool offload_state) {
+                                  bool offload_state,
+                                  std::shared_ptr<PinnedPool> host_pool) {
   const v1::TrainingSpec& t = spec.training();
   AdamWOptions o;
   o.lr = t.lr();
@@ -79,6 +81,7 @@ AdamWOptions AdamWOptionsFromSpec(const v1::JobSpec& spec,
   o.weight_decay = t.weight_decay();
   o.grad_clip = t.grad_clip();
   o.offload_state = offload_state;
+  o.host_pool = std::move(host_pool);
   return o;
 }
 
@@ -89,7 +92,7 @@ class StageRunnerImpl : public StageRunner {
       : o_(std::move(options)),
         extras_(std::move(extras)),
         comm_(std::move(comm)),
-        stash_(&ledger_),
+        stash_(&ledger_, extras_.host_copier.get()),
         policy_generation_(o_.policy_generation),
         offload_ratio_(o_.offload_ratio) {}
 
@@ -191,6 +194,8 @@ absl::Status StageRunnerImpl::Init() {
         spec.model().layers()));
   }
   if (o_.threads > 0) at::set_num_threads(o_.threads);
+  std::shared_ptr<void> on_device =
+      extras_.device_runtime ? extras_.device_runtime->Enter() : nullptr;
 
   dims_ = ModelDimsFromSpec(spec, UseFlash(spec, o_.device_name));
   options_ = c10::TensorOptions()
@@ -222,7 +227,9 @@ absl::Status StageRunnerImpl::Init() {
     raw.push_back(chunks_.back().get());
     needs_data_ |= cs.has_embedding || cs.has_head;
   }
-  adam_options_ = AdamWOptionsFromSpec(spec, s.optimizer_offload);
+  adam_options_ = AdamWOptionsFromSpec(
+      spec, s.optimizer_offload,
+      extras_.device_runtime ? extras_.device_runtime->pinned_pool() : nullptr);
   optimizer_ = std::make_unique<AdamW>(AllParams(), adam_options_);
 
   if (needs_data_) {
@@ -456,6 +463,8 @@ absl::Status StageRunnerImpl::Run(ProgressSink* sink) {
   // Intra-op threads: process-global in LibTorch, but OpenMP applies the
   // count per thread, so the thread that computes sets it again.
   if (o_.threads > 0) at::set_num_threads(o_.threads);
+  DeviceRuntime* rt = extras_.device_runtime.get();
+  std::shared_ptr<void> on_device = rt != nullptr ? rt->Enter() : nullptr;
   const int64_t total = o_.spec.training().iterations();
   const int64_t last =
       o_.max_iterations > 0 ? std::min<int64_t>(o_.max_iterations, total)
@@ -480,6 +489,7 @@ absl::Status StageRunnerImpl::Run(ProgressSink* sink) {
     }
     const auto start = std::chrono::steady_clock::now();
     CHRONOS_RETURN_IF_ERROR(ApplyPendingSchedule());
+    if (rt != nullptr) rt->ResetPeaks();
     try {
       CHRONOS_RETURN_IF_ERROR(FetchBatches(it, &batches));
     } catch (...) {
@@ -517,6 +527,16 @@ absl::Status StageRunnerImpl::Run(ProgressSink* sink) {
     r.policy_generation = policy_generation_;
     r.offload_ratio = offload_ratio_;
     r.checkpoint_iteration = checkpoint_iteration_;
+    if (rt != nullptr) {
+      const DeviceMemoryStats m = rt->MemoryStats();
+      r.hbm_allocated_bytes = m.allocated_bytes;
+      r.hbm_reserved_bytes = m.reserved_bytes;
+      r.hbm_peak_bytes = m.peak_allocated_bytes;
+      const PinnedPoolStats p = rt->pinned_pool()->Stats();
+      r.pinned_reserved_bytes = p.reserved_bytes;
+      r.pinned_peak_in_use_bytes = p.peak_in_use_bytes;
+      r.pinned_fallback_bytes = p.fallback_bytes;
+    }
     if (sink != nullptr) CHRONOS_RETURN_IF_ERROR(sink->OnIteration(r));
   }
   return absl::OkStatus();

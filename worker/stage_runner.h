@@ -61,7 +61,12 @@ struct IterationReport {
   int64_t reloaded_bytes_total = 0;
   int64_t hbm_allocated_bytes = 0;     // GPU only
   int64_t hbm_reserved_bytes = 0;
-  int64_t hbm_peak_bytes = 0;
+  int64_t hbm_peak_bytes = 0;          // allocator peak this iteration
+  // GPU: the pinned host pool (held, peak in use this iteration, and bytes
+  // that fell back to pageable memory since the stage started).
+  int64_t pinned_reserved_bytes = 0;
+  int64_t pinned_peak_in_use_bytes = 0;
+  int64_t pinned_fallback_bytes = 0;
   int64_t policy_generation = 0;  // schedule in effect for this iteration
   double offload_ratio = 0;
   int64_t checkpoint_iteration = 0;  // last checkpoint written (0 = none)

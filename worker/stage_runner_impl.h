@@ -13,6 +13,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "worker/comm/communicator.h"
+#include "worker/device_runtime.h"
+#include "worker/host_copier.h"
 #include "worker/model/chunk.h"
 #include "worker/stage_runner.h"
 
@@ -26,6 +28,13 @@ struct StageRunnerExtras {
   // (and data-parallel summed) gradients, not yet clipped or zeroed.
   std::function<void(int64_t iteration, const std::vector<Param*>& params)>
       before_optim_step;
+  // How offloads reach host memory: the GPU runtime's pinned, stream-
+  // ordered copier (worker/cuda/), or a test's; null = SyncHostCopier.
+  std::shared_ptr<HostCopier> host_copier;
+  // A GPU stage's runtime (worker/cuda/cuda_runtime.h): Init and Run enter
+  // it (device and compute stream), AdamW keeps offloaded state in its
+  // pinned pool, and reports carry its memory figures. Null on CPU.
+  std::shared_ptr<DeviceRuntime> device_runtime;
 };
 
 absl::StatusOr<std::unique_ptr<StageRunner>> CreateStageRunner(

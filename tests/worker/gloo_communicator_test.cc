@@ -24,7 +24,7 @@
 namespace chronos::worker {
 namespace {
 
-using RankBody = std::function<void(GlooCommunicator&)>;
+using RankBody = std::function<void(ProcessGroupCommunicator&)>;
 
 // Starts p*d ranks as threads, runs `body` on each, then a world barrier so
 // no rank tears its groups down while a peer still uses them.
@@ -32,7 +32,7 @@ void RunRanks(int p, int d, const RankBody& body) {
   auto kv = std::make_shared<InMemoryKeyValueStore>();
   c10::intrusive_ptr<c10d::Store> store = NewKvC10dStore(kv, absl::Seconds(60));
   const int n = p * d;
-  std::vector<std::unique_ptr<GlooCommunicator>> comms(n);
+  std::vector<std::unique_ptr<ProcessGroupCommunicator>> comms(n);
   std::vector<std::thread> threads;
   for (int rank = 0; rank < n; ++rank) {
     threads.emplace_back([&, rank] {
@@ -42,7 +42,7 @@ void RunRanks(int p, int d, const RankBody& body) {
       o.data_parallel = d;
       o.key_prefix = "test";
       o.timeout = absl::Seconds(60);
-      auto comm = GlooCommunicator::Create(store, o);
+      auto comm = CreateGlooCommunicator(store, o);
       ASSERT_TRUE(comm.ok()) << comm.status();
       comms[rank] = std::move(*comm);
       body(*comms[rank]);
@@ -54,7 +54,7 @@ void RunRanks(int p, int d, const RankBody& body) {
 
 TEST(GlooCommunicatorTest, SendRecvIsExact) {
   const at::Tensor payload = at::randn({257, 3});
-  RunRanks(2, 1, [&](GlooCommunicator& c) {
+  RunRanks(2, 1, [&](ProcessGroupCommunicator& c) {
     if (c.device() == 0) {
       EXPECT_TRUE(c.Send(payload, 1, 7)->Wait(absl::Seconds(30)).ok());
     } else {
@@ -68,7 +68,7 @@ TEST(GlooCommunicatorTest, SendRecvIsExact) {
 }
 
 TEST(GlooCommunicatorTest, OutOfOrderTagsAreMatchedByTag) {
-  RunRanks(2, 1, [&](GlooCommunicator& c) {
+  RunRanks(2, 1, [&](ProcessGroupCommunicator& c) {
     if (c.device() == 0) {
       // Both in flight before either is awaited.
       auto a = c.Send(at::full({16}, 1.0), 1, 1);
@@ -88,7 +88,7 @@ TEST(GlooCommunicatorTest, OutOfOrderTagsAreMatchedByTag) {
 
 TEST(GlooCommunicatorTest, SendRecvAddressesPipelineDevicesOfOwnReplica) {
   // p=2, d=2: device 0 of each replica sends its replica id to device 1.
-  RunRanks(2, 2, [&](GlooCommunicator& c) {
+  RunRanks(2, 2, [&](ProcessGroupCommunicator& c) {
     if (c.device() == 0) {
       at::Tensor t = at::full({4}, static_cast<double>(c.data_rank()));
       EXPECT_TRUE(c.Send(t, 1, 0)->Wait(absl::Seconds(30)).ok());
@@ -104,7 +104,7 @@ TEST(GlooCommunicatorTest, SendRecvAddressesPipelineDevicesOfOwnReplica) {
 TEST(GlooCommunicatorTest, AllReduceSumsOverEachGroup) {
   // World rank r contributes r + 1. p=2, d=2: replicas {0,1} {2,3};
   // data groups {0,2} {1,3}.
-  RunRanks(2, 2, [&](GlooCommunicator& c) {
+  RunRanks(2, 2, [&](ProcessGroupCommunicator& c) {
     const int r = c.world_rank();
     const double mine = r + 1;
     auto sum_over = [&](Group g) {
@@ -120,7 +120,7 @@ TEST(GlooCommunicatorTest, AllReduceSumsOverEachGroup) {
 
 TEST(GlooCommunicatorTest, AllReduceSumsEachTensorSeparately) {
   // Mixed dtypes and a non-contiguous view go through the flattening path.
-  RunRanks(2, 1, [&](GlooCommunicator& c) {
+  RunRanks(2, 1, [&](ProcessGroupCommunicator& c) {
     const double k = c.world_rank() + 1;  // 1, 2 -> sums are 3x
     at::Tensor base = at::arange(6, at::kFloat).reshape({2, 3}).mul(k);
     std::vector<at::Tensor> ts{base.t(), at::full({5}, k, at::kDouble),
@@ -135,7 +135,7 @@ TEST(GlooCommunicatorTest, AllReduceSumsEachTensorSeparately) {
 
 TEST(GlooCommunicatorTest, BarrierWaitsForEveryMember) {
   std::atomic<int> arrived{0};
-  RunRanks(2, 2, [&](GlooCommunicator& c) {
+  RunRanks(2, 2, [&](ProcessGroupCommunicator& c) {
     arrived.fetch_add(1);
     ASSERT_TRUE(c.Barrier(Group::kWorld).ok());
     EXPECT_EQ(arrived.load(), 4);
@@ -145,7 +145,7 @@ TEST(GlooCommunicatorTest, BarrierWaitsForEveryMember) {
 }
 
 TEST(GlooCommunicatorTest, RecvWithNoSenderTimesOut) {
-  RunRanks(2, 1, [&](GlooCommunicator& c) {
+  RunRanks(2, 1, [&](ProcessGroupCommunicator& c) {
     if (c.device() != 1) return;
     at::Tensor t = at::zeros({8});
     auto w = c.Recv(t, 0, 99);
@@ -158,7 +158,7 @@ TEST(GlooCommunicatorTest, RecvWithNoSenderTimesOut) {
 }
 
 TEST(GlooCommunicatorTest, RejectsBadPeerWithoutTouchingGloo) {
-  RunRanks(2, 1, [&](GlooCommunicator& c) {
+  RunRanks(2, 1, [&](ProcessGroupCommunicator& c) {
     at::Tensor t = at::zeros({2});
     EXPECT_EQ(c.Send(t, c.device(), 0)->Wait(absl::Seconds(1)).code(),
               absl::StatusCode::kInvalidArgument);
@@ -176,7 +176,7 @@ TEST(GlooCommunicatorTest, CreateRejectsRankOutsideJob) {
   o.world_rank = 4;
   o.pipeline = 2;
   o.data_parallel = 2;
-  EXPECT_EQ(GlooCommunicator::Create(store, o).status().code(),
+  EXPECT_EQ(CreateGlooCommunicator(store, o).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -219,7 +219,7 @@ TEST(InMemoryKvStoreTest, AddCheckDelete) {
 TEST(KvC10dStoreTest, ForwardsToKeyValueStore) {
   auto kv = std::make_shared<InMemoryKeyValueStore>();
   auto store = NewKvC10dStore(kv, absl::Seconds(5));
-  store->set("a", {1, 2, 3});
+  store->set("a", std::vector<uint8_t>{1, 2, 3});
   EXPECT_EQ(*kv->Get("a", absl::ZeroDuration()), std::string("\1\2\3"));
   EXPECT_EQ(store->get("a"), (std::vector<uint8_t>{1, 2, 3}));
   EXPECT_EQ(store->add("c", 4), 4);
@@ -238,7 +238,9 @@ TEST(KvC10dStoreTest, TimeoutsAndUnsupportedCallsThrowC10Errors) {
   EXPECT_THROW(store->wait({"absent"}), c10::Error);
   EXPECT_THROW(store->wait({"absent"}, std::chrono::milliseconds(5)),
                c10::Error);
-  EXPECT_THROW(store->compareSet("k", {}, {1}), c10::Error);
+  EXPECT_THROW(store->compareSet("k", std::vector<uint8_t>{},
+                                 std::vector<uint8_t>{1}),
+               c10::Error);
 }
 
 TEST(LoopbackCommunicatorTest, RecvIsDeterministicPerTag) {

@@ -188,7 +188,7 @@ std::vector<RankOutcome> RunPipeline(const PipelineRun& run) {
       co.data_parallel = d;
       co.key_prefix = "harness";
       co.timeout = absl::Seconds(120);
-      auto comm = GlooCommunicator::Create(store, co);
+      auto comm = CreateGlooCommunicator(store, co);
       if (!comm.ok()) {
         o.status = comm.status();
         return;
@@ -206,6 +206,7 @@ std::vector<RankOutcome> RunPipeline(const PipelineRun& run) {
         so.max_iterations = run.max_iterations;
         StageRunnerExtras extras;
         extras.comm_timeout = run.comm_timeout;
+        if (run.make_copier) extras.host_copier = run.make_copier();
         if (run.capture_first_grads) {
           extras.before_optim_step = [&o](int64_t it,
                                           const std::vector<Param*>& params) {

@@ -22,6 +22,7 @@
 #include "core/cost_model.h"
 #include "core/memory_passes.h"
 #include "core/schedule.h"
+#include "worker/host_copier.h"
 #include "worker/stage_runner.h"
 
 namespace chronos::worker::testing {
@@ -94,6 +95,8 @@ struct PipelineRun {
   std::function<absl::Status(int rank, StageRunner& runner,
                              const IterationReport& report)>
       on_iteration;
+  // Each rank's host copier (asynchronous-copy tests); null = synchronous.
+  std::function<std::shared_ptr<HostCopier>()> make_copier;
 };
 
 struct RankOutcome {

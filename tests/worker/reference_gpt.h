@@ -7,6 +7,7 @@
 #define CHRONOS_TESTS_WORKER_REFERENCE_GPT_H_
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cstdint>
 #include <map>

@@ -140,16 +140,17 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values(0.0, 0.3, 0.5, 1.0), ::testing::Bool(),
                        ::testing::Bool()));
 
-// Counts the copies and checks that host copies own their storage.
-class CountingCopier : public HostCopier {
+// Counts the copies (synchronous ones, like a CPU worker's).
+class CountingCopier : public SyncHostCopier {
  public:
-  at::Tensor ToHost(const at::Tensor& src) override {
+  PendingCopy StartToHost(const at::Tensor& src) override {
     ++to_host;
-    return src.clone();
+    return SyncHostCopier::StartToHost(src);
   }
-  at::Tensor ToDevice(const at::Tensor& host, c10::Device device) override {
+  PendingCopy StartToDevice(const at::Tensor& host,
+                            c10::Device device) override {
     ++to_device;
-    return host.to(device, /*non_blocking=*/false, /*copy=*/true);
+    return SyncHostCopier::StartToDevice(host, device);
   }
   int to_host = 0;
   int to_device = 0;

@@ -1,267 +1,38 @@
+// The only translation unit that includes ProcessGroupGloo.hpp, and with it
+// Debian's Gloo headers (the torch wheel ships none). It touches Gloo types
+// only through pointers (a transport device made and used inside LibTorch),
+// so the layouts of Gloo's classes in those headers never matter here; see
+// docs/architecture.md, "Gloo headers".
 #include "worker/comm/gloo_communicator.h"
 
-#include <ATen/ATen.h>
-#include <c10/util/Exception.h>
-
 #include <algorithm>
-#include <cctype>
 #include <chrono>
-#include <map>
-#include <string>
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <utility>
 
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
-#include "worker/comm/done_work.h"
+#include "absl/time/time.h"
 
 namespace chronos::worker {
-namespace {
 
-std::chrono::milliseconds ToChrono(absl::Duration d) {
-  if (d == absl::InfiniteDuration())
-    return std::chrono::milliseconds(0);  // c10d's kNoTimeout
-  // c10d reads 0 ms as "wait forever"; a zero or negative timeout means
-  // "poll once", the closest being 1 ms.
-  return std::chrono::milliseconds(
-      std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
-}
-
-// Gloo and c10d report timeouts only through their messages ("Timed out
-// waiting 100ms for recv operation", "Operation timed out!").
-absl::Status FromMessage(const std::string& message, const std::string& op) {
-  std::string lower = message;
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  std::string text = absl::StrCat(op, ": ", message);
-  if (absl::StrContains(lower, "timed out") ||
-      absl::StrContains(lower, "timeout")) {
-    return absl::DeadlineExceededError(text);
-  }
-  return absl::UnavailableError(text);
-}
-
-// The one place c10d/Gloo exceptions become statuses; nothing escapes.
-template <typename Fn>
-absl::Status Guarded(const std::string& op, Fn&& fn) {
-  try {
-    return fn();
-  } catch (const c10::Error& e) {
-    return FromMessage(e.what_without_backtrace(), op);
-  } catch (const std::exception& e) {
-    return FromMessage(e.what(), op);
-  } catch (...) {
-    return absl::UnknownError(absl::StrCat(op, ": unknown exception"));
-  }
-}
-
-absl::Status WaitWork(c10d::Work& work, absl::Duration timeout,
-                      const std::string& op) {
-  return Guarded(op, [&]() -> absl::Status {
-    if (!work.wait(ToChrono(timeout))) {
-      return absl::UnavailableError(absl::StrCat(op, ": aborted"));
+absl::StatusOr<std::unique_ptr<ProcessGroupCommunicator>>
+CreateGlooCommunicator(c10::intrusive_ptr<c10d::Store> store,
+                       const GlooCommunicatorOptions& o) {
+  std::shared_ptr<::gloo::transport::Device> device;
+  auto make = [&](c10::intrusive_ptr<c10d::Store> group_store, int rank,
+                  int size) -> c10::intrusive_ptr<c10d::Backend> {
+    if (!device) {
+      device = c10d::ProcessGroupGloo::createDeviceForHostname(o.hostname);
     }
-    return absl::OkStatus();
-  });
-}
-
-class GlooWork : public Work {
- public:
-  GlooWork(c10::intrusive_ptr<c10d::Work> work, std::string op)
-      : work_(std::move(work)), op_(std::move(op)) {}
-
-  bool IsCompleted() override {
-    if (done_) return true;
-    try {
-      return work_->isCompleted();
-    } catch (...) {
-      return false;
-    }
-  }
-
-  // A timed-out c10d wait finishes the work with an error, so the first
-  // result is final and repeated Waits return it.
-  absl::Status Wait(absl::Duration timeout) override {
-    if (!done_) {
-      status_ = WaitWork(*work_, timeout, op_);
-      done_ = true;
-    }
-    return status_;
-  }
-
- private:
-  // c10d's Send/RecvWork holds the tensor, which keeps it alive in flight.
-  c10::intrusive_ptr<c10d::Work> work_;
-  std::string op_;
-  bool done_ = false;
-  absl::Status status_;
-};
-
-}  // namespace
-
-struct GlooCommunicator::Groups {
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> world;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pipeline;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> data;
-
-  c10d::ProcessGroupGloo& Get(Group g) {
-    switch (g) {
-      case Group::kWorld:
-        return *world;
-      case Group::kPipeline:
-        return *pipeline;
-      case Group::kData:
-        return *data;
-    }
-    return *world;
-  }
-};
-
-absl::StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Create(
-    c10::intrusive_ptr<c10d::Store> store, const GlooCommunicatorOptions& o) {
-  if (!store) return absl::InvalidArgumentError("GlooCommunicator: null store");
-  if (o.pipeline < 1 || o.data_parallel < 1 || o.world_rank < 0 ||
-      o.world_rank >= o.pipeline * o.data_parallel) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "GlooCommunicator: world_rank ", o.world_rank, " outside a ",
-        o.pipeline, " x ", o.data_parallel, " job"));
-  }
-  if (o.timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("GlooCommunicator: timeout must be > 0");
-  }
-  const int device = o.world_rank % o.pipeline;
-  const int replica = o.world_rank / o.pipeline;
-  auto groups = std::make_unique<Groups>();
-  absl::Status s = Guarded("Gloo rendezvous", [&]() -> absl::Status {
-    // One TCP device (one listening socket) serves all three groups.
-    auto gloo_device =
-        c10d::ProcessGroupGloo::createDeviceForHostname(o.hostname);
-    auto make = [&](const std::string& name, int rank, int size) {
-      // Gloo needs a finite timeout; a day stands in for "forever".
-      auto opts =
-          c10d::ProcessGroupGloo::Options::create(std::chrono::milliseconds(
-              absl::ToInt64Milliseconds(std::min(o.timeout, absl::Hours(24)))));
-      opts->devices.push_back(gloo_device);
-      // Collectives are issued and awaited one at a time.
-      opts->threads = 1;
-      auto prefixed = c10::make_intrusive<c10d::PrefixStore>(
-          absl::StrCat(o.key_prefix, "/", name), store);
-      return c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, size,
-                                                         opts);
-    };
-    groups->world = make("world", o.world_rank, o.pipeline * o.data_parallel);
-    groups->pipeline = make(absl::StrCat("pipe", replica), device, o.pipeline);
-    groups->data = make(absl::StrCat("data", device), replica, o.data_parallel);
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return s;
-  return std::unique_ptr<GlooCommunicator>(
-      new GlooCommunicator(o, std::move(groups)));
-}
-
-GlooCommunicator::GlooCommunicator(const GlooCommunicatorOptions& o,
-                                   std::unique_ptr<Groups> groups)
-    : o_(o), groups_(std::move(groups)) {}
-
-GlooCommunicator::~GlooCommunicator() = default;
-
-absl::Status GlooCommunicator::CheckPeer(const at::Tensor& t, int peer,
-                                         int tag) const {
-  if (peer < 0 || peer >= o_.pipeline || peer == device()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("peer ", peer, " is not another device of a ", o_.pipeline,
-                     "-device pipeline (this is ", device(), ")"));
-  }
-  if (tag < 0) return absl::InvalidArgumentError("negative tag");
-  if (!t.defined() || !t.is_contiguous()) {
-    return absl::InvalidArgumentError("tensor must be defined and contiguous");
-  }
-  return absl::OkStatus();
-}
-
-std::unique_ptr<Work> GlooCommunicator::Send(const at::Tensor& t, int peer,
-                                             int tag) {
-  absl::Status s = CheckPeer(t, peer, tag);
-  if (!s.ok()) return std::make_unique<DoneWork>(s);
-  const std::string op = absl::StrCat("send to device ", peer, " tag ", tag);
-  std::unique_ptr<Work> work;
-  s = Guarded(op, [&]() -> absl::Status {
-    std::vector<at::Tensor> buf{t};
-    work =
-        std::make_unique<GlooWork>(groups_->pipeline->send(buf, peer, tag), op);
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return std::make_unique<DoneWork>(s);
-  return work;
-}
-
-std::unique_ptr<Work> GlooCommunicator::Recv(at::Tensor& t, int peer, int tag) {
-  absl::Status s = CheckPeer(t, peer, tag);
-  if (!s.ok()) return std::make_unique<DoneWork>(s);
-  const std::string op = absl::StrCat("recv from device ", peer, " tag ", tag);
-  std::unique_ptr<Work> work;
-  s = Guarded(op, [&]() -> absl::Status {
-    std::vector<at::Tensor> buf{t};
-    work =
-        std::make_unique<GlooWork>(groups_->pipeline->recv(buf, peer, tag), op);
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return std::make_unique<DoneWork>(s);
-  return work;
-}
-
-absl::Status GlooCommunicator::AllReduceSum(std::vector<at::Tensor>& tensors,
-                                            Group group) {
-  // Gloo's multi-tensor allreduce would also sum the inputs with each other
-  // (they are meant as per-device replicas), so each dtype is flattened into
-  // one buffer instead: one collective per dtype, in a fixed order.
-  std::map<at::ScalarType, std::vector<size_t>> by_dtype;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    if (!tensors[i].defined()) {
-      return absl::InvalidArgumentError("AllReduceSum: undefined tensor");
-    }
-    by_dtype[tensors[i].scalar_type()].push_back(i);
-  }
-  c10d::ProcessGroupGloo& pg = groups_->Get(group);
-  for (const auto& entry : by_dtype) {
-    const std::vector<size_t>& indices = entry.second;
-    const std::string op =
-        absl::StrCat("all-reduce of ", indices.size(), " tensors (",
-                     c10::toString(entry.first), ")");
-    absl::Status s = Guarded(op, [&]() -> absl::Status {
-      const bool direct =
-          indices.size() == 1 && tensors[indices[0]].is_contiguous();
-      std::vector<at::Tensor> buf(1);
-      if (direct) {
-        buf[0] = tensors[indices[0]];
-      } else {
-        std::vector<at::Tensor> flat;
-        flat.reserve(indices.size());
-        for (size_t i : indices) flat.push_back(tensors[i].reshape({-1}));
-        buf[0] = at::cat(flat);
-      }
-      auto work = pg.allreduce(buf);
-      absl::Status w = WaitWork(*work, o_.timeout, op);
-      if (!w.ok() || direct) return w;
-      int64_t offset = 0;
-      for (size_t i : indices) {
-        const int64_t n = tensors[i].numel();
-        tensors[i].copy_(buf[0].narrow(0, offset, n).view(tensors[i].sizes()));
-        offset += n;
-      }
-      return absl::OkStatus();
-    });
-    if (!s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status GlooCommunicator::Barrier(Group group) {
-  return Guarded("barrier", [&]() -> absl::Status {
-    auto work = groups_->Get(group).barrier();
-    return WaitWork(*work, o_.timeout, "barrier");
-  });
+    // Gloo needs a finite timeout; a day stands in for "forever".
+    auto opts = c10d::ProcessGroupGloo::Options::create(
+        std::chrono::milliseconds(absl::ToInt64Milliseconds(
+            std::min(o.timeout, absl::Hours(24)))));
+    opts->devices.push_back(device);
+    opts->threads = 1;
+    return c10::make_intrusive<c10d::ProcessGroupGloo>(group_store, rank, size,
+                                                       opts);
+  };
+  return ProcessGroupCommunicator::Create(std::move(store), o, "Gloo",
+                                          /*stream_ordered=*/false, make);
 }
 
 }  // namespace chronos::worker

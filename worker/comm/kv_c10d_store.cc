@@ -41,6 +41,12 @@ class KvC10dStore : public c10d::Store {
               std::chrono::milliseconds timeout)
       : Store(timeout), kv_(std::move(kv)) {}
 
+  // c10d clones a store to use it from another thread; ours is a handle
+  // to a thread-safe client, so a clone shares it.
+  c10::intrusive_ptr<c10d::Store> clone() override {
+    return c10::make_intrusive<KvC10dStore>(kv_, timeout_);
+  }
+
   void set(const std::string& key, const std::vector<uint8_t>& value) override {
     ThrowIfError(kv_->Set(key, ToString(value)), "set");
   }

@@ -121,6 +121,9 @@ class AssignmentRun::Sink : public ProgressSink {
       s.hbm_allocated_bytes = r.hbm_allocated_bytes;
       s.hbm_reserved_bytes = r.hbm_reserved_bytes;
       s.hbm_peak_bytes = r.hbm_peak_bytes;
+      s.pinned_reserved_bytes = r.pinned_reserved_bytes;
+      s.pinned_peak_in_use_bytes = r.pinned_peak_in_use_bytes;
+      s.pinned_fallback_bytes = r.pinned_fallback_bytes;
     } else {
       // CPU: model state from the cost model plus the ledger's activations.
       s.hbm_allocated_bytes = figures_.state_bytes + r.resident_activation_bytes;
@@ -282,6 +285,7 @@ absl::Status AssignmentRun::Train() {
   lo.hostname = o.advertise_host;
   lo.rendezvous_timeout = o.rendezvous_timeout;
   lo.comm_timeout = o.comm_timeout;
+  lo.pinned_pool_bytes = o.pinned_pool_bytes;
   LOG(INFO) << "job " << a_.job() << " attempt " << a_.attempt() << ": stage "
             << a_.device() << " of " << a_.num_devices() << ", data rank "
             << a_.data_rank() << ", resuming after iteration "

@@ -30,6 +30,9 @@ struct WorkerMetrics::Series {
   prometheus::Gauge* hbm_allocated = nullptr;
   prometheus::Gauge* hbm_reserved = nullptr;
   prometheus::Gauge* hbm_peak = nullptr;
+  prometheus::Gauge* pinned_reserved = nullptr;
+  prometheus::Gauge* pinned_peak = nullptr;
+  prometheus::Gauge* pinned_fallback = nullptr;
   prometheus::Gauge* act_resident = nullptr;
   prometheus::Gauge* act_offloaded = nullptr;
   prometheus::Gauge* act_peak = nullptr;
@@ -66,6 +69,17 @@ WorkerMetrics::WorkerMetrics(const std::string& version,
                         "Device memory held by the caching allocator.");
   hbm_peak_ = gauge("chronos_worker_hbm_peak_bytes",
                     "Peak allocated device memory in the last iteration.");
+  pinned_reserved_ = gauge(
+      "chronos_worker_pinned_host_reserved_bytes",
+      "GPU: pinned host memory held by the stage's pool (offloaded "
+      "activations and optimizer state); bounded by --pinned-pool.");
+  pinned_peak_ = gauge("chronos_worker_pinned_host_peak_bytes",
+                       "GPU: peak pinned host memory in use in the last "
+                       "iteration.");
+  pinned_fallback_ = gauge(
+      "chronos_worker_pinned_host_fallback_bytes",
+      "GPU: bytes offloaded to pageable memory because the pinned pool was "
+      "full, since the stage started (copies of these are synchronous).");
   hbm_capacity_ = gauge("chronos_worker_hbm_capacity_bytes",
                         "Device memory capacity (CPU: the planner's budget).");
   act_resident_ = gauge("chronos_worker_activation_resident_bytes",
@@ -186,6 +200,9 @@ void WorkerMetrics::BeginJob(const JobLabels& labels, int64_t capacity_bytes,
   s->hbm_allocated = g(hbm_allocated_);
   s->hbm_reserved = g(hbm_reserved_);
   s->hbm_peak = g(hbm_peak_);
+  s->pinned_reserved = g(pinned_reserved_);
+  s->pinned_peak = g(pinned_peak_);
+  s->pinned_fallback = g(pinned_fallback_);
   g(hbm_capacity_)->Set(static_cast<double>(capacity_bytes));
   s->act_resident = g(act_resident_);
   s->act_offloaded = g(act_offloaded_);
@@ -220,6 +237,9 @@ void WorkerMetrics::RecordIteration(const JobLabels& labels,
   s->hbm_allocated->Set(static_cast<double>(x.hbm_allocated_bytes));
   s->hbm_reserved->Set(static_cast<double>(x.hbm_reserved_bytes));
   s->hbm_peak->Set(static_cast<double>(x.hbm_peak_bytes));
+  s->pinned_reserved->Set(static_cast<double>(x.pinned_reserved_bytes));
+  s->pinned_peak->Set(static_cast<double>(x.pinned_peak_in_use_bytes));
+  s->pinned_fallback->Set(static_cast<double>(x.pinned_fallback_bytes));
   s->act_resident->Set(static_cast<double>(x.activation_resident_bytes));
   s->act_offloaded->Set(static_cast<double>(x.activation_offloaded_bytes));
   s->act_peak->Set(static_cast<double>(x.activation_peak_bytes));

@@ -60,6 +60,9 @@ struct IterationSample {
   int64_t hbm_allocated_bytes = 0;
   int64_t hbm_reserved_bytes = 0;
   int64_t hbm_peak_bytes = 0;
+  int64_t pinned_reserved_bytes = 0;     // GPU: pinned pool held
+  int64_t pinned_peak_in_use_bytes = 0;  // GPU: pinned pool peak in use
+  int64_t pinned_fallback_bytes = 0;     // GPU: since the stage started
 };
 
 class WorkerMetrics {
@@ -116,6 +119,9 @@ class WorkerMetrics {
   GaugeFamily* hbm_reserved_;
   GaugeFamily* hbm_peak_;
   GaugeFamily* hbm_capacity_;
+  GaugeFamily* pinned_reserved_;
+  GaugeFamily* pinned_peak_;
+  GaugeFamily* pinned_fallback_;
   GaugeFamily* act_resident_;
   GaugeFamily* act_offloaded_;
   GaugeFamily* act_peak_;

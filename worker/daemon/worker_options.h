@@ -32,6 +32,9 @@ struct WorkerOptions {
   std::string data_dir;
   int64_t host_memory_bytes = 0;  // 0 = measure
   int threads = 0;                // intra-op threads; 0 = LibTorch's default
+  // GPU: bound on the pinned host pool of offloaded activations and
+  // optimizer state; 0 = half of the host's memory shared by its GPUs.
+  int64_t pinned_pool_bytes = 0;
   std::string version = "0.0.0";
   absl::Duration rpc_timeout = absl::Seconds(10);
   absl::Duration rendezvous_timeout = absl::Minutes(5);

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <utility>
 
+#include "worker/pooled_host_tensor.h"
+
 namespace chronos::worker {
 
 double LearningRate(const AdamWOptions& o, int64_t it) {
@@ -25,11 +27,16 @@ AdamW::AdamW(std::vector<Param*> params, AdamWOptions options)
   m_.reserve(params_.size());
   v_.reserve(params_.size());
   for (Param* p : params_) {
-    at::TensorOptions opts = p->master.options().dtype(at::kFloat);
     if (o_.offload_state) {
-      // Pinned host memory lets the per-param copies overlap on a GPU.
-      opts = opts.device(at::kCPU).pinned_memory(p->master.is_cuda());
+      // Pinned host memory (the stage's pool) lets the per-param copies run
+      // at the link's rate on a GPU.
+      m_.push_back(EmptyPooledHostTensor(o_.host_pool, p->master.sizes(),
+                                         at::kFloat).zero_());
+      v_.push_back(EmptyPooledHostTensor(o_.host_pool, p->master.sizes(),
+                                         at::kFloat).zero_());
+      continue;
     }
+    at::TensorOptions opts = p->master.options().dtype(at::kFloat);
     m_.push_back(at::zeros(p->master.sizes(), opts));
     v_.push_back(at::zeros(p->master.sizes(), opts));
   }

@@ -9,11 +9,13 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "worker/model/chunk.h"
+#include "worker/pinned_pool.h"
 
 namespace chronos::worker {
 
@@ -31,6 +33,9 @@ struct AdamWOptions {
   // device one param at a time (optimizer offload). On a CPU device it is
   // the same memory, but the same code path runs.
   bool offload_state = false;
+  // Where offloaded state lives: a GPU stage's pinned pool; null = ordinary
+  // host memory.
+  std::shared_ptr<PinnedPool> host_pool;
 };
 
 // Learning rate for 1-based iteration `it`: linear warm-up to lr over
