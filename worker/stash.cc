@@ -171,6 +171,7 @@ int64_t ActivationStash::Reload(int mb, int chunk) {
     e.to_device = std::move(c.done);
     ledger_->MoveToDevice(bytes);
     moved += bytes;
+    if (e.to_device->Done()) FinishReload(e);  // a synchronous copier
   });
   return moved;
 }
@@ -220,7 +221,9 @@ int ActivationStash::copies_in_flight() const {
 bool ActivationStash::IsOffloaded(int mb, int chunk) const {
   bool offloaded = false;
   ForEachInChunk(entries_, mb, chunk,
-                 [&](const Entry& e) { offloaded |= e.host_elements > 0; });
+                 [&](const Entry& e) {
+                   offloaded |= e.host_elements > 0 && !e.to_device;
+                 });
   return offloaded;
 }
 

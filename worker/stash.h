@@ -76,6 +76,8 @@ class ActivationStash {
   void Poll();
   // Blocks until every copy in flight has finished, then completes them.
   void Synchronize();
+  // True while some entry of (mb, chunk) has a part in host memory that no
+  // RELOAD has started to bring back.
   bool IsOffloaded(int mb, int chunk) const;
   // Copies started and not yet completed (offloads and reloads).
   int copies_in_flight() const;
