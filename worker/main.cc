@@ -101,23 +101,22 @@ int main(int argc, char** argv) {
     }
     o.metrics_listen = absl::StrCat("0.0.0.0:", metrics_port);
   }
-  if (!host_memory.empty()) {
-    absl::StatusOr<int64_t> bytes = chronos::ParseByteSize(host_memory);
+  // A positive size such as 64GiB; "" leaves `out` as it is.
+  auto parse_size = [](const char* flag, const std::string& text,
+                       int64_t* out) {
+    if (text.empty()) return true;
+    absl::StatusOr<int64_t> bytes = chronos::ParseByteSize(text);
     if (!bytes.ok() || *bytes <= 0) {
-      std::cerr << "chronos-worker: --host-memory: '" << host_memory
+      std::cerr << "chronos-worker: " << flag << ": '" << text
                 << "' is not a size like 64GiB\n";
-      return 2;
+      return false;
     }
-    o.host_memory_bytes = *bytes;
-  }
-  if (!pinned_pool.empty()) {
-    absl::StatusOr<int64_t> bytes = chronos::ParseByteSize(pinned_pool);
-    if (!bytes.ok() || *bytes <= 0) {
-      std::cerr << "chronos-worker: --pinned-pool: '" << pinned_pool
-                << "' is not a size like 32GiB\n";
-      return 2;
-    }
-    o.pinned_pool_bytes = *bytes;
+    *out = *bytes;
+    return true;
+  };
+  if (!parse_size("--host-memory", host_memory, &o.host_memory_bytes) ||
+      !parse_size("--pinned-pool", pinned_pool, &o.pinned_pool_bytes)) {
+    return 2;
   }
   o.rendezvous_timeout = absl::Seconds(rendezvous_timeout_s);
   o.comm_timeout = absl::Seconds(comm_timeout_s);
