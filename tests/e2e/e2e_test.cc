@@ -301,7 +301,15 @@ TEST_F(E2eTest, LiveOffloadRatioAppliesWithinOneIterationAndMetricsMove) {
   EXPECT_TRUE(absl::StrContains(describe.out, "OFFLOADED")) << describe.out;
 
   // The job's series are gone once it ended; the worker-wide ones stay.
-  const std::vector<Scrape> ended = ScrapeWorkers();
+  // A worker ends its assignment after the coordinator has recorded the
+  // job's end (and tears the stage down first), so allow it a few seconds.
+  std::vector<Scrape> ended = ScrapeWorkers();
+  for (int i = 0; i < 100 &&
+                  JobSum(ended, "chronos_worker_iterations_total", job) != -1;
+       ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    ended = ScrapeWorkers();
+  }
   EXPECT_EQ(JobSum(ended, "chronos_worker_iterations_total", job), -1);
   for (const Scrape& s : ended) EXPECT_EQ(s.Sum("chronos_worker_info"), 1);
 }
