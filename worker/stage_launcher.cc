@@ -71,7 +71,7 @@ absl::StatusOr<std::unique_ptr<StageRunner>> LaunchStage(
   }
   const StageRunnerOptions& ro = options.runner;
   CHRONOS_ASSIGN_OR_RETURN(const int cuda_index, CudaIndex(ro.device_name));
-  GlooCommunicatorOptions co;
+  ProcessGroupOptions co;
   co.pipeline = ro.schedule.num_devices;
   co.data_parallel = std::max(1, ro.spec.parallel().data());
   co.world_rank = ro.data_rank * co.pipeline + ro.device;
@@ -90,7 +90,6 @@ absl::StatusOr<std::unique_ptr<StageRunner>> LaunchStage(
                                ? options.pinned_pool_bytes
                                : DefaultPinnedPoolBytes();
     CHRONOS_ASSIGN_OR_RETURN(extras.device_runtime, NewCudaRuntime(rt));
-    extras.host_copier = extras.device_runtime->copier();
 #else
     return absl::FailedPreconditionError(absl::StrCat(
         "--device ", ro.device_name,

@@ -92,7 +92,9 @@ class StageRunnerImpl : public StageRunner {
       : o_(std::move(options)),
         extras_(std::move(extras)),
         comm_(std::move(comm)),
-        stash_(&ledger_, extras_.host_copier.get()),
+        stash_(&ledger_, extras_.device_runtime
+                             ? extras_.device_runtime->copier().get()
+                             : extras_.host_copier.get()),
         policy_generation_(o_.policy_generation),
         offload_ratio_(o_.offload_ratio) {}
 

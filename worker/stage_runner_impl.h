@@ -28,8 +28,8 @@ struct StageRunnerExtras {
   // (and data-parallel summed) gradients, not yet clipped or zeroed.
   std::function<void(int64_t iteration, const std::vector<Param*>& params)>
       before_optim_step;
-  // How offloads reach host memory: the GPU runtime's pinned, stream-
-  // ordered copier (worker/cuda/), or a test's; null = SyncHostCopier.
+  // How offloads reach host memory when there is no device runtime (a
+  // test's copier); null = SyncHostCopier. A device runtime brings its own.
   std::shared_ptr<HostCopier> host_copier;
   // A GPU stage's runtime (worker/cuda/cuda_runtime.h): Init and Run enter
   // it (device and compute stream), AdamW keeps offloaded state in its
