@@ -10,7 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+torch_cmake="$(scripts/torch-prefix.sh)"
+# The CUDA toolkit of .venv (scripts/install-deps.sh), not a system one.
+cuda_root="$(cd "$torch_cmake/../../../nvidia/cu13" && pwd)"
+export PATH="$cuda_root/bin:$PATH"
 CXX="${CXX:-clang++}" cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$(scripts/torch-prefix.sh)" \
+  -DCMAKE_PREFIX_PATH="$torch_cmake" -DCUDAToolkit_ROOT="$cuda_root" \
   -DCHRONOS_WITH_CUDA="${CHRONOS_WITH_CUDA:-ON}" "${launcher[@]}" "$@"
 cmake --build build -j "$(nproc)"

@@ -35,4 +35,24 @@ if [ "$have" != "$TORCH_VERSION" ]; then
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION"
 fi
-echo "LibTorch $TORCH_VERSION in $venv ($(scripts/torch-prefix.sh))"
+# The torch wheel's CMake config needs a CUDA compiler and toolkit layout at
+# configure time, even where nothing is compiled for a GPU. The matching
+# nvcc, NVVM and CRT wheels (same version as the wheel's CUDA runtime) make
+# .venv/.../nvidia/cu13 that toolkit, so no system CUDA is needed and every
+# machine builds against the same one; scripts/build.sh points CMake at it.
+site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+cuda_version="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("nvidia-cuda-runtime"))')"
+if [ ! -x "$site/nvidia/cu13/bin/nvcc" ] ||
+   [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("nvidia-cuda-nvcc"))' 2>/dev/null)" != "$cuda_version" ]; then
+  echo "installing the CUDA $cuda_version compiler wheels into $venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+    "nvidia-cuda-nvcc==$cuda_version" "nvidia-nvvm==$cuda_version" \
+    "nvidia-cuda-crt==$cuda_version"
+fi
+# The wheels ship versioned libraries only (libcudart.so.13); CMake's CUDA
+# modules look for the unversioned names a toolkit has.
+for lib in "$site"/nvidia/*/lib/lib*.so.*; do
+  base="${lib%%.so.*}.so"
+  [ -e "$base" ] || ln -s "$(basename "$lib")" "$base"
+done
+echo "LibTorch $TORCH_VERSION and CUDA $cuda_version in $venv ($(scripts/torch-prefix.sh))"

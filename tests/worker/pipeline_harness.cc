@@ -26,24 +26,60 @@ namespace {
 
 // Lends a communicator the harness owns to a runner, so the harness can
 // still meet the other ranks in a barrier after the runner is done.
-class BorrowedCommunicator : public Communicator {
+// A rank's view of the Gloo communicator the harness owns (which outlives
+// the runner for the final barrier). CPU tensors pass through; device
+// tensors are staged through host memory, since Gloo moves host memory, so
+// the same harness runs stages on a GPU (tests/gpu/).
+class BridgeCommunicator : public Communicator {
  public:
-  explicit BorrowedCommunicator(Communicator* c) : c_(c) {}
+  explicit BridgeCommunicator(Communicator* c) : c_(c) {}
   int world_rank() const override { return c_->world_rank(); }
   int world_size() const override { return c_->world_size(); }
   std::unique_ptr<Work> Send(const at::Tensor& t, int peer, int tag) override {
-    return c_->Send(t, peer, tag);
+    if (t.is_cpu()) return c_->Send(t, peer, tag);
+    return c_->Send(t.to(at::kCPU), peer, tag);  // waits for the producer
   }
   std::unique_ptr<Work> Recv(at::Tensor& t, int peer, int tag) override {
-    return c_->Recv(t, peer, tag);
+    if (t.is_cpu()) return c_->Recv(t, peer, tag);
+    at::Tensor host = at::empty(t.sizes(), t.options().device(at::kCPU));
+    std::unique_ptr<Work> w = c_->Recv(host, peer, tag);
+    return std::make_unique<StagedRecv>(std::move(w), host, t);
   }
   absl::Status AllReduceSum(std::vector<at::Tensor>& tensors,
                             Group group) override {
-    return c_->AllReduceSum(tensors, group);
+    bool all_cpu = true;
+    for (const at::Tensor& t : tensors) all_cpu &= t.is_cpu();
+    if (all_cpu) return c_->AllReduceSum(tensors, group);
+    std::vector<at::Tensor> host;
+    for (const at::Tensor& t : tensors) host.push_back(t.to(at::kCPU));
+    absl::Status s = c_->AllReduceSum(host, group);
+    if (!s.ok()) return s;
+    for (size_t i = 0; i < tensors.size(); ++i) tensors[i].copy_(host[i]);
+    return absl::OkStatus();
   }
   absl::Status Barrier(Group group) override { return c_->Barrier(group); }
 
  private:
+  // Lands a host-staged receive in its device buffer when waited for.
+  class StagedRecv : public Work {
+   public:
+    StagedRecv(std::unique_ptr<Work> w, at::Tensor host, at::Tensor device)
+        : w_(std::move(w)), host_(std::move(host)), device_(std::move(device)) {}
+    bool IsCompleted() override { return w_->IsCompleted(); }
+    absl::Status Wait(absl::Duration timeout) override {
+      absl::Status s = w_->Wait(timeout);
+      if (s.ok() && host_.defined()) {
+        device_.copy_(host_);
+        host_ = at::Tensor();
+      }
+      return s;
+    }
+
+   private:
+    std::unique_ptr<Work> w_;
+    at::Tensor host_, device_;
+  };
+
   Communicator* c_;
 };
 
@@ -204,9 +240,19 @@ std::vector<RankOutcome> RunPipeline(const PipelineRun& run) {
         so.checkpoint_dir = run.checkpoint_dir;
         so.threads = 1;
         so.max_iterations = run.max_iterations;
+        so.device_name = run.device_name;
         StageRunnerExtras extras;
         extras.comm_timeout = run.comm_timeout;
         if (run.make_copier) extras.host_copier = run.make_copier();
+        absl::Status runtime_status;
+        if (run.make_runtime) {
+          absl::StatusOr<std::shared_ptr<DeviceRuntime>> rt = run.make_runtime();
+          if (rt.ok()) {
+            extras.device_runtime = *rt;
+          } else {
+            runtime_status = rt.status();
+          }
+        }
         if (run.capture_first_grads) {
           extras.before_optim_step = [&o](int64_t it,
                                           const std::vector<Param*>& params) {
@@ -214,9 +260,13 @@ std::vector<RankOutcome> RunPipeline(const PipelineRun& run) {
             for (Param* prm : params) o.first_grads[prm->name] = prm->grad.clone();
           };
         }
-        auto runner = CreateStageRunner(
-            std::move(so), std::make_unique<BorrowedCommunicator>(comm->get()),
-            std::move(extras));
+        auto runner =
+            runtime_status.ok()
+                ? CreateStageRunner(
+                      std::move(so),
+                      std::make_unique<BridgeCommunicator>(comm->get()),
+                      std::move(extras))
+                : absl::StatusOr<std::unique_ptr<StageRunner>>(runtime_status);
         if (!runner.ok()) {
           o.status = runner.status();
         } else {

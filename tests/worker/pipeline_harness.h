@@ -22,6 +22,7 @@
 #include "core/cost_model.h"
 #include "core/memory_passes.h"
 #include "core/schedule.h"
+#include "worker/device_runtime.h"
 #include "worker/host_copier.h"
 #include "worker/stage_runner.h"
 
@@ -97,6 +98,11 @@ struct PipelineRun {
       on_iteration;
   // Each rank's host copier (asynchronous-copy tests); null = synchronous.
   std::function<std::shared_ptr<HostCopier>()> make_copier;
+  // Where the stages compute ("cpu", "cuda:0": every rank on that device;
+  // device tensors cross Gloo through host memory), and each rank's device
+  // runtime (GPU tests); null = none.
+  std::string device_name = "cpu";
+  std::function<absl::StatusOr<std::shared_ptr<DeviceRuntime>>()> make_runtime;
 };
 
 struct RankOutcome {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 namespace chronos::worker {
 
@@ -67,6 +68,70 @@ CausalAttention::Grads CausalAttention::Backward(
   g.dq = at::matmul(ds, k);
   g.dk = at::matmul(ds.transpose(-2, -1), q);
   return g;
+}
+
+namespace {
+
+// [b, s, heads * hd] -> [b, heads, s, hd], contiguous.
+at::Tensor SplitMerged(const at::Tensor& x, int64_t heads) {
+  return x.view({x.size(0), x.size(1), heads, -1}).transpose(1, 2).contiguous();
+}
+
+at::Tensor Merge(const at::Tensor& o) {
+  return o.transpose(1, 2).reshape({o.size(0), o.size(2), -1});
+}
+
+}  // namespace
+
+bool CausalAttention::HasFusedFlash(const at::Tensor& q) {
+  if (q.is_cpu()) return at::isFloatingType(q.scalar_type());
+  if (q.is_cuda()) {
+    return q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
+  }
+  return false;
+}
+
+at::Tensor CausalAttention::FusedFlash(const at::Tensor& q, const at::Tensor& k,
+                                       const at::Tensor& v,
+                                       at::Tensor* lse) const {
+  at::Tensor out;
+  if (q.is_cpu()) {
+    std::tie(out, *lse) = at::_scaled_dot_product_flash_attention_for_cpu(
+        q, k, v, /*dropout_p=*/0.0, /*is_causal=*/true, /*attn_mask=*/{},
+        scale_);
+  } else {
+    auto r = at::_scaled_dot_product_flash_attention(
+        q, k, v, /*dropout_p=*/0.0, /*is_causal=*/true,
+        /*return_debug_mask=*/false, scale_);
+    out = std::get<0>(r);
+    *lse = std::get<1>(r);
+  }
+  return Merge(out);
+}
+
+CausalAttention::Grads CausalAttention::FusedFlashBackward(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+    const at::Tensor& attn, const at::Tensor& lse,
+    const at::Tensor& dattn) const {
+  const int64_t heads = q.size(1);
+  const at::Tensor out = SplitMerged(attn, heads);
+  const at::Tensor dout = SplitMerged(dattn.to(q.scalar_type()), heads);
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> g;
+  if (q.is_cpu()) {
+    g = at::_scaled_dot_product_flash_attention_for_cpu_backward(
+        dout, q, k, v, out, lse, /*dropout_p=*/0.0, /*is_causal=*/true,
+        /*attn_mask=*/{}, scale_);
+  } else {
+    // No dropout: the sequence bounds and the random-state tensors are
+    // unused; the maximum lengths are the (fixed) sequence length.
+    const int64_t s = q.size(2);
+    g = at::_scaled_dot_product_flash_attention_backward(
+        dout, q, k, v, out, lse, /*cum_seq_q=*/at::Tensor(),
+        /*cum_seq_k=*/at::Tensor(), s, s, /*dropout_p=*/0.0,
+        /*is_causal=*/true, /*philox_seed=*/at::Tensor(),
+        /*philox_offset=*/at::Tensor(), scale_);
+  }
+  return Grads{std::get<0>(g), std::get<1>(g), std::get<2>(g)};
 }
 
 }  // namespace chronos::worker

@@ -96,20 +96,37 @@ void TransformerLayer::Rebuild(const LayerWeights& w, LayerSaved* s) const {
   if (!s->rstd1.defined()) s->rstd1 = RmsNormRstd(s->x, dims_.norm_eps);
   const bool have_core = s->q.defined() && s->k.defined() && s->v.defined() &&
                          (dims_.flash ? s->lse.defined() : s->probs.defined());
+  const bool fused = dims_.flash && CausalAttention::HasFusedFlash(s->x);
   at::Tensor probs32;
+  at::Tensor fused_out;
   if (!have_core) {
     at::Tensor qkv = Linear(RmsNormApply(s->x, s->rstd1, w.g1), w.wqkv);
     s->q = rope_.Apply(SplitHeads(qkv.slice(-1, 0, h), dims_.heads));
     s->k = rope_.Apply(SplitHeads(qkv.slice(-1, h, 2 * h), dims_.heads));
     // contiguous() copies, so v does not keep all of qkv alive in the stash.
     s->v = SplitHeads(qkv.slice(-1, 2 * h), dims_.heads).contiguous();
-    probs32 = attention_.Probs(s->q, s->k, dims_.flash, &s->probs, &s->lse);
+    if (fused) {
+      s->probs = at::Tensor();
+      fused_out = attention_.FusedFlash(s->q, s->k, s->v, &s->lse);
+    } else {
+      probs32 = attention_.Probs(s->q, s->k, dims_.flash, &s->probs, &s->lse);
+    }
   }
   if (!s->attn.defined()) {
-    if (!probs32.defined()) {
-      probs32 = attention_.SavedProbs(s->q, s->k, s->probs, s->lse);
+    if (fused) {
+      if (!fused_out.defined()) {
+        // The kernel is deterministic: the same output, and the same lse,
+        // as the forward that saved q, k, v and lse.
+        at::Tensor lse;
+        fused_out = attention_.FusedFlash(s->q, s->k, s->v, &lse);
+      }
+      s->attn = fused_out;
+    } else {
+      if (!probs32.defined()) {
+        probs32 = attention_.SavedProbs(s->q, s->k, s->probs, s->lse);
+      }
+      s->attn = attention_.Output(probs32, s->v);
     }
-    s->attn = attention_.Output(probs32, s->v);
   }
   if (!s->x2.defined()) s->x2 = s->x.add(Linear(s->attn, w.wo));
   if (!s->rstd2.defined()) s->rstd2 = RmsNormRstd(s->x2, dims_.norm_eps);
@@ -144,9 +161,14 @@ at::Tensor TransformerLayer::BackwardInput(
   // Attention block: x2 = x + attn @ wo^T.
   wg->dproj = dx2.to(dtype);
   wg->attn = s.attn;
-  at::Tensor probs32 = attention_.SavedProbs(s.q, s.k, s.probs, s.lse);
-  CausalAttention::Grads ag =
-      attention_.Backward(s.q, s.k, s.v, probs32, at::matmul(wg->dproj, w.wo));
+  const at::Tensor dattn = at::matmul(wg->dproj, w.wo);
+  CausalAttention::Grads ag;
+  if (dims_.flash && CausalAttention::HasFusedFlash(s.x)) {
+    ag = attention_.FusedFlashBackward(s.q, s.k, s.v, s.attn, s.lse, dattn);
+  } else {
+    at::Tensor probs32 = attention_.SavedProbs(s.q, s.k, s.probs, s.lse);
+    ag = attention_.Backward(s.q, s.k, s.v, probs32, dattn);
+  }
   wg->dqkv = at::cat({MergeHeads(rope_.Backward(ag.dq)),
                       MergeHeads(rope_.Backward(ag.dk)), MergeHeads(ag.dv)},
                      -1);
