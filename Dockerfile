@@ -1,84 +1,60 @@
 # syntax=docker/dockerfile:1.6
 #
-# Chronos image: chronos-coordinator, chronos-worker and chronosctl.
+# Chronos image: chronos-coordinator, chronos-worker and chronosctl. One
+# image serves CPU and GPU: the binaries are built against the CUDA
+# LibTorch of PyPI's torch wheel (scripts/install-deps.sh, the same as on a
+# machine), whose CUDA runtime, cuDNN and NCCL libraries travel in the
+# image; the GPU driver (libcuda) comes from the host at run time (NVIDIA
+# container toolkit, `--gpus` / a GPU resource in Kubernetes).
 #
-# CPU (default, Debian 12 packages, LibTorch from libtorch-dev):
 #   docker build -t chronos:0.1.0 .
-#
-# GPU (CUDA LibTorch + NCCL; see docs/deployment.md, "GPU image"):
-#   docker buildx build \
-#     --build-arg BASE_IMAGE=nvidia/cuda:12.4.1-cudnn-devel-ubuntu24.04 \
-#     --build-arg RUNTIME_IMAGE=nvidia/cuda:12.4.1-cudnn-runtime-ubuntu24.04 \
-#     --build-arg WITH_CUDA=ON \
-#     --build-arg RUNTIME_PACKAGES="<the base's runtime package names>" \
-#     --build-context libtorch=/path/to/unzipped/libtorch \
-#     -t chronos:0.1.0-cuda .
 #
 # No ENTRYPOINT: the command names the daemon, e.g.
 #   docker run chronos:0.1.0 chronos-coordinator --listen 0.0.0.0:7070 ...
+#   docker run --gpus all chronos:0.1.0 chronos-worker --device cuda:0 ...
 
 ARG BASE_IMAGE=debian:12-slim
 ARG RUNTIME_IMAGE=debian:12-slim
 
-# An empty stage by default. GPU builds replace it with the unzipped LibTorch
-# distribution: --build-context libtorch=/path/to/libtorch
-FROM scratch AS libtorch
-
 # ---------------------------------------------------------------- build stage
 FROM ${BASE_IMAGE} AS build
-ARG WITH_CUDA=OFF
-ARG TORCH_PREFIX=/opt/libtorch
 ARG BUILD_TYPE=Release
 # Parallel compile jobs; empty lets Ninja choose (lower it if the builder runs out of memory).
 ARG BUILD_JOBS=
-ARG BUILD_PACKAGES="build-essential cmake ninja-build clang ccache pkg-config libgloo-dev libopenblas0-openmp libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libyaml-cpp-dev libcli11-dev libsqlite3-dev nlohmann-json3-dev libgoogle-glog-dev"
 ARG DEBIAN_FRONTEND=noninteractive
-
-# libtorch-dev (CPU LibTorch 1.13) only for the CPU build; the CUDA build
-# uses the LibTorch distribution copied to ${TORCH_PREFIX}. Package versions
-# are those of the base image's release (a build argument), so they are not
-# pinned here (DL3008); ${pkgs} is a list, split on purpose (SC2086).
-# hadolint ignore=DL3008,SC2086
-RUN set -eux; \
-    pkgs="${BUILD_PACKAGES}"; \
-    if [ "${WITH_CUDA}" != "ON" ]; then pkgs="${pkgs} libtorch-dev"; fi; \
-    apt-get update; \
-    apt-get install -y --no-install-recommends ${pkgs}; \
-    rm -rf /var/lib/apt/lists/*
-
-COPY --from=libtorch / ${TORCH_PREFIX}/
+# The torch wheel's version (scripts/install-deps.sh pins the same default).
+ARG TORCH_VERSION=2.15.0
 
 WORKDIR /src
 COPY . .
 
-RUN --mount=type=cache,target=/root/.cache/ccache \
+# scripts/install-deps.sh holds the one package list (Debian packages, the
+# torch wheel and the CUDA compiler wheels into /src/.venv); the build is
+# scripts/build.sh without tests and benchmarks. LibTorch and the nvidia-*
+# libraries are kept in the wheel's layout (/out/python/{torch,nvidia}):
+# libtorch_cuda finds its CUDA libraries through $ORIGIN/../../nvidia.
+RUN --mount=type=cache,target=/root/.cache/pip \
+    --mount=type=cache,target=/root/.cache/ccache \
     set -eux; \
-    extra=""; \
-    if [ "${WITH_CUDA}" = "ON" ]; then \
-      if [ ! -f "${TORCH_PREFIX}/share/cmake/Torch/TorchConfig.cmake" ]; then \
-        echo "WITH_CUDA=ON needs a CUDA LibTorch in ${TORCH_PREFIX}: pass --build-context libtorch=/path/to/libtorch" >&2; \
-        exit 1; \
-      fi; \
-      extra="-DCMAKE_PREFIX_PATH=${TORCH_PREFIX}"; \
-    fi; \
-    cmake -S . -B build -G Ninja \
-      -DCMAKE_BUILD_TYPE="${BUILD_TYPE}" \
-      -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
-      -DCHRONOS_BUILD_TESTS=OFF \
-      -DCHRONOS_BUILD_BENCH=OFF \
-      -DCHRONOS_WITH_CUDA="${WITH_CUDA}" \
-      ${extra}; \
-    cmake --build build ${BUILD_JOBS:+--parallel "${BUILD_JOBS}"}; \
-    mkdir -p /out/bin /out/lib; \
+    CHRONOS_TORCH_VERSION="${TORCH_VERSION}" scripts/install-deps.sh; \
+    CHRONOS_BUILD_JOBS="${BUILD_JOBS:-$(nproc)}" scripts/build.sh \
+      -DCMAKE_BUILD_TYPE="${BUILD_TYPE}" -DCHRONOS_BUILD_TESTS=OFF -DCHRONOS_BUILD_BENCH=OFF; \
+    mkdir -p /out/bin /out/python; \
     cp build/bin/chronos-coordinator build/bin/chronos-worker build/bin/chronosctl /out/bin/; \
     strip --strip-unneeded /out/bin/*; \
-    if [ "${WITH_CUDA}" = "ON" ]; then cp -a "${TORCH_PREFIX}/lib/." /out/lib/; fi
+    site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"; \
+    mkdir -p /out/python/torch /out/python/nvidia; \
+    cp -a "${site}/torch/lib" /out/python/torch/; \
+    for d in "${site}"/nvidia/*/lib; do \
+      mkdir -p "/out/python/nvidia/$(basename "$(dirname "$d")")"; \
+      cp -a "$d" "/out/python/nvidia/$(basename "$(dirname "$d")")/"; \
+    done
 
 # -------------------------------------------------------------- runtime stage
 FROM ${RUNTIME_IMAGE} AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
-ARG RUNTIME_PACKAGES="libtorch1.13 libgrpc++1.51 libprotobuf32 libyaml-cpp0.7 libsqlite3-0 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libopenblas0-openmp libgloo0 libgoogle-glog0v6 libabsl20220623"
+ARG RUNTIME_PACKAGES="libgrpc++1.51 libprotobuf32 libyaml-cpp0.7 libsqlite3-0 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libgoogle-glog0v6 libabsl20220623"
 ARG DEBIAN_FRONTEND=noninteractive
 
 LABEL org.opencontainers.image.title="chronos" \
@@ -97,7 +73,7 @@ RUN set -eux; \
       --no-create-home --shell /usr/sbin/nologin chronos; \
     install -d -o 10001 -g 10001 -m 0750 /var/lib/chronos
 
-COPY --from=build /out/lib/ /opt/chronos/lib/
+COPY --from=build /out/python/ /opt/chronos/python/
 COPY --from=build /out/bin/ /usr/local/bin/
 
 # Fail the build, not the pod, when a shared library is missing. libcuda and
@@ -106,7 +82,7 @@ COPY --from=build /out/bin/ /usr/local/bin/
 # binary fails at `chronosctl --help`.
 # hadolint ignore=DL4006
 RUN set -eu; \
-    echo /opt/chronos/lib > /etc/ld.so.conf.d/chronos.conf; \
+    { echo /opt/chronos/python/torch/lib; ls -d /opt/chronos/python/nvidia/*/lib; } > /etc/ld.so.conf.d/chronos.conf; \
     ldconfig; \
     missing="$(ldd /usr/local/bin/chronos-coordinator /usr/local/bin/chronos-worker /usr/local/bin/chronosctl \
       | grep 'not found' | grep -v -e 'libcuda\.so' -e 'libnvidia' || true)"; \

@@ -17,4 +17,4 @@ export PATH="$cuda_root/bin:$PATH"
 CXX="${CXX:-clang++}" cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$torch_cmake" -DCUDAToolkit_ROOT="$cuda_root" \
   -DCHRONOS_WITH_CUDA="${CHRONOS_WITH_CUDA:-ON}" "${launcher[@]}" "$@"
-cmake --build build -j "$(nproc)"
+cmake --build build -j "${CHRONOS_BUILD_JOBS:-$(nproc)}"

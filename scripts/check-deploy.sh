@@ -331,11 +331,12 @@ fi
 dockerfile_conventions() {
   local rc=0 want
   for want in '^USER 10001' '^STOPSIGNAL SIGTERM' '^HEALTHCHECK ' 'chronosctl", "health", "--server", "127.0.0.1:7070"' \
-              '^ARG BASE_IMAGE=debian:12-slim' '^ARG RUNTIME_IMAGE=' '^ARG WITH_CUDA=OFF' '^ARG TORCH_PREFIX='; do
+              '^ARG BASE_IMAGE=debian:12-slim' '^ARG RUNTIME_IMAGE=' '^ARG TORCH_VERSION=' \
+              'scripts/install-deps.sh' 'scripts/build.sh'; do
     grep -q -e "$want" Dockerfile || { echo "Dockerfile lacks: $want"; rc=1; }
   done
   if grep -q '^ENTRYPOINT' Dockerfile; then echo "Dockerfile must not set an ENTRYPOINT"; rc=1; fi
-  for want in 'build\*/' '\.deps' '\.git'; do
+  for want in 'build\*/' '\.deps' '\.git' '\.venv'; do
     grep -q -e "^$want" .dockerignore || { echo ".dockerignore lacks: $want"; rc=1; }
   done
   return $rc
