@@ -94,6 +94,7 @@ struct LocalRunFlags {
   bool keep = false;
   std::string bin_dir;
   int threads = 0;
+  std::string device = "cpu";
   std::string start_timeout = "120s";
 };
 
@@ -182,6 +183,7 @@ int RunLocal(CommandContext& ctx, const LocalRunFlags& f) {
                             FindDaemon("chronos-worker", f.bin_dir, ctx.run().self_path,
                                        ctx.run().env));
   options.workers = f.workers;
+  options.gpus = f.device == "cuda";
   options.data_dir = f.data_dir;
   options.token_file = ctx.flags().connection.token_file;
   options.start_timeout = start_timeout;
@@ -343,7 +345,8 @@ void AddLocalCommands(CLI::App& app, std::vector<Command>* commands) {
   auto f = std::make_shared<LocalRunFlags>();
   CLI::App* run = local->add_subcommand(
       "run",
-      "Start a coordinator and N CPU workers here, run one job to its end, print a summary, "
+      "Start a coordinator and N workers here (CPU, or one GPU each), run one job to its end, "
+      "print a summary, "
       "stop everything; exit with the job's outcome");
   run->add_option("-f,--file", f->file, "Job spec YAML file")->required();
   run->add_option("--workers", f->workers, "Worker processes to start (>= pipeline x data)")
@@ -357,6 +360,10 @@ void AddLocalCommands(CLI::App& app, std::vector<Command>* commands) {
                   "chronosctl, else PATH)");
   run->add_option("--threads", f->threads,
                   "Compute threads per worker (default: cores / workers)");
+  run->add_option("--device", f->device,
+                  "cpu, or cuda: worker i runs on GPU i (one GPU per worker)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   run->add_option("--start-timeout", f->start_timeout,
                   "How long to wait for the daemons to start and attach")
       ->capture_default_str();

@@ -304,9 +304,10 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   }
 
   for (int i = 0; i < options.workers; ++i) {
-    std::vector<std::string> args = {"--coordinator", c->grpc_address_, "--metrics-listen",
-                                     "127.0.0.1:0", "--device", "cpu", "--name",
-                                     absl::StrCat("local-worker-", i)};
+    std::vector<std::string> args = {
+        "--coordinator", c->grpc_address_, "--metrics-listen", "127.0.0.1:0", "--device",
+        options.gpus ? absl::StrCat("cuda:", i) : std::string("cpu"), "--name",
+        absl::StrCat("local-worker-", i)};
     if (options.threads_per_worker > 0) {
       args.push_back("--threads");
       args.push_back(absl::StrCat(options.threads_per_worker));
