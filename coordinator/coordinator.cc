@@ -66,7 +66,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   c->kv_ = std::make_unique<KvStore>();
   c->controller_ = std::make_unique<JobController>(
       c->store_.get(), c->workers_.get(), c->kv_.get(), c->metrics_.get(),
-      c->clock_, o.stream_poll_interval, o.recovery);
+      c->clock_, o.stream_poll_interval, o.recovery, o.replanner);
   absl::Status s = c->controller_->Load();
   if (!s.ok()) return s;
   c->control_service_ =

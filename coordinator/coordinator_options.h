@@ -4,11 +4,13 @@
 #ifndef CHRONOS_COORDINATOR_COORDINATOR_OPTIONS_H_
 #define CHRONOS_COORDINATOR_COORDINATOR_OPTIONS_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/time/time.h"
 #include "coordinator/clock.h"
 #include "coordinator/recovery_options.h"
+#include "coordinator/replanner.h"
 
 namespace chronos::coordinator {
 
@@ -45,6 +47,9 @@ struct CoordinatorOptions {
   RecoveryOptions recovery;
   // Time source; nullptr = the wall clock. Not owned.
   Clock* clock = nullptr;
+  // Makes every plan of a job; nullptr = the standard Replanner (tests
+  // stand in a slow one).
+  std::shared_ptr<Replanner> replanner;
   std::string version = "0.1.0";
 };
 

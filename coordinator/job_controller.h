@@ -1,21 +1,31 @@
-// The JobController owns every job: it validates and plans submissions,
-// admits pending jobs when enough idle attached workers exist (gang
-// admission, first come first served), assigns stages and pushes each
-// worker its Assignment, turns progress reports into IterationRecords and
-// status, applies live policy updates, and ends attempts (success, cancel,
-// failure). A worker that dies or reports a fault moves its job to
-// RECOVERING: the attempt is stopped, and after a back-off a new attempt
-// resumes from the last checkpoint that every stage wrote, on the full
-// pipeline width if enough workers are idle, else (after a grace period)
-// re-planned onto fewer stages if the planner says the model still fits. All job state sits behind one mutex and every change is written
-// through to the JobStore before it becomes visible, so a coordinator
-// restart loses no acknowledged change.
+// The JobController owns every job: the job map, its mutex, and commit.
+// Each change to a job is a Mutation committed as one store transaction
+// before it becomes visible, so a coordinator restart loses no
+// acknowledged change. The rest lives in pieces of their own:
+//  - coordinator/replanner.h: every plan (submission, live policy change,
+//    recovery at the same or a narrower width, out-of-memory re-plan), and
+//    the order-search memo;
+//  - coordinator/admission.h: gang admission (waiting jobs x idle workers x
+//    clock -> attempts to start), pure;
+//  - coordinator/progress_tracker.h: per-stage reports -> complete
+//    iterations, checkpoints, finished workers, pure;
+//  - coordinator/job_watch.h: the change feed and the history replay of
+//    WatchJob.
+// Nothing heavy runs under the mutex: every plan is made with the lock
+// released and committed only if the job has not changed meanwhile (its
+// generation, attempt, state and budget), the pattern UpdatePolicy set.
+// Admission that needs a recovery plan stops at that job, the plan is made
+// after the lock is released (in the same call), and admission runs again.
+// A worker dies or faults -> its job moves to RECOVERING: the attempt is
+// stopped, and after a back-off a new attempt resumes from the last
+// checkpoint every stage wrote, at full width if enough workers are idle,
+// else (after a grace period) re-planned onto fewer stages if the planner
+// says the model still fits.
 //
 // Thread-safe. Callers: ControlService and WorkerService handlers (any gRPC
-// thread) and the Coordinator's maintenance loop (Tick). Planning for
-// submissions and policy updates runs outside the lock; recovery and
-// out-of-memory re-plans run under it (rare, cached, milliseconds). Lock order: this controller's mutex, then the
-// WorkerRegistry's, KvStore's and JobStore's (they never call back).
+// thread) and the Coordinator's maintenance loop (Tick). Lock order: this
+// controller's mutex, then the WorkerRegistry's, KvStore's and JobStore's
+// (they never call back).
 #ifndef CHRONOS_COORDINATOR_JOB_CONTROLLER_H_
 #define CHRONOS_COORDINATOR_JOB_CONTROLLER_H_
 
@@ -23,6 +33,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -42,19 +53,23 @@
 #include "coordinator/recovery_options.h"
 #include "coordinator/job_store.h"
 #include "coordinator/kv_store.h"
+#include "coordinator/job_watch.h"
 #include "coordinator/metrics.h"
+#include "coordinator/progress_tracker.h"
+#include "coordinator/replanner.h"
 #include "coordinator/worker_registry.h"
-#include "core/planner.h"
 
 namespace chronos::coordinator {
 
 class JobController {
  public:
-  // All pointers are borrowed and must outlive the controller.
+  // All pointers are borrowed and must outlive the controller. `replanner`
+  // null = the standard one (tests pass their own).
   JobController(JobStore* store, WorkerRegistry* workers, KvStore* kv,
                 Metrics* metrics, Clock* clock,
                 absl::Duration poll_interval = absl::Milliseconds(200),
-                RecoveryOptions recovery = RecoveryOptions());
+                RecoveryOptions recovery = RecoveryOptions(),
+                std::shared_ptr<Replanner> replanner = nullptr);
 
   // Reads every job from the store (once, before serving). Jobs that were
   // running stay RUNNING: their workers get a heartbeat timeout to
@@ -98,24 +113,18 @@ class JobController {
     int64_t order = 0;
     int64_t last_sequence = 0;
     // The plan for the current spec and generation; null until planned.
-    std::shared_ptr<const PlannedSchedule> plan;
-    // Per attempt, in memory only (rebuilt from reports after a restart).
-    std::map<int64_t, std::map<std::pair<int, int>, v1::ProgressReport>> partial;
-    // Every iteration up to last_complete_iteration is recorded; after a
-    // coordinator restart, reports it had acknowledged come back late, so
-    // later iterations may complete first: those wait in completed_ahead.
-    int64_t last_complete_iteration = 0;
-    std::set<int64_t> completed_ahead;
-    std::set<std::string> finished;
-    std::map<std::string, int64_t> worker_checkpoint;
+    SharedPlan plan;
+    // The running attempt's progress, in memory only (rebuilt from reports
+    // after a restart).
+    ProgressTracker progress;
     std::map<int64_t, v1::PolicyState> policies;  // by generation pushed
     // RECOVERING only: no restart before recover_after; re-planning onto
     // fewer stages only after recovering_since + wait_for_workers.
     absl::Time recover_after = absl::InfinitePast();
     absl::Time recovering_since = absl::InfinitePast();
-    // Plans by (pipeline, data) width tried while recovering (null: does
+    // Plans by (pipeline, data) width made while recovering (null: does
     // not fit).
-    std::map<std::pair<int, int>, std::shared_ptr<const PlannedSchedule>> recovery_plans;
+    std::map<std::pair<int, int>, SharedPlan> recovery_plans;
   };
 
   // A change to one job, committed as one store transaction.
@@ -127,6 +136,42 @@ class JobController {
     int64_t next_sequence = 0;
   };
 
+  // What a job looked like when a plan for it was started outside the
+  // lock; the plan is committed only if it still looks the same.
+  struct PlanBasis {
+    std::string job;
+    std::string uid;
+    int64_t generation = 0;
+    int attempt = 0;
+    v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
+    int64_t hbm_budget_bytes = 0;
+    bool operator==(const PlanBasis& o) const {
+      return job == o.job && uid == o.uid && generation == o.generation &&
+             attempt == o.attempt && state == o.state &&
+             hbm_budget_bytes == o.hbm_budget_bytes;
+    }
+  };
+  // Recovery widths admission asked for, planned after the lock is released.
+  struct PlanRequest {
+    PlanBasis basis;
+    v1::JobSpec spec;  // the submitted spec
+    std::vector<std::pair<int, int>> widths;
+  };
+  // Plans the pending PlanRequest (if any) with the lock released, commits
+  // the plans if the job is unchanged and admits again, until admission
+  // asks for nothing more. Every public method that may admit runs it on
+  // the way out (AdmitOnExit), after its lock is released.
+  void ResolvePlans() ABSL_LOCKS_EXCLUDED(mu_);
+  class AdmitOnExit {
+   public:
+    explicit AdmitOnExit(JobController* c) : c_(c) {}
+    ~AdmitOnExit() { c_->ResolvePlans(); }
+
+   private:
+    JobController* c_;
+  };
+
+  PlanBasis BasisOf(const JobRuntime& rt) const;
   Mutation Begin(const JobRuntime& rt) const;
   // `iteration`: see chronos.v1.JobEvent.iteration.
   void AddEvent(Mutation* m, const std::string& type, const std::string& message,
@@ -136,26 +181,15 @@ class JobController {
   absl::Status Commit(JobRuntime* rt, Mutation m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   JobRuntime* Find(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Starts pending jobs and restarts recovering ones, in submission order,
-  // while idle attached workers last.
+  // Starts the attempts admission allows now (coordinator/admission.h),
+  // with the plans already made; records the plans it still needs in
+  // plan_request_ for ResolvePlans.
   void AdmitPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The plan for a recovering job at `pipeline` stages x `data` replicas;
-  // null if it does not fit or cannot run that narrow. Cached per recovery.
-  std::shared_ptr<const PlannedSchedule> RecoveryPlan(JobRuntime* rt, int pipeline, int data)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The widest layout narrower than the spec's that fits on `idle` workers:
-  // most devices first, then the most tokens per second the planner
-  // predicts; plans the 64 widest candidates at most. Sets *pipeline and
-  // *data; null if none fits.
-  std::shared_ptr<const PlannedSchedule> NarrowerPlan(JobRuntime* rt, size_t idle,
-                                                      int* pipeline, int* data)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A new attempt of `rt` on `workers` (pipeline-major: stage i % pipeline,
   // data rank i / pipeline, workers.size() / pipeline replicas) with `plan`
   // (rt->plan when null).
   absl::Status StartAttempt(JobRuntime* rt, const std::vector<std::string>& workers,
-                            int pipeline,
-                            std::shared_ptr<const PlannedSchedule> plan = nullptr)
+                            int pipeline, SharedPlan plan = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::Assignment BuildAssignment(const JobRuntime& rt,
                                  const v1::StageAssignment& stage) const;
@@ -166,22 +200,26 @@ class JobController {
   // A worker of the running attempt died or faulted: stop the attempt and
   // move the job to RECOVERING (restarted later by AdmitPending), or to
   // FAILED once the restart limit is reached, after an out-of-memory fault
-  // when nothing fits a smaller budget, or at once when the fault is
-  // `permanent` (the training data: every attempt would fail the same way).
+  // when nothing fits a smaller budget (`smaller`, planned by the caller
+  // outside the lock), or at once when the fault is `permanent` (the
+  // training data: every attempt would fail the same way).
   void FailAttempt(JobRuntime* rt, const std::string& reason,
-                   const std::string& message, bool out_of_memory = false,
+                   const std::string& message,
+                   const absl::StatusOr<SharedPlan>* smaller = nullptr,
                    bool permanent = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The HBM budget an out-of-memory re-plan asks for after `current`.
+  int64_t OomBudget(int64_t current) const;
   // Worker `id`, bound to `binding`, is gone (`why` completes the event's
   // sentence): fails its attempt if that attempt still runs.
   void LoseWorker(const std::string& id, const WorkerBinding& binding, absl::string_view why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void CompleteIteration(JobRuntime* rt, int64_t iteration, Mutation* m)
+  void CompleteIteration(JobRuntime* rt, int64_t iteration,
+                         const ProgressTracker::Reports& reports, Mutation* m)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const v1::StageAssignment* StageOf(const JobRuntime& rt,
                                      const std::string& worker_id) const;
   void PublishGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void NotifyWatchers();
   std::string NewUid() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   JobStore* const store_;
@@ -191,6 +229,7 @@ class JobController {
   Clock* const clock_;
   const absl::Duration poll_interval_;
   const RecoveryOptions recovery_;
+  const std::shared_ptr<Replanner> replanner_;
 
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<JobRuntime>> jobs_ ABSL_GUARDED_BY(mu_);
@@ -198,22 +237,10 @@ class JobController {
   int64_t resource_version_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_order_ ABSL_GUARDED_BY(mu_) = 0;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  std::optional<PlanRequest> plan_request_ ABSL_GUARDED_BY(mu_);
 
-  // Watchers wait on this, not on mu_, so they never hold up mutations.
-  absl::Mutex notify_mu_;
-  absl::CondVar changed_;
-  int64_t change_count_ ABSL_GUARDED_BY(notify_mu_) = 0;
-  bool shutting_down_ ABSL_GUARDED_BY(notify_mu_) = false;
+  ChangeFeed changes_;
 };
-
-// The offload ratio a plan runs with: the spec's when set, else the
-// planner's choice.
-double EffectiveOffloadRatio(const v1::JobSpec& spec, const PlannedSchedule& plan);
-
-// The spec a job's attempts run with: the submitted spec at the width and
-// HBM budget that recovery chose (status.pipeline, status.data,
-// status.hbm_budget_bytes) when they differ.
-v1::JobSpec EffectiveSpec(const v1::JobSpec& spec, const v1::JobStatus& status);
 
 }  // namespace chronos::coordinator
 

@@ -14,6 +14,8 @@
 
 namespace chronos {
 
+class OrderSearchMemo;  // core/order_search.h
+
 // Per-chunk compute durations (seconds) the cost-aware generators use to lay
 // out their steady state. Uniform costs (1, 1, 1) when empty.
 struct ChunkCosts {
@@ -40,6 +42,9 @@ struct OrderSearchOptions {
   int64_t activation_cap_bytes = 0;
   uint64_t seed = 1;
   int max_shift = 6;  // a move takes one action at most this many places
+  // Where searched orders are remembered across plans (not part of what is
+  // searched); null = search every time.
+  OrderSearchMemo* memo = nullptr;
 };
 
 // Knobs of the building-block generators (chronos, zbh1); the defaults

@@ -2,15 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <optional>
 #include <random>
 #include <string>
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 
 namespace chronos {
 namespace {
@@ -272,33 +269,6 @@ std::string CacheKey(const Schedule& s, const std::vector<std::vector<Op>>& ord,
   return key;
 }
 
-// The coordinator plans the same job again when its offload ratio changes
-// or a device runs out of memory (same orders, other policies), some of
-// that under its lock; a search of tens of seconds must not run twice.
-class SearchCache {
- public:
-  static SearchCache& Get() {
-    static SearchCache* cache = new SearchCache;
-    return *cache;
-  }
-  std::optional<Searched> Find(const std::string& key) {
-    absl::MutexLock lock(&mu_);
-    auto it = entries_.find(key);
-    if (it == entries_.end()) return std::nullopt;
-    return it->second;
-  }
-  void Insert(const std::string& key, const Searched& value) {
-    absl::MutexLock lock(&mu_);
-    if (entries_.size() >= kMaxEntries) entries_.clear();
-    entries_.emplace(key, value);
-  }
-
- private:
-  static constexpr size_t kMaxEntries = 32;
-  absl::Mutex mu_;
-  std::map<std::string, Searched> entries_ ABSL_GUARDED_BY(mu_);
-};
-
 absl::StatusOr<Searched> Search(const Schedule& compute_only, std::vector<std::vector<Op>> ord,
                                 const ChunkCosts& costs, const OrderSearchOptions& search) {
   Replayer rp(compute_only, costs);
@@ -397,16 +367,22 @@ absl::StatusOr<Schedule> SearchOrders(const Schedule& compute_only, const ChunkC
   }
   auto parsed = ComputeOrders(compute_only, costs);
   if (!parsed.ok()) return parsed.status();
-  const std::string key = CacheKey(compute_only, *parsed, costs, search);
-  std::optional<Searched> hit = SearchCache::Get().Find(key);
-  if (!hit) {
-    absl::StatusOr<Searched> got = Search(compute_only, std::move(*parsed), costs, search);
-    if (!got.ok()) return got.status();
-    SearchCache::Get().Insert(key, *got);
-    hit = std::move(*got);
+  std::string key;
+  if (search.memo != nullptr) {
+    key = CacheKey(compute_only, *parsed, costs, search);
+    if (std::optional<SearchedOrders> hit = search.memo->Find(key)) {
+      if (report != nullptr) *report = hit->report;
+      Schedule out = compute_only;
+      out.devices = std::move(hit->devices);
+      return out;
+    }
   }
-  if (report != nullptr) *report = hit->report;
-  return WithOrders(compute_only, hit->orders);
+  absl::StatusOr<Searched> got = Search(compute_only, std::move(*parsed), costs, search);
+  if (!got.ok()) return got.status();
+  if (report != nullptr) *report = got->report;
+  Schedule out = WithOrders(compute_only, got->orders);
+  if (search.memo != nullptr) search.memo->Insert(key, SearchedOrders{out.devices, got->report});
+  return out;
 }
 
 }  // namespace chronos

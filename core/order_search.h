@@ -10,6 +10,8 @@
 #define CHRONOS_CORE_ORDER_SEARCH_H_
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -45,6 +47,22 @@ struct OrderSearchReport {
   bool cap_met = false;  // the result's worst peak is at or under the cap
 };
 
+// Searched orders kept by whoever plans the same job again: the coordinator
+// re-plans a job on every policy change, recovery and out-of-memory fault
+// (same orders, other policies), and a search of tens of seconds must not
+// run twice. Core keeps no state of its own: the memo belongs to its caller
+// (coordinator/search_memo.h), which makes it thread-safe; keys are opaque.
+struct SearchedOrders {
+  std::vector<std::vector<Action>> devices;  // each device's compute order
+  OrderSearchReport report;
+};
+class OrderSearchMemo {
+ public:
+  virtual ~OrderSearchMemo() = default;
+  virtual std::optional<SearchedOrders> Find(const std::string& key) = 0;
+  virtual void Insert(const std::string& key, const SearchedOrders& value) = 0;
+};
+
 // Simulated annealing over the orders: each step moves one action up to
 // `search.max_shift` places on its device and keeps the move if the orders
 // still run (no deadlock) and the cost (pipeline time, plus a steep charge
@@ -52,7 +70,8 @@ struct OrderSearchReport {
 // fastest orders seen that meet the cap (the start when none is faster); a
 // start over the cap is first brought under it where the search can.
 // Receives are not part of the orders: InsertCommunication posts them in
-// each channel's send order, so no move can break a channel's FIFO.
+// each channel's send order, so no move can break a channel's FIFO. With
+// `search.memo`, a search of the same inputs is looked up there first.
 absl::StatusOr<Schedule> SearchOrders(const Schedule& compute_only, const ChunkCosts& costs,
                                       const OrderSearchOptions& search,
                                       OrderSearchReport* report = nullptr);

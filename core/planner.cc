@@ -502,6 +502,7 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
     // before the search is not always the one that wins after it.
     shape_spec.search.steps = spec.schedule().order_search_steps();
     shape_spec.search.activation_cap_bytes = spec.schedule().activation_cap_bytes();
+    shape_spec.search.memo = options.search_memo;
   }
   const int dp = std::max(1, spec.parallel().data());
 

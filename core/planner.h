@@ -17,6 +17,7 @@
 #include "chronos/v1/profile.pb.h"
 #include "core/cost_model.h"
 #include "core/memory_passes.h"
+#include "core/order_search.h"
 #include "core/schedule.h"
 #include "core/simulator.h"
 
@@ -44,6 +45,9 @@ struct PlanOptions {
   // Keep the chosen plan's timeline and memory curves in PlannedSchedule::sim
   // (what the renderers draw); MaxLayers' probes skip them.
   bool record_timeline = true;
+  // Remembers order searches across plans of the same job (the
+  // coordinator's re-planner owns one); null = search every time.
+  OrderSearchMemo* search_memo = nullptr;
 };
 
 // Everything the coordinator pushes and reports for one planned schedule.

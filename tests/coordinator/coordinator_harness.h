@@ -80,6 +80,7 @@ class Harness {
     bool serve_metrics = false;
     // Fake-clock time: tests advance past them explicitly.
     RecoveryOptions recovery;
+    std::shared_ptr<Replanner> replanner;  // null = the standard one
   };
 
   explicit Harness(Config config) : config_(std::move(config)) {}
@@ -94,6 +95,7 @@ class Harness {
     o.heartbeat_interval = config_.heartbeat_interval;
     o.heartbeat_misses = config_.heartbeat_misses;
     o.recovery = config_.recovery;
+    o.replanner = config_.replanner;
     o.stream_poll_interval = absl::Milliseconds(50);
     // Maintenance is driven by the tests (RunMaintenance) with the fake
     // clock; the background pass only admits jobs.

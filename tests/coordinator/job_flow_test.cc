@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <set>
@@ -11,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
+#include "coordinator/replanner.h"
 #include "core/device_profile.h"
 #include "core/job_width.h"
 #include "core/planner.h"
@@ -731,6 +734,78 @@ TEST_F(JobFlowTest, RecoveryPicksTheFastestLayoutAmongThoseOfTheMostDevices) {
   EXPECT_EQ(job->status().pipeline(), want_deep ? 2 : 1);
   EXPECT_EQ(job->status().data(), want_deep ? 1 : 2);
   EXPECT_EQ(job->status().assignments_size(), 2);
+}
+
+// A planner that, once armed, holds every plan until released: a search of
+// minutes stands in for it, deterministically.
+class GatedReplanner : public Replanner {
+ public:
+  absl::StatusOr<SharedPlan> PlanSpec(const v1::JobSpec& spec,
+                                      const std::string& field) override {
+    if (armed_.load()) {
+      if (!entered_flag_.exchange(true)) entered_.Notify();
+      release_.WaitForNotification();
+    }
+    return Replanner::PlanSpec(spec, field);
+  }
+  void Arm() { armed_.store(true); }
+  bool WaitEntered(absl::Duration d) { return entered_.WaitForNotificationWithTimeout(d); }
+  void Release() { release_.Notify(); }
+
+ private:
+  std::atomic<bool> armed_{false};
+  std::atomic<bool> entered_flag_{false};
+  absl::Notification entered_;
+  absl::Notification release_;
+};
+
+// Recovery plans run with the controller's lock released: while one is being
+// made (held here at the gate), GetJob and ListJobs answer at once, and the
+// plan is committed when it is ready.
+TEST(JobRecoveryTest, GetAndListAnswerWhileARecoveryPlanIsBeingMade) {
+  auto planner = std::make_shared<GatedReplanner>();
+  Harness::Config config;
+  config.replanner = planner;
+  Harness h(config);
+  ASSERT_TRUE(h.Start().ok());
+  Workers w = StartWorkers(h, 4);
+  ASSERT_TRUE(h.Submit(TinySpec("slowplan", /*pipeline=*/2, /*data=*/2)).ok());
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+  ReportAll(w, a, 1, false, 0, /*checkpoint=*/1);
+  planner->Arm();
+  std::thread recover([&] { LoseFirstWorkerAndRecover(h, w, "slowplan"); });
+  ASSERT_TRUE(planner->WaitEntered(kWait)) << "no recovery plan was started";
+  // The coordinator is inside the planner now. Reads must not wait for it.
+  const absl::Time start = absl::Now();
+  {
+    auto ctx = h.Context();
+    ctx->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(3)));
+    v1::GetJobRequest req;
+    req.set_name("slowplan");
+    v1::Job job;
+    ASSERT_TRUE(h.control()->GetJob(ctx.get(), req, &job).ok());
+    EXPECT_EQ(job.status().state(), v1::JOB_STATE_RECOVERING);
+  }
+  {
+    auto ctx = h.Context();
+    ctx->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(3)));
+    v1::ListJobsRequest req;
+    v1::ListJobsResponse list;
+    ASSERT_TRUE(h.control()->ListJobs(ctx.get(), req, &list).ok());
+    EXPECT_EQ(list.jobs_size(), 1);
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  planner->Release();
+  recover.join();
+  absl::StatusOr<v1::Job> job;
+  for (int i = 0; i < 200; ++i) {
+    job = h.Get("slowplan");
+    if (job.ok() && job->status().state() == v1::JOB_STATE_RUNNING) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_RUNNING) << job->status().message();
+  EXPECT_EQ(job->status().attempt(), 2);
 }
 
 TEST_F(JobFlowTest, ReportedFaultRestartsOnTheSameWorkersAfterTheBackoff) {
