@@ -6,7 +6,7 @@
 #include "client/commands.h"
 #include "client/exit_codes.h"
 #include "client/worker_view.h"
-#include "core/rpc/health_client.h"
+#include "rpc/health_client.h"
 #include "google/protobuf/stubs/common.h"
 
 #ifndef CHRONOS_VERSION

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/exit_codes.h"
-#include "core/rpc/credentials.h"
+#include "rpc/credentials.h"
 #include "core/status_macros.h"
 #include "yaml-cpp/yaml.h"
 

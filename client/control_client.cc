@@ -4,10 +4,10 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/exit_codes.h"
-#include "core/rpc/auth.h"
-#include "core/rpc/address.h"
-#include "core/rpc/credentials.h"
-#include "core/rpc/status_convert.h"
+#include "rpc/auth.h"
+#include "rpc/address.h"
+#include "rpc/credentials.h"
+#include "rpc/status_convert.h"
 #include "core/status_macros.h"
 
 namespace chronos::client {

@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/job_spec.h"
 #include "core/planner.h"
-#include "core/rpc/limits.h"
+#include "rpc/limits.h"
 #include "coordinator/handler_guard.h"
 
 namespace chronos::coordinator {

@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/rpc/address.h"
-#include "core/rpc/auth.h"
-#include "core/rpc/credentials.h"
-#include "core/rpc/limits.h"
+#include "rpc/address.h"
+#include "rpc/auth.h"
+#include "rpc/credentials.h"
+#include "rpc/limits.h"
 #include "coordinator/in_memory_job_store.h"
 #include "coordinator/sqlite_job_store.h"
 

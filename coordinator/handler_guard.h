@@ -14,8 +14,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "core/rpc/auth.h"
-#include "core/rpc/status_convert.h"
+#include "rpc/auth.h"
+#include "rpc/status_convert.h"
 
 namespace chronos::coordinator {
 

@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/job_spec.h"
-#include "core/rpc/limits.h"
+#include "rpc/limits.h"
 #include "core/schedule_proto.h"
 #include "coordinator/request_checks.h"
 #include "coordinator/job_lifecycle.h"

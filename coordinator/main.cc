@@ -11,8 +11,8 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/time/time.h"
-#include "core/rpc/credentials.h"
-#include "core/rpc/stop_signals.h"
+#include "rpc/credentials.h"
+#include "rpc/stop_signals.h"
 #include "coordinator/coordinator.h"
 
 #ifndef CHRONOS_VERSION

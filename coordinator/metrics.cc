@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/rpc/status_convert.h"
+#include "rpc/status_convert.h"
 
 namespace chronos::coordinator {
 namespace {

@@ -7,7 +7,7 @@
 #include <map>
 #include <string>
 
-#include "core/rpc/health_client.h"
+#include "rpc/health_client.h"
 #include "tests/coordinator/coordinator_harness.h"
 
 namespace chronos::coordinator::testing {

@@ -25,9 +25,9 @@
 #include "chronos/v1/worker.grpc.pb.h"
 #include "coordinator/clock.h"
 #include "coordinator/coordinator.h"
-#include "core/rpc/auth.h"
-#include "core/rpc/credentials.h"
-#include "core/rpc/status_convert.h"
+#include "rpc/auth.h"
+#include "rpc/credentials.h"
+#include "rpc/status_convert.h"
 
 namespace chronos::coordinator::testing {
 

@@ -6,11 +6,11 @@
 #include <fstream>
 #include <string>
 
-#include "core/rpc/address.h"
-#include "core/rpc/auth.h"
-#include "core/rpc/credentials.h"
-#include "core/rpc/health_client.h"
-#include "core/rpc/status_convert.h"
+#include "rpc/address.h"
+#include "rpc/auth.h"
+#include "rpc/credentials.h"
+#include "rpc/health_client.h"
+#include "rpc/status_convert.h"
 #include "tests/coordinator/coordinator_harness.h"
 
 namespace chronos::rpc {

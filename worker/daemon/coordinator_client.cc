@@ -2,8 +2,8 @@
 
 #include <utility>
 
-#include "core/rpc/auth.h"
-#include "core/rpc/status_convert.h"
+#include "rpc/auth.h"
+#include "rpc/status_convert.h"
 
 namespace chronos::worker {
 

@@ -7,8 +7,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/rpc/auth.h"
-#include "core/rpc/status_convert.h"
+#include "rpc/auth.h"
+#include "rpc/status_convert.h"
 
 namespace chronos::worker {
 namespace {

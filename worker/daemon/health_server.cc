@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "core/rpc/limits.h"
+#include "rpc/limits.h"
 
 namespace chronos::worker {
 

@@ -4,8 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/rpc/address.h"
-#include "core/rpc/credentials.h"
+#include "rpc/address.h"
+#include "rpc/credentials.h"
 #include "glog/logging.h"
 #include "worker/daemon/grpc_kv_store.h"
 #include "worker/daemon/host_probe.h"

@@ -1,4 +1,4 @@
-#include "core/rpc/credentials.h"
+#include "rpc/credentials.h"
 
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/server_credentials.h>

@@ -1,4 +1,4 @@
-#include "core/rpc/stop_signals.h"
+#include "rpc/stop_signals.h"
 
 #include <pthread.h>
 #include <signal.h>

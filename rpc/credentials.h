@@ -14,7 +14,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "core/rpc/address.h"
+#include "rpc/address.h"
 
 namespace chronos::rpc {
 

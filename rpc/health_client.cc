@@ -1,10 +1,10 @@
-#include "core/rpc/health_client.h"
+#include "rpc/health_client.h"
 
 #include <grpcpp/client_context.h>
 
 #include <chrono>
 
-#include "core/rpc/status_convert.h"
+#include "rpc/status_convert.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace chronos::rpc {

@@ -1,4 +1,4 @@
-#include "core/rpc/auth.h"
+#include "rpc/auth.h"
 
 #include <grpc/grpc.h>
 

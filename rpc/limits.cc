@@ -1,4 +1,4 @@
-#include "core/rpc/limits.h"
+#include "rpc/limits.h"
 
 #include <grpc/grpc.h>
 

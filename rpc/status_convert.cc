@@ -1,4 +1,4 @@
-#include "core/rpc/status_convert.h"
+#include "rpc/status_convert.h"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "core/rpc/address.h"
+#include "rpc/address.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
