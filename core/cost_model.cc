@@ -17,21 +17,28 @@ int64_t ModelShape::ActivationMessageBytes() const {
   return tokens() * hidden * act_bytes;
 }
 
-ModelShape ModelShapeFromSpec(const v1::JobSpec& spec,
-                              const v1::DeviceProfile& profile) {
-  bool flash = profile.flash_attention();
+Numerics ResolveNumerics(const v1::JobSpec& spec, const v1::DeviceProfile& profile) {
+  Numerics n;
+  n.flash = profile.flash_attention();
   switch (spec.model().attention()) {
-    case v1::ATTENTION_FLASH: flash = true; break;
-    case v1::ATTENTION_STANDARD: flash = false; break;
+    case v1::ATTENTION_FLASH: n.flash = true; break;
+    case v1::ATTENTION_STANDARD: n.flash = false; break;
     default: break;
   }
-  ModelShape s;
-  static_cast<ModelGeometry&>(s) = ModelGeometryFromSpec(spec, flash);
   switch (spec.training().precision()) {
-    case v1::PRECISION_BF16: s.mixed_precision = true; break;
-    case v1::PRECISION_FP32: s.mixed_precision = false; break;
-    default: s.mixed_precision = profile.bf16(); break;
+    case v1::PRECISION_BF16: n.mixed_precision = true; break;
+    case v1::PRECISION_FP32: n.mixed_precision = false; break;
+    default: n.mixed_precision = profile.bf16(); break;
   }
+  return n;
+}
+
+ModelShape ModelShapeFromSpec(const v1::JobSpec& spec,
+                              const v1::DeviceProfile& profile) {
+  const Numerics n = ResolveNumerics(spec, profile);
+  ModelShape s;
+  static_cast<ModelGeometry&>(s) = ModelGeometryFromSpec(spec, n.flash);
+  s.mixed_precision = n.mixed_precision;
   s.act_bytes = s.mixed_precision ? 2 : 4;
   return s;
 }

@@ -31,7 +31,18 @@ struct ModelShape : ModelGeometry {
   int64_t ActivationMessageBytes() const;  // b s h, what a stage sends
 };
 
-// Resolves precision and attention against the profile.
+// How a job computes, decided once from its spec and device profile: the
+// planner's cost model and the worker both use it, so the worker runs the
+// numerics the plan was made for. `attention: auto` is flash where the
+// profile has it; `precision: auto` is bf16 compute (fp32 master weights
+// and optimizer state) where the profile has bf16, else fp32.
+struct Numerics {
+  bool flash = false;
+  bool mixed_precision = false;  // bf16 compute
+};
+Numerics ResolveNumerics(const v1::JobSpec& spec, const v1::DeviceProfile& profile);
+
+// The model's shape with ResolveNumerics' precision and attention.
 ModelShape ModelShapeFromSpec(const v1::JobSpec& spec,
                               const v1::DeviceProfile& profile);
 

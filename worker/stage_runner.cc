@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "core/cost_model.h"
 #include "core/device_profile.h"
 #include "core/status_macros.h"
 #include "worker/checkpoint.h"
@@ -34,50 +35,18 @@
 namespace chronos::worker {
 namespace {
 
-bool IsCuda(const std::string& device_name) {
-  return absl::StartsWith(device_name, "cuda");
-}
-
-// ATTENTION_AUTO means "flash where the device has it": never on a CPU, and
-// on a GPU what its profile says.
-bool UseFlash(const v1::JobSpec& spec, const std::string& device_name) {
-  switch (spec.model().attention()) {
-    case v1::ATTENTION_FLASH:
-      return true;
-    case v1::ATTENTION_STANDARD:
-      return false;
-    default:
-      break;
-  }
-  if (!IsCuda(device_name)) return false;
-  absl::StatusOr<v1::DeviceProfile> p = ResolveDeviceProfile(spec.device());
-  return p.ok() && p->flash_attention();
-}
-
-at::ScalarType ComputeDtype(const v1::JobSpec& spec,
-                            const std::string& device_name) {
-  switch (spec.training().precision()) {
-    case v1::PRECISION_BF16:
-      return at::kBFloat16;
-    case v1::PRECISION_FP32:
-      return at::kFloat;
-    default:
-      return IsCuda(device_name) ? at::kBFloat16 : at::kFloat;
-  }
-}
-
-AdamWOptions AdamWOptionsFromSpec(const v1::JobSpec& spec,
-                                  bool offload_state,
+// The spec's optimizer settings; their defaults are ApplyJobSpecDefaults'.
+AdamWOptions AdamWOptionsFromSpec(const v1::JobSpec& spec, bool offload_state,
                                   std::shared_ptr<PinnedPool> host_pool) {
   const v1::TrainingSpec& t = spec.training();
   AdamWOptions o;
   o.lr = t.lr();
-  o.min_lr = t.min_lr() != 0 ? t.min_lr() : t.lr() / 10;
+  o.min_lr = t.min_lr();
   o.warmup_iterations = t.warmup_iterations();
   o.total_iterations = std::max(1, t.iterations());
-  o.beta1 = t.beta1() != 0 ? t.beta1() : 0.9;
-  o.beta2 = t.beta2() != 0 ? t.beta2() : 0.95;
-  o.eps = t.eps() != 0 ? t.eps() : 1e-8;
+  o.beta1 = t.beta1();
+  o.beta2 = t.beta2();
+  o.eps = t.eps();
   o.weight_decay = t.weight_decay();
   o.grad_clip = t.grad_clip();
   o.offload_state = offload_state;
@@ -199,10 +168,18 @@ absl::Status StageRunnerImpl::Init() {
   std::shared_ptr<void> on_device =
       extras_.device_runtime ? extras_.device_runtime->Enter() : nullptr;
 
-  dims_ = ModelDimsFromSpec(spec, UseFlash(spec, o_.device_name));
+  // The numerics the plan was made for (core/cost_model.h), not a rule of
+  // the worker's own.
+  absl::StatusOr<v1::DeviceProfile> profile = ResolveDeviceProfile(spec.device());
+  if (!profile.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device.profile: ", profile.status().message()));
+  }
+  const Numerics numerics = ResolveNumerics(spec, *profile);
+  dims_ = ModelDimsFromSpec(spec, numerics.flash);
   options_ = c10::TensorOptions()
                  .device(c10::Device(o_.device_name))
-                 .dtype(ComputeDtype(spec, o_.device_name));
+                 .dtype(numerics.mixed_precision ? at::kBFloat16 : at::kFloat);
   checkpoint_dir_ = !o_.checkpoint_dir.empty()
                         ? o_.checkpoint_dir
                         : spec.training().checkpoint_dir();

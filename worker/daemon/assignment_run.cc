@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/cost_model.h"
 #include "core/device_profile.h"
+#include "core/job_spec_validation.h"
 #include "core/schedule_proto.h"
 #include "core/status_macros.h"
 #include "glog/logging.h"
@@ -267,6 +268,9 @@ absl::Status AssignmentRun::Train() {
 
   StageLaunchOptions lo;
   lo.runner.spec = a_.spec();
+  // Stored specs are defaulted at submission; specs stored by an older
+  // coordinator get the same defaults here (the function is idempotent).
+  ApplyJobSpecDefaults(&lo.runner.spec);
   lo.runner.schedule = std::move(schedule);
   lo.runner.device = a_.device();
   lo.runner.data_rank = a_.data_rank();
