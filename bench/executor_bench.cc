@@ -577,13 +577,13 @@ class PrintingSink : public ProgressSink {
  public:
   PrintingSink(int every, std::vector<std::pair<int64_t, double>>* curve)
       : every_(every), curve_(curve), start_(Clock::now()) {}
-  absl::Status OnIteration(const IterationReport& r) override {
-    if (!r.has_loss) return absl::OkStatus();
-    if (r.iteration == 1 || r.iteration % every_ == 0) {
-      curve_->push_back({r.iteration, r.loss});
+  absl::Status OnIteration(const v1::ProgressReport& r) override {
+    if (!r.has_loss()) return absl::OkStatus();
+    if (r.iteration() == 1 || r.iteration() % every_ == 0) {
+      curve_->push_back({r.iteration(), r.loss()});
       std::printf("%8lld %10.4f %10.2f %10.1f\n",
-                  static_cast<long long>(r.iteration), r.loss, Since(start_),
-                  r.tokens / r.seconds);
+                  static_cast<long long>(r.iteration()), r.loss(), Since(start_),
+                  r.tokens() / r.device().iteration_seconds());
       std::fflush(stdout);
     }
     return absl::OkStatus();

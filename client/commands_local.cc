@@ -128,7 +128,7 @@ void PrintSummaryTable(std::ostream& out, const v1::Job& job,
     int64_t act = 0, off = 0, hbm = 0;
     for (const v1::DeviceIteration& d : it.devices()) {
       act = std::max(act, d.peak_activation_bytes());
-      off = std::max(off, d.offloaded_bytes());
+      off = std::max(off, d.peak_offloaded_bytes());
       hbm = std::max(hbm, d.hbm_peak_bytes());
     }
     rows.push_back({absl::StrCat(it.iteration()), FormatDouble(it.loss(), 4),

@@ -252,7 +252,7 @@ void PrintJobDescription(std::ostream& out, const v1::Job& job, absl::Time now) 
       rows.push_back({absl::StrCat("  ", d.device()), absl::StrCat(d.data_rank()),
                       Bytes(d.hbm_peak_bytes()), Bytes(d.hbm_allocated_bytes()),
                       Bytes(d.hbm_reserved_bytes()), Bytes(d.peak_activation_bytes()),
-                      Bytes(d.resident_activation_bytes()), Bytes(d.offloaded_bytes()),
+                      Bytes(d.resident_activation_bytes()), Bytes(d.peak_offloaded_bytes()),
                       FormatSeconds(d.recompute_seconds())});
     }
     PrintTable(out,

@@ -462,6 +462,14 @@ void JobController::CompleteIteration(JobRuntime* rt, int64_t iteration,
                              min_generation, st->policy().offload_ratio(),
                              iteration, static_cast<int>(reports.size())),
              iteration);
+    // Its workers' own word for when they received it (reports may lag).
+    int64_t received = 0;
+    for (const auto& [key, r] : reports) {
+      if (r.policy_generation() == min_generation) {
+        received = std::max(received, r.policy_received_iteration());
+      }
+    }
+    m->events.back().set_policy_received_iteration(received);
   }
 }
 

@@ -57,6 +57,7 @@ void JobController::AddEvent(Mutation* m, const std::string& type,
   e->set_message(message);
   e->set_state(m->job.status().state());
   e->set_iteration(iteration);
+  e->set_policy_received_iteration(-1);
 }
 
 absl::Status JobController::Transition(Mutation* m, v1::JobState to,

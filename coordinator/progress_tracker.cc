@@ -71,7 +71,7 @@ v1::IterationRecord CombineReports(const ProgressTracker::Reports& reports,
       ++loss_count;
       if (head == nullptr) head = &r;
     }
-    seconds = std::max(seconds, r.iteration_seconds());
+    seconds = std::max(seconds, r.device().iteration_seconds());
     // Every stage of a replica reports the replica's tokens.
     tokens_by_rank[key.first] = std::max(tokens_by_rank[key.first], r.tokens());
     v1::DeviceIteration* d = rec.add_devices();

@@ -26,11 +26,11 @@ namespace {
 class Collect : public ProgressSink {
  public:
   explicit Collect(int64_t skip) : skip_(skip) {}
-  absl::Status OnIteration(const IterationReport& r) override {
-    if (r.iteration > skip_) reports.push_back(r);
+  absl::Status OnIteration(const v1::ProgressReport& r) override {
+    if (r.iteration() > skip_) reports.push_back(r);
     return absl::OkStatus();
   }
-  std::vector<IterationReport> reports;
+  std::vector<v1::ProgressReport> reports;
 
  private:
   int64_t skip_;
@@ -115,12 +115,13 @@ absl::StatusOr<StageEmulationReport> EmulateStages(
     StageEmulationRow row;
     row.stage = k;
     std::vector<double> seconds;
-    for (const IterationReport& r : sink.reports) {
-      seconds.push_back(r.seconds);
+    for (const v1::ProgressReport& r : sink.reports) {
+      const v1::DeviceIteration& d = r.device();
+      seconds.push_back(d.iteration_seconds());
       row.peak_activation_bytes =
-          std::max(row.peak_activation_bytes, r.peak_activation_bytes);
-      row.hbm_peak_bytes = std::max(row.hbm_peak_bytes, r.hbm_peak_bytes);
-      row.offloaded_bytes = r.offloaded_bytes_total;
+          std::max(row.peak_activation_bytes, d.peak_activation_bytes());
+      row.hbm_peak_bytes = std::max(row.hbm_peak_bytes, d.hbm_peak_bytes());
+      row.offloaded_bytes = d.offload_copied_bytes();
     }
     row.median_seconds = Median(seconds);
     const DeviceSimResult& sim = plan.sim.devices[k];

@@ -74,7 +74,8 @@ class StageRunnerImpl : public StageRunner {
   void UpdateSchedule(const Schedule& schedule, int64_t generation,
                       double offload_ratio) override {
     absl::MutexLock l(&mu_);
-    pending_ = PendingSchedule{schedule, generation, offload_ratio};
+    pending_ = PendingSchedule{schedule, generation, offload_ratio,
+                               current_iteration_.load()};
   }
   void RequestCheckpoint() override { checkpoint_requested_.store(true); }
   const MemoryLedger& ledger() const override { return ledger_; }
@@ -84,6 +85,7 @@ class StageRunnerImpl : public StageRunner {
     Schedule schedule;
     int64_t generation;
     double offload_ratio;
+    int64_t received_iteration;  // the iteration running when it arrived
   };
 
   absl::Status ApplyPendingSchedule();
@@ -115,6 +117,8 @@ class StageRunnerImpl : public StageRunner {
   std::atomic<bool> checkpoint_requested_{false};
   int64_t policy_generation_;
   double offload_ratio_;
+  int64_t policy_received_iteration_ = 0;
+  std::atomic<int64_t> current_iteration_{0};  // the one Run() is in
   int64_t checkpoint_iteration_ = 0;
   absl::Mutex mu_;
   std::optional<PendingSchedule> pending_ ABSL_GUARDED_BY(mu_);
@@ -247,6 +251,7 @@ absl::Status StageRunnerImpl::ApplyPendingSchedule() {
   CHRONOS_RETURN_IF_ERROR(executor_->SetSchedule(next->schedule));
   policy_generation_ = next->generation;
   offload_ratio_ = next->offload_ratio;
+  policy_received_iteration_ = next->received_iteration;
   return absl::OkStatus();
 }
 
@@ -444,6 +449,7 @@ absl::Status StageRunnerImpl::Run(ProgressSink* sink) {
   if (o_.threads > 0) at::set_num_threads(o_.threads);
   DeviceRuntime* rt = extras_.device_runtime.get();
   std::shared_ptr<void> on_device = rt != nullptr ? rt->Enter() : nullptr;
+  current_iteration_.store(o_.resume_iteration);
   const int64_t total = o_.spec.training().iterations();
   const int64_t last =
       o_.max_iterations > 0 ? std::min<int64_t>(o_.max_iterations, total)
@@ -467,6 +473,9 @@ absl::Status StageRunnerImpl::Run(ProgressSink* sink) {
           "device ", o_.device, ": stopped before iteration ", it));
     }
     const auto start = std::chrono::steady_clock::now();
+    // Marked before a pushed schedule is taken, so a policy received while
+    // iteration `it` runs is in force from `it` or `it + 1`.
+    current_iteration_.store(it);
     CHRONOS_RETURN_IF_ERROR(ApplyPendingSchedule());
     if (rt != nullptr) rt->ResetPeaks();
     try {
@@ -486,35 +495,39 @@ absl::Status StageRunnerImpl::Run(ProgressSink* sink) {
             "device ", o_.device, ": writing checkpoint ", it));
       }
     }
-    IterationReport r;
-    r.iteration = it;
-    r.has_loss = st.has_loss;
-    r.loss = st.loss;
-    r.tokens = tokens;
-    r.seconds = std::chrono::duration<double>(
-                    std::chrono::steady_clock::now() - start)
-                    .count();
-    r.compute_seconds = st.compute_seconds;
-    r.recompute_seconds = st.recompute_seconds;
-    r.lr = LearningRate(adam_options_, it);
-    r.grad_norm = st.grad_norm;
-    r.peak_activation_bytes = st.peak_resident_bytes;
-    r.peak_offloaded_bytes = st.peak_offloaded_bytes;
-    r.resident_activation_bytes = st.resident_bytes;
-    r.offloaded_bytes_total = st.offloaded_total_bytes;
-    r.reloaded_bytes_total = st.reloaded_total_bytes;
-    r.policy_generation = policy_generation_;
-    r.offload_ratio = offload_ratio_;
-    r.checkpoint_iteration = checkpoint_iteration_;
+    v1::ProgressReport r;
+    r.set_iteration(it);
+    r.set_has_loss(st.has_loss);
+    r.set_loss(st.loss);
+    r.set_tokens(tokens);
+    r.set_lr(LearningRate(adam_options_, it));
+    r.set_grad_norm(st.grad_norm);
+    r.set_policy_generation(policy_generation_);
+    r.set_policy_received_iteration(policy_received_iteration_);
+    r.set_offload_ratio(offload_ratio_);
+    r.set_checkpoint_iteration(checkpoint_iteration_);
+    v1::DeviceIteration* d = r.mutable_device();
+    d->set_device(o_.device);
+    d->set_data_rank(o_.data_rank);
+    d->set_iteration_seconds(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    d->set_compute_seconds(st.compute_seconds);
+    d->set_recompute_seconds(st.recompute_seconds);
+    d->set_comm_wait_seconds(st.comm_wait_seconds);
+    d->set_peak_activation_bytes(st.peak_resident_bytes);
+    d->set_resident_activation_bytes(st.resident_bytes);
+    d->set_peak_offloaded_bytes(st.peak_offloaded_bytes);
+    d->set_offload_copied_bytes(st.offloaded_total_bytes);
+    d->set_reload_copied_bytes(st.reloaded_total_bytes);
     if (rt != nullptr) {
       const DeviceMemoryStats m = rt->MemoryStats();
-      r.hbm_allocated_bytes = m.allocated_bytes;
-      r.hbm_reserved_bytes = m.reserved_bytes;
-      r.hbm_peak_bytes = m.peak_allocated_bytes;
+      d->set_hbm_allocated_bytes(m.allocated_bytes);
+      d->set_hbm_reserved_bytes(m.reserved_bytes);
+      d->set_hbm_peak_bytes(m.peak_allocated_bytes);
       const PinnedPoolStats p = rt->pinned_pool()->Stats();
-      r.pinned_reserved_bytes = p.reserved_bytes;
-      r.pinned_peak_in_use_bytes = p.peak_in_use_bytes;
-      r.pinned_fallback_bytes = p.fallback_bytes;
+      d->set_pinned_reserved_bytes(p.reserved_bytes);
+      d->set_pinned_peak_bytes(p.peak_in_use_bytes);
+      d->set_pinned_fallback_bytes(p.fallback_bytes);
     }
     if (sink != nullptr) CHRONOS_RETURN_IF_ERROR(sink->OnIteration(r));
   }

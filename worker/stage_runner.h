@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "chronos/v1/job.pb.h"
+#include "chronos/v1/worker.pb.h"
 #include "core/schedule.h"
 #include "worker/memory_ledger.h"
 
@@ -44,40 +45,16 @@ struct StageRunnerOptions {
   int64_t max_iterations = 0;
 };
 
-struct IterationReport {
-  int64_t iteration = 0;     // 1-based, completed
-  bool has_loss = false;     // this device holds the last chunk
-  double loss = 0;           // mean over the iteration's tokens (this replica)
-  int64_t tokens = 0;        // tokens of the iteration (this replica)
-  double seconds = 0;        // wall time of the iteration
-  double compute_seconds = 0;     // F/B/BI/BW/RECOMPUTE time
-  double recompute_seconds = 0;
-  double lr = 0;
-  double grad_norm = 0;
-  int64_t peak_activation_bytes = 0;   // ledger peak during the iteration
-  int64_t peak_offloaded_bytes = 0;
-  int64_t resident_activation_bytes = 0;  // at the end of the iteration
-  int64_t offloaded_bytes_total = 0;   // copied to host during the iteration
-  int64_t reloaded_bytes_total = 0;
-  int64_t hbm_allocated_bytes = 0;     // GPU only
-  int64_t hbm_reserved_bytes = 0;
-  int64_t hbm_peak_bytes = 0;          // allocator peak this iteration
-  // GPU: the pinned host pool (held, peak in use this iteration, and bytes
-  // that fell back to pageable memory since the stage started).
-  int64_t pinned_reserved_bytes = 0;
-  int64_t pinned_peak_in_use_bytes = 0;
-  int64_t pinned_fallback_bytes = 0;
-  int64_t policy_generation = 0;  // schedule in effect for this iteration
-  double offload_ratio = 0;
-  int64_t checkpoint_iteration = 0;  // last checkpoint written (0 = none)
-};
-
 class ProgressSink {
  public:
   virtual ~ProgressSink() = default;
-  // Called on the Run() thread after each iteration. A non-OK status stops
-  // the run with that status.
-  virtual absl::Status OnIteration(const IterationReport& report) = 0;
+  // Called on the Run() thread after each iteration with the iteration's
+  // one record (chronos.v1.ProgressReport and its DeviceIteration, whose
+  // fields say what each figure is). The engine fills every field but the
+  // envelope (worker_id, job, attempt, finished) and, on a CPU, the device
+  // memory estimate (hbm_*: 0 here), which the worker daemon adds. A
+  // non-OK status stops the run with that status.
+  virtual absl::Status OnIteration(const v1::ProgressReport& report) = 0;
 };
 
 class StageRunner {

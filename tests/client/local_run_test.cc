@@ -104,7 +104,7 @@ v1::JobUpdate IterationUpdate(int64_t seq, int i) {
     v1::DeviceIteration* dev = it->add_devices();
     dev->set_device(d);
     dev->set_peak_activation_bytes((int64_t{1} << 33) + d);  // > 2^32
-    dev->set_offloaded_bytes(1000 * d);
+    dev->set_peak_offloaded_bytes(1000 * d);
   }
   return u;
 }
@@ -187,7 +187,7 @@ TEST_F(LocalRunTest, RunsJobPrintsJsonSummaryAndStopsEveryDaemon) {
   EXPECT_EQ(first["devices"][1]["device"], 1);
   ASSERT_TRUE(first["devices"][1]["peak_activation_bytes"].is_number_integer());
   EXPECT_EQ(first["devices"][1]["peak_activation_bytes"].get<int64_t>(), (int64_t{1} << 33) + 1);
-  EXPECT_EQ(first["devices"][1]["offloaded_bytes"], 1000);
+  EXPECT_EQ(first["devices"][1]["peak_offloaded_bytes"], 1000);
 
   // One coordinator and two workers were started, with the documented flags.
   EXPECT_EQ(RecordedPids(pid_dir_).size(), 3u);

@@ -295,7 +295,7 @@ class FakeWorker {
     r.set_has_loss(last);
     if (last) r.set_loss(5.0 - iteration);
     r.set_tokens(1000);
-    r.set_iteration_seconds(0.5);
+    r.mutable_device()->set_iteration_seconds(0.5);
     r.set_lr(1e-3);
     r.mutable_device()->set_peak_activation_bytes(1000 + a.device());
     r.set_policy_generation(generation != 0 ? generation : a.policy_generation());

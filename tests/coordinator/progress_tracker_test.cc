@@ -13,7 +13,7 @@ v1::ProgressReport Report(int64_t iteration, double seconds = 1, int64_t tokens 
                           int64_t generation = 1) {
   v1::ProgressReport r;
   r.set_iteration(iteration);
-  r.set_iteration_seconds(seconds);
+  r.mutable_device()->set_iteration_seconds(seconds);
   r.set_tokens(tokens);
   r.set_policy_generation(generation);
   return r;

@@ -108,7 +108,7 @@ TEST_F(GpuTest, OffloadOnAndOffGiveEqualLosses) {
   ASSERT_EQ(a.size(), b.size());
   int64_t offloaded = 0;
   for (const auto& r : moved) {
-    for (const auto& rep : r.reports) offloaded += rep.offloaded_bytes_total;
+    for (const auto& rep : r.reports) offloaded += rep.device().offload_copied_bytes();
   }
   ASSERT_GT(offloaded, 0) << "the mixed policy must offload";
   // Offload and recompute change where bytes live, not the arithmetic; the

@@ -188,13 +188,13 @@ TEST(AsyncCopyTest, PipelineWithLateCopiesMatchesTheSynchronousRun) {
     ASSERT_TRUE(late[r].status.ok()) << late[r].status;
     ASSERT_EQ(sync[r].reports.size(), late[r].reports.size());
     for (size_t i = 0; i < sync[r].reports.size(); ++i) {
-      EXPECT_EQ(sync[r].reports[i].loss, late[r].reports[i].loss);
-      EXPECT_EQ(sync[r].reports[i].grad_norm, late[r].reports[i].grad_norm);
+      EXPECT_EQ(sync[r].reports[i].loss(), late[r].reports[i].loss());
+      EXPECT_EQ(sync[r].reports[i].grad_norm(), late[r].reports[i].grad_norm());
       // Late copies never make the ledger's peak smaller than the
       // synchronous run's: bytes leave only once their copy has landed.
-      EXPECT_GE(late[r].reports[i].peak_activation_bytes,
-                sync[r].reports[i].peak_activation_bytes);
-      reloaded_late += late[r].reports[i].reloaded_bytes_total;
+      EXPECT_GE(late[r].reports[i].device().peak_activation_bytes(),
+                sync[r].reports[i].device().peak_activation_bytes());
+      reloaded_late += late[r].reports[i].device().reload_copied_bytes();
     }
   }
   // Some offloads landed and came back through the asynchronous reload

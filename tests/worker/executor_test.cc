@@ -179,8 +179,8 @@ TEST_F(ExecutorTest, StopFromEveryStageEndsPipelineAtIterationBoundary) {
   auto s = testing::BuildSchedule(run.spec, "chronos", 2, layers, {});
   ASSERT_TRUE(s.ok()) << s.status();
   run.schedule = *s;
-  run.on_iteration = [](int, StageRunner& r, const IterationReport& rep) {
-    if (rep.iteration == 2) r.Stop();
+  run.on_iteration = [](int, StageRunner& r, const v1::ProgressReport& rep) {
+    if (rep.iteration() == 2) r.Stop();
     return absl::OkStatus();
   };
   for (const auto& r : testing::RunPipeline(run)) {
@@ -320,29 +320,29 @@ TEST_F(ExecutorTest, UpdateScheduleSwitchesOffloadAtNextIteration) {
 
   testing::PipelineRun run = base;
   const Schedule next = *offload;
-  run.on_iteration = [&next](int, StageRunner& r, const IterationReport& rep) {
-    if (rep.iteration == 2) r.UpdateSchedule(next, 7, 0.5);
+  run.on_iteration = [&next](int, StageRunner& r, const v1::ProgressReport& rep) {
+    if (rep.iteration() == 2) r.UpdateSchedule(next, 7, 0.5);
     return absl::OkStatus();
   };
   const auto ranks = testing::RunPipeline(run);
   for (const auto& r : ranks) {
     ASSERT_TRUE(r.status.ok()) << r.status;
     ASSERT_EQ(r.reports.size(), 4u);
-    for (const IterationReport& rep : r.reports) {
+    for (const v1::ProgressReport& rep : r.reports) {
       SCOPED_TRACE(::testing::Message() << "device " << r.device
-                                        << " iteration " << rep.iteration);
-      if (rep.iteration <= 2) {
-        EXPECT_EQ(rep.offloaded_bytes_total, 0);
-        EXPECT_EQ(rep.peak_offloaded_bytes, 0);
-        EXPECT_EQ(rep.policy_generation, 0);
+                                        << " iteration " << rep.iteration());
+      if (rep.iteration() <= 2) {
+        EXPECT_EQ(rep.device().offload_copied_bytes(), 0);
+        EXPECT_EQ(rep.device().peak_offloaded_bytes(), 0);
+        EXPECT_EQ(rep.policy_generation(), 0);
       } else {
-        EXPECT_GT(rep.offloaded_bytes_total, 0);
-        EXPECT_EQ(rep.peak_offloaded_bytes,
+        EXPECT_GT(rep.device().offload_copied_bytes(), 0);
+        EXPECT_EQ(rep.device().peak_offloaded_bytes(),
                   sim->devices[r.device].peak_offloaded_bytes);
-        EXPECT_EQ(rep.peak_activation_bytes,
+        EXPECT_EQ(rep.device().peak_activation_bytes(),
                   sim->devices[r.device].peak_activation_bytes);
-        EXPECT_EQ(rep.policy_generation, 7);
-        EXPECT_EQ(rep.offload_ratio, 0.5);
+        EXPECT_EQ(rep.policy_generation(), 7);
+        EXPECT_EQ(rep.offload_ratio(), 0.5);
       }
     }
   }
@@ -368,8 +368,8 @@ TEST_F(ExecutorTest, ResumeFromCheckpointOnFreshRunnersReproducesLossesExactly) 
   whole.checkpoint_dir = dir;
   const auto full = testing::RunPipeline(whole);
   for (const auto& r : full) ASSERT_TRUE(r.status.ok()) << r.status;
-  EXPECT_EQ(full[0].reports[2].checkpoint_iteration, 3);
-  EXPECT_EQ(full[0].reports[1].checkpoint_iteration, 0);
+  EXPECT_EQ(full[0].reports[2].checkpoint_iteration(), 3);
+  EXPECT_EQ(full[0].reports[1].checkpoint_iteration(), 0);
 
   testing::PipelineRun resumed = whole;
   resumed.resume_iteration = 3;
@@ -379,12 +379,12 @@ TEST_F(ExecutorTest, ResumeFromCheckpointOnFreshRunnersReproducesLossesExactly) 
   for (int rank = 0; rank < 2; ++rank) {
     ASSERT_EQ(rest[rank].reports.size(), 3u);
     for (int i = 0; i < 3; ++i) {
-      const IterationReport& a = full[rank].reports[3 + i];
-      const IterationReport& b = rest[rank].reports[i];
-      EXPECT_EQ(b.iteration, a.iteration);
-      EXPECT_EQ(b.has_loss, a.has_loss);
-      EXPECT_EQ(b.loss, a.loss) << "iteration " << a.iteration;
-      EXPECT_EQ(b.grad_norm, a.grad_norm) << "iteration " << a.iteration;
+      const v1::ProgressReport& a = full[rank].reports[3 + i];
+      const v1::ProgressReport& b = rest[rank].reports[i];
+      EXPECT_EQ(b.iteration(), a.iteration());
+      EXPECT_EQ(b.has_loss(), a.has_loss());
+      EXPECT_EQ(b.loss(), a.loss()) << "iteration " << a.iteration();
+      EXPECT_EQ(b.grad_norm(), a.grad_norm()) << "iteration " << a.iteration();
     }
   }
   std::filesystem::remove_all(dir);
@@ -479,7 +479,7 @@ TEST_F(ExecutorTest, ResumeAtAnotherPipelineWidthContinuesTheUninterruptedRun) {
     if (HasFatalFailure()) return;
     // The step count came along: the learning rate of iteration 4 is the
     // uninterrupted run's, not the warm-up's first.
-    EXPECT_DOUBLE_EQ(rest.back().reports[0].lr, full.back().reports[3].lr);
+    EXPECT_DOUBLE_EQ(rest.back().reports[0].lr(), full.back().reports[3].lr());
   }
   std::filesystem::remove_all(dir);
 }

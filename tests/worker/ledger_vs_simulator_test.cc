@@ -80,13 +80,13 @@ TEST_P(LedgerVsSimulatorTest, PeakActivationBytesEqualSimulatorExactly) {
     ASSERT_EQ(r.reports.size(), 2u);
     const DeviceSimResult& want = sim->devices[r.device];
     EXPECT_GT(want.peak_activation_bytes, 0);
-    for (const IterationReport& rep : r.reports) {
-      EXPECT_EQ(rep.peak_activation_bytes, want.peak_activation_bytes)
-          << "device " << r.device << " iteration " << rep.iteration;
-      EXPECT_EQ(rep.peak_offloaded_bytes, want.peak_offloaded_bytes)
-          << "device " << r.device << " iteration " << rep.iteration;
-      EXPECT_EQ(rep.resident_activation_bytes, 0);
-      EXPECT_EQ(rep.offloaded_bytes_total, rep.reloaded_bytes_total);
+    for (const v1::ProgressReport& rep : r.reports) {
+      EXPECT_EQ(rep.device().peak_activation_bytes(), want.peak_activation_bytes)
+          << "device " << r.device << " iteration " << rep.iteration();
+      EXPECT_EQ(rep.device().peak_offloaded_bytes(), want.peak_offloaded_bytes)
+          << "device " << r.device << " iteration " << rep.iteration();
+      EXPECT_EQ(rep.device().resident_activation_bytes(), 0);
+      EXPECT_EQ(rep.device().offload_copied_bytes(), rep.device().reload_copied_bytes());
     }
   }
 }

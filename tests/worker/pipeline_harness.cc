@@ -88,7 +88,7 @@ class CollectingSink : public ProgressSink {
   CollectingSink(int rank, const PipelineRun& run, RankOutcome* out)
       : rank_(rank), run_(run), out_(out) {}
   void set_runner(StageRunner* r) { runner_ = r; }
-  absl::Status OnIteration(const IterationReport& report) override {
+  absl::Status OnIteration(const v1::ProgressReport& report) override {
     out_->reports.push_back(report);
     if (run_.on_iteration) return run_.on_iteration(rank_, *runner_, report);
     return absl::OkStatus();
@@ -289,14 +289,14 @@ std::vector<double> ReplicaMeanLosses(const std::vector<RankOutcome>& ranks) {
   std::vector<double> sum;
   std::vector<int> count;
   for (const RankOutcome& r : ranks) {
-    for (const IterationReport& rep : r.reports) {
-      if (!rep.has_loss) continue;
-      const size_t i = static_cast<size_t>(rep.iteration - 1);
+    for (const v1::ProgressReport& rep : r.reports) {
+      if (!rep.has_loss()) continue;
+      const size_t i = static_cast<size_t>(rep.iteration() - 1);
       if (sum.size() <= i) {
         sum.resize(i + 1, 0.0);
         count.resize(i + 1, 0);
       }
-      sum[i] += rep.loss;
+      sum[i] += rep.loss();
       count[i]++;
     }
   }

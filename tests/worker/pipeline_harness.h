@@ -94,7 +94,7 @@ struct PipelineRun {
   // Called on each rank's Run thread after every iteration; a non-OK status
   // stops that rank.
   std::function<absl::Status(int rank, StageRunner& runner,
-                             const IterationReport& report)>
+                             const v1::ProgressReport& report)>
       on_iteration;
   // Each rank's host copier (asynchronous-copy tests); null = synchronous.
   std::function<std::shared_ptr<HostCopier>()> make_copier;
@@ -110,7 +110,7 @@ struct RankOutcome {
   int data_rank = 0;
   absl::Status status;
   bool ran = false;
-  std::vector<IterationReport> reports;
+  std::vector<v1::ProgressReport> reports;
   std::map<std::string, at::Tensor> first_grads;  // name -> grad (clone)
 };
 

@@ -93,74 +93,30 @@ class AssignmentRun::Sink : public ProgressSink {
   Sink(AssignmentRun* run, JobFigures figures)
       : run_(run), figures_(std::move(figures)) {}
 
-  absl::Status OnIteration(const IterationReport& r) override {
+  absl::Status OnIteration(const v1::ProgressReport& report) override {
     const v1::Assignment& a = run_->a_;
-    run_->iteration_.store(r.iteration);
-    const double tokens_per_second = r.seconds > 0 ? r.tokens / r.seconds : 0;
-
-    IterationSample s;
-    s.seconds = r.seconds;
-    s.tokens = r.tokens;
-    s.has_loss = r.has_loss;
-    s.loss = r.loss;
-    s.grad_norm = r.grad_norm;
-    s.bubble_ratio =
-        r.seconds > 0 ? std::clamp(1.0 - r.compute_seconds / r.seconds, 0.0, 1.0)
-                      : 0;
-    if (figures_.peak_flops > 0) {
-      s.mfu = figures_.flops_per_token * tokens_per_second /
-              (figures_.pipeline * figures_.peak_flops);
-    }
-    s.offload_ratio = r.offload_ratio;
-    s.recompute_seconds = r.recompute_seconds;
-    s.activation_resident_bytes = r.resident_activation_bytes;
-    s.activation_offloaded_bytes = r.peak_offloaded_bytes;
-    s.activation_peak_bytes = r.peak_activation_bytes;
-    s.offloaded_bytes = r.offloaded_bytes_total;
-    s.reloaded_bytes = r.reloaded_bytes_total;
-    if (r.hbm_reserved_bytes > 0 || r.hbm_allocated_bytes > 0) {
-      s.hbm_allocated_bytes = r.hbm_allocated_bytes;
-      s.hbm_reserved_bytes = r.hbm_reserved_bytes;
-      s.hbm_peak_bytes = r.hbm_peak_bytes;
-      s.pinned_reserved_bytes = r.pinned_reserved_bytes;
-      s.pinned_peak_in_use_bytes = r.pinned_peak_in_use_bytes;
-      s.pinned_fallback_bytes = r.pinned_fallback_bytes;
-    } else {
-      // CPU: model state from the cost model plus the ledger's activations.
-      s.hbm_allocated_bytes = figures_.state_bytes + r.resident_activation_bytes;
-      s.hbm_reserved_bytes = s.hbm_allocated_bytes;
-      s.hbm_peak_bytes = figures_.state_bytes + r.peak_activation_bytes;
-    }
-    run_->services_.metrics->RecordIteration(run_->labels_, s);
-
-    v1::ProgressReport p;
+    run_->iteration_.store(report.iteration());
+    v1::ProgressReport p = report;
     p.set_job(a.job());
     p.set_attempt(a.attempt());
-    p.set_iteration(r.iteration);
-    p.set_has_loss(r.has_loss);
-    p.set_loss(r.loss);
-    p.set_tokens(r.tokens);
-    p.set_iteration_seconds(r.seconds);
-    p.set_lr(r.lr);
-    p.set_grad_norm(r.grad_norm);
+    p.set_finished(report.iteration() >= a.spec().training().iterations());
     v1::DeviceIteration* d = p.mutable_device();
-    d->set_device(a.device());
-    d->set_data_rank(a.data_rank());
-    d->set_peak_activation_bytes(r.peak_activation_bytes);
-    d->set_offloaded_bytes(r.peak_offloaded_bytes);
-    d->set_resident_activation_bytes(r.resident_activation_bytes);
-    d->set_offloaded_total_bytes(r.offloaded_bytes_total);
-    d->set_reloaded_total_bytes(r.reloaded_bytes_total);
-    d->set_recompute_seconds(r.recompute_seconds);
-    d->set_hbm_allocated_bytes(s.hbm_allocated_bytes);
-    d->set_hbm_reserved_bytes(s.hbm_reserved_bytes);
-    d->set_hbm_peak_bytes(s.hbm_peak_bytes);
-    d->set_compute_seconds(r.compute_seconds);
-    d->set_iteration_seconds(r.seconds);
-    p.set_policy_generation(r.policy_generation);
-    p.set_offload_ratio(r.offload_ratio);
-    p.set_finished(r.iteration >= a.spec().training().iterations());
-    p.set_checkpoint_iteration(r.checkpoint_iteration);
+    if (d->hbm_reserved_bytes() == 0 && d->hbm_allocated_bytes() == 0) {
+      // No device allocator (CPU): model state from the cost model plus the
+      // ledger's activations.
+      d->set_hbm_allocated_bytes(figures_.state_bytes + d->resident_activation_bytes());
+      d->set_hbm_reserved_bytes(d->hbm_allocated_bytes());
+      d->set_hbm_peak_bytes(figures_.state_bytes + d->peak_activation_bytes());
+    }
+    const double seconds = d->iteration_seconds();
+    IterationDerived derived;
+    derived.bubble_ratio =
+        seconds > 0 ? std::clamp(1.0 - d->compute_seconds() / seconds, 0.0, 1.0) : 0;
+    if (figures_.peak_flops > 0 && seconds > 0) {
+      derived.mfu = figures_.flops_per_token * (p.tokens() / seconds) /
+                    (figures_.pipeline * figures_.peak_flops);
+    }
+    run_->services_.metrics->RecordIteration(run_->labels_, p, derived);
     run_->reporter_->Enqueue(std::move(p));
     return absl::OkStatus();
   }

@@ -230,39 +230,43 @@ void WorkerMetrics::BeginJob(const JobLabels& labels, int64_t capacity_bytes,
 }
 
 void WorkerMetrics::RecordIteration(const JobLabels& labels,
-                                    const IterationSample& x) {
+                                    const v1::ProgressReport& r,
+                                    const IterationDerived& derived) {
   absl::MutexLock lock(&mu_);
   Series* s = Find(labels);
   if (s == nullptr) return;
-  s->hbm_allocated->Set(static_cast<double>(x.hbm_allocated_bytes));
-  s->hbm_reserved->Set(static_cast<double>(x.hbm_reserved_bytes));
-  s->hbm_peak->Set(static_cast<double>(x.hbm_peak_bytes));
-  s->pinned_reserved->Set(static_cast<double>(x.pinned_reserved_bytes));
-  s->pinned_peak->Set(static_cast<double>(x.pinned_peak_in_use_bytes));
-  s->pinned_fallback->Set(static_cast<double>(x.pinned_fallback_bytes));
-  s->act_resident->Set(static_cast<double>(x.activation_resident_bytes));
-  s->act_offloaded->Set(static_cast<double>(x.activation_offloaded_bytes));
-  s->act_peak->Set(static_cast<double>(x.activation_peak_bytes));
-  s->offloaded_total->Increment(static_cast<double>(x.offloaded_bytes));
-  s->reloaded_total->Increment(static_cast<double>(x.reloaded_bytes));
-  s->recompute_seconds->Increment(x.recompute_seconds);
-  s->iteration_seconds->Observe(x.seconds);
+  const v1::DeviceIteration& d = r.device();
+  s->hbm_allocated->Set(static_cast<double>(d.hbm_allocated_bytes()));
+  s->hbm_reserved->Set(static_cast<double>(d.hbm_reserved_bytes()));
+  s->hbm_peak->Set(static_cast<double>(d.hbm_peak_bytes()));
+  s->pinned_reserved->Set(static_cast<double>(d.pinned_reserved_bytes()));
+  s->pinned_peak->Set(static_cast<double>(d.pinned_peak_bytes()));
+  s->pinned_fallback->Set(static_cast<double>(d.pinned_fallback_bytes()));
+  // Resident and offloaded now: the scrape-time hook keeps them live; at an
+  // iteration's end resident is the record's, and the peak its own gauge.
+  s->act_resident->Set(static_cast<double>(d.resident_activation_bytes()));
+  s->act_peak->Set(static_cast<double>(d.peak_activation_bytes()));
+  s->offloaded_total->Increment(static_cast<double>(d.offload_copied_bytes()));
+  s->reloaded_total->Increment(static_cast<double>(d.reload_copied_bytes()));
+  s->recompute_seconds->Increment(d.recompute_seconds());
+  const double seconds = d.iteration_seconds();
+  s->iteration_seconds->Observe(seconds);
   s->iterations_total->Increment();
-  s->tokens_total->Increment(static_cast<double>(x.tokens));
-  s->tokens_per_second->Set(x.seconds > 0 ? x.tokens / x.seconds : 0);
-  if (x.has_loss) {
+  s->tokens_total->Increment(static_cast<double>(r.tokens()));
+  s->tokens_per_second->Set(seconds > 0 ? r.tokens() / seconds : 0);
+  if (r.has_loss()) {
     if (s->loss == nullptr) {
       s->loss = &loss_->Add({{"job", labels.job},
                              {"stage", absl::StrCat(labels.stage)},
                              {"data_rank", absl::StrCat(labels.data_rank)}});
       s->gauges.emplace_back(loss_, s->loss);
     }
-    s->loss->Set(x.loss);
+    s->loss->Set(r.loss());
   }
-  s->bubble_ratio->Set(x.bubble_ratio);
-  s->offload_ratio->Set(x.offload_ratio);
-  s->mfu->Set(x.mfu);
-  s->grad_norm->Set(x.grad_norm);
+  s->bubble_ratio->Set(derived.bubble_ratio);
+  s->offload_ratio->Set(r.offload_ratio());
+  s->mfu->Set(derived.mfu);
+  s->grad_norm->Set(r.grad_norm());
 }
 
 void WorkerMetrics::SetActivationBytes(const JobLabels& labels,

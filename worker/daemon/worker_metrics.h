@@ -40,29 +40,11 @@ struct JobLabels {
   }
 };
 
-// What one completed iteration contributes (derived from the engine's
-// IterationReport by the caller).
-struct IterationSample {
-  double seconds = 0;
-  int64_t tokens = 0;
-  bool has_loss = false;
-  double loss = 0;
-  double grad_norm = 0;
-  double bubble_ratio = 0;
-  double mfu = 0;
-  double offload_ratio = 0;
-  double recompute_seconds = 0;
-  int64_t activation_resident_bytes = 0;
-  int64_t activation_offloaded_bytes = 0;
-  int64_t activation_peak_bytes = 0;
-  int64_t offloaded_bytes = 0;  // copied to host during the iteration
-  int64_t reloaded_bytes = 0;
-  int64_t hbm_allocated_bytes = 0;
-  int64_t hbm_reserved_bytes = 0;
-  int64_t hbm_peak_bytes = 0;
-  int64_t pinned_reserved_bytes = 0;     // GPU: pinned pool held
-  int64_t pinned_peak_in_use_bytes = 0;  // GPU: pinned pool peak in use
-  int64_t pinned_fallback_bytes = 0;     // GPU: since the stage started
+// What the metrics derive from an iteration's record with the job's cost
+// figures (the worker daemon computes them).
+struct IterationDerived {
+  double bubble_ratio = 0;  // 1 - compute / wall time of this device
+  double mfu = 0;           // model FLOPs utilisation of the pipeline
 };
 
 class WorkerMetrics {
@@ -88,7 +70,10 @@ class WorkerMetrics {
   // Creates the assignment's series (zeros, capacity and offload ratio set).
   void BeginJob(const JobLabels& labels, int64_t capacity_bytes,
                 double offload_ratio);
-  void RecordIteration(const JobLabels& labels, const IterationSample& s);
+  // One iteration's record (chronos.v1.ProgressReport: the same figures
+  // the progress report carries, with the same definitions).
+  void RecordIteration(const JobLabels& labels, const v1::ProgressReport& r,
+                       const IterationDerived& derived);
   // Live activation bytes (from the ledger) and, on CPU, the allocated
   // bytes they imply, sampled at scrape time.
   void SetActivationBytes(const JobLabels& labels, int64_t resident,
