@@ -1,5 +1,6 @@
 #include "coordinator/control_service.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -113,7 +114,12 @@ grpc::Status ControlServiceImpl::ListWorkers(grpc::ServerContext* ctx,
                                              const v1::ListWorkersRequest* req,
                                              v1::ListWorkersResponse* resp) {
   return Guarded(*ctx, [&] {
-    for (v1::WorkerStatus& w : workers_->List()) *resp->add_workers() = std::move(w);
+    const std::map<std::string, int> stages = jobs_->RunningStages();
+    for (v1::WorkerStatus& w : workers_->List()) {
+      auto it = stages.find(w.worker_id());
+      if (it != stages.end() && !w.job().empty()) w.set_device(it->second);
+      *resp->add_workers() = std::move(w);
+    }
     return absl::OkStatus();
   });
 }

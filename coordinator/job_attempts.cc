@@ -198,7 +198,7 @@ absl::Status JobController::StartAttempt(JobRuntime* rt,
   kv_->OpenScope(StorePrefix(name, attempt));
   for (const v1::StageAssignment& a : rt->job.status().assignments()) {
     workers_->Bind(a.worker_id(),
-                   WorkerBinding{name, attempt, a.device(), a.data_rank()});
+                   WorkerBinding{name, attempt});
     v1::WorkerCommand cmd;
     *cmd.mutable_assign() = BuildAssignment(*rt, a);
     // A worker whose stream dropped gets it again when it re-attaches.
@@ -319,9 +319,24 @@ void JobController::LoseWorker(const std::string& id, const WorkerBinding& bindi
       rt->job.status().attempt() != binding.attempt) {
     return;
   }
+  const v1::StageAssignment* stage = StageOf(*rt, id);
   FailAttempt(rt, "WorkerLost",
-              absl::StrCat("worker ", id, " (stage ", binding.device, ", data rank ",
-                           binding.data_rank, ") ", why));
+              stage != nullptr
+                  ? absl::StrCat("worker ", id, " (stage ", stage->device(), ", data rank ",
+                                 stage->data_rank(), ") ", why)
+                  : absl::StrCat("worker ", id, " ", why));
+}
+
+std::map<std::string, int> JobController::RunningStages() {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, int> out;
+  for (const auto& [name, rt] : jobs_) {
+    if (rt->job.status().state() != v1::JOB_STATE_RUNNING) continue;
+    for (const v1::StageAssignment& a : rt->job.status().assignments()) {
+      out[a.worker_id()] = a.device();
+    }
+  }
+  return out;
 }
 
 void JobController::OnWorkerRegistered(

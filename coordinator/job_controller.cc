@@ -190,8 +190,7 @@ absl::Status JobController::Load() {
     if (state == v1::JOB_STATE_RUNNING) {
       const v1::JobStatus& st = r->job.status();
       for (const v1::StageAssignment& a : st.assignments()) {
-        workers_->Restore(a.worker_id(), WorkerBinding{name, st.attempt(),
-                                                       a.device(), a.data_rank()});
+        workers_->Restore(a.worker_id(), WorkerBinding{name, st.attempt()});
       }
       kv_->OpenScope(StorePrefix(name, st.attempt()));
       r->progress = ProgressTracker(st.iteration());

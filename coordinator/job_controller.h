@@ -101,6 +101,10 @@ class JobController {
   absl::StatusOr<v1::ProgressAck> ReportProgress(const v1::ProgressReport& report);
   absl::Status ReportFault(const v1::FaultReport& report);
 
+  // The stage (device) of every worker of a running attempt, by worker id:
+  // the one home of that mapping (status.assignments).
+  std::map<std::string, int> RunningStages();
+
   // Maintenance: declares overdue workers dead (ending their attempts),
   // admits pending jobs, refreshes the gauges. Called periodically.
   void Tick();

@@ -268,10 +268,7 @@ std::vector<v1::WorkerStatus> WorkerRegistry::List() const {
     s.set_worker_id(w->id);
     *s.mutable_info() = w->info;
     s.set_state(w->state);
-    if (w->binding) {
-      s.set_job(w->binding->job);
-      s.set_device(w->binding->device);
-    }
+    if (w->binding) s.set_job(w->binding->job);
     const int64_t nanos = absl::ToUnixNanos(w->last_heartbeat);
     s.mutable_last_heartbeat()->set_seconds(nanos / 1000000000);
     s.mutable_last_heartbeat()->set_nanos(static_cast<int32_t>(nanos % 1000000000));

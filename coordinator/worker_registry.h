@@ -26,12 +26,11 @@
 
 namespace chronos::coordinator {
 
-// Where a busy worker works.
+// Which job attempt a busy worker works for. Its stage (device, data rank)
+// is kept once, in the job's status.assignments (the JobController).
 struct WorkerBinding {
   std::string job;
   int attempt = 0;
-  int device = 0;
-  int data_rank = 0;
 };
 
 class WorkerRegistry {

@@ -107,6 +107,23 @@ TEST_F(JobFlowTest, SubmitAssignsStagesRunsAndSucceeds) {
     EXPECT_EQ(x.schedule().num_devices(), 2);
   }
   EXPECT_EQ(devices, (std::set<int>{0, 1}));
+  // ListWorkers shows each worker's stage from the job's assignments, the
+  // one place the worker -> stage mapping is kept.
+  {
+    auto ctx = h_.Context();
+    v1::ListWorkersRequest req;
+    v1::ListWorkersResponse list;
+    ASSERT_TRUE(h_.control()->ListWorkers(ctx.get(), req, &list).ok());
+    std::map<std::string, int> stage_of;
+    for (const v1::StageAssignment& s : job->status().assignments()) {
+      stage_of[s.worker_id()] = s.device();
+    }
+    ASSERT_EQ(list.workers_size(), 2);
+    for (const v1::WorkerStatus& ws : list.workers()) {
+      EXPECT_EQ(ws.job(), "tiny");
+      EXPECT_EQ(ws.device(), stage_of.at(ws.worker_id())) << ws.worker_id();
+    }
+  }
 
   // Transport rendezvous through the store, scoped to the attempt.
   {

@@ -43,19 +43,18 @@ TEST_F(WorkerRegistryTest, DeadAfterMissedHeartbeatsOnTheInjectedClock) {
 
 TEST_F(WorkerRegistryTest, DeathReportsTheBinding) {
   const std::string id = registry_.Register(Info("w0"), "")->worker_id;
-  registry_.Bind(id, WorkerBinding{"job", 2, 1, 0});
+  registry_.Bind(id, WorkerBinding{"job", 2});
   EXPECT_EQ(registry_.StateOf(id), v1::WORKER_STATE_BUSY);
   clock_.Advance(absl::Seconds(16));
   auto dead = registry_.ExpireDead();
   ASSERT_EQ(dead.size(), 1u);
   EXPECT_EQ(dead[0].second.job, "job");
   EXPECT_EQ(dead[0].second.attempt, 2);
-  EXPECT_EQ(dead[0].second.device, 1);
 }
 
 TEST_F(WorkerRegistryTest, NewProcessUnderTheSameNameSupersedesTheOldOne) {
   const std::string old_id = registry_.Register(Info("pod-0"), "")->worker_id;
-  registry_.Bind(old_id, WorkerBinding{"job", 1, 0, 0});
+  registry_.Bind(old_id, WorkerBinding{"job", 1});
   auto reg = registry_.Register(Info("pod-0"), "");
   ASSERT_TRUE(reg.ok());
   EXPECT_NE(reg->worker_id, old_id);
