@@ -28,12 +28,11 @@
 // clock and process CPU time around the call; the CPU time is the steadier
 // figure on a shared machine (with one intra-op thread, the default, all
 // compute runs on the calling thread; more threads on 2 busy cores made
-// both sides several times slower and the figures meaningless). Executor and bare iterations alternate, the
-// first of each pair switching every iteration (ABBA), so drift and order
-// effects fall on both; overhead % = median(executor) / median(bare) - 1,
-// and "paired" is the median over iterations of executor_i / bare_i - 1,
-// with its interquartile range. Each row runs at least --iters measured
-// pairs and keeps going (up to 200) until they took --min-seconds.
+// both sides several times slower and the figures meaningless). Executor and bare iterations
+// alternate, the first of each pair switching every iteration (ABBA), so drift and order effects
+// fall on both; overhead % = median(executor) / median(bare) - 1, and "paired" is the median over
+// iterations of executor_i / bare_i - 1, with its interquartile range. Each row runs at least
+// --iters measured pairs and keeps going (up to 200) until they took --min-seconds.
 //
 // Train mode: p stages as threads over Gloo, StageRunner end to end on a
 // text corpus, the loss every --every iterations.
@@ -52,9 +51,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <ctime>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <set>
@@ -102,8 +101,7 @@ struct Timing {
 Timing Now() {
   timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return {std::chrono::duration<double>(Clock::now().time_since_epoch())
-              .count(),
+  return {std::chrono::duration<double>(Clock::now().time_since_epoch()).count(),
           ts.tv_sec + 1e-9 * ts.tv_nsec};
 }
 
@@ -113,9 +111,8 @@ struct ModelConfig {
   int b = 8, m = 8;
 };
 
-v1::JobSpec MakeSpec(const ModelConfig& c, const std::string& data, int p,
-                     const std::string& kind, int v,
-                     const std::vector<int>& layers) {
+v1::JobSpec MakeSpec(const ModelConfig& c, const std::string& data, int p, const std::string& kind,
+                     int v, const std::vector<int>& layers) {
   v1::JobSpec spec;
   auto* m = spec.mutable_model();
   m->set_layers(c.layers);
@@ -149,15 +146,14 @@ std::vector<int> EvenLayers(int layers, int chunks) {
   return out;
 }
 
-Schedule BuildSchedule(const v1::JobSpec& spec, const std::string& kind,
-                       int v, const std::vector<int>& layers) {
+Schedule BuildSchedule(const v1::JobSpec& spec, const std::string& kind, int v,
+                       const std::vector<int>& layers) {
   const v1::DeviceProfile cpu = *BuiltinDeviceProfile("cpu");
   CostModel costs(ModelShapeFromSpec(spec, cpu), cpu, layers);
-  auto s = GenerateSchedule(ScheduleShape(kind, spec.parallel().pipeline(), v,
-                                          spec.training().microbatches(), costs));
+  auto s = GenerateSchedule(
+      ScheduleShape(kind, spec.parallel().pipeline(), v, spec.training().microbatches(), costs));
   CHECK(s.ok()) << s.status();
-  CHECK(ApplyMemoryPolicy(&*s, UniformPolicy(*s, MemoryPolicy::Keep()), costs)
-            .ok());
+  CHECK(ApplyMemoryPolicy(&*s, UniformPolicy(*s, MemoryPolicy::Keep()), costs).ok());
   return *s;
 }
 
@@ -190,14 +186,14 @@ struct Stage {
   std::unique_ptr<Communicator> comm;
   std::unique_ptr<Executor> executor;
   std::vector<Batch> batches;
-  at::Tensor fake_act, fake_grad;  // what the bare loop feeds remote edges
+  at::Tensor fake_act, fake_grad;                     // what the bare loop feeds remote edges
   std::vector<at::Tensor> handoff_act, handoff_grad;  // [chunk * m + mb]
   int num_chunks = 0;
   int m = 0;
   double loss_scale = 0;
 
-  Stage(const v1::JobSpec& spec, const Schedule& s, int device,
-        std::unique_ptr<Communicator> c, const TokenSource& tokens) {
+  Stage(const v1::JobSpec& spec, const Schedule& s, int device, std::unique_ptr<Communicator> c,
+        const TokenSource& tokens) {
     dims = ModelDimsFromSpec(spec, false);
     num_chunks = s.num_chunks();
     m = s.num_microbatches;
@@ -207,8 +203,7 @@ struct Stage {
     int first = 0;
     for (int ch = 0; ch < num_chunks; ++ch) {
       if (s.chunk_device[ch] == device) {
-        ChunkSpec cs{ch, first, s.chunk_layers[ch], ch == 0,
-                     ch == num_chunks - 1};
+        ChunkSpec cs{ch, first, s.chunk_layers[ch], ch == 0, ch == num_chunks - 1};
         local[ch] = static_cast<int>(chunks.size());
         chunks.push_back(std::make_unique<Chunk>(dims, cs, 1, at::kFloat));
         raw.push_back(chunks.back().get());
@@ -223,21 +218,19 @@ struct Stage {
     eo.device = device;
     eo.dims = dims;
     eo.act_options = at::TensorOptions().dtype(at::kFloat);
-    auto e = Executor::Create(eo, s, raw, stash.get(), &ledger, comm.get(),
-                              adam.get());
+    auto e = Executor::Create(eo, s, raw, stash.get(), &ledger, comm.get(), adam.get());
     CHECK(e.ok()) << e.status();
     executor = std::move(*e);
     for (int mb = 0; mb < m; ++mb) {
-      batches.push_back(
-          tokens.Get(1, 0, 1, mb, m, dims.micro_batch, dims.seq_len, 1));
+      batches.push_back(tokens.Get(1, 0, 1, mb, m, dims.micro_batch, dims.seq_len, 1));
     }
     // Same distribution as the loopback transport's receives (N(0, 1)).
     fake_act = at::randn({dims.micro_batch, dims.seq_len, dims.hidden});
     fake_grad = at::randn({dims.micro_batch, dims.seq_len, dims.hidden});
     handoff_act.resize(num_chunks * m);
     handoff_grad.resize(num_chunks * m);
-    loss_scale = 1.0 / (static_cast<double>(dims.micro_batch) *
-                        static_cast<double>(dims.seq_len) * m);
+    loss_scale =
+        1.0 / (static_cast<double>(dims.micro_batch) * static_cast<double>(dims.seq_len) * m);
   }
 
   // One executor iteration, timed like the bare loop.
@@ -268,10 +261,8 @@ struct Stage {
           } else {
             in = fake_act;
           }
-          at::Tensor out =
-              c->Forward(mb, in, a.chunk == last ? batches[mb].targets
-                                                 : at::Tensor(),
-                         SaveModeOf(a.policy), stash.get());
+          at::Tensor out = c->Forward(mb, in, a.chunk == last ? batches[mb].targets : at::Tensor(),
+                                      SaveModeOf(a.policy), stash.get());
           if (a.chunk != last && local[a.chunk + 1] >= 0) {
             handoff_act[(a.chunk + 1) * m + mb] = std::move(out);
           }
@@ -282,14 +273,11 @@ struct Stage {
           Chunk* c = chunks[local[a.chunk]].get();
           at::Tensor go;
           if (a.chunk != last) {
-            go = local[a.chunk + 1] >= 0
-                     ? std::move(handoff_grad[a.chunk * m + mb])
-                     : fake_grad;
+            go = local[a.chunk + 1] >= 0 ? std::move(handoff_grad[a.chunk * m + mb]) : fake_grad;
           }
-          at::Tensor gi =
-              a.type == ActionType::kB
-                  ? c->Backward(mb, go, loss_scale, stash.get())
-                  : c->BackwardInput(mb, go, loss_scale, stash.get());
+          at::Tensor gi = a.type == ActionType::kB
+                              ? c->Backward(mb, go, loss_scale, stash.get())
+                              : c->BackwardInput(mb, go, loss_scale, stash.get());
           if (a.chunk > 0 && local[a.chunk - 1] >= 0) {
             handoff_grad[(a.chunk - 1) * m + mb] = std::move(gi);
           }
@@ -331,8 +319,8 @@ OverheadFlags g_flags;
 
 // Medians and the paired ratio for one clock.
 struct Stats {
-  double executor = 0, bare = 0;  // medians, seconds
-  double paired = 0;              // median of executor_i / bare_i - 1
+  double executor = 0, bare = 0;        // medians, seconds
+  double paired = 0;                    // median of executor_i / bare_i - 1
   double paired_lo = 0, paired_hi = 0;  // its 25th and 75th percentiles
   double overhead() const { return executor / bare - 1; }
 };
@@ -365,9 +353,8 @@ Stats MakeStats(const std::vector<double>& ex, const std::vector<double>& bare) 
   return r;
 }
 
-Row MakeRow(const std::string& shape, const std::string& mode,
-            const std::vector<Timing>& ex, const std::vector<Timing>& bare,
-            bool has_cpu) {
+Row MakeRow(const std::string& shape, const std::string& mode, const std::vector<Timing>& ex,
+            const std::vector<Timing>& bare, bool has_cpu) {
   std::vector<double> ew, bw, ec, bc;
   for (const Timing& t : ex) {
     ew.push_back(t.wall);
@@ -377,12 +364,9 @@ Row MakeRow(const std::string& shape, const std::string& mode,
     bw.push_back(t.wall);
     bc.push_back(t.cpu);
   }
-  Row r{shape, mode, static_cast<int>(ex.size()), MakeStats(ew, bw),
-        MakeStats(ec, bc), has_cpu};
-  std::fprintf(stderr,
-               "  %-8s %-14s wall: executor %.2f ms, bare %.2f ms, %+.2f%%",
-               shape.c_str(), mode.c_str(), r.wall.executor * 1e3,
-               r.wall.bare * 1e3, 100 * r.wall.overhead());
+  Row r{shape, mode, static_cast<int>(ex.size()), MakeStats(ew, bw), MakeStats(ec, bc), has_cpu};
+  std::fprintf(stderr, "  %-8s %-14s wall: executor %.2f ms, bare %.2f ms, %+.2f%%", shape.c_str(),
+               mode.c_str(), r.wall.executor * 1e3, r.wall.bare * 1e3, 100 * r.wall.overhead());
   if (has_cpu) {
     std::fprintf(stderr, "; cpu: %+.2f%%", 100 * r.cpu.overhead());
   }
@@ -391,16 +375,13 @@ Row MakeRow(const std::string& shape, const std::string& mode,
 }
 
 // Executor and bare iterations alternate (ABBA).
-Row Measure(const std::string& shape, const std::string& mode, Stage& st,
-            int warmup, int iters) {
+Row Measure(const std::string& shape, const std::string& mode, Stage& st, int warmup, int iters) {
   std::vector<Timing> ex, bare;
   int64_t it = 1;
   double measured = 0;
   // At least `iters` measured pairs; more, up to 200, until the measured
   // pairs took g_flags.min_seconds (short shapes get more samples).
-  for (int i = 0; i < warmup + iters ||
-                  (measured < g_flags.min_seconds && i < warmup + 200);
-       ++i) {
+  for (int i = 0; i < warmup + iters || (measured < g_flags.min_seconds && i < warmup + 200); ++i) {
     Timing e, b;
     if (i % 2 == 0) {
       e = st.RunExecutor(it++);
@@ -413,8 +394,8 @@ Row Measure(const std::string& shape, const std::string& mode, Stage& st,
       std::fprintf(stderr,
                    "    %s %s %d: executor %.2f ms (cpu %.2f), bare %.2f ms "
                    "(cpu %.2f)\n",
-                   shape.c_str(), mode.c_str(), i, e.wall * 1e3, e.cpu * 1e3,
-                   b.wall * 1e3, b.cpu * 1e3);
+                   shape.c_str(), mode.c_str(), i, e.wall * 1e3, e.cpu * 1e3, b.wall * 1e3,
+                   b.cpu * 1e3);
     }
     if (i >= warmup) {
       ex.push_back(e);
@@ -428,10 +409,8 @@ Row Measure(const std::string& shape, const std::string& mode, Stage& st,
 // The whole p-device pipeline on threads over Gloo vs each stage's bare
 // loop on the same threads; a barrier before each timed iteration. Wall
 // time only (the stages share the process's CPU clock).
-Row MeasureGloo(const std::string& shape, const std::string& kind,
-                const v1::JobSpec& spec,
-                const Schedule& s, const TokenSource& tokens, int warmup,
-                int iters) {
+Row MeasureGloo(const std::string& shape, const std::string& kind, const v1::JobSpec& spec,
+                const Schedule& s, const TokenSource& tokens, int warmup, int iters) {
   const int p = s.num_devices;
   auto kv = std::make_shared<InMemoryKeyValueStore>();
   auto store = NewKvC10dStore(kv, absl::Seconds(60));
@@ -485,11 +464,9 @@ ModelConfig Preset(const std::string& name) {
   if (name == "tiny") return {"tiny", 2, 64, 4, 172, 32, 4, 8};
   if (name == "small") return {"small", 4, 128, 4, 344, 64, 4, 8};
   if (name == "medium") return {"medium", 8, 256, 8, 688, 128, 4, 8};
-  LOG(FATAL) << "unknown shape preset " << name
-             << " (tiny, small, medium)";
+  LOG(FATAL) << "unknown shape preset " << name << " (tiny, small, medium)";
   return {};
 }
-
 
 int Overhead(const std::string& data, const std::vector<ModelConfig>& shapes,
              const OverheadFlags& f) {
@@ -504,14 +481,13 @@ int Overhead(const std::string& data, const std::vector<ModelConfig>& shapes,
                  "%s: layers %d hidden %d heads %d ffn %d seq %d b %d m %d, "
                  "%d intra-op thread(s), %d warm-up + >= %d measured pairs "
                  "(>= %.0f s) per row\n",
-                 c.name.c_str(), c.layers, c.hidden, c.heads, c.ffn, c.seq,
-                 c.b, c.m, f.threads, f.warmup, f.iters, f.min_seconds);
+                 c.name.c_str(), c.layers, c.hidden, c.heads, c.ffn, c.seq, c.b, c.m, f.threads,
+                 f.warmup, f.iters, f.min_seconds);
     {
       const std::vector<int> layers = {c.layers};
       const v1::JobSpec spec = MakeSpec(c, data, 1, "1f1b", 1, layers);
       const Schedule s = BuildSchedule(spec, "1f1b", 1, layers);
-      Stage st(spec, s, 0, std::make_unique<LoopbackCommunicator>(0, 1),
-               **tokens);
+      Stage st(spec, s, 0, std::make_unique<LoopbackCommunicator>(0, 1), **tokens);
       rows.push_back(Measure(c.name, "p1", st, f.warmup, f.iters));
     }
     for (const std::string& kind : f.kinds) {
@@ -525,48 +501,39 @@ int Overhead(const std::string& data, const std::vector<ModelConfig>& shapes,
       const Schedule s = BuildSchedule(spec, kind, v, layers);
       for (int d = 0; d < 2; ++d) {
         Stage st(spec, s, d, std::make_unique<QuietPeers>(d, 2), **tokens);
-        rows.push_back(Measure(c.name, absl::StrCat(kind, "-s", d), st,
-                               f.warmup, f.iters));
+        rows.push_back(Measure(c.name, absl::StrCat(kind, "-s", d), st, f.warmup, f.iters));
       }
       if (f.gloo) {
-        rows.push_back(
-            MeasureGloo(c.name, kind, spec, s, **tokens, f.warmup, f.iters));
+        rows.push_back(MeasureGloo(c.name, kind, spec, s, **tokens, f.warmup, f.iters));
       }
     }
   }
-  std::printf("%-8s %-14s %5s | %11s %11s %9s %9s | %9s %9s %17s\n", "shape",
-              "mode", "pairs", "exec_ms", "bare_ms", "wall_ovh", "w_paired",
-              "cpu_ovh", "c_paired", "c_paired_iqr");
+  std::printf("%-8s %-14s %5s | %11s %11s %9s %9s | %9s %9s %17s\n", "shape", "mode", "pairs",
+              "exec_ms", "bare_ms", "wall_ovh", "w_paired", "cpu_ovh", "c_paired", "c_paired_iqr");
   std::string json = "{\"overhead\": [";
   auto json_stats = [](const Stats& st) {
     return absl::StrFormat(
         "{\"executor_seconds\": %.6f, \"bare_seconds\": %.6f, "
         "\"overhead\": %.4f, \"paired\": %.4f, \"paired_p25\": %.4f, "
         "\"paired_p75\": %.4f}",
-        st.executor, st.bare, st.overhead(), st.paired, st.paired_lo,
-        st.paired_hi);
+        st.executor, st.bare, st.overhead(), st.paired, st.paired_lo, st.paired_hi);
   };
   for (size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
-    std::printf("%-8s %-14s %5d | %11.2f %11.2f %8.2f%% %8.2f%% | ",
-                r.shape.c_str(), r.mode.c_str(), r.iters,
-                r.wall.executor * 1e3, r.wall.bare * 1e3,
+    std::printf("%-8s %-14s %5d | %11.2f %11.2f %8.2f%% %8.2f%% | ", r.shape.c_str(),
+                r.mode.c_str(), r.iters, r.wall.executor * 1e3, r.wall.bare * 1e3,
                 100 * r.wall.overhead(), 100 * r.wall.paired);
     if (r.has_cpu) {
-      std::printf("%8.2f%% %8.2f%% %7.2f..%.2f%%\n", 100 * r.cpu.overhead(),
-                  100 * r.cpu.paired, 100 * r.cpu.paired_lo,
-                  100 * r.cpu.paired_hi);
+      std::printf("%8.2f%% %8.2f%% %7.2f..%.2f%%\n", 100 * r.cpu.overhead(), 100 * r.cpu.paired,
+                  100 * r.cpu.paired_lo, 100 * r.cpu.paired_hi);
     } else {
       std::printf("%9s %9s %17s\n", "-", "-", "-");
     }
     absl::StrAppend(&json, i ? ", " : "",
                     absl::StrFormat("{\"shape\": \"%s\", \"mode\": \"%s\", "
                                     "\"pairs\": %d, \"wall\": %s",
-                                    r.shape, r.mode, r.iters,
-                                    json_stats(r.wall)),
-                    r.has_cpu ? absl::StrCat(", \"cpu\": ", json_stats(r.cpu))
-                              : "",
-                    "}");
+                                    r.shape, r.mode, r.iters, json_stats(r.wall)),
+                    r.has_cpu ? absl::StrCat(", \"cpu\": ", json_stats(r.cpu)) : "", "}");
   }
   absl::StrAppend(&json, "], \"threads\": ", f.threads, "}");
   std::printf("%s\n", json.c_str());
@@ -581,9 +548,8 @@ class PrintingSink : public ProgressSink {
     if (!r.has_loss()) return absl::OkStatus();
     if (r.iteration() == 1 || r.iteration() % every_ == 0) {
       curve_->push_back({r.iteration(), r.loss()});
-      std::printf("%8lld %10.4f %10.2f %10.1f\n",
-                  static_cast<long long>(r.iteration()), r.loss(), Since(start_),
-                  r.tokens() / r.device().iteration_seconds());
+      std::printf("%8lld %10.4f %10.2f %10.1f\n", static_cast<long long>(r.iteration()), r.loss(),
+                  Since(start_), r.tokens() / r.device().iteration_seconds());
       std::fflush(stdout);
     }
     return absl::OkStatus();
@@ -649,12 +615,11 @@ int Train(const std::string& data, const TrainFlags& f) {
       "%d, \"seq_len\": %d, \"micro_batch\": %d, \"microbatches\": %d, "
       "\"pipeline\": %d, \"schedule\": \"%s\", \"lr\": %g, "
       "\"iterations\": %d, \"seconds\": %.1f, \"curve\": [",
-      f.model.layers, f.model.hidden, f.model.heads, f.model.ffn, f.model.seq,
-      f.model.b, f.model.m, f.p, f.kind, f.lr, f.iterations, total);
+      f.model.layers, f.model.hidden, f.model.heads, f.model.ffn, f.model.seq, f.model.b, f.model.m,
+      f.p, f.kind, f.lr, f.iterations, total);
   for (size_t i = 0; i < curve.size(); ++i) {
     absl::StrAppend(&json, i ? ", " : "",
-                    absl::StrFormat("[%d, %.4f]", curve[i].first,
-                                    curve[i].second));
+                    absl::StrFormat("[%d, %.4f]", curve[i].first, curve[i].second));
   }
   json += "]}}";
   std::printf("%s\n", json.c_str());
@@ -689,12 +654,10 @@ int main(int argc, char** argv) {
   app.add_flag("--gloo", o.gloo,
                "overhead: also time the 2-device pipeline over Gloo "
                "(includes the bubble)");
-  app.add_option("--kinds", o.kinds,
-                 "overhead: 2-device schedules whose stages are emulated")
+  app.add_option("--kinds", o.kinds, "overhead: 2-device schedules whose stages are emulated")
       ->delimiter(',');
   app.add_flag("--verbose", o.verbose, "overhead: every iteration's times");
-  app.add_flag("--flush-denormal", o.flush_denormal,
-               "overhead: flush denormal floats to zero");
+  app.add_flag("--flush-denormal", o.flush_denormal, "overhead: flush denormal floats to zero");
   std::vector<CLI::Option*> model_opts = {
       app.add_option("--layers", cli.layers),
       app.add_option("--hidden", cli.hidden),

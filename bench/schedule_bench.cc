@@ -114,8 +114,8 @@ absl::Status ChronosTradeoff(const Options& o, const v1::DeviceProfile& profile,
       sh.block.glue_weights = variant >= 1;
       sh.block.slot_weights = variant == 2;
       const char* label = variant == 0 ? "block" : variant == 1 ? "block+glue" : "block+slot";
-      absl::StatusOr<TradeoffPoint> pt = KeepAllPoint(
-          absl::StrFormat("%s T=%.2fx", label, sh.block.period_scale), sh, cm);
+      absl::StatusOr<TradeoffPoint> pt =
+          KeepAllPoint(absl::StrFormat("%s T=%.2fx", label, sh.block.period_scale), sh, cm);
       if (pt.ok()) pts.push_back(*pt);
     }
   }
@@ -143,8 +143,8 @@ absl::Status ChronosTradeoff(const Options& o, const v1::DeviceProfile& profile,
     for (int k = 0; k <= 4; ++k) {
       ShapeSpec sh = base4;
       sh.block.period_scale = 1.0 + 0.05 * k;
-      absl::StatusOr<TradeoffPoint> pt = KeepAllPoint(
-          absl::StrFormat("v=4 unit T=%.2fx", sh.block.period_scale), sh, cm4);
+      absl::StatusOr<TradeoffPoint> pt =
+          KeepAllPoint(absl::StrFormat("v=4 unit T=%.2fx", sh.block.period_scale), sh, cm4);
       if (pt.ok()) pts.push_back(*pt);
     }
     // The same block refined by the order search under Chronos-Pipe's goal,
@@ -164,16 +164,16 @@ absl::Status ChronosTradeoff(const Options& o, const v1::DeviceProfile& profile,
       }
       sh.search.steps = o.search_steps;
       const auto t0 = std::chrono::steady_clock::now();
-      absl::StatusOr<TradeoffPoint> pt = KeepAllPoint(
-          absl::StrFormat("v=4 unit T=%.2fx+search", sh.block.period_scale), sh, cm4);
+      absl::StatusOr<TradeoffPoint> pt =
+          KeepAllPoint(absl::StrFormat("v=4 unit T=%.2fx+search", sh.block.period_scale), sh, cm4);
       const double secs = Seconds(t0);
       if (pt.ok()) {
         pts.push_back(*pt);
-        std::printf("\norder search, p=%d m=%d, from %s: %lld steps in %.1f s: bubble %.4f, "
-                    "%.2f GiB (%.3fx 1F1B's activations; cap 0.5x)\n",
-                    p, m, pt->order.c_str(), static_cast<long long>(o.search_steps), secs,
-                    pt->bubble,
-                    pt->worst / double(int64_t{1} << 30), pt->worst / act_1f1b);
+        std::printf(
+            "\norder search, p=%d m=%d, from %s: %lld steps in %.1f s: bubble %.4f, "
+            "%.2f GiB (%.3fx 1F1B's activations; cap 0.5x)\n",
+            p, m, pt->order.c_str(), static_cast<long long>(o.search_steps), secs, pt->bubble,
+            pt->worst / double(int64_t{1} << 30), pt->worst / act_1f1b);
         (*out)["order_search"].push_back({{"p", p},
                                           {"m", m},
                                           {"start_period_scale", sh.block.period_scale},
@@ -190,9 +190,10 @@ absl::Status ChronosTradeoff(const Options& o, const v1::DeviceProfile& profile,
   std::sort(pts.begin(), pts.end(), [](const TradeoffPoint& a, const TradeoffPoint& b) {
     return a.bubble < b.bubble || (a.bubble == b.bubble && a.worst < b.worst);
   });
-  std::printf("\nChronos-Pipe bubble vs activation memory, p=%d m=%d, everything kept "
-              "(Pareto front; 1F1B: bubble %.4f, %.2f GiB)\n",
-              p, m, bubble_1f1b, act_1f1b / double(int64_t{1} << 30));
+  std::printf(
+      "\nChronos-Pipe bubble vs activation memory, p=%d m=%d, everything kept "
+      "(Pareto front; 1F1B: bubble %.4f, %.2f GiB)\n",
+      p, m, bubble_1f1b, act_1f1b / double(int64_t{1} << 30));
   std::printf("  %-24s %8s %12s %9s\n", "order", "bubble", "worst-act", "vs-1f1b");
   int64_t front = std::numeric_limits<int64_t>::max();
   const TradeoffPoint* best_at_1f1b = nullptr;
@@ -274,8 +275,8 @@ int Main(int argc, char** argv) {
   const v1::DeviceProfile profile = *BuiltinDeviceProfile("h100");
   nlohmann::json out;
   out["profile"] = "h100";
-  out["model"] = {{"hidden", 4096}, {"seq_len", 4096}, {"heads", 32}, {"ffn", 11008},
-                  {"vocab", 32000}, {"layers", o.layers}};
+  out["model"] = {{"hidden", 4096}, {"seq_len", 4096}, {"heads", 32},
+                  {"ffn", 11008},   {"vocab", 32000},  {"layers", o.layers}};
   std::printf("H100 profile, LLaMA-like layer h=4096 s=4096 f=11008, %d layers, m = %d p\n\n",
               o.layers, o.microbatches_per_stage);
   std::printf("%-4s %-5s %-12s %8s %10s %12s %9s", "p", "m", "schedule", "bubble", "iter(s)",
@@ -321,8 +322,7 @@ int Main(int argc, char** argv) {
         row["activation_vs_1f1b"] = worst / act_1f1b;
         std::printf("%-4d %-5d %-12s %8.4f %10.3f %9.2f GiB %8.3fx", p, m,
                     variant.substr(0, variant.find('+')).c_str(), ps->sim.bubble_ratio,
-                    ps->sim.iteration_seconds, worst / double(int64_t{1} << 30),
-                    worst / act_1f1b);
+                    ps->sim.iteration_seconds, worst / double(int64_t{1} << 30), worst / act_1f1b);
       } else {
         std::printf("%-4d %-5d %-12s %8s %10s %12s %9s", p, m, variant.c_str(), "", "", "", "");
       }

@@ -16,10 +16,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/job_spec.h"
-#include "CLI/CLI.hpp"
 #include "worker/stage_emulation.h"
 
 namespace {
@@ -43,11 +43,12 @@ int main(int argc, char** argv) {
   app.add_option("--device", o.device, "cpu or cuda:N")->capture_default_str();
   app.add_option("--stage", stage, "stage index, or all")->capture_default_str();
   app.add_option("--warmup", o.warmup_iterations, "unmeasured iterations")
-      ->capture_default_str()->check(CLI::Range(0, 1000));
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   app.add_option("--iterations", o.iterations, "measured iterations")
-      ->capture_default_str()->check(CLI::Range(1, 1000));
-  app.add_option("--threads", o.threads, "intra-op threads (CPU)")
-      ->check(CLI::Range(0, 1024));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--threads", o.threads, "intra-op threads (CPU)")->check(CLI::Range(0, 1024));
   app.add_option("--data", data, "override data.path of the spec");
   CLI11_PARSE(app, argc, argv);
   if (stage != "all") {
@@ -74,36 +75,33 @@ int main(int argc, char** argv) {
     return absl::IsInvalidArgument(r.status()) ? 3 : 1;
   }
   std::printf("%s on %s (profile %s), %d stages, %d measured iterations\n",
-              r->schedule_kind.c_str(), r->device.c_str(),
-              r->device_profile.c_str(), r->pipeline, o.iterations);
-  std::printf("%-5s %12s %12s %7s %14s %14s %7s %12s %12s\n", "stage",
-              "iter_s", "pred_busy_s", "ratio", "act_peak_GiB",
-              "pred_act_GiB", "ratio", "hbm_peak_GiB", "pred_hbm_GiB");
+              r->schedule_kind.c_str(), r->device.c_str(), r->device_profile.c_str(), r->pipeline,
+              o.iterations);
+  std::printf("%-5s %12s %12s %7s %14s %14s %7s %12s %12s\n", "stage", "iter_s", "pred_busy_s",
+              "ratio", "act_peak_GiB", "pred_act_GiB", "ratio", "hbm_peak_GiB", "pred_hbm_GiB");
   std::string json = absl::StrFormat(
       "{\"stages\": {\"schedule\": \"%s\", \"device\": \"%s\", \"profile\": "
       "\"%s\", \"pipeline\": %d, \"rows\": [",
       r->schedule_kind, r->device, r->device_profile, r->pipeline);
   for (size_t i = 0; i < r->rows.size(); ++i) {
     const auto& x = r->rows[i];
-    std::printf("%-5d %12.4f %12.4f %7s %14.4f %14.4f %7s %12.3f %12.3f\n",
-                x.stage, x.median_seconds, x.predicted_busy_seconds,
+    std::printf("%-5d %12.4f %12.4f %7s %14.4f %14.4f %7s %12.3f %12.3f\n", x.stage,
+                x.median_seconds, x.predicted_busy_seconds,
                 Ratio(x.median_seconds, x.predicted_busy_seconds).c_str(),
-                GiB(x.peak_activation_bytes),
-                GiB(x.predicted_peak_activation_bytes),
+                GiB(x.peak_activation_bytes), GiB(x.predicted_peak_activation_bytes),
                 Ratio(static_cast<double>(x.peak_activation_bytes),
                       static_cast<double>(x.predicted_peak_activation_bytes))
                     .c_str(),
                 GiB(x.hbm_peak_bytes), GiB(x.predicted_peak_bytes));
     absl::StrAppend(
         &json, i ? ", " : "",
-        absl::StrFormat(
-            "{\"stage\": %d, \"iteration_seconds\": %.6f, "
-            "\"predicted_busy_seconds\": %.6f, \"peak_activation_bytes\": %d, "
-            "\"predicted_peak_activation_bytes\": %d, \"hbm_peak_bytes\": %d, "
-            "\"predicted_peak_bytes\": %d, \"offloaded_bytes\": %d}",
-            x.stage, x.median_seconds, x.predicted_busy_seconds,
-            x.peak_activation_bytes, x.predicted_peak_activation_bytes,
-            x.hbm_peak_bytes, x.predicted_peak_bytes, x.offloaded_bytes));
+        absl::StrFormat("{\"stage\": %d, \"iteration_seconds\": %.6f, "
+                        "\"predicted_busy_seconds\": %.6f, \"peak_activation_bytes\": %d, "
+                        "\"predicted_peak_activation_bytes\": %d, \"hbm_peak_bytes\": %d, "
+                        "\"predicted_peak_bytes\": %d, \"offloaded_bytes\": %d}",
+                        x.stage, x.median_seconds, x.predicted_busy_seconds,
+                        x.peak_activation_bytes, x.predicted_peak_activation_bytes,
+                        x.hbm_peak_bytes, x.predicted_peak_bytes, x.offloaded_bytes));
   }
   json += "]}}";
   std::printf("%s\n", json.c_str());

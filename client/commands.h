@@ -76,7 +76,9 @@ struct Command {
 
 // Each adds its subcommands to `app` and their handlers to `commands`.
 // Flag values live in objects the handlers own (shared_ptr captures).
-void AddJobCommands(CLI::App& app, std::vector<Command>* commands);      // submit get list describe watch cancel delete set
+void AddJobCommands(
+    CLI::App& app,
+    std::vector<Command>* commands);  // submit get list describe watch cancel delete set
 void AddPlanCommands(CLI::App& app, std::vector<Command>* commands);     // plan schedule
 void AddClusterCommands(CLI::App& app, std::vector<Command>* commands);  // workers health version
 void AddLocalCommands(CLI::App& app, std::vector<Command>* commands);    // local run

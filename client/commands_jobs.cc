@@ -33,8 +33,8 @@ int ReportOutcome(CommandContext& ctx, const v1::Job& job) {
 }
 
 // Follows `name` to its end with the watch output `format` asks for.
-int Follow(CommandContext& ctx, ControlClient& client, const std::string& name,
-           OutputFormat format, int64_t since) {
+int Follow(CommandContext& ctx, ControlClient& client, const std::string& name, OutputFormat format,
+           int64_t since) {
   WatchOptions w;
   w.progress = &ctx.out();
   w.interactive = ctx.run().out_is_tty && !IsStructured(format);
@@ -68,26 +68,28 @@ void AddSubmit(CLI::App& app, std::vector<Command>* commands) {
   cmd->add_option("--request-id", f->request_id,
                   "Idempotency key: resubmitting with the same id returns the same job");
   cmd->add_flag("--wait", f->wait, "Follow the job and exit with its outcome");
-  commands->push_back({cmd, [f](CommandContext& ctx) -> int {
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
-    // Validate before contacting the server: every problem at once, each
-    // naming its field, and no round trip for a typo.
-    absl::StatusOr<v1::JobSpec> spec = LoadJobFileForSubmit(f->file, CurrentDirectory());
-    if (!spec.ok()) return ctx.Fail(spec.status());
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient* client, ctx.Control());
-    v1::SubmitJobRequest req;
-    *req.mutable_spec() = *spec;
-    req.set_request_id(f->request_id.empty() ? NewRequestId() : f->request_id);
-    v1::Job job;
-    if (absl::Status s = client->Call(&Stub::SubmitJob, req, &job); !s.ok()) {
-      return ctx.Fail(s);
-    }
-    if (!f->wait || !IsStructured(format)) {
-      PrintJobResult(ctx, job, format, absl::StrCat("job/", job.metadata().name(), " submitted"));
-    }
-    if (!f->wait) return kExitOk;
-    return Follow(ctx, *client, job.metadata().name(), format, 0);
-  }});
+  commands->push_back(
+      {cmd, [f](CommandContext& ctx) -> int {
+         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
+         // Validate before contacting the server: every problem at once, each
+         // naming its field, and no round trip for a typo.
+         absl::StatusOr<v1::JobSpec> spec = LoadJobFileForSubmit(f->file, CurrentDirectory());
+         if (!spec.ok()) return ctx.Fail(spec.status());
+         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient * client, ctx.Control());
+         v1::SubmitJobRequest req;
+         *req.mutable_spec() = *spec;
+         req.set_request_id(f->request_id.empty() ? NewRequestId() : f->request_id);
+         v1::Job job;
+         if (absl::Status s = client->Call(&Stub::SubmitJob, req, &job); !s.ok()) {
+           return ctx.Fail(s);
+         }
+         if (!f->wait || !IsStructured(format)) {
+           PrintJobResult(ctx, job, format,
+                          absl::StrCat("job/", job.metadata().name(), " submitted"));
+         }
+         if (!f->wait) return kExitOk;
+         return Follow(ctx, *client, job.metadata().name(), format, 0);
+       }});
 }
 
 absl::StatusOr<v1::Job> GetJob(ControlClient& client, const std::string& name, bool history) {
@@ -108,7 +110,7 @@ int ListJobs(CommandContext& ctx, const std::string& state_flag) {
     if (!state.ok()) return ctx.Fail(state.status());
     req.set_state(*state);
   }
-  CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient* client, ctx.Control());
+  CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient * client, ctx.Control());
   v1::ListJobsResponse resp;
   if (absl::Status s = client->Call(&Stub::ListJobs, req, &resp); !s.ok()) {
     return ctx.Fail(s);
@@ -135,23 +137,24 @@ void AddGetAndList(CLI::App& app, std::vector<Command>* commands) {
   get->add_option("job", f->job, "Job name");
   get->add_option("--state", f->state, "With no JOB: only jobs in this state");
   get->add_flag("-w,--watch", f->watch, "Follow the job until it ends (like watch)");
-  commands->push_back({get, [f](CommandContext& ctx) -> int {
-    if (f->job.empty()) {
-      if (f->watch) return ctx.Fail(UsageError("--watch needs a JOB"));
-      return ListJobs(ctx, f->state);
-    }
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient* client, ctx.Control());
-    absl::StatusOr<v1::Job> job = GetJob(*client, f->job, IsStructured(format));
-    if (!job.ok()) return ctx.Fail(job.status());
-    if (IsStructured(format)) {
-      PrintMessage(ctx.out(), *job, format);
-    } else {
-      PrintJobTable(ctx.out(), {*job}, format == OutputFormat::kWide, ctx.Now());
-    }
-    if (!f->watch) return kExitOk;
-    return Follow(ctx, *client, f->job, format, 0);
-  }});
+  commands->push_back(
+      {get, [f](CommandContext& ctx) -> int {
+         if (f->job.empty()) {
+           if (f->watch) return ctx.Fail(UsageError("--watch needs a JOB"));
+           return ListJobs(ctx, f->state);
+         }
+         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
+         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient * client, ctx.Control());
+         absl::StatusOr<v1::Job> job = GetJob(*client, f->job, IsStructured(format));
+         if (!job.ok()) return ctx.Fail(job.status());
+         if (IsStructured(format)) {
+           PrintMessage(ctx.out(), *job, format);
+         } else {
+           PrintJobTable(ctx.out(), {*job}, format == OutputFormat::kWide, ctx.Now());
+         }
+         if (!f->watch) return kExitOk;
+         return Follow(ctx, *client, f->job, format, 0);
+       }});
 
   auto lf = std::make_shared<std::string>();
   CLI::App* list = app.add_subcommand("list", "List jobs");
@@ -167,17 +170,17 @@ void AddDescribe(CLI::App& app, std::vector<Command>* commands) {
       "describe", "Show a job in detail: spec, status, conditions, assignments, memory, events");
   cmd->add_option("job", *job_name, "Job name")->required();
   commands->push_back({cmd, [job_name](CommandContext& ctx) -> int {
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient* client, ctx.Control());
-    absl::StatusOr<v1::Job> job = GetJob(*client, *job_name, /*history=*/true);
-    if (!job.ok()) return ctx.Fail(job.status());
-    if (IsStructured(format)) {
-      PrintMessage(ctx.out(), *job, format);
-    } else {
-      PrintJobDescription(ctx.out(), *job, ctx.Now());
-    }
-    return kExitOk;
-  }});
+                         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
+                         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient * client, ctx.Control());
+                         absl::StatusOr<v1::Job> job = GetJob(*client, *job_name, /*history=*/true);
+                         if (!job.ok()) return ctx.Fail(job.status());
+                         if (IsStructured(format)) {
+                           PrintMessage(ctx.out(), *job, format);
+                         } else {
+                           PrintJobDescription(ctx.out(), *job, ctx.Now());
+                         }
+                         return kExitOk;
+                       }});
 }
 
 void AddWatch(CLI::App& app, std::vector<Command>* commands) {
@@ -186,17 +189,16 @@ void AddWatch(CLI::App& app, std::vector<Command>* commands) {
     int64_t since = 0;
   };
   auto f = std::make_shared<Flags>();
-  CLI::App* cmd = app.add_subcommand(
-      "watch", "Follow a job's progress until it ends; exit with its outcome");
+  CLI::App* cmd =
+      app.add_subcommand("watch", "Follow a job's progress until it ends; exit with its outcome");
   cmd->add_option("job", f->job, "Job name")->required();
-  cmd->add_option("--since", f->since,
-                  "Replay only history after this sequence number (0 = all)");
+  cmd->add_option("--since", f->since, "Replay only history after this sequence number (0 = all)");
   commands->push_back({cmd, [f](CommandContext& ctx) -> int {
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
-    if (f->since < 0) return ctx.Fail(UsageError("--since must be >= 0"));
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient* client, ctx.Control());
-    return Follow(ctx, *client, f->job, format, f->since);
-  }});
+                         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
+                         if (f->since < 0) return ctx.Fail(UsageError("--since must be >= 0"));
+                         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient * client, ctx.Control());
+                         return Follow(ctx, *client, f->job, format, f->since);
+                       }});
 }
 
 void AddCancelAndDelete(CLI::App& app, std::vector<Command>* commands) {
@@ -204,36 +206,38 @@ void AddCancelAndDelete(CLI::App& app, std::vector<Command>* commands) {
   CLI::App* cancel = app.add_subcommand("cancel", "Cancel a job (it ends CANCELLED)");
   cancel->add_option("job", *cancel_name, "Job name")->required();
   commands->push_back({cancel, [cancel_name](CommandContext& ctx) -> int {
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient* client, ctx.Control());
-    v1::CancelJobRequest req;
-    req.set_name(*cancel_name);
-    v1::Job job;
-    if (absl::Status s = client->Call(&Stub::CancelJob, req, &job); !s.ok()) {
-      return ctx.Fail(s);
-    }
-    PrintJobResult(ctx, job, format,
-                   absl::StrCat("job/", job.metadata().name(), " cancelled (state ",
-                                JobStateName(job.status().state()), ")"));
-    return kExitOk;
-  }});
+                         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
+                         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient * client, ctx.Control());
+                         v1::CancelJobRequest req;
+                         req.set_name(*cancel_name);
+                         v1::Job job;
+                         if (absl::Status s = client->Call(&Stub::CancelJob, req, &job); !s.ok()) {
+                           return ctx.Fail(s);
+                         }
+                         PrintJobResult(
+                             ctx, job, format,
+                             absl::StrCat("job/", job.metadata().name(), " cancelled (state ",
+                                          JobStateName(job.status().state()), ")"));
+                         return kExitOk;
+                       }});
 
   auto delete_name = std::make_shared<std::string>();
   CLI::App* del = app.add_subcommand(
       "delete", "Remove a finished job and its history so that its name can be reused");
   del->add_option("job", *delete_name, "Job name")->required();
   commands->push_back({del, [delete_name](CommandContext& ctx) -> int {
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient* client, ctx.Control());
-    v1::DeleteJobRequest req;
-    req.set_name(*delete_name);
-    v1::Job job;
-    if (absl::Status s = client->Call(&Stub::DeleteJob, req, &job); !s.ok()) {
-      return ctx.Fail(s);
-    }
-    PrintJobResult(ctx, job, format, absl::StrCat("job/", *delete_name, " deleted"));
-    return kExitOk;
-  }});
+                         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
+                         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient * client, ctx.Control());
+                         v1::DeleteJobRequest req;
+                         req.set_name(*delete_name);
+                         v1::Job job;
+                         if (absl::Status s = client->Call(&Stub::DeleteJob, req, &job); !s.ok()) {
+                           return ctx.Fail(s);
+                         }
+                         PrintJobResult(ctx, job, format,
+                                        absl::StrCat("job/", *delete_name, " deleted"));
+                         return kExitOk;
+                       }});
 }
 
 void AddSet(CLI::App& app, std::vector<Command>* commands) {
@@ -252,27 +256,28 @@ void AddSet(CLI::App& app, std::vector<Command>* commands) {
   cmd->add_option("ratio", f->ratio, "Offload ratio, 0 <= RATIO <= 1")->required();
   cmd->add_option("--expected-generation", f->expected_generation,
                   "Fail with a conflict unless the job is at this generation (0 = don't check)");
-  commands->push_back({cmd, [f](CommandContext& ctx) -> int {
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
-    double ratio = 0;
-    if (!absl::SimpleAtod(f->ratio, &ratio) || !(ratio >= 0.0 && ratio <= 1.0)) {
-      return ctx.Fail(UsageError(absl::StrCat(
-          "offload-ratio RATIO must be a number between 0 and 1 (got '", f->ratio, "')")));
-    }
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient* client, ctx.Control());
-    v1::UpdatePolicyRequest req;
-    req.set_name(f->job);
-    req.set_offload_ratio(ratio);
-    req.set_expected_generation(f->expected_generation);
-    v1::Job job;
-    if (absl::Status s = client->Call(&Stub::UpdatePolicy, req, &job); !s.ok()) {
-      return ctx.Fail(s);
-    }
-    PrintJobResult(ctx, job, format,
-                   absl::StrFormat("job/%s offload ratio set to %.2f (generation %d)",
-                                   job.metadata().name(), ratio, job.metadata().generation()));
-    return kExitOk;
-  }});
+  commands->push_back(
+      {cmd, [f](CommandContext& ctx) -> int {
+         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
+         double ratio = 0;
+         if (!absl::SimpleAtod(f->ratio, &ratio) || !(ratio >= 0.0 && ratio <= 1.0)) {
+           return ctx.Fail(UsageError(absl::StrCat(
+               "offload-ratio RATIO must be a number between 0 and 1 (got '", f->ratio, "')")));
+         }
+         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient * client, ctx.Control());
+         v1::UpdatePolicyRequest req;
+         req.set_name(f->job);
+         req.set_offload_ratio(ratio);
+         req.set_expected_generation(f->expected_generation);
+         v1::Job job;
+         if (absl::Status s = client->Call(&Stub::UpdatePolicy, req, &job); !s.ok()) {
+           return ctx.Fail(s);
+         }
+         PrintJobResult(ctx, job, format,
+                        absl::StrFormat("job/%s offload ratio set to %.2f (generation %d)",
+                                        job.metadata().name(), ratio, job.metadata().generation()));
+         return kExitOk;
+       }});
 }
 
 }  // namespace

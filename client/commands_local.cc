@@ -136,9 +136,9 @@ void PrintSummaryTable(std::ostream& out, const v1::Job& job,
                     FormatBytes(act), FormatBytes(off), FormatBytes(hbm)});
   }
   if (!rows.empty()) {
-    PrintTable(out, {"ITER", "LOSS", "TOKENS/S", "TIME", "MAX-ACT-PEAK", "MAX-OFFLOADED",
-                     "MAX-MEM-PEAK"},
-               rows);
+    PrintTable(
+        out, {"ITER", "LOSS", "TOKENS/S", "TIME", "MAX-ACT-PEAK", "MAX-OFFLOADED", "MAX-MEM-PEAK"},
+        rows);
   }
   out << "job/" << job.metadata().name() << " " << JobStateName(job.status().state());
   if (!iterations.empty()) {
@@ -163,9 +163,10 @@ int RunLocal(CommandContext& ctx, const LocalRunFlags& f) {
     ApplyJobSpecDefaults(&defaulted);
     const int needed = defaulted.parallel().pipeline() * defaulted.parallel().data();
     if (f.workers < needed) {
-      return ctx.Fail(UsageError(absl::StrCat(
-          "--workers ", f.workers, " is fewer than the job needs (parallel.pipeline x "
-          "parallel.data = ", needed, ")")));
+      return ctx.Fail(UsageError(absl::StrCat("--workers ", f.workers,
+                                              " is fewer than the job needs (parallel.pipeline x "
+                                              "parallel.data = ",
+                                              needed, ")")));
     }
     // The workers of a local cluster read data.path here: say what is wrong
     // with it before starting any process (a wrong spec for this machine).
@@ -176,12 +177,12 @@ int RunLocal(CommandContext& ctx, const LocalRunFlags& f) {
     }
   }
   LocalClusterOptions options;
-  CHRONOSCTL_ASSIGN_OR_FAIL(ctx, options.coordinator_path,
-                            FindDaemon("chronos-coordinator", f.bin_dir, ctx.run().self_path,
-                                       ctx.run().env));
-  CHRONOSCTL_ASSIGN_OR_FAIL(ctx, options.worker_path,
-                            FindDaemon("chronos-worker", f.bin_dir, ctx.run().self_path,
-                                       ctx.run().env));
+  CHRONOSCTL_ASSIGN_OR_FAIL(
+      ctx, options.coordinator_path,
+      FindDaemon("chronos-coordinator", f.bin_dir, ctx.run().self_path, ctx.run().env));
+  CHRONOSCTL_ASSIGN_OR_FAIL(
+      ctx, options.worker_path,
+      FindDaemon("chronos-worker", f.bin_dir, ctx.run().self_path, ctx.run().env));
   options.workers = f.workers;
   options.gpus = f.device == "cuda";
   options.data_dir = f.data_dir;
@@ -265,9 +266,9 @@ int RunLocal(CommandContext& ctx, const LocalRunFlags& f) {
     }
     if (attached >= f.workers) break;
     if (absl::Now() >= deadline) {
-      return fail(absl::DeadlineExceededError(absl::StrCat(
-          "only ", attached, " of ", f.workers, " workers attached within ",
-          absl::FormatDuration(start_timeout), " (--start-timeout)")));
+      return fail(absl::DeadlineExceededError(
+          absl::StrCat("only ", attached, " of ", f.workers, " workers attached within ",
+                       absl::FormatDuration(start_timeout), " (--start-timeout)")));
     }
     absl::SleepFor(absl::Milliseconds(100));
   }
@@ -298,8 +299,8 @@ int RunLocal(CommandContext& ctx, const LocalRunFlags& f) {
       return interrupted();
     }
     if (std::string exited = cluster->FirstExited(); !exited.empty()) {
-      return fail(absl::Status(done.status().code(),
-                               absl::StrCat(done.status().message(), "; ", exited)));
+      return fail(
+          absl::Status(done.status().code(), absl::StrCat(done.status().message(), "; ", exited)));
     }
     return fail(done.status());
   }
@@ -358,8 +359,7 @@ void AddLocalCommands(CLI::App& app, std::vector<Command>* commands) {
   run->add_option("--bin-dir", f->bin_dir,
                   "Folder holding chronos-coordinator and chronos-worker (default: next to "
                   "chronosctl, else PATH)");
-  run->add_option("--threads", f->threads,
-                  "Compute threads per worker (default: cores / workers)");
+  run->add_option("--threads", f->threads, "Compute threads per worker (default: cores / workers)");
   run->add_option("--device", f->device,
                   "cpu, or cuda: worker i runs on GPU i (one GPU per worker)")
       ->check(CLI::IsMember({"cpu", "cuda"}))

@@ -51,28 +51,31 @@ void AddPlan(CLI::App& app, std::vector<Command>* commands) {
                   "(default: the spec's)");
   cmd->add_flag("--max-layers", f->max_layers,
                 "Also find the largest model.layers each schedule fits");
-  cmd->add_flag("--decisions", f->decisions,
-                "Include the per-(chunk, micro-batch) keep/offload/recompute decisions (json/yaml)");
-  commands->push_back({cmd, [f](CommandContext& ctx) -> int {
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, int64_t budget, ParseBudgetFlag(f->hbm_budget));
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, v1::JobSpec spec,
-                              LoadJobFileForPlan(f->file, CurrentDirectory(), f->profile));
-    // A misspelt name is a usage error, not a row that says "error": a
-    // script that compares schedules must not read exit 0 as success.
-    for (const std::string& name : f->schedules) {
-      absl::StatusOr<ScheduleVariant> v = ParseVariant(name, spec.memory());
-      if (!v.ok()) return ctx.Fail(UsageError(absl::StrCat("--schedules: ", v.status().message())));
-    }
-    PlanOptions options;
-    options.hbm_budget_bytes = budget;
-    options.include_decisions = f->decisions;
-    absl::StatusOr<v1::PlanReport> report =
-        BuildPlanReport(spec, f->schedules, f->max_layers, options);
-    if (!report.ok()) return ctx.Fail(report.status());
-    PrintPlanReport(ctx.out(), *report, format);
-    return kExitOk;
-  }});
+  cmd->add_flag(
+      "--decisions", f->decisions,
+      "Include the per-(chunk, micro-batch) keep/offload/recompute decisions (json/yaml)");
+  commands->push_back(
+      {cmd, [f](CommandContext& ctx) -> int {
+         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
+         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, int64_t budget, ParseBudgetFlag(f->hbm_budget));
+         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, v1::JobSpec spec,
+                                   LoadJobFileForPlan(f->file, CurrentDirectory(), f->profile));
+         // A misspelt name is a usage error, not a row that says "error": a
+         // script that compares schedules must not read exit 0 as success.
+         for (const std::string& name : f->schedules) {
+           absl::StatusOr<ScheduleVariant> v = ParseVariant(name, spec.memory());
+           if (!v.ok())
+             return ctx.Fail(UsageError(absl::StrCat("--schedules: ", v.status().message())));
+         }
+         PlanOptions options;
+         options.hbm_budget_bytes = budget;
+         options.include_decisions = f->decisions;
+         absl::StatusOr<v1::PlanReport> report =
+             BuildPlanReport(spec, f->schedules, f->max_layers, options);
+         if (!report.ok()) return ctx.Fail(report.status());
+         PrintPlanReport(ctx.out(), *report, format);
+         return kExitOk;
+       }});
 }
 
 // The simulated timeline of a schedule pushed to a running job: the job's
@@ -140,52 +143,54 @@ void AddSchedule(CLI::App& app, std::vector<Command>* commands) {
   cmd->add_option("--width", f->width, "Columns of the ascii chart")->capture_default_str();
   cmd->add_option("--hbm-budget", f->hbm_budget, "With -f: HBM per device, e.g. 80GiB");
   cmd->add_option("--profile", f->profile, "With -f: device profile name or file");
-  commands->push_back({cmd, [f](CommandContext& ctx) -> int {
-    const std::string render = absl::AsciiStrToLower(f->render);
-    if (render != "ascii" && render != "chrome-trace") {
-      return ctx.Fail(UsageError(
-          absl::StrCat("--render must be ascii or chrome-trace (got '", f->render, "')")));
-    }
-    if (f->width < 20) {
-      return ctx.Fail(UsageError(absl::StrCat("--width must be >= 20 (got ", f->width, ")")));
-    }
-    if (f->job.empty() == f->file.empty()) {
-      return ctx.Fail(UsageError("give either a JOB name or -f/--file, not both or neither"));
-    }
-    if (!f->job.empty()) {
-      if (!f->schedule.empty() || !f->hbm_budget.empty() || !f->profile.empty()) {
-        return ctx.Fail(UsageError("--schedule, --hbm-budget and --profile need -f/--file"));
-      }
-      absl::Status s = RenderJobSchedule(ctx, f->job, render, f->width);
-      return s.ok() ? static_cast<int>(kExitOk) : ctx.Fail(s);
-    }
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, int64_t budget, ParseBudgetFlag(f->hbm_budget));
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, v1::JobSpec spec,
-                              LoadJobFileForPlan(f->file, CurrentDirectory(), f->profile));
-    CHRONOSCTL_ASSIGN_OR_FAIL(ctx, v1::DeviceProfile profile,
-                              ResolveDeviceProfile(spec.device()));
-    PlanOptions options;
-    options.hbm_budget_bytes = budget;
-    const std::string variant = f->schedule.empty() ? spec.schedule().kind() : f->schedule;
-    if (!f->schedule.empty()) {
-      absl::StatusOr<ScheduleVariant> v = ParseVariant(f->schedule, spec.memory());
-      if (!v.ok()) return ctx.Fail(UsageError(absl::StrCat("--schedule: ", v.status().message())));
-    }
-    absl::StatusOr<PlannedSchedule> planned = PlanSchedule(spec, profile, variant, options);
-    if (!planned.ok()) {
-      return ctx.Fail(f->schedule.empty()
-                          ? planned.status()
-                          : absl::Status(planned.status().code(),
-                                         absl::StrCat("--schedule ", f->schedule, ": ",
-                                                      planned.status().message())));
-    }
-    if (render == "ascii") {
-      ctx.out() << RenderAscii(planned->schedule, planned->sim, f->width);
-    } else {
-      ctx.out() << RenderChromeTrace(planned->schedule, planned->sim) << "\n";
-    }
-    return kExitOk;
-  }});
+  commands->push_back(
+      {cmd, [f](CommandContext& ctx) -> int {
+         const std::string render = absl::AsciiStrToLower(f->render);
+         if (render != "ascii" && render != "chrome-trace") {
+           return ctx.Fail(UsageError(
+               absl::StrCat("--render must be ascii or chrome-trace (got '", f->render, "')")));
+         }
+         if (f->width < 20) {
+           return ctx.Fail(UsageError(absl::StrCat("--width must be >= 20 (got ", f->width, ")")));
+         }
+         if (f->job.empty() == f->file.empty()) {
+           return ctx.Fail(UsageError("give either a JOB name or -f/--file, not both or neither"));
+         }
+         if (!f->job.empty()) {
+           if (!f->schedule.empty() || !f->hbm_budget.empty() || !f->profile.empty()) {
+             return ctx.Fail(UsageError("--schedule, --hbm-budget and --profile need -f/--file"));
+           }
+           absl::Status s = RenderJobSchedule(ctx, f->job, render, f->width);
+           return s.ok() ? static_cast<int>(kExitOk) : ctx.Fail(s);
+         }
+         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, int64_t budget, ParseBudgetFlag(f->hbm_budget));
+         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, v1::JobSpec spec,
+                                   LoadJobFileForPlan(f->file, CurrentDirectory(), f->profile));
+         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, v1::DeviceProfile profile,
+                                   ResolveDeviceProfile(spec.device()));
+         PlanOptions options;
+         options.hbm_budget_bytes = budget;
+         const std::string variant = f->schedule.empty() ? spec.schedule().kind() : f->schedule;
+         if (!f->schedule.empty()) {
+           absl::StatusOr<ScheduleVariant> v = ParseVariant(f->schedule, spec.memory());
+           if (!v.ok())
+             return ctx.Fail(UsageError(absl::StrCat("--schedule: ", v.status().message())));
+         }
+         absl::StatusOr<PlannedSchedule> planned = PlanSchedule(spec, profile, variant, options);
+         if (!planned.ok()) {
+           return ctx.Fail(f->schedule.empty()
+                               ? planned.status()
+                               : absl::Status(planned.status().code(),
+                                              absl::StrCat("--schedule ", f->schedule, ": ",
+                                                           planned.status().message())));
+         }
+         if (render == "ascii") {
+           ctx.out() << RenderAscii(planned->schedule, planned->sim, f->width);
+         } else {
+           ctx.out() << RenderChromeTrace(planned->schedule, planned->sim) << "\n";
+         }
+         return kExitOk;
+       }});
 }
 
 }  // namespace

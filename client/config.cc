@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/exit_codes.h"
-#include "rpc/credentials.h"
 #include "core/status_macros.h"
+#include "rpc/credentials.h"
 #include "yaml-cpp/yaml.h"
 
 namespace chronos::client {
@@ -61,8 +61,7 @@ EnvLookup ProcessEnv() {
   };
 }
 
-absl::StatusOr<ConfigFile> ParseConfigFile(const std::string& text,
-                                           const std::string& path,
+absl::StatusOr<ConfigFile> ParseConfigFile(const std::string& text, const std::string& path,
                                            const std::string& home) {
   YAML::Node root;
   try {
@@ -113,8 +112,8 @@ absl::StatusOr<ConfigFile> ParseConfigFile(const std::string& text,
           config.contexts.push_back(std::move(c));
         }
       } else {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "config file ", path, ": unknown key '", key, "' (known: current-context, contexts)"));
+        return absl::InvalidArgumentError(absl::StrCat("config file ", path, ": unknown key '", key,
+                                                       "' (known: current-context, contexts)"));
       }
     }
   } catch (const YAML::Exception& e) {
@@ -142,23 +141,21 @@ absl::StatusOr<std::optional<ConfigFile>> LoadConfigFile(const EnvLookup& env) {
     // A missing default file just means "no config"; a file the user named
     // must exist, or their settings would be silently ignored.
     if (!explicit_path) return std::optional<ConfigFile>();
-    return absl::NotFoundError(
-        absl::StrCat("CHRONOS_CONFIG: ", text.status().message()));
+    return absl::NotFoundError(absl::StrCat("CHRONOS_CONFIG: ", text.status().message()));
   }
   CHRONOS_ASSIGN_OR_RETURN(ConfigFile config, ParseConfigFile(*text, path, home));
   return std::optional<ConfigFile>(std::move(config));
 }
 
-absl::StatusOr<absl::Duration> ParseDurationFlag(const std::string& flag,
-                                                 const std::string& text) {
+absl::StatusOr<absl::Duration> ParseDurationFlag(const std::string& flag, const std::string& text) {
   std::string t(absl::StripAsciiWhitespace(text));
   double seconds;
   absl::Duration d;
   if (absl::SimpleAtod(t, &seconds) && std::isfinite(seconds)) {
     d = absl::Seconds(seconds);
   } else if (!absl::ParseDuration(t, &d) || d == absl::InfiniteDuration()) {
-    return UsageError(absl::StrCat(flag, ": cannot parse '", text,
-                                   "' (use e.g. 10s, 1m, 500ms, or 0 for none)"));
+    return UsageError(
+        absl::StrCat(flag, ": cannot parse '", text, "' (use e.g. 10s, 1m, 500ms, or 0 for none)"));
   }
   if (d < absl::ZeroDuration()) {
     return UsageError(absl::StrCat(flag, " must not be negative (got '", text, "')"));
@@ -166,8 +163,7 @@ absl::StatusOr<absl::Duration> ParseDurationFlag(const std::string& flag,
   return d;
 }
 
-absl::StatusOr<Connection> ResolveConnection(const ConnectionFlags& flags,
-                                             const EnvLookup& env) {
+absl::StatusOr<Connection> ResolveConnection(const ConnectionFlags& flags, const EnvLookup& env) {
   Connection conn;
   CHRONOS_ASSIGN_OR_RETURN(conn.request_timeout, ParseRequestTimeout(flags.request_timeout));
 
@@ -192,8 +188,8 @@ absl::StatusOr<Connection> ResolveConnection(const ConnectionFlags& flags,
     }
     if (ctx == nullptr) {
       return absl::NotFoundError(absl::StrCat("context '", context_name, "' is not in ",
-                                              config->path, " (known: ",
-                                              absl::StrJoin(names, ", "), ")"));
+                                              config->path, " (known: ", absl::StrJoin(names, ", "),
+                                              ")"));
     }
   }
 

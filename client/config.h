@@ -59,8 +59,7 @@ struct ConfigFile {
 // Parses the config file format (docs/cli.md). Relative token-file and
 // tls-ca paths are resolved against the folder of `path`; "~/" is expanded
 // with `home`. kInvalidArgument naming the file and the key on bad input.
-absl::StatusOr<ConfigFile> ParseConfigFile(const std::string& text,
-                                           const std::string& path,
+absl::StatusOr<ConfigFile> ParseConfigFile(const std::string& text, const std::string& path,
                                            const std::string& home);
 
 // The config file to use: nullopt when none is configured and the default
@@ -80,13 +79,11 @@ struct Connection {
 // Applies the precedence above and reads the token file. Usage errors name
 // the flag ("--request-timeout: ..."); file errors name the file, never the
 // token.
-absl::StatusOr<Connection> ResolveConnection(const ConnectionFlags& flags,
-                                             const EnvLookup& env);
+absl::StatusOr<Connection> ResolveConnection(const ConnectionFlags& flags, const EnvLookup& env);
 
 // "10s", "1m30s", "500ms", a bare number of seconds, or "0" for none. A
 // UsageError naming `flag` otherwise.
-absl::StatusOr<absl::Duration> ParseDurationFlag(const std::string& flag,
-                                                 const std::string& text);
+absl::StatusOr<absl::Duration> ParseDurationFlag(const std::string& flag, const std::string& text);
 inline absl::StatusOr<absl::Duration> ParseRequestTimeout(const std::string& text) {
   return ParseDurationFlag("--request-timeout", text);
 }

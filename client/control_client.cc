@@ -4,11 +4,11 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/exit_codes.h"
-#include "rpc/auth.h"
+#include "core/status_macros.h"
 #include "rpc/address.h"
+#include "rpc/auth.h"
 #include "rpc/credentials.h"
 #include "rpc/status_convert.h"
-#include "core/status_macros.h"
 
 namespace chronos::client {
 

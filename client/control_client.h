@@ -22,8 +22,7 @@ using Stub = v1::ControlService::StubInterface;
 // Adds the authorization header (when there is a token) and, when
 // `with_deadline`, the request timeout. Streams that last as long as a job
 // (WatchJob) pass with_deadline = false.
-void PrepareContext(const Connection& conn, grpc::ClientContext* ctx,
-                    bool with_deadline = true);
+void PrepareContext(const Connection& conn, grpc::ClientContext* ctx, bool with_deadline = true);
 
 // The gRPC status as an absl::Status with the same code. Messages gain what
 // a user needs to act on them: the server address and where it came from
@@ -43,14 +42,11 @@ class ControlClient {
   void Prepare(grpc::ClientContext* ctx, bool with_deadline = true) const {
     PrepareContext(conn_, ctx, with_deadline);
   }
-  absl::Status Convert(const grpc::Status& status) const {
-    return FromGrpcStatus(status, conn_);
-  }
+  absl::Status Convert(const grpc::Status& status) const { return FromGrpcStatus(status, conn_); }
   // One unary call with the per-call setup above, its status converted:
   //   client.Call(&Stub::GetJob, req, &job)
   template <typename Request, typename Response>
-  absl::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
-                                                 Response*),
+  absl::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                     const Request& request, Response* response) {
     grpc::ClientContext ctx;
     Prepare(&ctx);

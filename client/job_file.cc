@@ -62,9 +62,8 @@ absl::Status InlineDeviceProfile(v1::DeviceSpec* device) {
   }
   // The spec's own custom fields override the file, as they would override a
   // built-in profile.
-  *device->mutable_custom() = device->has_custom()
-                                  ? MergeDeviceProfile(*loaded, device->custom())
-                                  : *loaded;
+  *device->mutable_custom() =
+      device->has_custom() ? MergeDeviceProfile(*loaded, device->custom()) : *loaded;
   return absl::OkStatus();
 }
 
@@ -95,8 +94,7 @@ std::string CurrentDirectory() {
   return buf;
 }
 
-absl::StatusOr<v1::JobSpec> LoadJobFileForSubmit(const std::string& path,
-                                                 const std::string& cwd) {
+absl::StatusOr<v1::JobSpec> LoadJobFileForSubmit(const std::string& path, const std::string& cwd) {
   CHRONOS_ASSIGN_OR_RETURN(v1::JobSpec spec, LoadAndResolve(path, cwd));
   CHRONOS_RETURN_IF_ERROR(CheckSpec(spec, path));
   return spec;

@@ -38,8 +38,7 @@ std::string CurrentDirectory();
 // is what the user wrote plus the resolutions: defaults are applied only to
 // a copy for ValidateJobSpec, so the coordinator stays the one place where
 // defaults are decided. kInvalidArgument lists every problem by field.
-absl::StatusOr<v1::JobSpec> LoadJobFileForSubmit(const std::string& path,
-                                                 const std::string& cwd);
+absl::StatusOr<v1::JobSpec> LoadJobFileForSubmit(const std::string& path, const std::string& cwd);
 
 // Reads and checks a spec for local planning; the result has defaults
 // applied (the planner needs concrete values). A non-empty

@@ -68,8 +68,7 @@ absl::StatusOr<v1::JobState> ParseJobState(const std::string& text) {
       text, "')"));
 }
 
-void PrintJobTable(std::ostream& out, const std::vector<v1::Job>& jobs, bool wide,
-                   absl::Time now) {
+void PrintJobTable(std::ostream& out, const std::vector<v1::Job>& jobs, bool wide, absl::Time now) {
   Row header = {"NAME", "STATE", "ITERATION", "LOSS", "TOKENS/S", "RESTARTS", "AGE"};
   if (wide) {
     for (const char* h : {"SCHEDULE", "DEVICES", "OFFLOAD", "GENERATION", "MESSAGE"}) {
@@ -160,19 +159,18 @@ void PrintJobDescription(std::ostream& out, const v1::Job& job, absl::Time now) 
 
   out << "Spec:\n";
   const v1::ModelSpec& m = spec.model();
-  sub("Model", absl::StrCat(m.layers(), " layers, hidden ", m.hidden(), ", ", m.heads(),
-                            " heads, ffn ", m.ffn_hidden(), ", vocab ", m.vocab(), ", seq ",
-                            m.seq_len(), ", attention ",
-                            ShortEnum(v1::AttentionImpl_Name(m.attention()), "ATTENTION_")));
-  sub("Data", absl::StrCat(spec.data().path().empty() ? "-" : spec.data().path(), " (",
-                           ShortEnum(v1::DataFormat_Name(spec.data().format()), "DATA_FORMAT_"),
-                           ")"));
+  sub("Model",
+      absl::StrCat(m.layers(), " layers, hidden ", m.hidden(), ", ", m.heads(), " heads, ffn ",
+                   m.ffn_hidden(), ", vocab ", m.vocab(), ", seq ", m.seq_len(), ", attention ",
+                   ShortEnum(v1::AttentionImpl_Name(m.attention()), "ATTENTION_")));
+  sub("Data",
+      absl::StrCat(spec.data().path().empty() ? "-" : spec.data().path(), " (",
+                   ShortEnum(v1::DataFormat_Name(spec.data().format()), "DATA_FORMAT_"), ")"));
   const v1::TrainingSpec& t = spec.training();
   sub("Training",
       absl::StrCat(t.iterations(), " iterations, ", t.microbatches(), " micro-batches of ",
                    t.micro_batch_size(), ", lr ", t.lr(), ", ",
-                   ShortEnum(v1::Precision_Name(t.precision()), "PRECISION_"), ", seed ",
-                   t.seed(),
+                   ShortEnum(v1::Precision_Name(t.precision()), "PRECISION_"), ", seed ", t.seed(),
                    t.checkpoint_every() > 0
                        ? absl::StrCat(", checkpoint every ", t.checkpoint_every())
                        : std::string()));
@@ -181,11 +179,10 @@ void PrintJobDescription(std::ostream& out, const v1::Job& job, absl::Time now) 
                                par.chunks_per_device() > 0 ? absl::StrCat(par.chunks_per_device())
                                                            : std::string("auto"),
                                " chunks per device"));
-  std::string schedule =
-      absl::StrCat(spec.schedule().kind().empty() ? "auto" : spec.schedule().kind(),
-                   ", inflight cap ",
-                   spec.schedule().inflight_cap() > 0 ? absl::StrCat(spec.schedule().inflight_cap())
-                                                      : std::string("auto"));
+  std::string schedule = absl::StrCat(
+      spec.schedule().kind().empty() ? "auto" : spec.schedule().kind(), ", inflight cap ",
+      spec.schedule().inflight_cap() > 0 ? absl::StrCat(spec.schedule().inflight_cap())
+                                         : std::string("auto"));
   if (spec.schedule().order_search_steps() > 0) {
     absl::StrAppend(&schedule, ", order search ", spec.schedule().order_search_steps(), " steps");
   }
@@ -195,26 +192,26 @@ void PrintJobDescription(std::ostream& out, const v1::Job& job, absl::Time now) 
   sub("Schedule", schedule);
   const v1::MemorySpec& mem = spec.memory();
   sub("Memory",
-      absl::StrCat("hbm budget ",
-                   mem.hbm_budget_bytes() > 0 ? Bytes(mem.hbm_budget_bytes()) : std::string("auto"),
-                   ", recompute ", ShortEnum(v1::RecomputeMode_Name(mem.recompute()), "RECOMPUTE_"),
-                   ", offload ratio ",
-                   mem.has_offload_ratio() ? FormatRatio(mem.offload_ratio()) : std::string("auto"),
-                   ", optimizer offload ",
-                   ShortEnum(v1::OptimizerOffload_Name(mem.optimizer_offload()),
-                             "OPTIMIZER_OFFLOAD_")));
+      absl::StrCat(
+          "hbm budget ",
+          mem.hbm_budget_bytes() > 0 ? Bytes(mem.hbm_budget_bytes()) : std::string("auto"),
+          ", recompute ", ShortEnum(v1::RecomputeMode_Name(mem.recompute()), "RECOMPUTE_"),
+          ", offload ratio ",
+          mem.has_offload_ratio() ? FormatRatio(mem.offload_ratio()) : std::string("auto"),
+          ", optimizer offload ",
+          ShortEnum(v1::OptimizerOffload_Name(mem.optimizer_offload()), "OPTIMIZER_OFFLOAD_")));
   std::string device = spec.device().profile().empty() ? "cpu" : spec.device().profile();
   if (spec.device().has_custom()) absl::StrAppend(&device, " (custom profile inlined)");
   sub("Device", device);
 
   if (st.has_policy()) {
     const v1::PolicyState& p = st.policy();
-    field("Policy", absl::StrCat("offload ratio ",
-                                 p.has_offload_ratio() ? FormatRatio(p.offload_ratio())
-                                                       : std::string("auto"),
-                                 ", recompute ",
-                                 ShortEnum(v1::RecomputeMode_Name(p.recompute()), "RECOMPUTE_"),
-                                 " (generation ", p.generation(), ")"));
+    field(
+        "Policy",
+        absl::StrCat("offload ratio ",
+                     p.has_offload_ratio() ? FormatRatio(p.offload_ratio()) : std::string("auto"),
+                     ", recompute ", ShortEnum(v1::RecomputeMode_Name(p.recompute()), "RECOMPUTE_"),
+                     " (generation ", p.generation(), ")"));
   }
 
   out << "Conditions:\n";

@@ -23,14 +23,14 @@ bool IsTerminal(v1::JobState state);
 absl::StatusOr<v1::JobState> ParseJobState(const std::string& text);
 
 // Table (or wide table) of jobs; `now` for the AGE column.
-void PrintJobTable(std::ostream& out, const std::vector<v1::Job>& jobs, bool wide,
-                   absl::Time now);
+void PrintJobTable(std::ostream& out, const std::vector<v1::Job>& jobs, bool wide, absl::Time now);
 
 // The human `describe` page. Everything comes from the Job object; there is
 // no credential in it to leak.
 void PrintJobDescription(std::ostream& out, const v1::Job& job, absl::Time now);
 
-// "iter 12/200  loss 2.3134  5.4k tok/s  0.41 s/it  offload 0.40  stage0 hbm 1.2 GiB act 300 MiB | ..."
+// "iter 12/200  loss 2.3134  5.4k tok/s  0.41 s/it  offload 0.40  stage0 hbm 1.2 GiB act 300 MiB |
+// ..."
 std::string ProgressLine(const v1::IterationRecord& it, int64_t total_iterations);
 
 // One line for an event: "Started: message".

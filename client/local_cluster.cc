@@ -95,8 +95,7 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
   setpgid(pid, pid);
   close(null_fd);
   close(out_pipe[1]);
-  return std::unique_ptr<ChildProcess>(
-      new ChildProcess(name, log_path, pid, out_pipe[0], log_fd));
+  return std::unique_ptr<ChildProcess>(new ChildProcess(name, log_path, pid, out_pipe[0], log_fd));
 }
 
 ChildProcess::ChildProcess(std::string name, std::string log_path, pid_t pid, int stdout_fd,
@@ -179,9 +178,8 @@ absl::StatusOr<std::string> ChildProcess::WaitForLine(absl::string_view prefix,
                                                       " (log: ", log_path_, ")"));
     }
     const size_t have = lines_.size();
-    auto changed = [this, have]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return lines_.size() != have || eof_;
-    };
+    auto changed = [this, have]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return lines_.size() != have || eof_; };
     mu_.AwaitWithTimeout(absl::Condition(&changed),
                          std::min(absl::Milliseconds(100), deadline - absl::Now()));
   }
@@ -282,8 +280,8 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   std::filesystem::create_directories(logs, ec);
   std::filesystem::create_directories(store, ec);
 
-  std::vector<std::string> coord_args = {"--listen", "127.0.0.1:0", "--metrics-listen",
-                                         "127.0.0.1:0", "--data-dir", store};
+  std::vector<std::string> coord_args = {"--listen",    "127.0.0.1:0", "--metrics-listen",
+                                         "127.0.0.1:0", "--data-dir",  store};
   if (!options.token_file.empty()) {
     coord_args.push_back("--token-file");
     coord_args.push_back(options.token_file);
@@ -292,11 +290,11 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   for (int i = 0; i < options.workers; ++i) {
     c->log_files_.push_back(absl::StrCat(logs, "/worker-", i, ".log"));
   }
-  CHRONOS_ASSIGN_OR_RETURN(c->coordinator_,
-                           ChildProcess::Start("coordinator", options.coordinator_path, coord_args,
-                                               c->log_files_[0]));
   CHRONOS_ASSIGN_OR_RETURN(
-      std::string line, c->coordinator_->WaitForLine(kCoordinatorReady, options.start_timeout, stop));
+      c->coordinator_,
+      ChildProcess::Start("coordinator", options.coordinator_path, coord_args, c->log_files_[0]));
+  CHRONOS_ASSIGN_OR_RETURN(std::string line, c->coordinator_->WaitForLine(
+                                                 kCoordinatorReady, options.start_timeout, stop));
   c->grpc_address_ = ListeningAddress(line, "grpc");
   if (c->grpc_address_.empty()) {
     return absl::InternalError(absl::StrCat("cannot parse the coordinator's address from '", line,
@@ -305,9 +303,10 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
 
   for (int i = 0; i < options.workers; ++i) {
     std::vector<std::string> args = {
-        "--coordinator", c->grpc_address_, "--metrics-listen", "127.0.0.1:0", "--device",
-        options.gpus ? absl::StrCat("cuda:", i) : std::string("cpu"), "--name",
-        absl::StrCat("local-worker-", i)};
+        "--coordinator",    c->grpc_address_,
+        "--metrics-listen", "127.0.0.1:0",
+        "--device",         options.gpus ? absl::StrCat("cuda:", i) : std::string("cpu"),
+        "--name",           absl::StrCat("local-worker-", i)};
     if (options.threads_per_worker > 0) {
       args.push_back("--threads");
       args.push_back(absl::StrCat(options.threads_per_worker));
@@ -316,10 +315,9 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
       args.push_back("--token-file");
       args.push_back(options.token_file);
     }
-    CHRONOS_ASSIGN_OR_RETURN(
-        std::unique_ptr<ChildProcess> w,
-        ChildProcess::Start(absl::StrCat("worker-", i), options.worker_path, args,
-                            c->log_files_[i + 1]));
+    CHRONOS_ASSIGN_OR_RETURN(std::unique_ptr<ChildProcess> w,
+                             ChildProcess::Start(absl::StrCat("worker-", i), options.worker_path,
+                                                 args, c->log_files_[i + 1]));
     c->workers_.push_back(std::move(w));
   }
   // Started all at once and awaited together: each takes about a second to

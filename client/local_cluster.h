@@ -90,10 +90,10 @@ struct LocalClusterOptions {
   std::string coordinator_path;
   std::string worker_path;
   int workers = 1;
-  std::string data_dir;    // "" = a new temporary folder
-  std::string token_file;  // passed to every daemon when set
+  std::string data_dir;        // "" = a new temporary folder
+  std::string token_file;      // passed to every daemon when set
   int threads_per_worker = 0;  // 0 = leave to the worker
-  bool gpus = false;  // worker i runs --device cuda:i (else cpu)
+  bool gpus = false;           // worker i runs --device cuda:i (else cpu)
   absl::Duration start_timeout = absl::Seconds(60);
   absl::Duration grace = absl::Seconds(10);  // SIGTERM → SIGKILL
 };

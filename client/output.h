@@ -33,13 +33,12 @@ void PrintTable(std::ostream& out, const Row& header, const std::vector<Row>& ro
 // A JSON value as pretty JSON (2-space indent) or block YAML, newline-ended.
 void PrintJson(std::ostream& out, const nlohmann::json& value, OutputFormat format);
 // A message through ProtoToJson (every field present), then PrintJson.
-void PrintMessage(std::ostream& out, const google::protobuf::Message& message,
-                  OutputFormat format);
+void PrintMessage(std::ostream& out, const google::protobuf::Message& message, OutputFormat format);
 
 // Table cells. Lossy and human-oriented; scripts use -o json.
-std::string FormatAge(absl::Duration d);            // "45s", "12m", "3h", "4d"
+std::string FormatAge(absl::Duration d);  // "45s", "12m", "3h", "4d"
 std::string FormatSince(const google::protobuf::Timestamp& ts, absl::Time now);  // age or "-"
-std::string FormatTimestamp(const google::protobuf::Timestamp& ts);  // RFC 3339 or "-"
+std::string FormatTimestamp(const google::protobuf::Timestamp& ts);              // RFC 3339 or "-"
 std::string FormatDouble(double v, int precision);  // fixed, "-" for NaN
 std::string FormatRate(double per_second);          // "5400", "1.2k", "3.4M"
 std::string FormatRatio(double v);                  // "0.40"

@@ -33,8 +33,12 @@ void PrintPlanReport(std::ostream& out, const v1::PlanReport& report, OutputForm
       rows.push_back(std::move(r));
       continue;
     }
-    Row r = {p.schedule(), FormatRatio(p.bubble_ratio()), FormatSeconds(p.iteration_seconds()),
-             FormatRate(p.tokens_per_second()), FormatRatio(p.mfu()), p.fits() ? "yes" : "no"};
+    Row r = {p.schedule(),
+             FormatRatio(p.bubble_ratio()),
+             FormatSeconds(p.iteration_seconds()),
+             FormatRate(p.tokens_per_second()),
+             FormatRatio(p.mfu()),
+             p.fits() ? "yes" : "no"};
     if (any_max_layers) r.push_back(absl::StrCat(p.max_layers()));
     r.push_back(p.policy().empty() ? "-" : p.policy());
     rows.push_back(std::move(r));
@@ -43,7 +47,8 @@ void PrintPlanReport(std::ostream& out, const v1::PlanReport& report, OutputForm
 
   for (const v1::SchedulePlan& p : report.plans()) {
     if (p.candidates_size() < 2) continue;
-    out << "\n" << p.schedule() << ": kept " << p.order() << " ("
+    out << "\n"
+        << p.schedule() << ": kept " << p.order() << " ("
         << (p.fits() ? "the fastest that fits" : "none fits; the smallest peak") << " of "
         << p.candidates_size() << " orders compared" << (wide ? ")" : "; -o wide lists them)")
         << "\n";
@@ -67,19 +72,24 @@ void PrintPlanReport(std::ostream& out, const v1::PlanReport& report, OutputForm
           << ", m=" << p.num_microbatches() << ")";
     }
     out << "\n";
-    Row h = {"  DEVICE", "PEAK", "ACTIVATIONS", "WEIGHTS", "GRADIENTS", "OPTIMIZER", "BUFFERS",
-             "OFFLOADED", "RECOMPUTE", "BUDGET", "FITS"};
+    Row h = {"  DEVICE", "PEAK",      "ACTIVATIONS", "WEIGHTS", "GRADIENTS", "OPTIMIZER",
+             "BUFFERS",  "OFFLOADED", "RECOMPUTE",   "BUDGET",  "FITS"};
     if (wide) {
-      for (const char* c : {"OPTIM-HOST", "KEEP", "OFFLOAD", "RECOMP", "EXPOSED-COPY", "INFLIGHT"}) {
+      for (const char* c :
+           {"OPTIM-HOST", "KEEP", "OFFLOAD", "RECOMP", "EXPOSED-COPY", "INFLIGHT"}) {
         h.push_back(c);
       }
     }
     std::vector<Row> drows;
     for (const v1::DevicePlan& d : p.devices()) {
-      Row r = {absl::StrCat("  ", d.device()), FormatBytes(d.peak_bytes()),
-               FormatBytes(d.peak_activation_bytes()), FormatBytes(d.weight_bytes()),
-               FormatBytes(d.gradient_bytes()), FormatBytes(d.optimizer_bytes()),
-               FormatBytes(d.buffer_bytes()), FormatBytes(d.offloaded_bytes()),
+      Row r = {absl::StrCat("  ", d.device()),
+               FormatBytes(d.peak_bytes()),
+               FormatBytes(d.peak_activation_bytes()),
+               FormatBytes(d.weight_bytes()),
+               FormatBytes(d.gradient_bytes()),
+               FormatBytes(d.optimizer_bytes()),
+               FormatBytes(d.buffer_bytes()),
+               FormatBytes(d.offloaded_bytes()),
                FormatSeconds(d.recompute_seconds()),
                d.budget_bytes() > 0 ? FormatBytes(d.budget_bytes()) : "-",
                d.fits() ? "yes" : "no"};

@@ -24,8 +24,8 @@ std::string WorkerStateName(v1::WorkerState state) {
   return name;
 }
 
-void PrintWorkers(std::ostream& out, const v1::ListWorkersResponse& workers,
-                  OutputFormat format, absl::Time now) {
+void PrintWorkers(std::ostream& out, const v1::ListWorkersResponse& workers, OutputFormat format,
+                  absl::Time now) {
   if (IsStructured(format)) {
     PrintMessage(out, workers, format);
     return;
@@ -33,24 +33,24 @@ void PrintWorkers(std::ostream& out, const v1::ListWorkersResponse& workers,
   const bool wide = format == OutputFormat::kWide;
   Row header = {"ID", "NAME", "DEVICE", "STATE", "ATTACHED", "JOB", "STAGE", "HBM", "HEARTBEAT"};
   if (wide) {
-    for (const char* h : {"DEVICE-NAME", "HOST-MEMORY", "H2D", "D2H", "ADDRESS", "METRICS",
-                          "VERSION"}) {
+    for (const char* h :
+         {"DEVICE-NAME", "HOST-MEMORY", "H2D", "D2H", "ADDRESS", "METRICS", "VERSION"}) {
       header.push_back(h);
     }
   }
   std::vector<Row> rows;
   for (const v1::WorkerStatus& w : workers.workers()) {
     const v1::WorkerInfo& info = w.info();
-    Row r = {w.worker_id(),
-             OrDash(info.name()),
-             OrDash(info.device()),
-             WorkerStateName(w.state()),
-             w.attached() ? "yes" : "no",
-             OrDash(w.job()),
-             w.job().empty() ? "-" : absl::StrCat(w.device()),
-             info.hbm_bytes() > 0 ? FormatBytes(info.hbm_bytes()) : "-",
-             w.has_last_heartbeat() ? absl::StrCat(FormatSince(w.last_heartbeat(), now), " ago")
-                                    : "-"};
+    Row r = {
+        w.worker_id(),
+        OrDash(info.name()),
+        OrDash(info.device()),
+        WorkerStateName(w.state()),
+        w.attached() ? "yes" : "no",
+        OrDash(w.job()),
+        w.job().empty() ? "-" : absl::StrCat(w.device()),
+        info.hbm_bytes() > 0 ? FormatBytes(info.hbm_bytes()) : "-",
+        w.has_last_heartbeat() ? absl::StrCat(FormatSince(w.last_heartbeat(), now), " ago") : "-"};
     if (wide) {
       r.push_back(OrDash(info.device_name()));
       r.push_back(info.host_memory_bytes() > 0 ? FormatBytes(info.host_memory_bytes()) : "-");

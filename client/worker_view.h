@@ -14,8 +14,8 @@ namespace chronos::client {
 
 std::string WorkerStateName(v1::WorkerState state);  // "IDLE"; "UNKNOWN" for 0
 
-void PrintWorkers(std::ostream& out, const v1::ListWorkersResponse& workers,
-                  OutputFormat format, absl::Time now);
+void PrintWorkers(std::ostream& out, const v1::ListWorkersResponse& workers, OutputFormat format,
+                  absl::Time now);
 
 }  // namespace chronos::client
 

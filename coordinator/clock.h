@@ -22,8 +22,7 @@ Clock* RealClock();
 
 class FakeClock : public Clock {
  public:
-  explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1700000000))
-      : now_(start) {}
+  explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1700000000)) : now_(start) {}
   absl::Time Now() override;
   void Advance(absl::Duration d);
 

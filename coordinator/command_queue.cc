@@ -12,8 +12,7 @@ bool CommandQueue::Push(v1::WorkerCommand command) {
   return true;
 }
 
-CommandQueue::PopResult CommandQueue::Pop(absl::Duration timeout,
-                                          v1::WorkerCommand* out) {
+CommandQueue::PopResult CommandQueue::Pop(absl::Duration timeout, v1::WorkerCommand* out) {
   const absl::Time deadline = absl::Now() + timeout;
   absl::MutexLock lock(&mu_);
   while (commands_.empty() && !closed_) {

@@ -5,10 +5,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/handler_guard.h"
 #include "core/job_spec.h"
 #include "core/planner.h"
 #include "rpc/limits.h"
-#include "coordinator/handler_guard.h"
 
 namespace chronos::coordinator {
 namespace {
@@ -19,16 +19,16 @@ absl::StatusOr<v1::PlanReport> Plan(const v1::PlanJobRequest& req) {
   if (!req.has_spec()) return absl::InvalidArgumentError("spec is required");
   const size_t size = req.spec().ByteSizeLong();
   if (size > static_cast<size_t>(rpc::kMaxJobSpecBytes)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spec is ", size, " bytes; the limit is ", rpc::kMaxJobSpecBytes, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec is ", size, " bytes; the limit is ", rpc::kMaxJobSpecBytes, " bytes"));
   }
   if (req.hbm_budget_bytes() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "hbm_budget_bytes must be >= 0 (got ", req.hbm_budget_bytes(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("hbm_budget_bytes must be >= 0 (got ", req.hbm_budget_bytes(), ")"));
   }
   if (req.schedules_size() > kMaxPlanSchedules) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "at most ", kMaxPlanSchedules, " schedules per request"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("at most ", kMaxPlanSchedules, " schedules per request"));
   }
   v1::JobSpec spec = req.spec();
   if (!req.profile().empty()) {
@@ -53,37 +53,31 @@ absl::StatusOr<v1::PlanReport> Plan(const v1::PlanJobRequest& req) {
 }  // namespace
 
 grpc::Status ControlServiceImpl::SubmitJob(grpc::ServerContext* ctx,
-                                           const v1::SubmitJobRequest* req,
-                                           v1::Job* resp) {
+                                           const v1::SubmitJobRequest* req, v1::Job* resp) {
   return Guarded(*ctx, [&] { return Into(jobs_->SubmitJob(*req), resp); });
 }
 
-grpc::Status ControlServiceImpl::GetJob(grpc::ServerContext* ctx,
-                                        const v1::GetJobRequest* req,
+grpc::Status ControlServiceImpl::GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req,
                                         v1::Job* resp) {
   return Guarded(*ctx, [&] { return Into(jobs_->GetJob(*req), resp); });
 }
 
-grpc::Status ControlServiceImpl::ListJobs(grpc::ServerContext* ctx,
-                                          const v1::ListJobsRequest* req,
+grpc::Status ControlServiceImpl::ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest* req,
                                           v1::ListJobsResponse* resp) {
   return Guarded(*ctx, [&] { return Into(jobs_->ListJobs(*req), resp); });
 }
 
 grpc::Status ControlServiceImpl::CancelJob(grpc::ServerContext* ctx,
-                                           const v1::CancelJobRequest* req,
-                                           v1::Job* resp) {
+                                           const v1::CancelJobRequest* req, v1::Job* resp) {
   return Guarded(*ctx, [&] { return Into(jobs_->CancelJob(req->name()), resp); });
 }
 
 grpc::Status ControlServiceImpl::DeleteJob(grpc::ServerContext* ctx,
-                                           const v1::DeleteJobRequest* req,
-                                           v1::Job* resp) {
+                                           const v1::DeleteJobRequest* req, v1::Job* resp) {
   return Guarded(*ctx, [&] { return Into(jobs_->DeleteJob(req->name()), resp); });
 }
 
-grpc::Status ControlServiceImpl::WatchJob(grpc::ServerContext* ctx,
-                                          const v1::WatchJobRequest* req,
+grpc::Status ControlServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,
                                           grpc::ServerWriter<v1::JobUpdate>* writer) {
   return Guarded(*ctx, [&] {
     return jobs_->WatchJob(
@@ -93,13 +87,11 @@ grpc::Status ControlServiceImpl::WatchJob(grpc::ServerContext* ctx,
 }
 
 grpc::Status ControlServiceImpl::UpdatePolicy(grpc::ServerContext* ctx,
-                                              const v1::UpdatePolicyRequest* req,
-                                              v1::Job* resp) {
+                                              const v1::UpdatePolicyRequest* req, v1::Job* resp) {
   return Guarded(*ctx, [&] { return Into(jobs_->UpdatePolicy(*req), resp); });
 }
 
-grpc::Status ControlServiceImpl::PlanJob(grpc::ServerContext* ctx,
-                                         const v1::PlanJobRequest* req,
+grpc::Status ControlServiceImpl::PlanJob(grpc::ServerContext* ctx, const v1::PlanJobRequest* req,
                                          v1::PlanReport* resp) {
   return Guarded(*ctx, [&] { return Into(Plan(*req), resp); });
 }

@@ -30,16 +30,13 @@ class ControlServiceImpl final : public v1::ControlService::Service {
                          v1::Job* resp) override;
   grpc::Status WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,
                         grpc::ServerWriter<v1::JobUpdate>* writer) override;
-  grpc::Status UpdatePolicy(grpc::ServerContext* ctx,
-                            const v1::UpdatePolicyRequest* req,
+  grpc::Status UpdatePolicy(grpc::ServerContext* ctx, const v1::UpdatePolicyRequest* req,
                             v1::Job* resp) override;
   grpc::Status PlanJob(grpc::ServerContext* ctx, const v1::PlanJobRequest* req,
                        v1::PlanReport* resp) override;
-  grpc::Status GetSchedule(grpc::ServerContext* ctx,
-                           const v1::GetScheduleRequest* req,
+  grpc::Status GetSchedule(grpc::ServerContext* ctx, const v1::GetScheduleRequest* req,
                            v1::GetScheduleResponse* resp) override;
-  grpc::Status ListWorkers(grpc::ServerContext* ctx,
-                           const v1::ListWorkersRequest* req,
+  grpc::Status ListWorkers(grpc::ServerContext* ctx, const v1::ListWorkersRequest* req,
                            v1::ListWorkersResponse* resp) override;
 
  private:

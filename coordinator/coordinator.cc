@@ -9,12 +9,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/in_memory_job_store.h"
+#include "coordinator/sqlite_job_store.h"
 #include "rpc/address.h"
 #include "rpc/auth.h"
 #include "rpc/credentials.h"
 #include "rpc/limits.h"
-#include "coordinator/in_memory_job_store.h"
-#include "coordinator/sqlite_job_store.h"
 
 namespace chronos::coordinator {
 
@@ -22,8 +22,8 @@ Coordinator::Coordinator(CoordinatorOptions options)
     : options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : RealClock()) {}
 
-absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
-    CoordinatorOptions options, std::unique_ptr<JobStore> store) {
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options,
+                                                                 std::unique_ptr<JobStore> store) {
   if (absl::Status s = rpc::CheckListenAddress("--listen", options.listen, /*grpc_server=*/true);
       !s.ok()) {
     return s;
@@ -41,12 +41,10 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     return absl::InvalidArgumentError("--heartbeat-misses must be >= 1");
   }
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
-    return absl::InvalidArgumentError(
-        "--tls-cert and --tls-key must be given together");
+    return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
   }
   if (options.maintenance_interval <= absl::ZeroDuration()) {
-    options.maintenance_interval =
-        std::max(absl::Milliseconds(10), options.heartbeat_interval / 5);
+    options.maintenance_interval = std::max(absl::Milliseconds(10), options.heartbeat_interval / 5);
   }
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(options)));
   const CoordinatorOptions& o = c->options_;
@@ -61,12 +59,12 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     c->store_ = std::make_unique<InMemoryJobStore>();
   }
   c->metrics_ = std::make_unique<Metrics>(o.version);
-  c->workers_ = std::make_unique<WorkerRegistry>(c->clock_, o.heartbeat_interval,
-                                                 o.heartbeat_misses);
+  c->workers_ =
+      std::make_unique<WorkerRegistry>(c->clock_, o.heartbeat_interval, o.heartbeat_misses);
   c->kv_ = std::make_unique<KvStore>();
-  c->controller_ = std::make_unique<JobController>(
-      c->store_.get(), c->workers_.get(), c->kv_.get(), c->metrics_.get(),
-      c->clock_, o.stream_poll_interval, o.recovery, o.replanner);
+  c->controller_ = std::make_unique<JobController>(c->store_.get(), c->workers_.get(), c->kv_.get(),
+                                                   c->metrics_.get(), c->clock_,
+                                                   o.stream_poll_interval, o.recovery, o.replanner);
   absl::Status s = c->controller_->Load();
   if (!s.ok()) return s;
   c->control_service_ =
@@ -75,8 +73,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   wo.heartbeat_interval = o.heartbeat_interval;
   wo.poll_interval = o.stream_poll_interval;
   wo.max_store_wait = o.max_store_wait;
-  c->worker_service_ = std::make_unique<WorkerServiceImpl>(
-      c->workers_.get(), c->controller_.get(), c->kv_.get(), wo);
+  c->worker_service_ = std::make_unique<WorkerServiceImpl>(c->workers_.get(), c->controller_.get(),
+                                                           c->kv_.get(), wo);
   return c;
 }
 
@@ -96,8 +94,7 @@ absl::Status Coordinator::Start() {
   int port = 0;
   builder.AddListeningPort(options_.listen, *creds, &port);
   rpc::ApplyServerLimits(&builder);
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-      interceptors;
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   // Metrics first, so calls the auth check rejects are counted too.
   interceptors.push_back(metrics_->MakeInterceptorFactory());
   if (!options_.token.empty()) {
@@ -110,13 +107,11 @@ absl::Status Coordinator::Start() {
   if (server_ == nullptr || port == 0) {
     server_.reset();
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options_.listen,
-                     " (address in use or not local?)"));
+        absl::StrCat("cannot listen on ", options_.listen, " (address in use or not local?)"));
   }
   const size_t colon = options_.listen.rfind(':');
   grpc_address_ = absl::StrCat(
-      colon == std::string::npos ? options_.listen : options_.listen.substr(0, colon),
-      ":", port);
+      colon == std::string::npos ? options_.listen : options_.listen.substr(0, colon), ":", port);
   if (!options_.metrics_listen.empty()) {
     absl::Status s = metrics_->Serve(options_.metrics_listen);
     if (!s.ok()) {

@@ -25,8 +25,7 @@ grpc::Status Guarded(const grpc::ServerContextBase& ctx, Body&& body) {
   try {
     return rpc::ToGrpcStatus(std::forward<Body>(body)());
   } catch (const std::exception& e) {
-    return grpc::Status(grpc::StatusCode::INTERNAL,
-                        std::string("internal error: ") + e.what());
+    return grpc::Status(grpc::StatusCode::INTERNAL, std::string("internal error: ") + e.what());
   } catch (...) {
     return grpc::Status(grpc::StatusCode::INTERNAL, "internal error");
   }

@@ -42,8 +42,7 @@ absl::StatusOr<StoreSnapshot> InMemoryJobStore::Load() {
       stored.last_sequence = std::max(stored.last_sequence, e->events.rbegin()->first);
     }
     if (!e->iterations.empty()) {
-      stored.last_sequence =
-          std::max(stored.last_sequence, e->iterations.rbegin()->first);
+      stored.last_sequence = std::max(stored.last_sequence, e->iterations.rbegin()->first);
     }
     snapshot.jobs.push_back(std::move(stored));
   }
@@ -54,14 +53,12 @@ absl::Status InMemoryJobStore::Append(const JobWrite& write, Entry* entry) {
   // Check first, then apply, so a failed write changes nothing.
   for (const v1::JobEvent& e : write.events) {
     if (entry->events.count(e.sequence()) || entry->iterations.count(e.sequence())) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("sequence ", e.sequence(), " already stored"));
+      return absl::AlreadyExistsError(absl::StrCat("sequence ", e.sequence(), " already stored"));
     }
   }
   for (const v1::IterationRecord& r : write.iterations) {
     if (entry->events.count(r.sequence()) || entry->iterations.count(r.sequence())) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("sequence ", r.sequence(), " already stored"));
+      return absl::AlreadyExistsError(absl::StrCat("sequence ", r.sequence(), " already stored"));
     }
   }
   for (const v1::JobEvent& e : write.events) entry->events[e.sequence()] = e;
@@ -91,14 +88,12 @@ absl::Status InMemoryJobStore::Update(const JobWrite& write) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(write.job.metadata().name());
   if (it == jobs_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("job ", write.job.metadata().name(), " is not stored"));
+    return absl::NotFoundError(absl::StrCat("job ", write.job.metadata().name(), " is not stored"));
   }
   return Append(write, &it->second);
 }
 
-absl::Status InMemoryJobStore::Delete(const std::string& name,
-                                      int64_t resource_version) {
+absl::Status InMemoryJobStore::Delete(const std::string& name, int64_t resource_version) {
   absl::MutexLock lock(&mu_);
   if (jobs_.erase(name) == 0) {
     return absl::NotFoundError(absl::StrCat("job ", name, " is not stored"));
@@ -107,8 +102,9 @@ absl::Status InMemoryJobStore::Delete(const std::string& name,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<v1::JobEvent>> InMemoryJobStore::Events(
-    const std::string& name, int64_t after_sequence, int limit) {
+absl::StatusOr<std::vector<v1::JobEvent>> InMemoryJobStore::Events(const std::string& name,
+                                                                   int64_t after_sequence,
+                                                                   int limit) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(name);
   if (it == jobs_.end()) {

@@ -19,23 +19,21 @@ class InMemoryJobStore : public JobStore {
   absl::StatusOr<StoreSnapshot> Load() override;
   absl::Status Create(const JobWrite& write) override;
   absl::Status Update(const JobWrite& write) override;
-  absl::Status Delete(const std::string& name,
-                      int64_t resource_version) override;
-  absl::StatusOr<std::vector<v1::JobEvent>> Events(const std::string& name,
-                                                   int64_t after_sequence,
+  absl::Status Delete(const std::string& name, int64_t resource_version) override;
+  absl::StatusOr<std::vector<v1::JobEvent>> Events(const std::string& name, int64_t after_sequence,
                                                    int limit) override;
-  absl::StatusOr<std::vector<v1::IterationRecord>> Iterations(
-      const std::string& name, int64_t after_sequence, int limit) override;
+  absl::StatusOr<std::vector<v1::IterationRecord>> Iterations(const std::string& name,
+                                                              int64_t after_sequence,
+                                                              int limit) override;
 
  private:
   struct Entry {
     int64_t order = 0;
     v1::Job job;
-    std::map<int64_t, v1::JobEvent> events;           // by sequence
+    std::map<int64_t, v1::JobEvent> events;             // by sequence
     std::map<int64_t, v1::IterationRecord> iterations;  // by sequence
   };
-  absl::Status Append(const JobWrite& write, Entry* entry)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Append(const JobWrite& write, Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   std::map<std::string, Entry> jobs_ ABSL_GUARDED_BY(mu_);

@@ -45,14 +45,14 @@ void JobController::AdmitPending() {
   std::map<std::string, const JobRuntime*> by_name;
   for (const JobRuntime* rt : order) by_name[rt->job.metadata().name()] = rt;
   std::vector<std::string> idle = workers_->IdleAttached();
-  const AdmissionDecision decision = Admit(
-      waiting, idle.size(),
-      [&by_name](const std::string& job, int p, int d) -> std::optional<SharedPlan> {
-        const JobRuntime* rt = by_name.at(job);
-        auto it = rt->recovery_plans.find({p, d});
-        if (it == rt->recovery_plans.end()) return std::nullopt;
-        return it->second;
-      });
+  const AdmissionDecision decision =
+      Admit(waiting, idle.size(),
+            [&by_name](const std::string& job, int p, int d) -> std::optional<SharedPlan> {
+              const JobRuntime* rt = by_name.at(job);
+              auto it = rt->recovery_plans.find({p, d});
+              if (it == rt->recovery_plans.end()) return std::nullopt;
+              return it->second;
+            });
   for (const AdmissionStart& start : decision.starts) {
     const size_t needed = static_cast<size_t>(start.pipeline) * start.data;
     std::vector<std::string> chosen(idle.begin(), idle.begin() + needed);
@@ -79,8 +79,8 @@ void JobController::ResolvePlans() {
     if (!request) return;
     std::vector<std::pair<std::pair<int, int>, SharedPlan>> planned;
     for (const auto& [p, d] : request->widths) {
-      planned.push_back({{p, d}, replanner_->AtWidth(request->spec,
-                                                      request->basis.hbm_budget_bytes, p, d)});
+      planned.push_back(
+          {{p, d}, replanner_->AtWidth(request->spec, request->basis.hbm_budget_bytes, p, d)});
     }
     absl::MutexLock lock(&mu_);
     JobRuntime* rt = Find(request->basis.job);
@@ -127,10 +127,8 @@ v1::Assignment JobController::BuildAssignment(const JobRuntime& rt,
   return a;
 }
 
-absl::Status JobController::StartAttempt(JobRuntime* rt,
-                                         const std::vector<std::string>& workers,
-                                         int pipeline,
-                                         SharedPlan plan) {
+absl::Status JobController::StartAttempt(JobRuntime* rt, const std::vector<std::string>& workers,
+                                         int pipeline, SharedPlan plan) {
   if (plan) rt->plan = std::move(plan);
   if (!rt->plan) {
     // Planned at submit or load; a missing plan is a bug, not a user error.
@@ -175,19 +173,19 @@ absl::Status JobController::StartAttempt(JobRuntime* rt,
       from = "from the beginning (no checkpoint yet)";
     }
     if (pipeline != previous_pipeline || data != previous_data) {
-      AddEvent(&m, "Replanned",
-               absl::StrCat("re-planned onto ", pipeline, " stages x ", data,
-                            " replicas of ", effective.training().microbatches(),
-                            " micro-batches (was ", previous_pipeline, " x ", previous_data,
-                            "): ", rt->plan->report.policy()));
+      AddEvent(
+          &m, "Replanned",
+          absl::StrCat("re-planned onto ", pipeline, " stages x ", data, " replicas of ",
+                       effective.training().microbatches(), " micro-batches (was ",
+                       previous_pipeline, " x ", previous_data, "): ", rt->plan->report.policy()));
     }
   }
   AddEvent(&m, "Admitted",
-           absl::StrCat("attempt ", attempt, " on workers ", absl::StrJoin(workers, ", "),
-                        ", ", pipeline, " stages x ", data, " replicas, ", from));
-  absl::Status s = Transition(
-      &m, v1::JOB_STATE_RUNNING, recovering ? "Recovered" : "Admitted",
-      absl::StrCat("attempt ", attempt, " running on ", workers.size(), " workers"));
+           absl::StrCat("attempt ", attempt, " on workers ", absl::StrJoin(workers, ", "), ", ",
+                        pipeline, " stages x ", data, " replicas, ", from));
+  absl::Status s =
+      Transition(&m, v1::JOB_STATE_RUNNING, recovering ? "Recovered" : "Admitted",
+                 absl::StrCat("attempt ", attempt, " running on ", workers.size(), " workers"));
   if (!s.ok()) return s;
   s = Commit(rt, std::move(m));
   if (!s.ok()) return s;
@@ -197,8 +195,7 @@ absl::Status JobController::StartAttempt(JobRuntime* rt,
   // Open before the assignments go out: workers rendezvous right away.
   kv_->OpenScope(StorePrefix(name, attempt));
   for (const v1::StageAssignment& a : rt->job.status().assignments()) {
-    workers_->Bind(a.worker_id(),
-                   WorkerBinding{name, attempt});
+    workers_->Bind(a.worker_id(), WorkerBinding{name, attempt});
     v1::WorkerCommand cmd;
     *cmd.mutable_assign() = BuildAssignment(*rt, a);
     // A worker whose stream dropped gets it again when it re-attaches.
@@ -208,8 +205,7 @@ absl::Status JobController::StartAttempt(JobRuntime* rt,
   return absl::OkStatus();
 }
 
-void JobController::EndAttempt(JobRuntime* rt, const std::string& stop_reason,
-                               bool send_stop) {
+void JobController::EndAttempt(JobRuntime* rt, const std::string& stop_reason, bool send_stop) {
   const std::string& name = rt->job.metadata().name();
   const int attempt = rt->job.status().attempt();
   for (const v1::StageAssignment& a : rt->job.status().assignments()) {
@@ -243,9 +239,9 @@ void JobController::FailAttempt(JobRuntime* rt, const std::string& reason,
                            "; not restarting: a new attempt would read the same data (fix "
                            "data.path or its files, then submit again)");
   } else if (restarts >= recovery_.max_restarts) {
-    give_up = absl::StrCat(message, "; giving up after ", restarts, " restart",
-                           restarts == 1 ? "" : "s", " (the limit is ",
-                           recovery_.max_restarts, ")");
+    give_up =
+        absl::StrCat(message, "; giving up after ", restarts, " restart", restarts == 1 ? "" : "s",
+                     " (the limit is ", recovery_.max_restarts, ")");
   } else if (smaller_plan != nullptr) {
     // Out of memory: the device had less room than planned (fragmentation,
     // other tenants); the caller planned for less instead of failing.
@@ -254,29 +250,29 @@ void JobController::FailAttempt(JobRuntime* rt, const std::string& reason,
     if (smaller_plan->ok()) {
       smaller = **smaller_plan;
       st->set_hbm_budget_bytes(smaller->budget_bytes);
-      AddEvent(&m, "Replanned",
-               absl::StrCat("out of memory: re-planned for ", FormatBytes(budget),
-                            " per device (was ", FormatBytes(current),
-                            "): ", smaller->report.policy()));
+      AddEvent(
+          &m, "Replanned",
+          absl::StrCat("out of memory: re-planned for ", FormatBytes(budget), " per device (was ",
+                       FormatBytes(current), "): ", smaller->report.policy()));
     } else {
-      give_up = absl::StrCat(message, "; out of memory, and no plan fits ",
-                             FormatBytes(budget), " per device: ",
-                             smaller_plan->status().message());
+      give_up = absl::StrCat(message, "; out of memory, and no plan fits ", FormatBytes(budget),
+                             " per device: ", smaller_plan->status().message());
     }
   }
   absl::Duration backoff = absl::ZeroDuration();
   if (give_up.empty()) {
-    backoff = std::min(recovery_.max_backoff,
-                       recovery_.backoff * static_cast<double>(int64_t{1} << std::min(restarts, 20)));
+    backoff =
+        std::min(recovery_.max_backoff,
+                 recovery_.backoff * static_cast<double>(int64_t{1} << std::min(restarts, 20)));
     st->set_restarts(restarts + 1);
     const std::string from =
         st->checkpoint_iteration() > 0
             ? absl::StrCat("the checkpoint of iteration ", st->checkpoint_iteration())
             : std::string("the beginning (no checkpoint yet)");
-    if (!Transition(&m, v1::JOB_STATE_RECOVERING, reason,
-                    absl::StrCat(message, "; restart ", restarts + 1, " of ",
-                                 recovery_.max_restarts, " in ",
-                                 absl::FormatDuration(backoff), ", from ", from))
+    if (!Transition(
+             &m, v1::JOB_STATE_RECOVERING, reason,
+             absl::StrCat(message, "; restart ", restarts + 1, " of ", recovery_.max_restarts,
+                          " in ", absl::FormatDuration(backoff), ", from ", from))
              .ok()) {
       return;
     }
@@ -321,10 +317,9 @@ void JobController::LoseWorker(const std::string& id, const WorkerBinding& bindi
   }
   const v1::StageAssignment* stage = StageOf(*rt, id);
   FailAttempt(rt, "WorkerLost",
-              stage != nullptr
-                  ? absl::StrCat("worker ", id, " (stage ", stage->device(), ", data rank ",
-                                 stage->data_rank(), ") ", why)
-                  : absl::StrCat("worker ", id, " ", why));
+              stage != nullptr ? absl::StrCat("worker ", id, " (stage ", stage->device(),
+                                              ", data rank ", stage->data_rank(), ") ", why)
+                               : absl::StrCat("worker ", id, " ", why));
 }
 
 std::map<std::string, int> JobController::RunningStages() {
@@ -339,8 +334,7 @@ std::map<std::string, int> JobController::RunningStages() {
   return out;
 }
 
-void JobController::OnWorkerRegistered(
-    const WorkerRegistry::Registration& registration) {
+void JobController::OnWorkerRegistered(const WorkerRegistry::Registration& registration) {
   if (registration.superseded.empty()) return;
   AdmitOnExit admit(this);
   absl::MutexLock lock(&mu_);
@@ -371,13 +365,11 @@ void JobController::OnWorkerAttached(const std::string& worker_id) {
   PublishGauges();
 }
 
-absl::StatusOr<v1::ProgressAck> JobController::ReportProgress(
-    const v1::ProgressReport& report) {
+absl::StatusOr<v1::ProgressAck> JobController::ReportProgress(const v1::ProgressReport& report) {
   absl::Status s = CheckName(report.job());
   if (!s.ok()) return s;
   if (report.iteration() < 0 || report.checkpoint_iteration() < 0) {
-    return absl::InvalidArgumentError(
-        "iteration and checkpoint_iteration must be >= 0");
+    return absl::InvalidArgumentError("iteration and checkpoint_iteration must be >= 0");
   }
   AdmitOnExit admit(this);
   absl::MutexLock lock(&mu_);
@@ -385,25 +377,24 @@ absl::StatusOr<v1::ProgressAck> JobController::ReportProgress(
   if (rt == nullptr) return NotFound(report.job());
   v1::ProgressAck ack;
   const v1::JobStatus& status = rt->job.status();
-  if (status.state() != v1::JOB_STATE_RUNNING ||
-      status.attempt() != report.attempt()) {
+  if (status.state() != v1::JOB_STATE_RUNNING || status.attempt() != report.attempt()) {
     // A straggler from an attempt that ended: tell it to stop.
     ack.set_stop(true);
     return ack;
   }
   const v1::StageAssignment* stage = StageOf(*rt, report.worker_id());
   if (stage == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "worker '", report.worker_id(), "' is not assigned to job '",
-        report.job(), "' attempt ", report.attempt()));
+    return absl::FailedPreconditionError(absl::StrCat("worker '", report.worker_id(),
+                                                      "' is not assigned to job '", report.job(),
+                                                      "' attempt ", report.attempt()));
   }
   workers_->Heartbeat(report.worker_id());
   const int num_workers = status.assignments_size();
   Mutation m = Begin(*rt);
   bool changed = false;
 
-  if (std::optional<ProgressTracker::Reports> done = rt->progress.Add(
-          report, {stage->data_rank(), stage->device()}, num_workers)) {
+  if (std::optional<ProgressTracker::Reports> done =
+          rt->progress.Add(report, {stage->data_rank(), stage->device()}, num_workers)) {
     CompleteIteration(rt, report.iteration(), *done, &m);
     changed = true;
   }
@@ -414,12 +405,12 @@ absl::StatusOr<v1::ProgressAck> JobController::ReportProgress(
       rt->progress.Checkpointed(report.worker_id(), report.checkpoint_iteration(), workers);
   if (durable > m.job.status().checkpoint_iteration()) {
     m.job.mutable_status()->set_checkpoint_iteration(durable);
-    m.job.mutable_status()->set_checkpoint_pipeline(
-        m.job.status().pipeline() > 0 ? m.job.status().pipeline()
-                                      : m.job.spec().parallel().pipeline());
+    m.job.mutable_status()->set_checkpoint_pipeline(m.job.status().pipeline() > 0
+                                                        ? m.job.status().pipeline()
+                                                        : m.job.spec().parallel().pipeline());
     AddEvent(&m, "Checkpointed",
-             absl::StrCat("checkpoint of iteration ", durable,
-                          " written by all ", num_workers, " workers"));
+             absl::StrCat("checkpoint of iteration ", durable, " written by all ", num_workers,
+                          " workers"));
     changed = true;
   }
 
@@ -444,8 +435,7 @@ absl::StatusOr<v1::ProgressAck> JobController::ReportProgress(
 }
 
 void JobController::CompleteIteration(JobRuntime* rt, int64_t iteration,
-                                      const ProgressTracker::Reports& reports,
-                                      Mutation* m) {
+                                      const ProgressTracker::Reports& reports, Mutation* m) {
   v1::IterationRecord* rec = &m->iterations.emplace_back(CombineReports(reports, iteration));
   rec->set_sequence(m->next_sequence++);
   rec->set_attempt(rt->job.status().attempt());
@@ -474,8 +464,8 @@ void JobController::CompleteIteration(JobRuntime* rt, int64_t iteration,
     AddEvent(m, "PolicyApplied",
              absl::StrFormat("generation %d (offload_ratio %.3g) in force from "
                              "iteration %d on all %d workers",
-                             min_generation, st->policy().offload_ratio(),
-                             iteration, static_cast<int>(reports.size())),
+                             min_generation, st->policy().offload_ratio(), iteration,
+                             static_cast<int>(reports.size())),
              iteration);
     // Its workers' own word for when they received it (reports may lag).
     int64_t received = 0;
@@ -492,8 +482,7 @@ absl::Status JobController::ReportFault(const v1::FaultReport& report) {
   absl::Status s = CheckName(report.job());
   if (!s.ok()) return s;
   if (!v1::FaultKind_IsValid(report.kind())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("kind has unknown value ", report.kind()));
+    return absl::InvalidArgumentError(absl::StrCat("kind has unknown value ", report.kind()));
   }
   AdmitOnExit admit(this);
   // Out of memory: plan for a smaller budget first, with the lock released
@@ -528,24 +517,24 @@ absl::Status JobController::ReportFault(const v1::FaultReport& report) {
     return absl::OkStatus();  // that attempt is already over
   }
   if (basis && !(*basis == BasisOf(*rt))) {
-    return absl::AbortedError(absl::StrCat(
-        "job '", report.job(), "' changed while its out-of-memory re-plan was made; "
-        "report the fault again"));
+    return absl::AbortedError(absl::StrCat("job '", report.job(),
+                                           "' changed while its out-of-memory re-plan was made; "
+                                           "report the fault again"));
   }
   const v1::StageAssignment* stage = StageOf(*rt, report.worker_id());
   if (stage == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "worker '", report.worker_id(), "' is not assigned to job '",
-        report.job(), "' attempt ", report.attempt()));
+    return absl::FailedPreconditionError(absl::StrCat("worker '", report.worker_id(),
+                                                      "' is not assigned to job '", report.job(),
+                                                      "' attempt ", report.attempt()));
   }
   // Keep a hostile or runaway message from bloating the store.
   std::string message = report.message().substr(0, 4096);
-  FailAttempt(rt, "Fault",
-              absl::StrCat("worker ", report.worker_id(), " (stage ",
-                           stage->device(), ", data rank ", stage->data_rank(),
-                           ") reported ", v1::FaultKind_Name(report.kind()),
-                           " at iteration ", report.iteration(), ": ", message),
-              smaller ? &*smaller : nullptr, report.kind() == v1::FAULT_INPUT);
+  FailAttempt(
+      rt, "Fault",
+      absl::StrCat("worker ", report.worker_id(), " (stage ", stage->device(), ", data rank ",
+                   stage->data_rank(), ") reported ", v1::FaultKind_Name(report.kind()),
+                   " at iteration ", report.iteration(), ": ", message),
+      smaller ? &*smaller : nullptr, report.kind() == v1::FAULT_INPUT);
   return absl::OkStatus();
 }
 

@@ -8,11 +8,11 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "core/job_spec.h"
-#include "rpc/limits.h"
-#include "core/schedule_proto.h"
-#include "coordinator/request_checks.h"
 #include "coordinator/job_lifecycle.h"
+#include "coordinator/request_checks.h"
+#include "core/job_spec.h"
+#include "core/schedule_proto.h"
+#include "rpc/limits.h"
 
 namespace chronos::coordinator {
 namespace {
@@ -25,10 +25,9 @@ bool SameSpec(const v1::JobSpec& a, const v1::JobSpec& b) {
 
 }  // namespace
 
-JobController::JobController(JobStore* store, WorkerRegistry* workers,
-                             KvStore* kv, Metrics* metrics, Clock* clock,
-                             absl::Duration poll_interval, RecoveryOptions recovery,
-                             std::shared_ptr<Replanner> replanner)
+JobController::JobController(JobStore* store, WorkerRegistry* workers, KvStore* kv,
+                             Metrics* metrics, Clock* clock, absl::Duration poll_interval,
+                             RecoveryOptions recovery, std::shared_ptr<Replanner> replanner)
     : store_(store),
       workers_(workers),
       kv_(kv),
@@ -48,8 +47,8 @@ JobController::Mutation JobController::Begin(const JobRuntime& rt) const {
   return m;
 }
 
-void JobController::AddEvent(Mutation* m, const std::string& type,
-                             const std::string& message, int64_t iteration) {
+void JobController::AddEvent(Mutation* m, const std::string& type, const std::string& message,
+                             int64_t iteration) {
   v1::JobEvent* e = &m->events.emplace_back();
   e->set_sequence(m->next_sequence++);
   SetTimestamp(clock_->Now(), e->mutable_time());
@@ -60,11 +59,9 @@ void JobController::AddEvent(Mutation* m, const std::string& type,
   e->set_policy_received_iteration(-1);
 }
 
-absl::Status JobController::Transition(Mutation* m, v1::JobState to,
-                                       const std::string& reason,
+absl::Status JobController::Transition(Mutation* m, v1::JobState to, const std::string& reason,
                                        const std::string& message) {
-  absl::Status s = ApplyTransition(m->job.mutable_status(), to, reason, message,
-                                   clock_->Now());
+  absl::Status s = ApplyTransition(m->job.mutable_status(), to, reason, message, clock_->Now());
   if (!s.ok()) return s;
   m->transitions.push_back(to);
   // Event types are the state entered, in the conditions' spelling.
@@ -77,8 +74,7 @@ absl::Status JobController::Transition(Mutation* m, v1::JobState to,
 absl::Status JobController::Commit(JobRuntime* rt, Mutation m) {
   JobWrite write;
   write.resource_version = resource_version_ + 1;
-  m.job.mutable_metadata()->set_resource_version(
-      absl::StrCat(write.resource_version));
+  m.job.mutable_metadata()->set_resource_version(absl::StrCat(write.resource_version));
   write.job = m.job;
   write.events = m.events;
   write.iterations = m.iterations;
@@ -97,15 +93,14 @@ absl::Status JobController::Commit(JobRuntime* rt, Mutation m) {
 
 JobController::PlanBasis JobController::BasisOf(const JobRuntime& rt) const {
   const v1::Job& j = rt.job;
-  return PlanBasis{j.metadata().name(), j.metadata().uid(), j.metadata().generation(),
+  return PlanBasis{j.metadata().name(),  j.metadata().uid(), j.metadata().generation(),
                    j.status().attempt(), j.status().state(), j.status().hbm_budget_bytes()};
 }
 
 void JobController::PublishGauges() {
   std::map<v1::JobState, int> counts;
-  for (v1::JobState s :
-       {v1::JOB_STATE_PENDING, v1::JOB_STATE_RUNNING, v1::JOB_STATE_RECOVERING,
-        v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED}) {
+  for (v1::JobState s : {v1::JOB_STATE_PENDING, v1::JOB_STATE_RUNNING, v1::JOB_STATE_RECOVERING,
+                         v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED}) {
     counts[s] = 0;
   }
   for (const auto& [name, rt] : jobs_) ++counts[rt->job.status().state()];
@@ -119,9 +114,8 @@ std::string JobController::NewUid() {
   // A random (version 4) UUID.
   const uint64_t hi = (rng_() & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
   const uint64_t lo = (rng_() & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
-  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", hi >> 32,
-                         (hi >> 16) & 0xffff, hi & 0xffff, lo >> 48,
-                         lo & 0xffffffffffffULL);
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff,
+                         lo >> 48, lo & 0xffffffffffffULL);
 }
 
 JobController::JobRuntime* JobController::Find(const std::string& name) {
@@ -135,8 +129,7 @@ absl::Status JobController::Load() {
   absl::StatusOr<StoreSnapshot> snapshot = store_->Load();
   if (!snapshot.ok()) return snapshot.status();
   // SharedPlan outside the lock; nothing is served yet.
-  std::vector<std::pair<StoredJob, absl::StatusOr<std::shared_ptr<const PlannedSchedule>>>>
-      loaded;
+  std::vector<std::pair<StoredJob, absl::StatusOr<std::shared_ptr<const PlannedSchedule>>>> loaded;
   for (StoredJob& stored : snapshot->jobs) {
     absl::StatusOr<std::shared_ptr<const PlannedSchedule>> plan =
         std::shared_ptr<const PlannedSchedule>();
@@ -154,9 +147,9 @@ absl::Status JobController::Load() {
     rt->order = next_order_++;
     rt->last_sequence = stored.last_sequence;
     const std::string name = rt->job.metadata().name();
-    resource_version_ = std::max<int64_t>(
-        resource_version_, std::strtoll(rt->job.metadata().resource_version().c_str(),
-                                        nullptr, 10));
+    resource_version_ =
+        std::max<int64_t>(resource_version_,
+                          std::strtoll(rt->job.metadata().resource_version().c_str(), nullptr, 10));
     if (!rt->job.metadata().request_id().empty()) {
       by_request_id_[rt->job.metadata().request_id()] = name;
     }
@@ -197,8 +190,7 @@ absl::Status JobController::Load() {
       Mutation m = Begin(*r);
       AddEvent(&m, "CoordinatorRestarted",
                absl::StrCat("the coordinator restarted; attempt ", st.attempt(),
-                            " continues once its ", st.assignments_size(),
-                            " workers re-attach"));
+                            " continues once its ", st.assignments_size(), " workers re-attach"));
       absl::Status s = Commit(r, std::move(m));
       if (!s.ok()) return s;
     }
@@ -215,14 +207,12 @@ absl::StatusOr<v1::Job> JobController::SubmitJob(const v1::SubmitJobRequest& req
   const size_t size = request.spec().ByteSizeLong();
   if (size > static_cast<size_t>(rpc::kMaxJobSpecBytes)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("spec is ", size, " bytes; the limit is ",
-                     rpc::kMaxJobSpecBytes, " bytes"));
+        absl::StrCat("spec is ", size, " bytes; the limit is ", rpc::kMaxJobSpecBytes, " bytes"));
   }
   const std::string& request_id = request.request_id();
   if (request_id.size() > kMaxRequestIdBytes || !Printable(request_id)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "request_id must be at most ", kMaxRequestIdBytes,
-        " printable ASCII characters (a UUID)"));
+        "request_id must be at most ", kMaxRequestIdBytes, " printable ASCII characters (a UUID)"));
   }
   if (!request_id.empty()) {
     absl::MutexLock lock(&mu_);
@@ -249,10 +239,10 @@ absl::StatusOr<v1::Job> JobController::SubmitJob(const v1::SubmitJobRequest& req
   }
   if (JobRuntime* existing = Find(spec.name())) {
     if (SameSpec(existing->job.spec(), spec)) return existing->job;
-    return absl::AlreadyExistsError(absl::StrCat(
-        "job '", spec.name(),
-        "' already exists with a different spec; choose another name, or "
-        "delete the finished job first (DeleteJob)"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("job '", spec.name(),
+                     "' already exists with a different spec; choose another name, or "
+                     "delete the finished job first (DeleteJob)"));
   }
   auto rt = std::make_unique<JobRuntime>();
   rt->order = next_order_++;
@@ -273,10 +263,9 @@ absl::StatusOr<v1::Job> JobController::SubmitJob(const v1::SubmitJobRequest& req
   SetCondition(st, "Admitted", false, "WaitingForWorkers", st->message(), now);
   m.transitions.push_back(v1::JOB_STATE_PENDING);
   AddEvent(&m, "Submitted",
-           absl::StrCat("schedule ", spec.schedule().kind(), ", ",
-                        spec.parallel().pipeline(), " stages x ",
-                        spec.parallel().data(), " replicas; plan: ",
-                        (*plan)->report.policy()));
+           absl::StrCat("schedule ", spec.schedule().kind(), ", ", spec.parallel().pipeline(),
+                        " stages x ", spec.parallel().data(),
+                        " replicas; plan: ", (*plan)->report.policy()));
   JobRuntime* r = rt.get();
   absl::Status s = Commit(r, std::move(m));
   if (!s.ok()) return s;
@@ -300,25 +289,21 @@ absl::StatusOr<v1::Job> JobController::GetJob(const v1::GetJobRequest& request) 
     job = rt->job;
   }
   if (request.include_events()) {
-    absl::StatusOr<std::vector<v1::JobEvent>> events =
-        store_->Events(request.name(), 0, 0);
+    absl::StatusOr<std::vector<v1::JobEvent>> events = store_->Events(request.name(), 0, 0);
     if (!events.ok()) return events.status();
     for (v1::JobEvent& e : *events) *job.add_events() = std::move(e);
   }
   if (request.include_iterations()) {
-    absl::StatusOr<std::vector<v1::IterationRecord>> its =
-        store_->Iterations(request.name(), 0, 0);
+    absl::StatusOr<std::vector<v1::IterationRecord>> its = store_->Iterations(request.name(), 0, 0);
     if (!its.ok()) return its.status();
     for (v1::IterationRecord& r : *its) *job.add_iterations() = std::move(r);
   }
   return job;
 }
 
-absl::StatusOr<v1::ListJobsResponse> JobController::ListJobs(
-    const v1::ListJobsRequest& request) {
+absl::StatusOr<v1::ListJobsResponse> JobController::ListJobs(const v1::ListJobsRequest& request) {
   if (!v1::JobState_IsValid(request.state())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("state has unknown value ", request.state()));
+    return absl::InvalidArgumentError(absl::StrCat("state has unknown value ", request.state()));
   }
   absl::MutexLock lock(&mu_);
   std::vector<const JobRuntime*> all;
@@ -336,8 +321,7 @@ absl::StatusOr<v1::ListJobsResponse> JobController::ListJobs(
   return response;
 }
 
-absl::StatusOr<v1::GetScheduleResponse> JobController::GetSchedule(
-    const std::string& name) {
+absl::StatusOr<v1::GetScheduleResponse> JobController::GetSchedule(const std::string& name) {
   absl::Status s = CheckName(name);
   if (!s.ok()) return s;
   std::shared_ptr<const PlannedSchedule> plan;
@@ -356,8 +340,7 @@ absl::StatusOr<v1::GetScheduleResponse> JobController::GetSchedule(
         replanner_->PlanSpec(spec, "memory.hbm_budget");
     if (!planned.ok()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "job '", name, "' cannot be planned any more: ",
-          planned.status().message()));
+          "job '", name, "' cannot be planned any more: ", planned.status().message()));
     }
     plan = *planned;
   }
@@ -400,9 +383,9 @@ absl::StatusOr<v1::Job> JobController::DeleteJob(const std::string& name) {
   JobRuntime* rt = Find(name);
   if (rt == nullptr) return NotFound(name);
   if (!IsTerminal(rt->job.status().state())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job '", name, "' is ", JobStateName(rt->job.status().state()),
-        "; cancel it before deleting it"));
+    return absl::FailedPreconditionError(absl::StrCat("job '", name, "' is ",
+                                                      JobStateName(rt->job.status().state()),
+                                                      "; cancel it before deleting it"));
   }
   s = store_->Delete(name, resource_version_ + 1);
   if (!s.ok()) return s;
@@ -417,22 +400,20 @@ absl::StatusOr<v1::Job> JobController::DeleteJob(const std::string& name) {
   return job;
 }
 
-absl::StatusOr<v1::Job> JobController::UpdatePolicy(
-    const v1::UpdatePolicyRequest& request) {
+absl::StatusOr<v1::Job> JobController::UpdatePolicy(const v1::UpdatePolicyRequest& request) {
   absl::Status s = CheckName(request.name());
   if (!s.ok()) return s;
   if (request.has_offload_ratio() &&
       !(request.offload_ratio() >= 0.0 && request.offload_ratio() <= 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "offload_ratio must be in [0, 1] (got ", request.offload_ratio(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("offload_ratio must be in [0, 1] (got ", request.offload_ratio(), ")"));
   }
   if (!v1::RecomputeMode_IsValid(request.recompute())) {
     return absl::InvalidArgumentError(
         absl::StrCat("recompute has unknown value ", request.recompute()));
   }
   if (!request.has_offload_ratio() && request.recompute() == v1::RECOMPUTE_AUTO) {
-    return absl::InvalidArgumentError(
-        "nothing to change: set offload_ratio and/or recompute");
+    return absl::InvalidArgumentError("nothing to change: set offload_ratio and/or recompute");
   }
   v1::JobSpec spec;
   v1::JobStatus status_before;
@@ -442,18 +423,15 @@ absl::StatusOr<v1::Job> JobController::UpdatePolicy(
     JobRuntime* rt = Find(request.name());
     if (rt == nullptr) return NotFound(request.name());
     if (IsTerminal(rt->job.status().state())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "job '", request.name(), "' is ",
-          JobStateName(rt->job.status().state()),
-          "; only pending or running jobs take policy updates"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("job '", request.name(), "' is ", JobStateName(rt->job.status().state()),
+                       "; only pending or running jobs take policy updates"));
     }
     generation = rt->job.metadata().generation();
-    if (request.expected_generation() != 0 &&
-        request.expected_generation() != generation) {
+    if (request.expected_generation() != 0 && request.expected_generation() != generation) {
       return absl::AbortedError(absl::StrCat(
-          "job '", request.name(), "' is at generation ", generation,
-          ", not the expected ", request.expected_generation(),
-          "; read it again and retry"));
+          "job '", request.name(), "' is at generation ", generation, ", not the expected ",
+          request.expected_generation(), "; read it again and retry"));
     }
     spec = rt->job.spec();
     status_before = rt->job.status();
@@ -480,14 +458,14 @@ absl::StatusOr<v1::Job> JobController::UpdatePolicy(
       rt->job.status().pipeline() != status_before.pipeline() ||
       rt->job.status().data() != status_before.data() ||
       rt->job.status().hbm_budget_bytes() != status_before.hbm_budget_bytes()) {
-    return absl::AbortedError(absl::StrCat(
-        "job '", request.name(), "' changed while the new policy was planned (",
-        "generation ", rt->job.metadata().generation(), "); retry"));
+    return absl::AbortedError(
+        absl::StrCat("job '", request.name(), "' changed while the new policy was planned (",
+                     "generation ", rt->job.metadata().generation(), "); retry"));
   }
   const v1::JobState state = rt->job.status().state();
   if (IsTerminal(state)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job '", request.name(), "' finished while the new policy was planned"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("job '", request.name(), "' finished while the new policy was planned"));
   }
   Mutation m = Begin(*rt);
   const int64_t new_generation = generation + 1;
@@ -502,9 +480,8 @@ absl::StatusOr<v1::Job> JobController::UpdatePolicy(
   // iteration" is measured from here.
   const int64_t newest = rt->progress.Newest();
   AddEvent(&m, "PolicyUpdated",
-           absl::StrFormat("generation %d: offload_ratio %.3g, recompute %s%s",
-                           new_generation, policy.offload_ratio(),
-                           v1::RecomputeMode_Name(policy.recompute()),
+           absl::StrFormat("generation %d: offload_ratio %.3g, recompute %s%s", new_generation,
+                           policy.offload_ratio(), v1::RecomputeMode_Name(policy.recompute()),
                            state == v1::JOB_STATE_RUNNING
                                ? absl::StrFormat("; pushed after iteration %d, applies from "
                                                  "the next iteration boundary",
@@ -539,10 +516,9 @@ absl::StatusOr<v1::Job> JobController::UpdatePolicy(
 
 // -------------------------------------------------------------------- watch
 
-absl::Status JobController::WatchJob(
-    const v1::WatchJobRequest& request,
-    const std::function<bool(const v1::JobUpdate&)>& write,
-    const std::function<bool()>& cancelled) {
+absl::Status JobController::WatchJob(const v1::WatchJobRequest& request,
+                                     const std::function<bool(const v1::JobUpdate&)>& write,
+                                     const std::function<bool()>& cancelled) {
   absl::Status s = CheckName(request.name());
   if (!s.ok()) return s;
   if (request.since_sequence() < 0) {

@@ -42,20 +42,20 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "chronos/v1/control.pb.h"
 #include "chronos/v1/job.pb.h"
 #include "chronos/v1/worker.pb.h"
 #include "coordinator/clock.h"
-#include "coordinator/recovery_options.h"
 #include "coordinator/job_store.h"
-#include "coordinator/kv_store.h"
 #include "coordinator/job_watch.h"
+#include "coordinator/kv_store.h"
 #include "coordinator/metrics.h"
 #include "coordinator/progress_tracker.h"
+#include "coordinator/recovery_options.h"
 #include "coordinator/replanner.h"
 #include "coordinator/worker_registry.h"
 
@@ -65,9 +65,8 @@ class JobController {
  public:
   // All pointers are borrowed and must outlive the controller. `replanner`
   // null = the standard one (tests pass their own).
-  JobController(JobStore* store, WorkerRegistry* workers, KvStore* kv,
-                Metrics* metrics, Clock* clock,
-                absl::Duration poll_interval = absl::Milliseconds(200),
+  JobController(JobStore* store, WorkerRegistry* workers, KvStore* kv, Metrics* metrics,
+                Clock* clock, absl::Duration poll_interval = absl::Milliseconds(200),
                 RecoveryOptions recovery = RecoveryOptions(),
                 std::shared_ptr<Replanner> replanner = nullptr);
 
@@ -150,9 +149,8 @@ class JobController {
     v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
     int64_t hbm_budget_bytes = 0;
     bool operator==(const PlanBasis& o) const {
-      return job == o.job && uid == o.uid && generation == o.generation &&
-             attempt == o.attempt && state == o.state &&
-             hbm_budget_bytes == o.hbm_budget_bytes;
+      return job == o.job && uid == o.uid && generation == o.generation && attempt == o.attempt &&
+             state == o.state && hbm_budget_bytes == o.hbm_budget_bytes;
     }
   };
   // Recovery widths admission asked for, planned after the lock is released.
@@ -192,11 +190,9 @@ class JobController {
   // A new attempt of `rt` on `workers` (pipeline-major: stage i % pipeline,
   // data rank i / pipeline, workers.size() / pipeline replicas) with `plan`
   // (rt->plan when null).
-  absl::Status StartAttempt(JobRuntime* rt, const std::vector<std::string>& workers,
-                            int pipeline, SharedPlan plan = nullptr)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  v1::Assignment BuildAssignment(const JobRuntime& rt,
-                                 const v1::StageAssignment& stage) const;
+  absl::Status StartAttempt(JobRuntime* rt, const std::vector<std::string>& workers, int pipeline,
+                            SharedPlan plan = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::Assignment BuildAssignment(const JobRuntime& rt, const v1::StageAssignment& stage) const;
   // Stops (optionally) and releases the attempt's workers and closes its
   // rendezvous scope.
   void EndAttempt(JobRuntime* rt, const std::string& stop_reason, bool send_stop)
@@ -207,10 +203,8 @@ class JobController {
   // when nothing fits a smaller budget (`smaller`, planned by the caller
   // outside the lock), or at once when the fault is `permanent` (the
   // training data: every attempt would fail the same way).
-  void FailAttempt(JobRuntime* rt, const std::string& reason,
-                   const std::string& message,
-                   const absl::StatusOr<SharedPlan>* smaller = nullptr,
-                   bool permanent = false)
+  void FailAttempt(JobRuntime* rt, const std::string& reason, const std::string& message,
+                   const absl::StatusOr<SharedPlan>* smaller = nullptr, bool permanent = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The HBM budget an out-of-memory re-plan asks for after `current`.
   int64_t OomBudget(int64_t current) const;
@@ -218,11 +212,9 @@ class JobController {
   // sentence): fails its attempt if that attempt still runs.
   void LoseWorker(const std::string& id, const WorkerBinding& binding, absl::string_view why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void CompleteIteration(JobRuntime* rt, int64_t iteration,
-                         const ProgressTracker::Reports& reports, Mutation* m)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  const v1::StageAssignment* StageOf(const JobRuntime& rt,
-                                     const std::string& worker_id) const;
+  void CompleteIteration(JobRuntime* rt, int64_t iteration, const ProgressTracker::Reports& reports,
+                         Mutation* m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const v1::StageAssignment* StageOf(const JobRuntime& rt, const std::string& worker_id) const;
   void PublishGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string NewUid() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -50,8 +50,7 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
 }
 
 void SetCondition(v1::JobStatus* status, absl::string_view type, bool value,
-                  absl::string_view reason, absl::string_view message,
-                  absl::Time now) {
+                  absl::string_view reason, absl::string_view message, absl::Time now) {
   v1::Condition* c = nullptr;
   for (v1::Condition& existing : *status->mutable_conditions()) {
     if (existing.type() == type) c = &existing;
@@ -67,13 +66,12 @@ void SetCondition(v1::JobStatus* status, absl::string_view type, bool value,
   c->set_message(std::string(message));
 }
 
-absl::Status ApplyTransition(v1::JobStatus* status, v1::JobState to,
-                             absl::string_view reason,
+absl::Status ApplyTransition(v1::JobStatus* status, v1::JobState to, absl::string_view reason,
                              absl::string_view message, absl::Time now) {
   const v1::JobState from = status->state();
   if (!CanTransition(from, to)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "a ", JobStateName(from), " job cannot become ", JobStateName(to)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("a ", JobStateName(from), " job cannot become ", JobStateName(to)));
   }
   status->set_state(to);
   status->set_message(std::string(message));

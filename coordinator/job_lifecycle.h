@@ -31,15 +31,13 @@ std::string JobStateName(v1::JobState state);
 
 // Moves `status` to `to`, updating conditions, message and start/completion
 // times. kFailedPrecondition (naming both states) if the move is not allowed.
-absl::Status ApplyTransition(v1::JobStatus* status, v1::JobState to,
-                             absl::string_view reason,
+absl::Status ApplyTransition(v1::JobStatus* status, v1::JobState to, absl::string_view reason,
                              absl::string_view message, absl::Time now);
 
 // Sets condition `type` (adding it if absent); the transition time changes
 // only when the value does.
 void SetCondition(v1::JobStatus* status, absl::string_view type, bool value,
-                  absl::string_view reason, absl::string_view message,
-                  absl::Time now);
+                  absl::string_view reason, absl::string_view message, absl::Time now);
 
 void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out);
 absl::Time FromTimestamp(const google::protobuf::Timestamp& t);

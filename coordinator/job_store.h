@@ -30,8 +30,8 @@ struct JobWrite {
 };
 
 struct StoredJob {
-  v1::Job job;                 // without events and iterations
-  int64_t last_sequence = 0;   // highest event/iteration sequence
+  v1::Job job;                // without events and iterations
+  int64_t last_sequence = 0;  // highest event/iteration sequence
 };
 
 struct StoreSnapshot {
@@ -51,14 +51,14 @@ class JobStore {
   // of that name is stored; kAlreadyExists when a sequence repeats.
   virtual absl::Status Update(const JobWrite& write) = 0;
   // Removes the job and its history. kNotFound when absent.
-  virtual absl::Status Delete(const std::string& name,
-                              int64_t resource_version) = 0;
+  virtual absl::Status Delete(const std::string& name, int64_t resource_version) = 0;
   // History rows with sequence > after_sequence, in sequence order, at most
   // `limit` (<= 0: all).
-  virtual absl::StatusOr<std::vector<v1::JobEvent>> Events(
-      const std::string& name, int64_t after_sequence, int limit) = 0;
-  virtual absl::StatusOr<std::vector<v1::IterationRecord>> Iterations(
-      const std::string& name, int64_t after_sequence, int limit) = 0;
+  virtual absl::StatusOr<std::vector<v1::JobEvent>> Events(const std::string& name,
+                                                           int64_t after_sequence, int limit) = 0;
+  virtual absl::StatusOr<std::vector<v1::IterationRecord>> Iterations(const std::string& name,
+                                                                      int64_t after_sequence,
+                                                                      int limit) = 0;
 };
 
 }  // namespace chronos::coordinator

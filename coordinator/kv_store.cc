@@ -38,8 +38,8 @@ int64_t KvStore::size() const {
 absl::StatusOr<KvStore::Scope*> KvStore::ScopeOf(const std::string& key) {
   if (key.empty()) return absl::InvalidArgumentError("key must not be empty");
   if (static_cast<int64_t>(key.size()) > limits_.max_key_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "key is ", key.size(), " bytes; the limit is ", limits_.max_key_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("key is ", key.size(), " bytes; the limit is ", limits_.max_key_bytes));
   }
   // Scopes never nest (one per attempt), so the last prefix <= key is the
   // only candidate.
@@ -50,33 +50,31 @@ absl::StatusOr<KvStore::Scope*> KvStore::ScopeOf(const std::string& key) {
       return &it->second;
     }
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "key '", key,
-      "' is not under the store_prefix of a running job attempt; prefix "
-      "every key with Assignment.store_prefix (jobs/<job>/attempt-<n>/)"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("key '", key,
+                   "' is not under the store_prefix of a running job attempt; prefix "
+                   "every key with Assignment.store_prefix (jobs/<job>/attempt-<n>/)"));
 }
 
-absl::Status KvStore::Put(Scope* scope, const std::string& key,
-                          std::string value) {
+absl::Status KvStore::Put(Scope* scope, const std::string& key, std::string value) {
   if (static_cast<int64_t>(value.size()) > limits_.max_value_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("value for key '", key, "' is ", value.size(),
-                     " bytes; the limit is ", limits_.max_value_bytes));
+    return absl::InvalidArgumentError(absl::StrCat("value for key '", key, "' is ", value.size(),
+                                                   " bytes; the limit is ",
+                                                   limits_.max_value_bytes));
   }
   auto it = scope->keys.find(key);
-  const int64_t old_bytes =
-      it == scope->keys.end() ? 0 : static_cast<int64_t>(it->second.size());
+  const int64_t old_bytes = it == scope->keys.end() ? 0 : static_cast<int64_t>(it->second.size());
   const int64_t new_bytes = scope->bytes - old_bytes + value.size();
   if (it == scope->keys.end() &&
       static_cast<int64_t>(scope->keys.size()) >= limits_.max_keys_per_scope) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the job attempt's store holds ", scope->keys.size(),
-        " keys; the limit is ", limits_.max_keys_per_scope));
+    return absl::ResourceExhaustedError(absl::StrCat("the job attempt's store holds ",
+                                                     scope->keys.size(), " keys; the limit is ",
+                                                     limits_.max_keys_per_scope));
   }
   if (new_bytes > limits_.max_bytes_per_scope) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the job attempt's store would hold ", new_bytes,
-        " bytes; the limit is ", limits_.max_bytes_per_scope));
+    return absl::ResourceExhaustedError(absl::StrCat("the job attempt's store would hold ",
+                                                     new_bytes, " bytes; the limit is ",
+                                                     limits_.max_bytes_per_scope));
   }
   scope->bytes = new_bytes;
   scope->keys[key] = std::move(value);
@@ -91,8 +89,7 @@ absl::Status KvStore::Set(const std::string& key, std::string value) {
   return Put(*scope, key, std::move(value));
 }
 
-absl::StatusOr<std::string> KvStore::Get(const std::string& key,
-                                         absl::Duration timeout,
+absl::StatusOr<std::string> KvStore::Get(const std::string& key, absl::Duration timeout,
                                          const std::function<bool()>& cancelled,
                                          absl::Duration poll_interval) {
   const absl::Time deadline = absl::Now() + timeout;
@@ -103,17 +100,15 @@ absl::StatusOr<std::string> KvStore::Get(const std::string& key,
       // The scope closed while we waited: the attempt is over.
       return scope.status().code() == absl::StatusCode::kFailedPrecondition
                  ? absl::AbortedError(absl::StrCat(
-                       "key '", key,
-                       "': the job attempt ended before the key was set"))
+                       "key '", key, "': the job attempt ended before the key was set"))
                  : scope.status();
     }
     auto it = (*scope)->keys.find(key);
     if (it != (*scope)->keys.end()) return it->second;
     const absl::Time now = absl::Now();
     if (now >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "key '", key, "' was not set within ",
-          absl::FormatDuration(timeout)));
+      return absl::DeadlineExceededError(
+          absl::StrCat("key '", key, "' was not set within ", absl::FormatDuration(timeout)));
     }
     if (cancelled && cancelled()) {
       return absl::CancelledError("the call was cancelled");

@@ -50,11 +50,9 @@ class KvStore {
   // (the caller's RPC went away, the server is stopping) every
   // `poll_interval`. kDeadlineExceeded on timeout, kCancelled when
   // `cancelled` returns true, kAborted when the scope closes meanwhile.
-  absl::StatusOr<std::string> Get(const std::string& key,
-                                  absl::Duration timeout,
+  absl::StatusOr<std::string> Get(const std::string& key, absl::Duration timeout,
                                   const std::function<bool()>& cancelled,
-                                  absl::Duration poll_interval =
-                                      absl::Milliseconds(200));
+                                  absl::Duration poll_interval = absl::Milliseconds(200));
   // Adds `delta` to the decimal integer stored at `key` (0 if absent) and
   // returns the new value; kInvalidArgument if the value is not an integer.
   absl::StatusOr<int64_t> Add(const std::string& key, int64_t delta);
@@ -70,8 +68,7 @@ class KvStore {
     int64_t bytes = 0;
   };
   // The open scope `key` lies in, or an error naming the rule.
-  absl::StatusOr<Scope*> ScopeOf(const std::string& key)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Scope*> ScopeOf(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Put(Scope* scope, const std::string& key, std::string value)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

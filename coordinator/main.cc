@@ -11,9 +11,9 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/time/time.h"
+#include "coordinator/coordinator.h"
 #include "rpc/credentials.h"
 #include "rpc/stop_signals.h"
-#include "coordinator/coordinator.h"
 
 #ifndef CHRONOS_VERSION
 #define CHRONOS_VERSION "0.0.0"
@@ -33,15 +33,12 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", options.metrics_listen,
                  "Prometheus /metrics address HOST:PORT (port 0: any; '' = off)")
       ->capture_default_str();
-  app.add_option("--data-dir", options.data_dir,
-                 "directory of the job store (SQLite); required")
+  app.add_option("--data-dir", options.data_dir, "directory of the job store (SQLite); required")
       ->required();
-  app.add_option("--token-file", token_file,
-                 "file holding the bearer token every RPC must carry");
+  app.add_option("--token-file", token_file, "file holding the bearer token every RPC must carry");
   app.add_option("--tls-cert", options.tls_cert_file, "PEM certificate chain");
   app.add_option("--tls-key", options.tls_key_file, "PEM private key");
-  app.add_option("--heartbeat-interval-ms", heartbeat_interval_ms,
-                 "interval workers heartbeat at")
+  app.add_option("--heartbeat-interval-ms", heartbeat_interval_ms, "interval workers heartbeat at")
       ->capture_default_str()
       ->check(CLI::Range(10, 3600000));
   app.add_option("--heartbeat-misses", heartbeat_misses,
@@ -97,8 +94,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("chronos-coordinator listening grpc=%s metrics=%s\n",
-              (*coordinator)->grpc_address().c_str(),
-              (*coordinator)->metrics_address().c_str());
+              (*coordinator)->grpc_address().c_str(), (*coordinator)->metrics_address().c_str());
   std::fflush(stdout);
 
   const int signal = stop_signals.Wait();

@@ -41,12 +41,10 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
     // A stream is "established" when its initial metadata goes out; its
     // lifetime (as long as a job) says nothing about latency.
     if (!unary_ && !observed_ &&
-        methods->QueryInterceptionHookPoint(
-            InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+        methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
       Observe();
     }
-    if (methods->QueryInterceptionHookPoint(
-            InterceptionHookPoints::PRE_SEND_STATUS)) {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       if (!observed_) Observe();
       metrics_->CountRpc(method_, methods->GetSendStatus().error_code());
     }
@@ -56,9 +54,7 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
  private:
   void Observe() {
     metrics_->ObserveRpcDuration(
-        method_, std::chrono::duration<double>(
-                     std::chrono::steady_clock::now() - start_)
-                     .count());
+        method_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
     observed_ = true;
   }
 
@@ -69,8 +65,7 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
   bool observed_ = false;
 };
 
-class RpcMetricsInterceptorFactory
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
+class RpcMetricsInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   explicit RpcMetricsInterceptorFactory(Metrics* metrics) : metrics_(metrics) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
@@ -84,8 +79,7 @@ class RpcMetricsInterceptorFactory
 
 }  // namespace
 
-Metrics::Metrics(const std::string& version)
-    : registry_(std::make_shared<prometheus::Registry>()) {
+Metrics::Metrics(const std::string& version) : registry_(std::make_shared<prometheus::Registry>()) {
   jobs_ = &prometheus::BuildGauge()
                .Name("chronos_coordinator_jobs")
                .Help("Jobs in each state.")
@@ -114,8 +108,9 @@ Metrics::Metrics(const std::string& version)
   }
   rpc_duration_ = &prometheus::BuildHistogram()
                        .Name("chronos_coordinator_rpc_duration_seconds")
-                       .Help("Handling time of unary RPCs (streams: time to "
-                             "establish).")
+                       .Help(
+                           "Handling time of unary RPCs (streams: time to "
+                           "establish).")
                        .Register(*registry_);
   rpc_requests_ = &prometheus::BuildCounter()
                        .Name("chronos_coordinator_rpc_requests_total")
@@ -133,10 +128,8 @@ Metrics::Metrics(const std::string& version)
       .Add({{"version", version}})
       .Set(1);
 
-  const google::protobuf::DescriptorPool* pool =
-      google::protobuf::DescriptorPool::generated_pool();
-  for (const char* service :
-       {"chronos.v1.ControlService", "chronos.v1.WorkerService"}) {
+  const google::protobuf::DescriptorPool* pool = google::protobuf::DescriptorPool::generated_pool();
+  for (const char* service : {"chronos.v1.ControlService", "chronos.v1.WorkerService"}) {
     const google::protobuf::ServiceDescriptor* d = pool->FindServiceByName(service);
     if (d == nullptr) continue;
     for (int i = 0; i < d->method_count(); ++i) {
@@ -153,8 +146,7 @@ absl::Status Metrics::Serve(const std::string& listen) {
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/2);
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot serve metrics on ", listen, ": ", e.what()));
+    return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", listen, ": ", e.what()));
   }
   exposer_->RegisterCollectable(registry_);
   const std::vector<int> ports = exposer_->GetListeningPorts();
@@ -190,22 +182,18 @@ void Metrics::RecordPolicyUpdate() { policy_updates_->Increment(); }
 
 std::string Metrics::MethodLabel(absl::string_view method) const {
   const size_t slash = method.rfind('/');
-  const std::string name(slash == absl::string_view::npos
-                             ? method
-                             : method.substr(slash + 1));
+  const std::string name(slash == absl::string_view::npos ? method : method.substr(slash + 1));
   return known_methods_.count(name) ? name : "other";
 }
 
 void Metrics::ObserveRpcDuration(absl::string_view method, double seconds) {
   static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
       0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-  rpc_duration_->Add({{"method", MethodLabel(method)}}, *buckets)
-      .Observe(seconds);
+  rpc_duration_->Add({{"method", MethodLabel(method)}}, *buckets).Observe(seconds);
 }
 
 void Metrics::CountRpc(absl::string_view method, grpc::StatusCode code) {
-  rpc_requests_
-      ->Add({{"method", MethodLabel(method)}, {"code", rpc::GrpcCodeName(code)}})
+  rpc_requests_->Add({{"method", MethodLabel(method)}, {"code", rpc::GrpcCodeName(code)}})
       .Increment();
 }
 
@@ -216,22 +204,33 @@ Metrics::MakeInterceptorFactory() {
 
 std::string Metrics::JobStateLabel(v1::JobState state) {
   switch (state) {
-    case v1::JOB_STATE_PENDING: return "pending";
-    case v1::JOB_STATE_RUNNING: return "running";
-    case v1::JOB_STATE_RECOVERING: return "recovering";
-    case v1::JOB_STATE_SUCCEEDED: return "succeeded";
-    case v1::JOB_STATE_FAILED: return "failed";
-    case v1::JOB_STATE_CANCELLED: return "cancelled";
-    default: return "unspecified";
+    case v1::JOB_STATE_PENDING:
+      return "pending";
+    case v1::JOB_STATE_RUNNING:
+      return "running";
+    case v1::JOB_STATE_RECOVERING:
+      return "recovering";
+    case v1::JOB_STATE_SUCCEEDED:
+      return "succeeded";
+    case v1::JOB_STATE_FAILED:
+      return "failed";
+    case v1::JOB_STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return "unspecified";
   }
 }
 
 std::string Metrics::WorkerStateLabel(v1::WorkerState state) {
   switch (state) {
-    case v1::WORKER_STATE_IDLE: return "idle";
-    case v1::WORKER_STATE_BUSY: return "busy";
-    case v1::WORKER_STATE_DEAD: return "dead";
-    default: return "unspecified";
+    case v1::WORKER_STATE_IDLE:
+      return "idle";
+    case v1::WORKER_STATE_BUSY:
+      return "busy";
+    case v1::WORKER_STATE_DEAD:
+      return "dead";
+    default:
+      return "unspecified";
   }
 }
 

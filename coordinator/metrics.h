@@ -51,8 +51,7 @@ class Metrics {
 
   // Times every call and counts its result; install before the auth
   // interceptor so rejected calls are counted too.
-  std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-  MakeInterceptorFactory();
+  std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> MakeInterceptorFactory();
 
   // "running", "idle", ...: the label values docs/metrics.md lists.
   static std::string JobStateLabel(v1::JobState state);

@@ -5,8 +5,8 @@
 
 namespace chronos::coordinator {
 
-std::optional<ProgressTracker::Reports> ProgressTracker::Add(
-    const v1::ProgressReport& report, StageKey key, int num_stages) {
+std::optional<ProgressTracker::Reports> ProgressTracker::Add(const v1::ProgressReport& report,
+                                                             StageKey key, int num_stages) {
   const int64_t it = report.iteration();
   std::optional<Reports> done;
   if (it > last_complete_ && completed_ahead_.count(it) == 0) {
@@ -56,8 +56,7 @@ bool ProgressTracker::Finished(const std::string& worker, int num_workers) {
   return static_cast<int>(finished_.size()) == num_workers;
 }
 
-v1::IterationRecord CombineReports(const ProgressTracker::Reports& reports,
-                                   int64_t iteration) {
+v1::IterationRecord CombineReports(const ProgressTracker::Reports& reports, int64_t iteration) {
   v1::IterationRecord rec;
   rec.set_iteration(iteration);
   double loss_sum = 0;

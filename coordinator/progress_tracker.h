@@ -17,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "chronos/v1/worker.pb.h"
 #include "chronos/v1/job.pb.h"
+#include "chronos/v1/worker.pb.h"
 
 namespace chronos::coordinator {
 
@@ -33,14 +33,12 @@ class ProgressTracker {
 
   // Every iteration up to `complete_through` counts as complete (the
   // checkpoint an attempt resumes from, or the status after a restart).
-  explicit ProgressTracker(int64_t complete_through = 0)
-      : last_complete_(complete_through) {}
+  explicit ProgressTracker(int64_t complete_through = 0) : last_complete_(complete_through) {}
 
   // Adds the report of the stage at `key`. When it is the last of the
   // `num_stages` reports of an iteration not yet complete, returns them
   // (once per iteration).
-  std::optional<Reports> Add(const v1::ProgressReport& report, StageKey key,
-                             int num_stages);
+  std::optional<Reports> Add(const v1::ProgressReport& report, StageKey key, int num_stages);
   // The newest iteration any stage has finished.
   int64_t Newest() const;
   int64_t last_complete() const { return last_complete_; }
@@ -66,8 +64,7 @@ class ProgressTracker {
 // tokens summed over replicas, one DeviceIteration per stage. Fills
 // iteration, loss, iteration_seconds, tokens_per_second, lr, grad_norm,
 // offload_ratio and devices; not sequence, attempt or time.
-v1::IterationRecord CombineReports(const ProgressTracker::Reports& reports,
-                                   int64_t iteration);
+v1::IterationRecord CombineReports(const ProgressTracker::Reports& reports, int64_t iteration);
 
 // The oldest policy generation any stage ran the iteration under.
 int64_t OldestGeneration(const ProgressTracker::Reports& reports);

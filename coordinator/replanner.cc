@@ -6,10 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "coordinator/request_checks.h"
 #include "core/device_profile.h"
 #include "core/job_spec.h"
 #include "core/job_width.h"
-#include "coordinator/request_checks.h"
 
 namespace chronos::coordinator {
 std::string FormatBytes(int64_t bytes) {
@@ -31,8 +31,7 @@ v1::JobSpec EffectiveSpec(const v1::JobSpec& spec, const v1::JobStatus& status) 
   return effective;
 }
 
-absl::StatusOr<SharedPlan> Replanner::PlanSpec(const v1::JobSpec& spec,
-                                         const std::string& field) {
+absl::StatusOr<SharedPlan> Replanner::PlanSpec(const v1::JobSpec& spec, const std::string& field) {
   absl::StatusOr<v1::DeviceProfile> profile = ResolveDeviceProfile(spec.device());
   if (!profile.ok()) return AsInvalidArgument(profile.status());
   PlanOptions options;
@@ -44,17 +43,16 @@ absl::StatusOr<SharedPlan> Replanner::PlanSpec(const v1::JobSpec& spec,
     std::string why = plan->report.error();
     if (why.empty()) why = "the planner found no policy that fits";
     return absl::InvalidArgumentError(absl::StrCat(
-        field, ": schedule ", spec.schedule().kind(),
-        " does not fit the HBM budget of ", FormatBytes(plan->budget_bytes),
-        " per device: ", why,
+        field, ": schedule ", spec.schedule().kind(), " does not fit the HBM budget of ",
+        FormatBytes(plan->budget_bytes), " per device: ", why,
         ". Raise memory.hbm_budget, allow memory.recompute / "
         "memory.offload_ratio, or use more pipeline stages"));
   }
   return SharedPlan(std::make_shared<PlannedSchedule>(std::move(*plan)));
 }
 
-SharedPlan Replanner::AtWidth(const v1::JobSpec& spec, int64_t hbm_budget_bytes,
-                        int pipeline, int data) {
+SharedPlan Replanner::AtWidth(const v1::JobSpec& spec, int64_t hbm_budget_bytes, int pipeline,
+                              int data) {
   v1::JobStatus at_width;
   at_width.set_pipeline(pipeline);
   at_width.set_data(data);
@@ -65,8 +63,7 @@ SharedPlan Replanner::AtWidth(const v1::JobSpec& spec, int64_t hbm_budget_bytes,
   return plan.ok() ? *plan : nullptr;
 }
 
-std::vector<std::vector<std::pair<int, int>>> NarrowerWidths(
-    const v1::JobSpec& spec, size_t idle) {
+std::vector<std::vector<std::pair<int, int>>> NarrowerWidths(const v1::JobSpec& spec, size_t idle) {
   const int spec_pipeline = spec.parallel().pipeline();
   const int spec_data = std::max(1, spec.parallel().data());
   std::map<int, std::vector<std::pair<int, int>>, std::greater<>> by_devices;

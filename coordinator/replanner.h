@@ -32,14 +32,12 @@ class Replanner {
   // Plans `spec` (defaults applied, validated) with its own schedule kind.
   // Every way the spec cannot run is kInvalidArgument naming a field;
   // `field` names the knob the caller changed when the plan does not fit.
-  virtual absl::StatusOr<SharedPlan> PlanSpec(const v1::JobSpec& spec,
-                                        const std::string& field);
+  virtual absl::StatusOr<SharedPlan> PlanSpec(const v1::JobSpec& spec, const std::string& field);
 
   // The submitted `spec` at `pipeline` stages x `data` replicas and the HBM
   // budget recovery chose (0: the spec's); null when it cannot run that
   // narrow or does not fit.
-  SharedPlan AtWidth(const v1::JobSpec& spec, int64_t hbm_budget_bytes, int pipeline,
-               int data);
+  SharedPlan AtWidth(const v1::JobSpec& spec, int64_t hbm_budget_bytes, int pipeline, int data);
 
  private:
   SearchMemo memo_;
@@ -56,8 +54,7 @@ inline constexpr int kMaxNarrowerPlans = 64;
 // plan: fewer stages hold more layers each, fewer replicas run more
 // micro-batches each (the global batch stays the spec's), so the planner
 // decides which still fit. Pure.
-std::vector<std::vector<std::pair<int, int>>> NarrowerWidths(
-    const v1::JobSpec& spec, size_t idle);
+std::vector<std::vector<std::pair<int, int>>> NarrowerWidths(const v1::JobSpec& spec, size_t idle);
 
 // The offload ratio a plan runs with: the spec's when set, else the
 // planner's choice.

@@ -48,8 +48,7 @@ CREATE TABLE IF NOT EXISTS iterations (
 )sql";
 
 absl::Status SqlError(sqlite3* db, const char* what) {
-  return absl::InternalError(
-      absl::StrCat("job store: ", what, ": ", sqlite3_errmsg(db)));
+  return absl::InternalError(absl::StrCat("job store: ", what, ": ", sqlite3_errmsg(db)));
 }
 
 // A prepared statement, finalized on scope exit.
@@ -65,20 +64,17 @@ class Statement {
   bool ok() const { return rc_ == SQLITE_OK; }
   void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
   void Bind(int i, const std::string& text) {
-    sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()),
-                      SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   }
   void BindBlob(int i, const std::string& bytes) {
-    sqlite3_bind_blob(stmt_, i, bytes.data(), static_cast<int>(bytes.size()),
-                      SQLITE_TRANSIENT);
+    sqlite3_bind_blob(stmt_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
   }
   int Step() { return sqlite3_step(stmt_); }
   int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
   std::string Blob(int col) {
     const void* data = sqlite3_column_blob(stmt_, col);
     const int n = sqlite3_column_bytes(stmt_, col);
-    return data == nullptr ? std::string()
-                           : std::string(static_cast<const char*>(data), n);
+    return data == nullptr ? std::string() : std::string(static_cast<const char*>(data), n);
   }
 
  private:
@@ -89,8 +85,8 @@ class Statement {
 absl::Status Exec(sqlite3* db, const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    absl::Status s = absl::InternalError(
-        absl::StrCat("job store: ", err != nullptr ? err : "unknown error"));
+    absl::Status s =
+        absl::InternalError(absl::StrCat("job store: ", err != nullptr ? err : "unknown error"));
     sqlite3_free(err);
     return s;
   }
@@ -100,9 +96,7 @@ absl::Status Exec(sqlite3* db, const char* sql) {
 // BEGIN IMMEDIATE ... COMMIT, rolled back unless Commit() succeeded.
 class Transaction {
  public:
-  explicit Transaction(sqlite3* db) : db_(db) {
-    status_ = Exec(db_, "BEGIN IMMEDIATE");
-  }
+  explicit Transaction(sqlite3* db) : db_(db) { status_ = Exec(db_, "BEGIN IMMEDIATE"); }
   ~Transaction() {
     if (status_.ok() && !committed_) Exec(db_, "ROLLBACK").IgnoreError();
   }
@@ -131,8 +125,7 @@ absl::Status SetMeta(sqlite3* db, const char* key, int64_t value) {
 }
 
 template <typename T>
-absl::StatusOr<std::vector<T>> ReadHistory(sqlite3* db, const char* table,
-                                           const std::string& name,
+absl::StatusOr<std::vector<T>> ReadHistory(sqlite3* db, const char* table, const std::string& name,
                                            int64_t after, int limit) {
   {
     Statement exists(db, "SELECT 1 FROM jobs WHERE name = ?1");
@@ -143,8 +136,7 @@ absl::StatusOr<std::vector<T>> ReadHistory(sqlite3* db, const char* table,
     }
   }
   const std::string sql = absl::StrCat(
-      "SELECT proto FROM ", table,
-      " WHERE job = ?1 AND sequence > ?2 ORDER BY sequence LIMIT ?3");
+      "SELECT proto FROM ", table, " WHERE job = ?1 AND sequence > ?2 ORDER BY sequence LIMIT ?3");
   Statement st(db, sql.c_str());
   if (!st.ok()) return SqlError(db, "prepare history");
   st.Bind(1, name);
@@ -155,8 +147,7 @@ absl::StatusOr<std::vector<T>> ReadHistory(sqlite3* db, const char* table,
   while ((rc = st.Step()) == SQLITE_ROW) {
     T row;
     if (!row.ParseFromString(st.Blob(0))) {
-      return absl::DataLossError(
-          absl::StrCat("job store: corrupt ", table, " row of job ", name));
+      return absl::DataLossError(absl::StrCat("job store: corrupt ", table, " row of job ", name));
     }
     out.push_back(std::move(row));
   }
@@ -166,17 +157,14 @@ absl::StatusOr<std::vector<T>> ReadHistory(sqlite3* db, const char* table,
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(
-    const std::string& path) {
+absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path) {
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(
-      path.c_str(), &db,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-      nullptr);
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
-    absl::Status s = absl::UnavailableError(absl::StrCat(
-        "cannot open job store ", path, ": ",
-        db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+    absl::Status s = absl::UnavailableError(
+        absl::StrCat("cannot open job store ", path, ": ",
+                     db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
     sqlite3_close(db);
     return s;
   }
@@ -194,10 +182,10 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(
     if (!st.ok() || st.Step() != SQLITE_ROW) return SqlError(db, "read schema version");
     const int64_t version = st.Int(0);
     if (version > kSchemaVersion) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "job store ", path, " has schema version ", version,
-          "; this coordinator understands up to ", kSchemaVersion,
-          " (written by a newer Chronos?)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("job store ", path, " has schema version ", version,
+                       "; this coordinator understands up to ", kSchemaVersion,
+                       " (written by a newer Chronos?)"));
     }
   }
   s = Exec(db, kSchema);
@@ -213,8 +201,8 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::OpenInDirectory(
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot create data directory ", dir, ": ", ec.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create data directory ", dir, ": ", ec.message()));
   }
   return Open((std::filesystem::path(dir) / "chronos.db").string());
 }
@@ -249,8 +237,7 @@ absl::StatusOr<StoreSnapshot> SqliteJobStore::Load() {
     if (!stored.job.mutable_metadata()->ParseFromString(st.Blob(1)) ||
         !stored.job.mutable_spec()->ParseFromString(st.Blob(2)) ||
         !stored.job.mutable_status()->ParseFromString(st.Blob(3))) {
-      return absl::DataLossError(
-          absl::StrCat("job store: corrupt row for job ", name));
+      return absl::DataLossError(absl::StrCat("job store: corrupt row for job ", name));
     }
     stored.last_sequence = std::max(st.Int(4), st.Int(5));
     snapshot.jobs.push_back(std::move(stored));
@@ -278,13 +265,12 @@ absl::Status SqliteJobStore::Write(const JobWrite& write, bool create) {
     }
   }
   {
-    const char* sql =
-        create ? "INSERT INTO jobs(name, seq, uid, generation, resource_version, "
-                 "state, metadata, spec, status) VALUES(?1, (SELECT "
-                 "coalesce(max(seq), 0) + 1 FROM jobs), ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-               : "UPDATE jobs SET uid = ?2, generation = ?3, resource_version = "
-                 "?4, state = ?5, metadata = ?6, spec = ?7, status = ?8 WHERE "
-                 "name = ?1";
+    const char* sql = create ? "INSERT INTO jobs(name, seq, uid, generation, resource_version, "
+                               "state, metadata, spec, status) VALUES(?1, (SELECT "
+                               "coalesce(max(seq), 0) + 1 FROM jobs), ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                             : "UPDATE jobs SET uid = ?2, generation = ?3, resource_version = "
+                               "?4, state = ?5, metadata = ?6, spec = ?7, status = ?8 WHERE "
+                               "name = ?1";
     Statement st(db_, sql);
     if (!st.ok()) return SqlError(db_, "prepare job write");
     st.Bind(1, name);
@@ -334,22 +320,19 @@ absl::Status SqliteJobStore::Write(const JobWrite& write, bool create) {
   return tx.Commit();
 }
 
-absl::Status SqliteJobStore::Create(const JobWrite& write) {
-  return Write(write, /*create=*/true);
-}
+absl::Status SqliteJobStore::Create(const JobWrite& write) { return Write(write, /*create=*/true); }
 
 absl::Status SqliteJobStore::Update(const JobWrite& write) {
   return Write(write, /*create=*/false);
 }
 
-absl::Status SqliteJobStore::Delete(const std::string& name,
-                                    int64_t resource_version) {
+absl::Status SqliteJobStore::Delete(const std::string& name, int64_t resource_version) {
   absl::MutexLock lock(&mu_);
   Transaction tx(db_);
   if (!tx.status().ok()) return tx.status();
-  for (const char* sql : {"DELETE FROM events WHERE job = ?1",
-                          "DELETE FROM iterations WHERE job = ?1",
-                          "DELETE FROM jobs WHERE name = ?1"}) {
+  for (const char* sql :
+       {"DELETE FROM events WHERE job = ?1", "DELETE FROM iterations WHERE job = ?1",
+        "DELETE FROM jobs WHERE name = ?1"}) {
     Statement st(db_, sql);
     if (!st.ok()) return SqlError(db_, "prepare delete");
     st.Bind(1, name);
@@ -363,17 +346,18 @@ absl::Status SqliteJobStore::Delete(const std::string& name,
   return tx.Commit();
 }
 
-absl::StatusOr<std::vector<v1::JobEvent>> SqliteJobStore::Events(
-    const std::string& name, int64_t after_sequence, int limit) {
+absl::StatusOr<std::vector<v1::JobEvent>> SqliteJobStore::Events(const std::string& name,
+                                                                 int64_t after_sequence,
+                                                                 int limit) {
   absl::MutexLock lock(&mu_);
   return ReadHistory<v1::JobEvent>(db_, "events", name, after_sequence, limit);
 }
 
-absl::StatusOr<std::vector<v1::IterationRecord>> SqliteJobStore::Iterations(
-    const std::string& name, int64_t after_sequence, int limit) {
+absl::StatusOr<std::vector<v1::IterationRecord>> SqliteJobStore::Iterations(const std::string& name,
+                                                                            int64_t after_sequence,
+                                                                            int limit) {
   absl::MutexLock lock(&mu_);
-  return ReadHistory<v1::IterationRecord>(db_, "iterations", name,
-                                          after_sequence, limit);
+  return ReadHistory<v1::IterationRecord>(db_, "iterations", name, after_sequence, limit);
 }
 
 }  // namespace chronos::coordinator

@@ -28,23 +28,20 @@ class SqliteJobStore : public JobStore {
   // Opens (creating if needed) `path`, sets WAL mode and creates the
   // schema. kFailedPrecondition when the file was written by a newer schema;
   // kUnavailable when it cannot be opened (e.g. locked by another process).
-  static absl::StatusOr<std::unique_ptr<SqliteJobStore>> Open(
-      const std::string& path);
+  static absl::StatusOr<std::unique_ptr<SqliteJobStore>> Open(const std::string& path);
   // Open(<dir>/chronos.db), creating `dir` if needed.
-  static absl::StatusOr<std::unique_ptr<SqliteJobStore>> OpenInDirectory(
-      const std::string& dir);
+  static absl::StatusOr<std::unique_ptr<SqliteJobStore>> OpenInDirectory(const std::string& dir);
   ~SqliteJobStore() override;
 
   absl::StatusOr<StoreSnapshot> Load() override;
   absl::Status Create(const JobWrite& write) override;
   absl::Status Update(const JobWrite& write) override;
-  absl::Status Delete(const std::string& name,
-                      int64_t resource_version) override;
-  absl::StatusOr<std::vector<v1::JobEvent>> Events(const std::string& name,
-                                                   int64_t after_sequence,
+  absl::Status Delete(const std::string& name, int64_t resource_version) override;
+  absl::StatusOr<std::vector<v1::JobEvent>> Events(const std::string& name, int64_t after_sequence,
                                                    int limit) override;
-  absl::StatusOr<std::vector<v1::IterationRecord>> Iterations(
-      const std::string& name, int64_t after_sequence, int limit) override;
+  absl::StatusOr<std::vector<v1::IterationRecord>> Iterations(const std::string& name,
+                                                              int64_t after_sequence,
+                                                              int limit) override;
 
  private:
   explicit SqliteJobStore(sqlite3* db) : db_(db) {}

@@ -16,8 +16,7 @@ constexpr absl::Duration kForgetDeadAfter = absl::Hours(1);
 constexpr size_t kMaxNameBytes = 253;  // a DNS name (pod name)
 
 bool IsPrintable(const std::string& s) {
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return c >= 0x20 && c <= 0x7e; });
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
 }
 
 }  // namespace
@@ -32,9 +31,8 @@ std::string WorkerRegistry::NewId(const std::string& name) {
   // Unique per incarnation, readable: the pod name plus a random suffix.
   while (true) {
     rng_state_ = rng_state_ * 6364136223846793005ULL + 1442695040888963407ULL;
-    const std::string id = absl::StrFormat(
-        "%s-%06x", name.empty() ? "worker" : name,
-        static_cast<uint32_t>(rng_state_ >> 40) & 0xffffff);
+    const std::string id = absl::StrFormat("%s-%06x", name.empty() ? "worker" : name,
+                                           static_cast<uint32_t>(rng_state_ >> 40) & 0xffffff);
     if (workers_.count(id) == 0) return id;
   }
 }
@@ -42,18 +40,15 @@ std::string WorkerRegistry::NewId(const std::string& name) {
 absl::StatusOr<WorkerRegistry::Registration> WorkerRegistry::Register(
     const v1::WorkerInfo& info, const std::string& previous_worker_id) {
   if (info.name().size() > kMaxNameBytes || !IsPrintable(info.name())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "info.name must be at most ", kMaxNameBytes,
-        " printable ASCII characters"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("info.name must be at most ", kMaxNameBytes, " printable ASCII characters"));
   }
-  if (previous_worker_id.size() > kMaxNameBytes + 8 ||
-      !IsPrintable(previous_worker_id)) {
+  if (previous_worker_id.size() > kMaxNameBytes + 8 || !IsPrintable(previous_worker_id)) {
     return absl::InvalidArgumentError(
         "previous_worker_id must be a worker id this coordinator returned");
   }
   if (info.hbm_bytes() < 0 || info.host_memory_bytes() < 0) {
-    return absl::InvalidArgumentError(
-        "info.hbm_bytes and info.host_memory_bytes must be >= 0");
+    return absl::InvalidArgumentError("info.hbm_bytes and info.host_memory_bytes must be >= 0");
   }
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
@@ -64,12 +59,12 @@ absl::StatusOr<WorkerRegistry::Registration> WorkerRegistry::Register(
         !it->second.superseded_by.empty()) {
       auto taker = workers_.find(it->second.superseded_by);
       if (taker != workers_.end() && taker->second.state != v1::WORKER_STATE_DEAD) {
-        return absl::AlreadyExistsError(absl::StrCat(
-            "worker name '", info.name(), "' was taken by worker ", taker->first,
-            ", which registered after ", previous_worker_id,
-            " and is alive: two worker processes share one name; give each its "
-            "own --name (the default is the host name, plus the GPU for "
-            "--device cuda:N)"));
+        return absl::AlreadyExistsError(
+            absl::StrCat("worker name '", info.name(), "' was taken by worker ", taker->first,
+                         ", which registered after ", previous_worker_id,
+                         " and is alive: two worker processes share one name; give each its "
+                         "own --name (the default is the host name, plus the GPU for "
+                         "--device cuda:N)"));
       }
     }
   }
@@ -128,19 +123,17 @@ bool WorkerRegistry::Heartbeat(const std::string& worker_id) {
   return true;
 }
 
-absl::StatusOr<std::shared_ptr<CommandQueue>> WorkerRegistry::Attach(
-    const std::string& worker_id) {
+absl::StatusOr<std::shared_ptr<CommandQueue>> WorkerRegistry::Attach(const std::string& worker_id) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) {
-    return absl::NotFoundError(absl::StrCat(
-        "worker ", worker_id, " is not registered; call Register first"));
+    return absl::NotFoundError(
+        absl::StrCat("worker ", worker_id, " is not registered; call Register first"));
   }
   Worker& w = it->second;
   if (w.state == v1::WORKER_STATE_DEAD) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "worker ", worker_id,
-        " was declared dead; call Register with previous_worker_id"));
+        "worker ", worker_id, " was declared dead; call Register with previous_worker_id"));
   }
   if (w.outbox) w.outbox->Close();
   w.outbox = std::make_shared<CommandQueue>();
@@ -148,8 +141,7 @@ absl::StatusOr<std::shared_ptr<CommandQueue>> WorkerRegistry::Attach(
   return w.outbox;
 }
 
-void WorkerRegistry::Detach(const std::string& worker_id,
-                            const CommandQueue* queue) {
+void WorkerRegistry::Detach(const std::string& worker_id, const CommandQueue* queue) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
   if (it != workers_.end() && it->second.outbox.get() == queue) {
@@ -157,8 +149,7 @@ void WorkerRegistry::Detach(const std::string& worker_id,
   }
 }
 
-bool WorkerRegistry::Send(const std::string& worker_id,
-                          v1::WorkerCommand command) {
+bool WorkerRegistry::Send(const std::string& worker_id, v1::WorkerCommand command) {
   std::shared_ptr<CommandQueue> outbox;
   {
     absl::MutexLock lock(&mu_);
@@ -184,8 +175,7 @@ std::vector<std::string> WorkerRegistry::IdleAttached() const {
   return ids;
 }
 
-void WorkerRegistry::Bind(const std::string& worker_id,
-                          const WorkerBinding& binding) {
+void WorkerRegistry::Bind(const std::string& worker_id, const WorkerBinding& binding) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
   if (it == workers_.end() || it->second.state == v1::WORKER_STATE_DEAD) return;
@@ -203,8 +193,7 @@ void WorkerRegistry::Release(const std::string& worker_id) {
   }
 }
 
-void WorkerRegistry::Restore(const std::string& worker_id,
-                             const WorkerBinding& binding) {
+void WorkerRegistry::Restore(const std::string& worker_id, const WorkerBinding& binding) {
   absl::MutexLock lock(&mu_);
   Worker& w = workers_[worker_id];
   if (w.id.empty()) {
@@ -217,16 +206,14 @@ void WorkerRegistry::Restore(const std::string& worker_id,
   w.last_heartbeat = clock_->Now();
 }
 
-std::optional<WorkerBinding> WorkerRegistry::BindingOf(
-    const std::string& worker_id) const {
+std::optional<WorkerBinding> WorkerRegistry::BindingOf(const std::string& worker_id) const {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) return std::nullopt;
   return it->second.binding;
 }
 
-std::optional<v1::WorkerState> WorkerRegistry::StateOf(
-    const std::string& worker_id) const {
+std::optional<v1::WorkerState> WorkerRegistry::StateOf(const std::string& worker_id) const {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) return std::nullopt;
@@ -280,9 +267,8 @@ std::vector<v1::WorkerStatus> WorkerRegistry::List() const {
 
 std::map<v1::WorkerState, int> WorkerRegistry::Counts() const {
   absl::MutexLock lock(&mu_);
-  std::map<v1::WorkerState, int> counts = {{v1::WORKER_STATE_IDLE, 0},
-                                           {v1::WORKER_STATE_BUSY, 0},
-                                           {v1::WORKER_STATE_DEAD, 0}};
+  std::map<v1::WorkerState, int> counts = {
+      {v1::WORKER_STATE_IDLE, 0}, {v1::WORKER_STATE_BUSY, 0}, {v1::WORKER_STATE_DEAD, 0}};
   for (const auto& [id, w] : workers_) ++counts[w.state];
   return counts;
 }

@@ -35,8 +35,7 @@ struct WorkerBinding {
 
 class WorkerRegistry {
  public:
-  WorkerRegistry(Clock* clock, absl::Duration heartbeat_interval,
-                 int heartbeat_misses);
+  WorkerRegistry(Clock* clock, absl::Duration heartbeat_interval, int heartbeat_misses);
 
   struct Registration {
     std::string worker_id;
@@ -58,8 +57,7 @@ class WorkerRegistry {
   // A fresh outbox for the worker's Attach stream; an older stream's outbox
   // is closed. kNotFound for unknown, kFailedPrecondition for dead workers.
   // Counts as a heartbeat.
-  absl::StatusOr<std::shared_ptr<CommandQueue>> Attach(
-      const std::string& worker_id);
+  absl::StatusOr<std::shared_ptr<CommandQueue>> Attach(const std::string& worker_id);
   // The stream holding `queue` ended (no-op if a newer one replaced it).
   void Detach(const std::string& worker_id, const CommandQueue* queue);
   // Queues a command on the worker's stream; false if it holds none.

@@ -19,14 +19,12 @@ absl::Status RequireWorkerId(const std::string& id) {
 }
 
 absl::Status ShuttingDown() {
-  return absl::UnavailableError(
-      "the coordinator is shutting down; reconnect and attach again");
+  return absl::UnavailableError("the coordinator is shutting down; reconnect and attach again");
 }
 
 }  // namespace
 
-grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* ctx,
-                                         const v1::RegisterRequest* req,
+grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* ctx, const v1::RegisterRequest* req,
                                          v1::RegisterResponse* resp) {
   return Guarded(*ctx, [&]() -> absl::Status {
     if (shutting_down_) return ShuttingDown();
@@ -35,14 +33,13 @@ grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* ctx,
     if (!reg.ok()) return reg.status();
     jobs_->OnWorkerRegistered(*reg);
     resp->set_worker_id(reg->worker_id);
-    resp->set_heartbeat_interval_ms(static_cast<int32_t>(
-        absl::ToInt64Milliseconds(options_.heartbeat_interval)));
+    resp->set_heartbeat_interval_ms(
+        static_cast<int32_t>(absl::ToInt64Milliseconds(options_.heartbeat_interval)));
     return absl::OkStatus();
   });
 }
 
-grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* ctx,
-                                          const v1::HeartbeatRequest* req,
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* req,
                                           v1::HeartbeatResponse* resp) {
   return Guarded(*ctx, [&]() -> absl::Status {
     absl::Status s = RequireWorkerId(req->worker_id());
@@ -52,15 +49,13 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* ctx,
   });
 }
 
-grpc::Status WorkerServiceImpl::Attach(grpc::ServerContext* ctx,
-                                       const v1::AttachRequest* req,
+grpc::Status WorkerServiceImpl::Attach(grpc::ServerContext* ctx, const v1::AttachRequest* req,
                                        grpc::ServerWriter<v1::WorkerCommand>* writer) {
   return Guarded(*ctx, [&]() -> absl::Status {
     if (shutting_down_) return ShuttingDown();
     absl::Status s = RequireWorkerId(req->worker_id());
     if (!s.ok()) return s;
-    absl::StatusOr<std::shared_ptr<CommandQueue>> outbox =
-        workers_->Attach(req->worker_id());
+    absl::StatusOr<std::shared_ptr<CommandQueue>> outbox = workers_->Attach(req->worker_id());
     if (!outbox.ok()) return outbox.status();
     // Queue the worker's current assignment (if any) and admit jobs that
     // waited for it, then tell the client it is attached: the initial
@@ -70,8 +65,7 @@ grpc::Status WorkerServiceImpl::Attach(grpc::ServerContext* ctx,
     absl::Status result = absl::OkStatus();
     while (true) {
       v1::WorkerCommand command;
-      const CommandQueue::PopResult r =
-          (*outbox)->Pop(options_.poll_interval, &command);
+      const CommandQueue::PopResult r = (*outbox)->Pop(options_.poll_interval, &command);
       if (r == CommandQueue::PopResult::kCommand) {
         if (!writer->Write(command)) {
           result = absl::CancelledError("the worker went away");
@@ -80,8 +74,7 @@ grpc::Status WorkerServiceImpl::Attach(grpc::ServerContext* ctx,
         continue;
       }
       if (r == CommandQueue::PopResult::kClosed) {
-        const std::optional<v1::WorkerState> state =
-            workers_->StateOf(req->worker_id());
+        const std::optional<v1::WorkerState> state = workers_->StateOf(req->worker_id());
         if (shutting_down_) {
           result = ShuttingDown();
         } else if (state == v1::WORKER_STATE_DEAD) {
@@ -89,8 +82,7 @@ grpc::Status WorkerServiceImpl::Attach(grpc::ServerContext* ctx,
               "this worker was declared dead; Register again with "
               "previous_worker_id");
         } else {
-          result = absl::AbortedError(
-              "a newer Attach stream of this worker replaced this one");
+          result = absl::AbortedError("a newer Attach stream of this worker replaced this one");
         }
         break;
       }
@@ -118,8 +110,7 @@ grpc::Status WorkerServiceImpl::ReportProgress(grpc::ServerContext* ctx,
   });
 }
 
-grpc::Status WorkerServiceImpl::ReportFault(grpc::ServerContext* ctx,
-                                            const v1::FaultReport* req,
+grpc::Status WorkerServiceImpl::ReportFault(grpc::ServerContext* ctx, const v1::FaultReport* req,
                                             v1::FaultAck* resp) {
   return Guarded(*ctx, [&]() -> absl::Status {
     absl::Status s = RequireWorkerId(req->worker_id());
@@ -128,14 +119,12 @@ grpc::Status WorkerServiceImpl::ReportFault(grpc::ServerContext* ctx,
   });
 }
 
-grpc::Status WorkerServiceImpl::StoreSet(grpc::ServerContext* ctx,
-                                         const v1::StoreSetRequest* req,
+grpc::Status WorkerServiceImpl::StoreSet(grpc::ServerContext* ctx, const v1::StoreSetRequest* req,
                                          v1::StoreSetResponse* resp) {
   return Guarded(*ctx, [&] { return kv_->Set(req->key(), req->value()); });
 }
 
-grpc::Status WorkerServiceImpl::StoreGet(grpc::ServerContext* ctx,
-                                         const v1::StoreGetRequest* req,
+grpc::Status WorkerServiceImpl::StoreGet(grpc::ServerContext* ctx, const v1::StoreGetRequest* req,
                                          v1::StoreGetResponse* resp) {
   return Guarded(*ctx, [&]() -> absl::Status {
     if (req->timeout_ms() < 0) {
@@ -150,13 +139,12 @@ grpc::Status WorkerServiceImpl::StoreGet(grpc::ServerContext* ctx,
       absl::StatusOr<bool> present = kv_->Check({req->key()});
       if (!present.ok()) return present.status();
       if (!*present) {
-        return absl::NotFoundError(absl::StrCat(
-            "key '", req->key(), "' is not set (timeout_ms 0: no wait)"));
+        return absl::NotFoundError(
+            absl::StrCat("key '", req->key(), "' is not set (timeout_ms 0: no wait)"));
       }
     }
     absl::StatusOr<std::string> value = kv_->Get(
-        req->key(), timeout,
-        [&] { return ctx->IsCancelled() || shutting_down_.load(); },
+        req->key(), timeout, [&] { return ctx->IsCancelled() || shutting_down_.load(); },
         options_.poll_interval);
     if (!value.ok()) return value.status();
     resp->set_value(std::move(*value));
@@ -164,8 +152,7 @@ grpc::Status WorkerServiceImpl::StoreGet(grpc::ServerContext* ctx,
   });
 }
 
-grpc::Status WorkerServiceImpl::StoreAdd(grpc::ServerContext* ctx,
-                                         const v1::StoreAddRequest* req,
+grpc::Status WorkerServiceImpl::StoreAdd(grpc::ServerContext* ctx, const v1::StoreAddRequest* req,
                                          v1::StoreAddResponse* resp) {
   return Guarded(*ctx, [&]() -> absl::Status {
     absl::StatusOr<int64_t> value = kv_->Add(req->key(), req->delta());

@@ -26,8 +26,7 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
     absl::Duration max_store_wait = absl::Minutes(10);
   };
   // Borrowed; must outlive the service.
-  WorkerServiceImpl(WorkerRegistry* workers, JobController* jobs, KvStore* kv,
-                    Options options)
+  WorkerServiceImpl(WorkerRegistry* workers, JobController* jobs, KvStore* kv, Options options)
       : workers_(workers), jobs_(jobs), kv_(kv), options_(options) {}
 
   // Ends Attach streams and store waits; new ones fail with UNAVAILABLE.
@@ -39,8 +38,7 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                          v1::HeartbeatResponse* resp) override;
   grpc::Status Attach(grpc::ServerContext* ctx, const v1::AttachRequest* req,
                       grpc::ServerWriter<v1::WorkerCommand>* writer) override;
-  grpc::Status ReportProgress(grpc::ServerContext* ctx,
-                              const v1::ProgressReport* req,
+  grpc::Status ReportProgress(grpc::ServerContext* ctx, const v1::ProgressReport* req,
                               v1::ProgressAck* resp) override;
   grpc::Status ReportFault(grpc::ServerContext* ctx, const v1::FaultReport* req,
                            v1::FaultAck* resp) override;
@@ -50,11 +48,9 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                         v1::StoreGetResponse* resp) override;
   grpc::Status StoreAdd(grpc::ServerContext* ctx, const v1::StoreAddRequest* req,
                         v1::StoreAddResponse* resp) override;
-  grpc::Status StoreCheck(grpc::ServerContext* ctx,
-                          const v1::StoreCheckRequest* req,
+  grpc::Status StoreCheck(grpc::ServerContext* ctx, const v1::StoreCheckRequest* req,
                           v1::StoreCheckResponse* resp) override;
-  grpc::Status StoreDelete(grpc::ServerContext* ctx,
-                           const v1::StoreDeleteRequest* req,
+  grpc::Status StoreDelete(grpc::ServerContext* ctx, const v1::StoreDeleteRequest* req,
                            v1::StoreDeleteResponse* resp) override;
 
  private:

@@ -48,10 +48,8 @@ std::vector<StashTensor> ForwardStash(UnitKind kind, const LayoutDims& d) {
       return {{"ids", StashDtype::kI64, 1}};
     case UnitKind::kLayer: {
       std::vector<StashTensor> t = {
-          {"x", StashDtype::kAct, d.hidden},
-          {"rstd1", StashDtype::kF32, 1},
-          {"q", StashDtype::kAct, d.hidden},
-          {"k", StashDtype::kAct, d.hidden},
+          {"x", StashDtype::kAct, d.hidden}, {"rstd1", StashDtype::kF32, 1},
+          {"q", StashDtype::kAct, d.hidden}, {"k", StashDtype::kAct, d.hidden},
           {"v", StashDtype::kAct, d.hidden},
       };
       if (d.flash) {
@@ -75,8 +73,8 @@ std::vector<StashTensor> ForwardStash(UnitKind kind, const LayoutDims& d) {
   return {};
 }
 
-std::vector<StashTensor> KeptStash(UnitKind kind, const LayoutDims& dims,
-                                   SaveMode mode, bool first_unit) {
+std::vector<StashTensor> KeptStash(UnitKind kind, const LayoutDims& dims, SaveMode mode,
+                                   bool first_unit) {
   std::vector<StashTensor> all = ForwardStash(kind, dims);
   switch (mode) {
     case SaveMode::kAll:
@@ -107,24 +105,18 @@ std::vector<StashTensor> WeightGradStash(UnitKind kind, const LayoutDims& d) {
     case UnitKind::kEmbedding:
       return {{"ids", StashDtype::kI64, 1}, {"demb", StashDtype::kAct, d.hidden}};
     case UnitKind::kLayer:
-      return {{"xn1", StashDtype::kAct, d.hidden},
-              {"dqkv", StashDtype::kAct, 3 * d.hidden},
-              {"attn", StashDtype::kAct, d.hidden},
-              {"do", StashDtype::kAct, d.hidden},
-              {"xn2", StashDtype::kAct, d.hidden},
-              {"dgate", StashDtype::kAct, d.ffn},
-              {"dup", StashDtype::kAct, d.ffn},
-              {"act", StashDtype::kAct, d.ffn},
+      return {{"xn1", StashDtype::kAct, d.hidden},  {"dqkv", StashDtype::kAct, 3 * d.hidden},
+              {"attn", StashDtype::kAct, d.hidden}, {"do", StashDtype::kAct, d.hidden},
+              {"xn2", StashDtype::kAct, d.hidden},  {"dgate", StashDtype::kAct, d.ffn},
+              {"dup", StashDtype::kAct, d.ffn},     {"act", StashDtype::kAct, d.ffn},
               {"dmlp", StashDtype::kAct, d.hidden}};
     case UnitKind::kHead:
-      return {{"xnf", StashDtype::kAct, d.hidden},
-              {"dlogits", StashDtype::kAct, d.vocab}};
+      return {{"xnf", StashDtype::kAct, d.hidden}, {"dlogits", StashDtype::kAct, d.vocab}};
   }
   return {};
 }
 
-int64_t StashBytes(const std::vector<StashTensor>& tensors, int64_t tokens,
-                   int64_t act_bytes) {
+int64_t StashBytes(const std::vector<StashTensor>& tensors, int64_t tokens, int64_t act_bytes) {
   int64_t total = 0;
   for (const StashTensor& t : tensors) {
     total += t.elements_per_token * tokens * StashDtypeBytes(t.dtype, act_bytes);
@@ -140,8 +132,8 @@ int64_t OffloadElements(int64_t numel, double fraction) {
   return std::clamp<int64_t>(n, 0, numel);
 }
 
-int64_t OffloadedBytes(const std::vector<StashTensor>& tensors, int64_t tokens,
-                       int64_t act_bytes, double fraction) {
+int64_t OffloadedBytes(const std::vector<StashTensor>& tensors, int64_t tokens, int64_t act_bytes,
+                       double fraction) {
   int64_t total = 0;
   for (const StashTensor& t : tensors) {
     total += OffloadElements(t.elements_per_token * tokens, fraction) *

@@ -56,21 +56,19 @@ std::vector<StashTensor> ForwardStash(UnitKind kind, const LayoutDims& dims);
 
 // The subset of ForwardStash that F keeps under `mode`. `first_unit` tells
 // whether this unit takes the chunk's input (kChunk keeps only that).
-std::vector<StashTensor> KeptStash(UnitKind kind, const LayoutDims& dims,
-                                   SaveMode mode, bool first_unit);
+std::vector<StashTensor> KeptStash(UnitKind kind, const LayoutDims& dims, SaveMode mode,
+                                   bool first_unit);
 
 // Tensors held between BI and BW (inputs of the linear layers and the
 // gradients of their outputs). Norm gains get their gradients in BI.
-std::vector<StashTensor> WeightGradStash(UnitKind kind,
-                                         const LayoutDims& dims);
+std::vector<StashTensor> WeightGradStash(UnitKind kind, const LayoutDims& dims);
 
-int64_t StashBytes(const std::vector<StashTensor>& tensors, int64_t tokens,
-                   int64_t act_bytes);
+int64_t StashBytes(const std::vector<StashTensor>& tensors, int64_t tokens, int64_t act_bytes);
 
 // Bytes an offload of `fraction` moves: floor(fraction * numel) elements of
 // every tensor, summed. The worker moves exactly these prefixes.
-int64_t OffloadedBytes(const std::vector<StashTensor>& tensors, int64_t tokens,
-                       int64_t act_bytes, double fraction);
+int64_t OffloadedBytes(const std::vector<StashTensor>& tensors, int64_t tokens, int64_t act_bytes,
+                       double fraction);
 
 // floor(fraction * numel), clamped to [0, numel]; shared by both sides.
 int64_t OffloadElements(int64_t numel, double fraction);

@@ -414,8 +414,8 @@ std::vector<std::pair<int, int>> WeightsFirst(const std::vector<std::pair<int, i
 // (op index, micro-batch). With start = q T + r, the target time orders by
 // (q + mb, r), so walking q + mb upwards over the ops sorted by r needs no
 // sort of all m copies.
-std::vector<std::vector<std::pair<int, int>>> DeviceOrders(const std::vector<BlockOp>& ops,
-                                                           int p, int m, double period) {
+std::vector<std::vector<std::pair<int, int>>> DeviceOrders(const std::vector<BlockOp>& ops, int p,
+                                                           int m, double period) {
   std::vector<std::vector<std::pair<int, int>>> out(p);
   std::vector<std::vector<std::tuple<double, int, int>>> by_phase(p);  // (r, q, op)
   int q_min = 0, q_max = 0;
@@ -481,9 +481,15 @@ double ReplayMakespan(const std::vector<BlockOp>& ops,
     for (int i = 0; i < n_ops; ++i) {
       const int c = ops[i].chunk;
       switch (ops[i].type) {
-        case ActionType::kF: dep[i] = c > 0 ? f[c - 1] : -1; break;
-        case ActionType::kBW: dep[i] = back[c]; break;
-        default: dep[i] = c + 1 < C ? back[c + 1] : f[C - 1]; break;
+        case ActionType::kF:
+          dep[i] = c > 0 ? f[c - 1] : -1;
+          break;
+        case ActionType::kBW:
+          dep[i] = back[c];
+          break;
+        default:
+          dep[i] = c + 1 < C ? back[c + 1] : f[C - 1];
+          break;
       }
       if (dep[i] >= 0) users[dep[i]].push_back(i);
     }
@@ -526,8 +532,8 @@ double ReplayMakespan(const std::vector<BlockOp>& ops,
 
 }  // namespace
 
-absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape,
-                                      std::vector<int> placement, bool split) {
+absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape, std::vector<int> placement,
+                                      bool split) {
   const int p = shape.num_devices;
   const int C = static_cast<int>(placement.size());
   const int m = shape.num_microbatches;
@@ -559,9 +565,12 @@ absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape,
   }
   auto real_duration = [&](const BlockOp& op) {
     switch (op.type) {
-      case ActionType::kF: return real(shape.costs.forward, op.chunk);
-      case ActionType::kBI: return real(shape.costs.backward_input, op.chunk);
-      case ActionType::kBW: return real(shape.costs.backward_weight, op.chunk);
+      case ActionType::kF:
+        return real(shape.costs.forward, op.chunk);
+      case ActionType::kBI:
+        return real(shape.costs.backward_input, op.chunk);
+      case ActionType::kBW:
+        return real(shape.costs.backward_weight, op.chunk);
       default:
         return real(shape.costs.backward_input, op.chunk) +
                real(shape.costs.backward_weight, op.chunk);
@@ -599,9 +608,9 @@ absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape,
       // p), which keeps p = 64, m = 512 well under a second.
       const int m_replay = std::min(m, 2 * p + 16);
       std::vector<double> first_starts;
-      double makespan = ReplayMakespan(
-          trial, ScheduleOrders(trial, placement, p, m_replay, t, weights_first), dur, m_replay,
-          shape.costs.p2p_seconds, &first_starts);
+      double makespan =
+          ReplayMakespan(trial, ScheduleOrders(trial, placement, p, m_replay, t, weights_first),
+                         dur, m_replay, shape.costs.p2p_seconds, &first_starts);
       if (m_replay < m) {
         const double pace = (first_starts[m_replay - 1] - first_starts[m_replay - 1 - p]) / p;
         makespan += (m - m_replay) * pace;
@@ -616,9 +625,9 @@ absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape,
     if (!ops.empty() && step >= 40) break;
   }
   if (ops.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "schedule.inflight_cap ", shape.inflight_cap, " cannot be met by the ",
-        shape.kind, " schedule with ", p, " devices"));
+    return absl::InvalidArgumentError(absl::StrCat("schedule.inflight_cap ", shape.inflight_cap,
+                                                   " cannot be met by the ", shape.kind,
+                                                   " schedule with ", p, " devices"));
   }
 
   Schedule s = Skeleton(shape.kind, p, C / p, m, placement);

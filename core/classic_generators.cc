@@ -76,8 +76,7 @@ Schedule InterleavedCompute(int p, int v, int m) {
       return Action::Compute(ActionType::kF, table[i].second * p + d, table[i].first);
     };
     auto bwd = [&](int i) {
-      return Action::Compute(ActionType::kB, (v - 1 - table[i].second) * p + d,
-                             table[i].first);
+      return Action::Compute(ActionType::kB, (v - 1 - table[i].second) * p + d, table[i].first);
     };
     const int warmup = std::min((p - d - 1) * 2 + (v - 1) * g, total);
     const int steady = total - warmup;

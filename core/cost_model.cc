@@ -13,28 +13,36 @@ int64_t ModelShape::LayerParams() const {
 }
 int64_t ModelShape::EmbeddingParams() const { return vocab * hidden; }
 int64_t ModelShape::HeadParams() const { return vocab * hidden + hidden; }
-int64_t ModelShape::ActivationMessageBytes() const {
-  return tokens() * hidden * act_bytes;
-}
+int64_t ModelShape::ActivationMessageBytes() const { return tokens() * hidden * act_bytes; }
 
 Numerics ResolveNumerics(const v1::JobSpec& spec, const v1::DeviceProfile& profile) {
   Numerics n;
   n.flash = profile.flash_attention();
   switch (spec.model().attention()) {
-    case v1::ATTENTION_FLASH: n.flash = true; break;
-    case v1::ATTENTION_STANDARD: n.flash = false; break;
-    default: break;
+    case v1::ATTENTION_FLASH:
+      n.flash = true;
+      break;
+    case v1::ATTENTION_STANDARD:
+      n.flash = false;
+      break;
+    default:
+      break;
   }
   switch (spec.training().precision()) {
-    case v1::PRECISION_BF16: n.mixed_precision = true; break;
-    case v1::PRECISION_FP32: n.mixed_precision = false; break;
-    default: n.mixed_precision = profile.bf16(); break;
+    case v1::PRECISION_BF16:
+      n.mixed_precision = true;
+      break;
+    case v1::PRECISION_FP32:
+      n.mixed_precision = false;
+      break;
+    default:
+      n.mixed_precision = profile.bf16();
+      break;
   }
   return n;
 }
 
-ModelShape ModelShapeFromSpec(const v1::JobSpec& spec,
-                              const v1::DeviceProfile& profile) {
+ModelShape ModelShapeFromSpec(const v1::JobSpec& spec, const v1::DeviceProfile& profile) {
   const Numerics n = ResolveNumerics(spec, profile);
   ModelShape s;
   static_cast<ModelGeometry&>(s) = ModelGeometryFromSpec(spec, n.flash);
@@ -46,9 +54,12 @@ ModelShape ModelShapeFromSpec(const v1::JobSpec& spec,
 SaveMode SaveModeOf(const MemoryPolicy& policy) {
   if (policy.kind != PolicyKind::kRecompute) return SaveMode::kAll;
   switch (policy.granularity) {
-    case Granularity::kLayer: return SaveMode::kLayer;
-    case Granularity::kChunk: return SaveMode::kChunk;
-    case Granularity::kSelective: return SaveMode::kSelective;
+    case Granularity::kLayer:
+      return SaveMode::kLayer;
+    case Granularity::kChunk:
+      return SaveMode::kChunk;
+    case Granularity::kSelective:
+      return SaveMode::kSelective;
   }
   return SaveMode::kAll;
 }
@@ -62,8 +73,7 @@ UnitCost LayerUnit(const ModelShape& s) {
   const double linear = 2.0 * t * (4.0 * h * h + 3.0 * h * f);
   // Causal attention: QK^T and PV over half of the s x s scores.
   const double attention = 2.0 * static_cast<double>(s.micro_batch) *
-                            static_cast<double>(s.seq_len) *
-                            static_cast<double>(s.seq_len) * h;
+                           static_cast<double>(s.seq_len) * static_cast<double>(s.seq_len) * h;
   UnitCost u;
   u.kind = UnitKind::kLayer;
   u.forward_flops = linear + attention;
@@ -152,18 +162,14 @@ const std::vector<int64_t>& CostModel::KeptUnitBytes(int c, SaveMode mode) const
   return kept_units_[c][static_cast<int>(mode)];
 }
 
-const std::vector<int64_t>& CostModel::WeightGradUnitBytes(int c) const {
-  return wgrad_units_[c];
-}
+const std::vector<int64_t>& CostModel::WeightGradUnitBytes(int c) const { return wgrad_units_[c]; }
 
 double CostModel::ComputeSeconds(double flops, bool backward) const {
-  const double eff =
-      backward ? profile_.backward_efficiency() : profile_.forward_efficiency();
+  const double eff = backward ? profile_.backward_efficiency() : profile_.forward_efficiency();
   return flops / (profile_.peak_flops() * std::max(eff, 1e-6));
 }
 
-std::vector<std::vector<StashTensor>> CostModel::KeptUnits(int c,
-                                                           SaveMode mode) const {
+std::vector<std::vector<StashTensor>> CostModel::KeptUnits(int c, SaveMode mode) const {
   std::vector<std::vector<StashTensor>> out;
   const auto dims = shape_.layout();
   const auto& units = chunks_[c].units;
@@ -228,8 +234,7 @@ double CostModel::H2DSeconds(int64_t bytes) const {
   return static_cast<double>(bytes) / profile_.h2d_bandwidth();
 }
 double CostModel::P2PSeconds(int64_t bytes) const {
-  return profile_.p2p_latency_seconds() +
-         static_cast<double>(bytes) / profile_.p2p_bandwidth();
+  return profile_.p2p_latency_seconds() + static_cast<double>(bytes) / profile_.p2p_bandwidth();
 }
 
 double CostModel::AllReduceSeconds(int c, int data_parallel) const {
@@ -248,8 +253,8 @@ double CostModel::OptimizerSeconds(int64_t params, double offloaded) const {
     // Streamed: master + moments in and out over the host link, overlapped
     // with the update itself.
     const double state = p * offloaded * (shape_.mixed_precision ? 12.0 : 8.0);
-    const double each_way = std::max(state / profile_.h2d_bandwidth(),
-                                     state / profile_.d2h_bandwidth());
+    const double each_way =
+        std::max(state / profile_.h2d_bandwidth(), state / profile_.d2h_bandwidth());
     const double both = 2.0 * state / profile_.duplex_bandwidth();
     t = std::max(t, std::max(each_way, both));
   }
@@ -293,17 +298,17 @@ std::vector<double> CostModel::BackwardSeconds() const {
   return v;
 }
 
-absl::StatusOr<std::vector<int>> PartitionLayers(
-    const ModelShape& shape, int num_chunks,
-    const std::vector<int>& explicit_layout) {
+absl::StatusOr<std::vector<int>> PartitionLayers(const ModelShape& shape, int num_chunks,
+                                                 const std::vector<int>& explicit_layout) {
   if (num_chunks < 1) {
-    return absl::InvalidArgumentError("parallel.pipeline * parallel.chunks_per_device must be >= 1");
+    return absl::InvalidArgumentError(
+        "parallel.pipeline * parallel.chunks_per_device must be >= 1");
   }
   if (!explicit_layout.empty()) {
     if (static_cast<int>(explicit_layout.size()) != num_chunks) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "parallel.layers_per_chunk has ", explicit_layout.size(),
-          " entries; expected ", num_chunks, " (pipeline * chunks_per_device)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("parallel.layers_per_chunk has ", explicit_layout.size(),
+                       " entries; expected ", num_chunks, " (pipeline * chunks_per_device)"));
     }
     int64_t sum = 0;
     for (int n : explicit_layout) {
@@ -313,15 +318,15 @@ absl::StatusOr<std::vector<int>> PartitionLayers(
       sum += n;
     }
     if (sum != shape.layers) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "parallel.layers_per_chunk sums to ", sum, "; expected model.layers ", shape.layers));
+      return absl::InvalidArgumentError(absl::StrCat("parallel.layers_per_chunk sums to ", sum,
+                                                     "; expected model.layers ", shape.layers));
     }
     return explicit_layout;
   }
   if (shape.layers < num_chunks) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.layers (", shape.layers, ") must be >= the number of chunks (",
-        num_chunks, " = parallel.pipeline * parallel.chunks_per_device)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model.layers (", shape.layers, ") must be >= the number of chunks (",
+                     num_chunks, " = parallel.pipeline * parallel.chunks_per_device)"));
   }
   // Identical layers: filling the cheapest chunk one layer at a time
   // minimizes the most expensive chunk.

@@ -25,9 +25,9 @@ struct ModelShape : ModelGeometry {
   bool mixed_precision = false;  // bf16 compute, fp32 master weights
   int64_t act_bytes = 4;         // bytes per element of the compute dtype
 
-  int64_t LayerParams() const;      // 4h^2 + 3hf + 2h
-  int64_t EmbeddingParams() const;  // V h
-  int64_t HeadParams() const;       // V h + h
+  int64_t LayerParams() const;             // 4h^2 + 3hf + 2h
+  int64_t EmbeddingParams() const;         // V h
+  int64_t HeadParams() const;              // V h + h
   int64_t ActivationMessageBytes() const;  // b s h, what a stage sends
 };
 
@@ -43,8 +43,7 @@ struct Numerics {
 Numerics ResolveNumerics(const v1::JobSpec& spec, const v1::DeviceProfile& profile);
 
 // The model's shape with ResolveNumerics' precision and attention.
-ModelShape ModelShapeFromSpec(const v1::JobSpec& spec,
-                              const v1::DeviceProfile& profile);
+ModelShape ModelShapeFromSpec(const v1::JobSpec& spec, const v1::DeviceProfile& profile);
 
 struct UnitCost {
   UnitKind kind = UnitKind::kLayer;
@@ -114,8 +113,7 @@ class CostModel {
 
   // Replaces chunk c's modelled durations with measured (or, in tests,
   // hand-picked) ones. B becomes bi + bw.
-  void SetChunkSeconds(int c, double forward, double backward_input,
-                       double backward_weight);
+  void SetChunkSeconds(int c, double forward, double backward_input, double backward_weight);
   // Durations of every chunk as the cost-aware generators want them.
   std::vector<double> ForwardSeconds() const;
   std::vector<double> BackwardInputSeconds() const;
@@ -137,9 +135,8 @@ class CostModel {
 // Layers per chunk for `num_chunks` chunks, minimizing the most expensive
 // chunk (the embedding weighs on chunk 0, the head and loss on the last).
 // `explicit_layout`, if non-empty, is validated and returned.
-absl::StatusOr<std::vector<int>> PartitionLayers(
-    const ModelShape& shape, int num_chunks,
-    const std::vector<int>& explicit_layout);
+absl::StatusOr<std::vector<int>> PartitionLayers(const ModelShape& shape, int num_chunks,
+                                                 const std::vector<int>& explicit_layout);
 
 SaveMode SaveModeOf(const MemoryPolicy& policy);
 

@@ -12,14 +12,13 @@ absl::Status CheckDataPath(const std::string& path, bool llmc) {
   if (llmc && path.find_first_of("*?[") != std::string::npos) return absl::OkStatus();
   std::error_code ec;
   if (!fs::exists(path, ec)) {
-    return absl::NotFoundError(
-        absl::StrCat("data.path ", path, " does not exist on this machine"));
+    return absl::NotFoundError(absl::StrCat("data.path ", path, " does not exist on this machine"));
   }
   if (!llmc && fs::is_directory(path, ec)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.path ", path,
-        " is a directory: with format text it must be a file (a directory of *.bin "
-        "shards needs format llmc)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.path ", path,
+                     " is a directory: with format text it must be a file (a directory of *.bin "
+                     "shards needs format llmc)"));
   }
   return absl::OkStatus();
 }

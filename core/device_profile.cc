@@ -68,8 +68,7 @@ v1::DeviceProfile Cpu() {
 }
 
 // Bandwidth values may be written "55GB/s".
-absl::StatusOr<double> ParseNumberOrSize(const std::string& key,
-                                         const std::string& text) {
+absl::StatusOr<double> ParseNumberOrSize(const std::string& key, const std::string& text) {
   double d;
   if (absl::SimpleAtod(text, &d)) return d;
   std::string t = text;
@@ -92,8 +91,7 @@ absl::StatusOr<v1::DeviceProfile> BuiltinDeviceProfile(absl::string_view name) {
   if (n == "cpu") return Cpu();
   return absl::InvalidArgumentError(absl::StrCat(
       "device.profile '", name, "' is not a built-in profile (",
-      absl::StrJoin(BuiltinDeviceProfileNames(), ", "),
-      ") nor a readable profile file"));
+      absl::StrJoin(BuiltinDeviceProfileNames(), ", "), ") nor a readable profile file"));
 }
 
 v1::DeviceProfile MergeDeviceProfile(const v1::DeviceProfile& base,
@@ -199,8 +197,7 @@ absl::StatusOr<v1::DeviceProfile> LoadDeviceProfileFile(const std::string& path)
 
 absl::StatusOr<v1::DeviceProfile> ResolveDeviceProfile(const v1::DeviceSpec& spec) {
   std::string name = spec.profile().empty() ? "cpu" : spec.profile();
-  if (spec.has_custom() && spec.custom().peak_flops() > 0 &&
-      spec.custom().hbm_bytes() > 0) {
+  if (spec.has_custom() && spec.custom().peak_flops() > 0 && spec.custom().hbm_bytes() > 0) {
     return spec.custom();  // a complete inlined profile
   }
   absl::StatusOr<v1::DeviceProfile> base = BuiltinDeviceProfile(name);

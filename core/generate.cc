@@ -39,9 +39,9 @@ absl::Status CheckMicrobatchGroups(absl::string_view kind, int p, int m) {
   if (kind != "interleaved" || p < 1 || m % p == 0) return absl::OkStatus();
   // With a partial group Megatron's order can deadlock (p = 5, m = 7 does;
   // found by schedule_validator_fuzzer).
-  return absl::InvalidArgumentError(
-      absl::StrCat("training.microbatches (", m, ") must be a multiple of parallel.pipeline (", p,
-                   ") for schedule.kind interleaved"));
+  return absl::InvalidArgumentError(absl::StrCat("training.microbatches (", m,
+                                                 ") must be a multiple of parallel.pipeline (", p,
+                                                 ") for schedule.kind interleaved"));
 }
 
 int DefaultChunksPerDevice(absl::string_view kind) {
@@ -51,8 +51,7 @@ int DefaultChunksPerDevice(absl::string_view kind) {
 absl::Status CheckShape(const ShapeSpec& s) {
   if (!IsKnownScheduleKind(s.kind)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "schedule.kind '", s.kind, "' is unknown; known: ",
-        absl::StrJoin(ScheduleKinds(), ", ")));
+        "schedule.kind '", s.kind, "' is unknown; known: ", absl::StrJoin(ScheduleKinds(), ", ")));
   }
   if (s.num_devices < 1) {
     return absl::InvalidArgumentError("parallel.pipeline must be >= 1");
@@ -60,8 +59,7 @@ absl::Status CheckShape(const ShapeSpec& s) {
   if (s.num_microbatches < 1) {
     return absl::InvalidArgumentError("training.microbatches must be >= 1");
   }
-  const int v = s.chunks_per_device == 0 ? DefaultChunksPerDevice(s.kind)
-                                         : s.chunks_per_device;
+  const int v = s.chunks_per_device == 0 ? DefaultChunksPerDevice(s.kind) : s.chunks_per_device;
   if ((s.kind == "gpipe" || s.kind == "1f1b" || s.kind == "zbh1") && v != 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "parallel.chunks_per_device must be 1 for schedule.kind ", s.kind, " (got ", v, ")"));
@@ -85,7 +83,8 @@ absl::Status CheckShape(const ShapeSpec& s) {
   }
   for (const auto* vec : {&s.costs.forward, &s.costs.backward_input, &s.costs.backward_weight}) {
     if (!vec->empty() && vec->size() != C) {
-      return absl::InvalidArgumentError("internal: chunk cost vectors do not match the chunk count");
+      return absl::InvalidArgumentError(
+          "internal: chunk cost vectors do not match the chunk count");
     }
   }
   if (s.inflight_cap < 0) {
@@ -107,7 +106,8 @@ absl::StatusOr<Schedule> GenerateSchedule(const ShapeSpec& shape_in) {
   } else if (shape.kind == "interleaved") {
     s = internal::InterleavedCompute(p, v, m);
   } else if (shape.kind == "zbh1") {
-    CHRONOS_ASSIGN_OR_RETURN(s, internal::GreedyCompute(shape, internal::LoopedPlacement(p, 1), true));
+    CHRONOS_ASSIGN_OR_RETURN(s,
+                             internal::GreedyCompute(shape, internal::LoopedPlacement(p, 1), true));
   } else if (shape.block.greedy) {
     CHRONOS_ASSIGN_OR_RETURN(s, internal::GreedyCompute(shape, internal::VPlacement(p, v), true));
   } else {

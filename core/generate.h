@@ -83,11 +83,11 @@ struct BlockTuning {
 };
 
 struct ShapeSpec {
-  std::string kind;           // gpipe | 1f1b | interleaved | chronos | zbh1
-  int num_devices = 1;        // p
-  int chunks_per_device = 0;  // v; 0 = the kind's default
-  int num_microbatches = 1;   // m
-  int inflight_cap = 0;       // max micro-batches in flight per device; 0 = auto
+  std::string kind;               // gpipe | 1f1b | interleaved | chronos | zbh1
+  int num_devices = 1;            // p
+  int chunks_per_device = 0;      // v; 0 = the kind's default
+  int num_microbatches = 1;       // m
+  int inflight_cap = 0;           // max micro-batches in flight per device; 0 = auto
   std::vector<int> chunk_layers;  // layers per chunk (for the Schedule)
   ChunkCosts costs;
   BlockTuning block;

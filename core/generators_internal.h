@@ -33,14 +33,14 @@ Schedule InterleavedCompute(int p, int v, int m);
 // micro-batch's ops out on a period T so no device is double-booked, then
 // repeats it every T and orders each device's ops by their target times.
 // Backward split into BI and BW when `split`; BW fills the free slots.
-absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape,
-                                      std::vector<int> placement, bool split);
+absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape, std::vector<int> placement,
+                                      bool split);
 
 // List scheduling with the real costs (BlockTuning::greedy). Per chunk,
 // F, BI and BW run in micro-batch order, so every channel stays FIFO; the
 // order is a causal replay, hence deadlock-free.
-absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape,
-                                       std::vector<int> placement, bool split);
+absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape, std::vector<int> placement,
+                                       bool split);
 
 // Adds SEND_*/RECV_* around every compute action whose producer or consumer
 // chunk lives on another device: RECV right before the consumer, SEND right

@@ -113,9 +113,9 @@ absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape, std::vector<int> 
       }
     }
     if (dev < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "schedule.inflight_cap ", shape.inflight_cap, " leaves the ", shape.kind,
-          " schedule unable to make progress"));
+      return absl::InvalidArgumentError(absl::StrCat("schedule.inflight_cap ", shape.inflight_cap,
+                                                     " leaves the ", shape.kind,
+                                                     " schedule unable to make progress"));
     }
     const int c = pick.chunk, mb = pick.mb;
     const int first_chunk = chunks[dev].front();

@@ -70,26 +70,16 @@ struct EnumSpelling {
   int number;
 };
 constexpr EnumSpelling kEnumSpellings[] = {
-    {"chronos.v1.DataFormat", "text", 1},
-    {"chronos.v1.DataFormat", "llmc", 2},
-    {"chronos.v1.Precision", "auto", 0},
-    {"chronos.v1.Precision", "fp32", 1},
-    {"chronos.v1.Precision", "bf16", 2},
-    {"chronos.v1.AttentionImpl", "auto", 0},
-    {"chronos.v1.AttentionImpl", "flash", 1},
-    {"chronos.v1.AttentionImpl", "standard", 2},
-    {"chronos.v1.RecomputeMode", "auto", 0},
-    {"chronos.v1.RecomputeMode", "off", 1},
-    {"chronos.v1.RecomputeMode", "none", 1},
-    {"chronos.v1.RecomputeMode", "false", 1},
-    {"chronos.v1.RecomputeMode", "full", 2},
-    {"chronos.v1.RecomputeMode", "true", 2},
-    {"chronos.v1.RecomputeMode", "selective", 3},
-    {"chronos.v1.RecomputeMode", "chunk", 4},
-    {"chronos.v1.OptimizerOffload", "auto", 0},
-    {"chronos.v1.OptimizerOffload", "on", 1},
-    {"chronos.v1.OptimizerOffload", "true", 1},
-    {"chronos.v1.OptimizerOffload", "off", 2},
+    {"chronos.v1.DataFormat", "text", 1},         {"chronos.v1.DataFormat", "llmc", 2},
+    {"chronos.v1.Precision", "auto", 0},          {"chronos.v1.Precision", "fp32", 1},
+    {"chronos.v1.Precision", "bf16", 2},          {"chronos.v1.AttentionImpl", "auto", 0},
+    {"chronos.v1.AttentionImpl", "flash", 1},     {"chronos.v1.AttentionImpl", "standard", 2},
+    {"chronos.v1.RecomputeMode", "auto", 0},      {"chronos.v1.RecomputeMode", "off", 1},
+    {"chronos.v1.RecomputeMode", "none", 1},      {"chronos.v1.RecomputeMode", "false", 1},
+    {"chronos.v1.RecomputeMode", "full", 2},      {"chronos.v1.RecomputeMode", "true", 2},
+    {"chronos.v1.RecomputeMode", "selective", 3}, {"chronos.v1.RecomputeMode", "chunk", 4},
+    {"chronos.v1.OptimizerOffload", "auto", 0},   {"chronos.v1.OptimizerOffload", "on", 1},
+    {"chronos.v1.OptimizerOffload", "true", 1},   {"chronos.v1.OptimizerOffload", "off", 2},
     {"chronos.v1.OptimizerOffload", "false", 2},
 };
 
@@ -108,19 +98,17 @@ absl::string_view YamlKey(const FieldDescriptor* f) {
 }
 
 bool IsAutoIntField(const FieldDescriptor* f) {
-  return std::find(std::begin(kAutoIntFields), std::end(kAutoIntFields),
-                   f->full_name()) != std::end(kAutoIntFields);
+  return std::find(std::begin(kAutoIntFields), std::end(kAutoIntFields), f->full_name()) !=
+         std::end(kAutoIntFields);
 }
 
 // Proto3 `optional` scalars: unset is meaningful ("auto").
 bool IsOptionalScalar(const FieldDescriptor* f) {
-  return f->has_optional_keyword() &&
-         f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE;
+  return f->has_optional_keyword() && f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE;
 }
 
 bool IsSizeField(const FieldDescriptor* f) {
-  return f->cpp_type() == FieldDescriptor::CPPTYPE_INT64 &&
-         absl::EndsWith(f->name(), "_bytes");
+  return f->cpp_type() == FieldDescriptor::CPPTYPE_INT64 && absl::EndsWith(f->name(), "_bytes");
 }
 
 // The longest prefix ending in '_' shared by all value names
@@ -156,8 +144,7 @@ std::vector<std::string> EnumSpellings(const EnumDescriptor* e) {
   return names;
 }
 
-const EnumValueDescriptor* FindEnumValue(const EnumDescriptor* e,
-                                         absl::string_view text) {
+const EnumValueDescriptor* FindEnumValue(const EnumDescriptor* e, absl::string_view text) {
   const std::string lower = absl::AsciiStrToLower(text);
   for (const EnumSpelling& s : kEnumSpellings) {
     if (s.enum_type == e->full_name() && s.name == lower) {
@@ -196,8 +183,7 @@ size_t EditDistance(absl::string_view a, absl::string_view b) {
     row[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
       const size_t above = row[j];
-      const bool same =
-          absl::ascii_tolower(a[i - 1]) == absl::ascii_tolower(b[j - 1]);
+      const bool same = absl::ascii_tolower(a[i - 1]) == absl::ascii_tolower(b[j - 1]);
       row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + !same});
       diagonal = above;
     }
@@ -208,8 +194,7 @@ size_t EditDistance(absl::string_view a, absl::string_view b) {
 std::string Location(const YAML::Node& node) {
   const YAML::Mark mark = node.Mark();
   if (mark.is_null()) return "";
-  return absl::StrCat(" (line ", mark.line + 1, ", column ", mark.column + 1,
-                      ")");
+  return absl::StrCat(" (line ", mark.line + 1, ", column ", mark.column + 1, ")");
 }
 
 std::string Join(const std::string& path, absl::string_view key) {
@@ -236,14 +221,12 @@ class Parser {
  public:
   std::vector<std::string>& errors() { return errors_; }
 
-  void ParseMessage(const YAML::Node& node, const std::string& path,
-                    Message* msg) {
+  void ParseMessage(const YAML::Node& node, const std::string& path, Message* msg) {
     if (!Visit()) return;
     if (node.IsNull()) return;  // "model:" with nothing under it
     if (!node.IsMap()) {
-      Error(absl::StrCat(path.empty() ? "job spec" : path,
-                         ": expected a mapping of keys, got ", NodeKind(node),
-                         Location(node)));
+      Error(absl::StrCat(path.empty() ? "job spec" : path, ": expected a mapping of keys, got ",
+                         NodeKind(node), Location(node)));
       return;
     }
     const Descriptor* desc = msg->GetDescriptor();
@@ -251,8 +234,8 @@ class Parser {
     for (const auto& entry : node) {
       const YAML::Node& key_node = entry.first;
       if (!key_node.IsScalar()) {
-        Error(absl::StrCat(path.empty() ? "job spec" : path,
-                           ": keys must be plain names", Location(key_node)));
+        Error(absl::StrCat(path.empty() ? "job spec" : path, ": keys must be plain names",
+                           Location(key_node)));
         continue;
       }
       const std::string key = key_node.Scalar();
@@ -263,8 +246,7 @@ class Parser {
         continue;
       }
       if (!seen.insert(f->number()).second) {
-        Error(
-            absl::StrCat("duplicate key '", key_path, "'", Location(key_node)));
+        Error(absl::StrCat("duplicate key '", key_path, "'", Location(key_node)));
         continue;
       }
       ParseField(entry.second, key_path, f, msg);
@@ -281,8 +263,7 @@ class Parser {
 
   void Error(std::string message) { errors_.push_back(std::move(message)); }
 
-  static const FieldDescriptor* FindField(const Descriptor* desc,
-                                          absl::string_view key) {
+  static const FieldDescriptor* FindField(const Descriptor* desc, absl::string_view key) {
     for (int i = 0; i < desc->field_count(); ++i) {
       if (YamlKey(desc->field(i)) == key) return desc->field(i);
     }
@@ -291,12 +272,9 @@ class Parser {
 
   // "unknown field 'model.hiden'; did you mean 'model.hidden'?" or, with
   // nothing close, the list of known keys at that level.
-  static std::string UnknownField(const Descriptor* desc,
-                                  const std::string& path,
-                                  absl::string_view key,
-                                  const std::string& location) {
-    std::string message =
-        absl::StrCat("unknown field '", Join(path, key), "'", location);
+  static std::string UnknownField(const Descriptor* desc, const std::string& path,
+                                  absl::string_view key, const std::string& location) {
+    std::string message = absl::StrCat("unknown field '", Join(path, key), "'", location);
     std::vector<std::string> known;
     absl::string_view best;
     size_t best_distance = std::numeric_limits<size_t>::max();
@@ -314,22 +292,20 @@ class Parser {
     if (best_distance <= limit) {
       absl::StrAppend(&message, "; did you mean '", Join(path, best), "'?");
     } else {
-      absl::StrAppend(&message, "; known fields",
-                      path.empty() ? "" : absl::StrCat(" of ", path), ": ",
-                      absl::StrJoin(known, ", "));
+      absl::StrAppend(&message, "; known fields", path.empty() ? "" : absl::StrCat(" of ", path),
+                      ": ", absl::StrJoin(known, ", "));
     }
     return message;
   }
 
-  void ParseField(const YAML::Node& value, const std::string& path,
-                  const FieldDescriptor* f, Message* msg) {
+  void ParseField(const YAML::Node& value, const std::string& path, const FieldDescriptor* f,
+                  Message* msg) {
     if (!Visit()) return;
     if (value.IsNull()) return;  // "lr:" with no value keeps the default
     const Reflection* refl = msg->GetReflection();
     if (f->is_repeated()) {
       if (!value.IsSequence()) {
-        Error(absl::StrCat(path, ": expected a list, got ", NodeKind(value),
-                           Location(value)));
+        Error(absl::StrCat(path, ": expected a list, got ", NodeKind(value), Location(value)));
         return;
       }
       refl->ClearField(msg, f);
@@ -351,14 +327,14 @@ class Parser {
   }
 
   // One scalar into a singular field, or appended to a repeated one.
-  void ParseScalar(const YAML::Node& node, const std::string& path,
-                   const FieldDescriptor* f, Message* msg) {
+  void ParseScalar(const YAML::Node& node, const std::string& path, const FieldDescriptor* f,
+                   Message* msg) {
     if (!Visit()) return;
     const Reflection* refl = msg->GetReflection();
     const bool add = f->is_repeated();
     if (!node.IsScalar()) {
-      Error(absl::StrCat(path, ": expected ", ExpectedType(f), ", got ",
-                         NodeKind(node), Location(node)));
+      Error(absl::StrCat(path, ": expected ", ExpectedType(f), ", got ", NodeKind(node),
+                         Location(node)));
       return;
     }
     const std::string& text = node.Scalar();
@@ -484,8 +460,7 @@ class Parser {
         type = "an integer";
         break;
       case FieldDescriptor::CPPTYPE_INT64:
-        type = IsSizeField(f) ? "a size such as 80GiB or a byte count"
-                              : "an integer";
+        type = IsSizeField(f) ? "a size such as 80GiB or a byte count" : "an integer";
         break;
       case FieldDescriptor::CPPTYPE_UINT32:
       case FieldDescriptor::CPPTYPE_UINT64:
@@ -502,8 +477,7 @@ class Parser {
         type = "a string";
         break;
       case FieldDescriptor::CPPTYPE_ENUM:
-        return absl::StrCat("one of ",
-                            absl::StrJoin(EnumSpellings(f->enum_type()), ", "));
+        return absl::StrCat("one of ", absl::StrJoin(EnumSpellings(f->enum_type()), ", "));
       case FieldDescriptor::CPPTYPE_MESSAGE:
         return "a mapping of keys";
     }
@@ -522,45 +496,35 @@ class Parser {
 // ---------------------------------------------------------------------------
 // proto -> YAML.
 
-std::string ScalarToYaml(const Message& msg, const FieldDescriptor* f,
-                         int index) {
+std::string ScalarToYaml(const Message& msg, const FieldDescriptor* f, int index) {
   const Reflection* refl = msg.GetReflection();
   const bool rep = f->is_repeated();
   switch (f->cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT32: {
-      const int32_t v =
-          rep ? refl->GetRepeatedInt32(msg, f, index) : refl->GetInt32(msg, f);
+      const int32_t v = rep ? refl->GetRepeatedInt32(msg, f, index) : refl->GetInt32(msg, f);
       return v == 0 && !rep && IsAutoIntField(f) ? "auto" : absl::StrCat(v);
     }
     case FieldDescriptor::CPPTYPE_INT64: {
-      const int64_t v =
-          rep ? refl->GetRepeatedInt64(msg, f, index) : refl->GetInt64(msg, f);
+      const int64_t v = rep ? refl->GetRepeatedInt64(msg, f, index) : refl->GetInt64(msg, f);
       if (v == 0 && !rep && IsAutoIntField(f)) return "auto";
       return IsSizeField(f) ? FormatByteSize(v) : absl::StrCat(v);
     }
     case FieldDescriptor::CPPTYPE_UINT32:
-      return absl::StrCat(rep ? refl->GetRepeatedUInt32(msg, f, index)
-                              : refl->GetUInt32(msg, f));
+      return absl::StrCat(rep ? refl->GetRepeatedUInt32(msg, f, index) : refl->GetUInt32(msg, f));
     case FieldDescriptor::CPPTYPE_UINT64:
-      return absl::StrCat(rep ? refl->GetRepeatedUInt64(msg, f, index)
-                              : refl->GetUInt64(msg, f));
+      return absl::StrCat(rep ? refl->GetRepeatedUInt64(msg, f, index) : refl->GetUInt64(msg, f));
     case FieldDescriptor::CPPTYPE_DOUBLE:
-      return FormatDouble(rep ? refl->GetRepeatedDouble(msg, f, index)
-                              : refl->GetDouble(msg, f));
+      return FormatDouble(rep ? refl->GetRepeatedDouble(msg, f, index) : refl->GetDouble(msg, f));
     case FieldDescriptor::CPPTYPE_FLOAT:
-      return FormatDouble(rep ? refl->GetRepeatedFloat(msg, f, index)
-                              : refl->GetFloat(msg, f));
+      return FormatDouble(rep ? refl->GetRepeatedFloat(msg, f, index) : refl->GetFloat(msg, f));
     case FieldDescriptor::CPPTYPE_BOOL:
-      return (rep ? refl->GetRepeatedBool(msg, f, index)
-                  : refl->GetBool(msg, f))
-                 ? "true"
-                 : "false";
+      return (rep ? refl->GetRepeatedBool(msg, f, index) : refl->GetBool(msg, f)) ? "true"
+                                                                                  : "false";
     case FieldDescriptor::CPPTYPE_STRING:
-      return rep ? refl->GetRepeatedString(msg, f, index)
-                 : refl->GetString(msg, f);
+      return rep ? refl->GetRepeatedString(msg, f, index) : refl->GetString(msg, f);
     case FieldDescriptor::CPPTYPE_ENUM: {
-      const int number = rep ? refl->GetRepeatedEnumValue(msg, f, index)
-                             : refl->GetEnumValue(msg, f);
+      const int number =
+          rep ? refl->GetRepeatedEnumValue(msg, f, index) : refl->GetEnumValue(msg, f);
       const EnumValueDescriptor* v = f->enum_type()->FindValueByNumber(number);
       return v != nullptr ? EnumToYaml(v) : absl::StrCat(number);
     }
@@ -570,14 +534,12 @@ std::string ScalarToYaml(const Message& msg, const FieldDescriptor* f,
   return "";
 }
 
-void EmitScalar(const Message& msg, const FieldDescriptor* f, int index,
-                YAML::Emitter* out) {
+void EmitScalar(const Message& msg, const FieldDescriptor* f, int index, YAML::Emitter* out) {
   const std::string text = ScalarToYaml(msg, f, index);
   // Strings are quoted when YAML would read them as something else; the
   // other kinds are written in the form the parser expects, unquoted.
   if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING &&
-      (text.empty() || YAML::IsNullString(text) ||
-       absl::AsciiStrToLower(text) == "auto")) {
+      (text.empty() || YAML::IsNullString(text) || absl::AsciiStrToLower(text) == "auto")) {
     *out << YAML::DoubleQuoted << text;
   } else {
     *out << text;
@@ -678,8 +640,8 @@ absl::Status CheckTopLevelCommas(const std::string& text) {
     property = false;
     if (c == ',') {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "job spec is not valid YAML: line %d, column %d: ',' outside a flow collection",
-          line, column));
+          "job spec is not valid YAML: line %d, column %d: ',' outside a flow collection", line,
+          column));
     }
     if (c == '"' || c == '\'') {
       quote = c;
@@ -712,8 +674,8 @@ absl::StatusOr<v1::JobSpec> ParseJobSpecYaml(const std::string& raw) {
     if (c == '\r' && i + 1 < raw.size() && raw[i + 1] == '\n') continue;
     if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7f) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "job spec is not valid YAML: line %d, column %d: control character 0x%02x%s",
-          line, column, c, c == '\r' ? " (a carriage return without a line feed)" : ""));
+          "job spec is not valid YAML: line %d, column %d: control character 0x%02x%s", line,
+          column, c, c == '\r' ? " (a carriage return without a line feed)" : ""));
     }
     text.push_back(static_cast<char>(c));
     if (c == '\n') {
@@ -732,16 +694,15 @@ absl::StatusOr<v1::JobSpec> ParseJobSpecYaml(const std::string& raw) {
   try {
     docs = YAML::LoadAll(text);
   } catch (const YAML::ParserException& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("job spec is not valid YAML: line ", e.mark.line + 1,
-                     ", column ", e.mark.column + 1, ": ", e.msg));
+    return absl::InvalidArgumentError(absl::StrCat("job spec is not valid YAML: line ",
+                                                   e.mark.line + 1, ", column ", e.mark.column + 1,
+                                                   ": ", e.msg));
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("job spec is not valid YAML: ", e.what()));
+    return absl::InvalidArgumentError(absl::StrCat("job spec is not valid YAML: ", e.what()));
   }
   if (docs.size() > 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "job spec has ", docs.size(), " YAML documents; expected one"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("job spec has ", docs.size(), " YAML documents; expected one"));
   }
   if (docs.empty() || docs[0].IsNull()) {
     return absl::InvalidArgumentError("job spec is empty");
@@ -765,36 +726,31 @@ absl::StatusOr<v1::JobSpec> LoadJobSpecFile(const std::string& path) {
   std::error_code ec;
   const std::filesystem::file_status st = std::filesystem::status(path, ec);
   if (!std::filesystem::exists(st)) {
-    return absl::NotFoundError(
-        absl::StrCat("job spec file '", path, "' does not exist"));
+    return absl::NotFoundError(absl::StrCat("job spec file '", path, "' does not exist"));
   }
   if (std::filesystem::is_directory(st)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("job spec file '", path, "' is a directory"));
+    return absl::InvalidArgumentError(absl::StrCat("job spec file '", path, "' is a directory"));
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("job spec file '", path, "' cannot be opened"));
+    return absl::PermissionDeniedError(absl::StrCat("job spec file '", path, "' cannot be opened"));
   }
   // Read one byte past the limit rather than trusting the file size, so
   // pipes and special files are bounded too.
   std::string text(kMaxJobSpecFileBytes + 1, '\0');
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   if (in.bad()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot read job spec file '", path, "'"));
+    return absl::InvalidArgumentError(absl::StrCat("cannot read job spec file '", path, "'"));
   }
   text.resize(static_cast<size_t>(in.gcount()));
   if (static_cast<int64_t>(text.size()) > kMaxJobSpecFileBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "job spec file '", path, "' is larger than ",
-        FormatBytes(kMaxJobSpecFileBytes), "; is it the right file?"));
+    return absl::InvalidArgumentError(absl::StrCat("job spec file '", path, "' is larger than ",
+                                                   FormatBytes(kMaxJobSpecFileBytes),
+                                                   "; is it the right file?"));
   }
   absl::StatusOr<v1::JobSpec> spec = ParseJobSpecYaml(text);
   if (!spec.ok()) {
-    return absl::Status(spec.status().code(),
-                        absl::StrCat(path, ": ", spec.status().message()));
+    return absl::Status(spec.status().code(), absl::StrCat(path, ": ", spec.status().message()));
   }
   return spec;
 }

@@ -35,13 +35,11 @@ class Problems {
   // "<field> must be >= <min> (got <value>)"
   template <typename T>
   void AtLeast(absl::string_view field, T value, T min) {
-    if (!(value >= min))
-      Add(absl::StrCat(field, " must be >= ", min, " (got ", value, ")"));
+    if (!(value >= min)) Add(absl::StrCat(field, " must be >= ", min, " (got ", value, ")"));
   }
   template <typename T>
   void AtMost(absl::string_view field, T value, T max) {
-    if (!(value <= max))
-      Add(absl::StrCat(field, " must be <= ", max, " (got ", value, ")"));
+    if (!(value <= max)) Add(absl::StrCat(field, " must be <= ", max, " (got ", value, ")"));
   }
   template <typename T>
   void InRange(absl::string_view field, T value, T min, T max) {
@@ -55,14 +53,12 @@ class Problems {
   // through silently.
   void Positive(absl::string_view field, double value) {
     if (!std::isfinite(value) || value <= 0) {
-      Add(absl::StrCat(field, " must be a finite number > 0 (got ", value,
-                       ")"));
+      Add(absl::StrCat(field, " must be a finite number > 0 (got ", value, ")"));
     }
   }
   void NonNegative(absl::string_view field, double value) {
     if (!std::isfinite(value) || value < 0) {
-      Add(absl::StrCat(field, " must be a finite number >= 0 (got ", value,
-                       ")"));
+      Add(absl::StrCat(field, " must be a finite number >= 0 (got ", value, ")"));
     }
   }
 
@@ -96,15 +92,14 @@ void ValidateModel(const v1::ModelSpec& m, Problems* p) {
   p->InRange("model.seq_len", m.seq_len(), 1, kMaxSeqLen);
   if (m.hidden() >= 1 && m.heads() >= 1) {
     if (m.hidden() % m.heads() != 0) {
-      p->Add(absl::StrCat("model.hidden (", m.hidden(),
-                          ") must be divisible by model.heads (", m.heads(),
-                          ")"));
+      p->Add(absl::StrCat("model.hidden (", m.hidden(), ") must be divisible by model.heads (",
+                          m.heads(), ")"));
     } else if ((m.hidden() / m.heads()) % 2 != 0) {
       // Rotary embeddings rotate pairs of channels within each head.
-      p->Add(absl::StrCat(
-          "model.hidden / model.heads must be even for rotary "
-          "embeddings (got ",
-          m.hidden(), " / ", m.heads(), " = ", m.hidden() / m.heads(), ")"));
+      p->Add(
+          absl::StrCat("model.hidden / model.heads must be even for rotary "
+                       "embeddings (got ",
+                       m.hidden(), " / ", m.heads(), " = ", m.hidden() / m.heads(), ")"));
     }
   }
   if (!v1::AttentionImpl_IsValid(m.attention())) {
@@ -118,15 +113,13 @@ void ValidateModel(const v1::ModelSpec& m, Problems* p) {
 void ValidateData(const v1::JobSpec& spec, Problems* p) {
   const v1::DataSpec& d = spec.data();
   if (d.path().empty()) p->Add("data.path must not be empty");
-  if (!v1::DataFormat_IsValid(d.format()) ||
-      d.format() == v1::DATA_FORMAT_UNSPECIFIED) {
-    p->Add(absl::StrCat("data.format must be text or llmc (got ", d.format(),
-                        ")"));
+  if (!v1::DataFormat_IsValid(d.format()) || d.format() == v1::DATA_FORMAT_UNSPECIFIED) {
+    p->Add(absl::StrCat("data.format must be text or llmc (got ", d.format(), ")"));
   }
   // Byte-level tokens take all 256 values.
   if (d.format() == v1::DATA_FORMAT_TEXT && spec.model().vocab() < 256) {
-    p->Add(absl::StrCat("data.format text needs model.vocab >= 256 (got ",
-                        spec.model().vocab(), ")"));
+    p->Add(
+        absl::StrCat("data.format text needs model.vocab >= 256 (got ", spec.model().vocab(), ")"));
   }
 }
 
@@ -138,8 +131,7 @@ void ValidateTraining(const v1::JobSpec& spec, Problems* p) {
   // Fewer micro-batches than stages leaves stages with nothing to do.
   if (t.microbatches() < spec.parallel().pipeline()) {
     p->Add(absl::StrCat("training.microbatches (", t.microbatches(),
-                        ") must be >= parallel.pipeline (",
-                        spec.parallel().pipeline(), ")"));
+                        ") must be >= parallel.pipeline (", spec.parallel().pipeline(), ")"));
   } else if (absl::Status s = CheckMicrobatchGroups(spec.schedule().kind(),
                                                     spec.parallel().pipeline(), t.microbatches());
              !s.ok()) {
@@ -149,15 +141,14 @@ void ValidateTraining(const v1::JobSpec& spec, Problems* p) {
   p->Positive("training.lr", t.lr());
   p->NonNegative("training.min_lr", t.min_lr());
   if (std::isfinite(t.lr()) && t.min_lr() > t.lr()) {
-    p->Add(absl::StrCat("training.min_lr (", t.min_lr(),
-                        ") must be <= training.lr (", t.lr(), ")"));
+    p->Add(
+        absl::StrCat("training.min_lr (", t.min_lr(), ") must be <= training.lr (", t.lr(), ")"));
   }
   if (t.warmup_iterations() < 0) {
     p->AtLeast("training.warmup_iterations", t.warmup_iterations(), 0);
   } else if (t.warmup_iterations() > t.iterations()) {
     p->Add(absl::StrCat("training.warmup_iterations (", t.warmup_iterations(),
-                        ") must be <= training.iterations (", t.iterations(),
-                        ")"));
+                        ") must be <= training.iterations (", t.iterations(), ")"));
   }
   p->NonNegative("training.weight_decay", t.weight_decay());
   p->NonNegative("training.grad_clip", t.grad_clip());
@@ -167,17 +158,15 @@ void ValidateTraining(const v1::JobSpec& spec, Problems* p) {
         "training.checkpoint_dir must not be empty when "
         "training.checkpoint_every > 0");
   }
-  for (const auto& [field, value] :
-       {std::pair<const char*, double>{"training.beta1", t.beta1()},
-        {"training.beta2", t.beta2()}}) {
+  for (const auto& [field, value] : {std::pair<const char*, double>{"training.beta1", t.beta1()},
+                                     {"training.beta2", t.beta2()}}) {
     if (!(value >= 0 && value < 1)) {
       p->Add(absl::StrCat(field, " must be in [0, 1) (got ", value, ")"));
     }
   }
   p->Positive("training.eps", t.eps());
   if (!v1::Precision_IsValid(t.precision())) {
-    p->Add(
-        absl::StrCat("training.precision has unknown value ", t.precision()));
+    p->Add(absl::StrCat("training.precision has unknown value ", t.precision()));
   }
 }
 
@@ -189,9 +178,8 @@ void ValidateParallel(const v1::JobSpec& spec, Problems* p) {
   p->AtLeast("parallel.data", par.data(), 1);
   if (par.pipeline() >= 1 && par.data() >= 1 &&
       int64_t{par.pipeline()} * par.data() > kMaxDevices) {
-    p->Add(absl::StrCat(
-        "parallel.pipeline * parallel.data must be <= ", kMaxDevices,
-        " devices (got ", par.pipeline(), " * ", par.data(), ")"));
+    p->Add(absl::StrCat("parallel.pipeline * parallel.data must be <= ", kMaxDevices,
+                        " devices (got ", par.pipeline(), " * ", par.data(), ")"));
   }
 
   const int v = par.chunks_per_device();
@@ -218,9 +206,10 @@ void ValidateParallel(const v1::JobSpec& spec, Problems* p) {
     } else if (kind == "chronos" && (v < 2 || v % 2 != 0)) {
       // The V placement folds the chunk sequence back and forth across the
       // devices, so each device holds an even number of chunks.
-      p->Add(absl::StrCat("schedule.kind chronos needs an even "
-                          "parallel.chunks_per_device >= 2 (got ",
-                          v, ")"));
+      p->Add(
+          absl::StrCat("schedule.kind chronos needs an even "
+                       "parallel.chunks_per_device >= 2 (got ",
+                       v, ")"));
       v_ok = false;
     }
   }
@@ -236,9 +225,8 @@ void ValidateParallel(const v1::JobSpec& spec, Problems* p) {
   }
   if (par.layers_per_chunk_size() == 0) return;
   if (par.layers_per_chunk_size() != chunks) {
-    p->Add(absl::StrCat("parallel.layers_per_chunk has ",
-                        par.layers_per_chunk_size(), " entries; expected ",
-                        chunks,
+    p->Add(absl::StrCat("parallel.layers_per_chunk has ", par.layers_per_chunk_size(),
+                        " entries; expected ", chunks,
                         " (parallel.pipeline * "
                         "parallel.chunks_per_device)"));
   }
@@ -246,21 +234,20 @@ void ValidateParallel(const v1::JobSpec& spec, Problems* p) {
   for (int i = 0; i < par.layers_per_chunk_size(); ++i) {
     const int n = par.layers_per_chunk(i);
     if (n < 1) {
-      p->Add(absl::StrCat("parallel.layers_per_chunk[", i,
-                          "] must be >= 1 (got ", n, ")"));
+      p->Add(absl::StrCat("parallel.layers_per_chunk[", i, "] must be >= 1 (got ", n, ")"));
     }
     sum += n;
   }
   if (sum != layers) {
-    p->Add(absl::StrCat("parallel.layers_per_chunk sums to ", sum,
-                        "; expected model.layers ", layers));
+    p->Add(absl::StrCat("parallel.layers_per_chunk sums to ", sum, "; expected model.layers ",
+                        layers));
   }
 }
 
 void ValidateSchedule(const v1::ScheduleSpec& s, Problems* p) {
   if (!IsKnownScheduleKind(s.kind())) {
-    p->Add(absl::StrCat("schedule.kind '", s.kind(), "' is unknown; known: ",
-                        absl::StrJoin(ScheduleKinds(), ", ")));
+    p->Add(absl::StrCat("schedule.kind '", s.kind(),
+                        "' is unknown; known: ", absl::StrJoin(ScheduleKinds(), ", ")));
   }
   p->AtLeast("schedule.inflight_cap", s.inflight_cap(), 0);
   p->InRange<int64_t>("schedule.order_search_steps", s.order_search_steps(), 0,
@@ -270,17 +257,15 @@ void ValidateSchedule(const v1::ScheduleSpec& s, Problems* p) {
 
 void ValidateMemory(const v1::MemorySpec& m, Problems* p) {
   p->AtLeast<int64_t>("memory.hbm_budget", m.hbm_budget_bytes(), 0);
-  if (m.has_offload_ratio() &&
-      !(m.offload_ratio() >= 0 && m.offload_ratio() <= 1)) {
-    p->Add(absl::StrCat("memory.offload_ratio must be in [0, 1] or auto (got ",
-                        m.offload_ratio(), ")"));
+  if (m.has_offload_ratio() && !(m.offload_ratio() >= 0 && m.offload_ratio() <= 1)) {
+    p->Add(absl::StrCat("memory.offload_ratio must be in [0, 1] or auto (got ", m.offload_ratio(),
+                        ")"));
   }
   if (!v1::RecomputeMode_IsValid(m.recompute())) {
     p->Add(absl::StrCat("memory.recompute has unknown value ", m.recompute()));
   }
   if (!v1::OptimizerOffload_IsValid(m.optimizer_offload())) {
-    p->Add(absl::StrCat("memory.optimizer_offload has unknown value ",
-                        m.optimizer_offload()));
+    p->Add(absl::StrCat("memory.optimizer_offload has unknown value ", m.optimizer_offload()));
   }
 }
 
@@ -307,8 +292,7 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec) {
   if (parallel->pipeline() == 0) parallel->set_pipeline(1);
   if (parallel->data() == 0) parallel->set_data(1);
   // An unknown kind has no default; validation reports the kind instead.
-  if (parallel->chunks_per_device() == 0 &&
-      IsKnownScheduleKind(schedule->kind())) {
+  if (parallel->chunks_per_device() == 0 && IsKnownScheduleKind(schedule->kind())) {
     parallel->set_chunks_per_device(DefaultChunksPerDevice(schedule->kind()));
   }
 

@@ -7,8 +7,7 @@ namespace chronos {
 namespace {
 
 int64_t GlobalMicrobatches(const v1::JobSpec& spec) {
-  return static_cast<int64_t>(spec.training().microbatches()) *
-         std::max(1, spec.parallel().data());
+  return static_cast<int64_t>(spec.training().microbatches()) * std::max(1, spec.parallel().data());
 }
 
 }  // namespace

@@ -14,29 +14,33 @@ PolicyTable UniformPolicy(const Schedule& s, const MemoryPolicy& p) {
 namespace {
 
 bool IsMemoryAction(ActionType t) {
-  return t == ActionType::kOffload || t == ActionType::kReload ||
-         t == ActionType::kRecompute || t == ActionType::kAllReduce ||
-         t == ActionType::kOptimStep;
+  return t == ActionType::kOffload || t == ActionType::kReload || t == ActionType::kRecompute ||
+         t == ActionType::kAllReduce || t == ActionType::kOptimStep;
 }
 
 double ComputeSeconds(const Action& a, const CostModel& costs, const PolicyTable& pol) {
   if (a.chunk < 0) return 0;
   const ChunkCost& cc = costs.chunk(a.chunk);
   switch (a.type) {
-    case ActionType::kF: return cc.forward_seconds;
-    case ActionType::kB: return cc.backward_seconds;
-    case ActionType::kBI: return cc.backward_input_seconds;
-    case ActionType::kBW: return cc.backward_weight_seconds;
+    case ActionType::kF:
+      return cc.forward_seconds;
+    case ActionType::kB:
+      return cc.backward_seconds;
+    case ActionType::kBI:
+      return cc.backward_input_seconds;
+    case ActionType::kBW:
+      return cc.backward_weight_seconds;
     case ActionType::kRecompute:
       return costs.RecomputeSeconds(a.chunk, SaveModeOf(pol[a.chunk][a.microbatch]));
-    default: return 0;
+    default:
+      return 0;
   }
 }
 
 }  // namespace
 
-absl::Status ApplyMemoryPolicy(Schedule* s, const PolicyTable& policy,
-                               const CostModel& costs, const MemoryPassOptions& options) {
+absl::Status ApplyMemoryPolicy(Schedule* s, const PolicyTable& policy, const CostModel& costs,
+                               const MemoryPassOptions& options) {
   const int C = s->num_chunks(), m = s->num_microbatches;
   if (static_cast<int>(policy.size()) != C) {
     return absl::InvalidArgumentError("policy table does not match the chunk count");
@@ -53,8 +57,8 @@ absl::Status ApplyMemoryPolicy(Schedule* s, const PolicyTable& policy,
       if (pol.kind != PolicyKind::kOffload) continue;
       const double f = pol.offload_fraction;
       if (!(f >= 0 && f <= 1)) {
-        return absl::InvalidArgumentError(absl::StrCat("policy of chunk ", c, ", micro-batch ",
-                                                       mb, ": offload fraction ", f,
+        return absl::InvalidArgumentError(absl::StrCat("policy of chunk ", c, ", micro-batch ", mb,
+                                                       ": offload fraction ", f,
                                                        " is not in [0, 1]"));
       }
       // Offloading nothing is keeping: no copies to schedule.
@@ -79,8 +83,7 @@ absl::Status ApplyMemoryPolicy(Schedule* s, const PolicyTable& policy,
         }
         continue;
       }
-      if (IsBackward(a.type) &&
-          table[a.chunk][a.microbatch].kind == PolicyKind::kRecompute) {
+      if (IsBackward(a.type) && table[a.chunk][a.microbatch].kind == PolicyKind::kRecompute) {
         Action r = Action::Compute(ActionType::kRecompute, a.chunk, a.microbatch);
         r.policy = table[a.chunk][a.microbatch];
         out.push_back(r);

@@ -30,8 +30,7 @@ struct MemoryPassOptions {
 // the copy (never before its OFFLOAD); RECOMPUTE right before the backward;
 // ALLREDUCE after each chunk's last backward when data_parallel > 1; and
 // OPTIM_STEP at the end of every device.
-absl::Status ApplyMemoryPolicy(Schedule* s, const PolicyTable& policy,
-                               const CostModel& costs,
+absl::Status ApplyMemoryPolicy(Schedule* s, const PolicyTable& policy, const CostModel& costs,
                                const MemoryPassOptions& options = {});
 
 }  // namespace chronos

@@ -32,8 +32,12 @@ struct Replayed {
 class Replayer {
  public:
   Replayer(const Schedule& s, const ChunkCosts& costs)
-      : p_(s.num_devices), c_(s.num_chunks()), m_(s.num_microbatches),
-        dev_(s.chunk_device), costs_(costs), link_free_(static_cast<size_t>(p_) * p_),
+      : p_(s.num_devices),
+        c_(s.num_chunks()),
+        m_(s.num_microbatches),
+        dev_(s.chunk_device),
+        costs_(costs),
+        link_free_(static_cast<size_t>(p_) * p_),
         peaks_(p_) {}
 
   Replayed Run(const std::vector<std::vector<Op>>& ord) {
@@ -170,26 +174,33 @@ absl::StatusOr<std::vector<std::vector<Op>>> ComputeOrders(const Schedule& s,
       const Action& a = s.devices[d][i];
       OpType t;
       switch (a.type) {
-        case ActionType::kF: t = kOpF; break;
-        case ActionType::kBI: t = kOpBI; break;
-        case ActionType::kBW: t = kOpBW; break;
-        case ActionType::kB: t = kOpB; break;
+        case ActionType::kF:
+          t = kOpF;
+          break;
+        case ActionType::kBI:
+          t = kOpBI;
+          break;
+        case ActionType::kBW:
+          t = kOpBW;
+          break;
+        case ActionType::kB:
+          t = kOpB;
+          break;
         case ActionType::kSendAct:
         case ActionType::kRecvAct:
         case ActionType::kSendGrad:
         case ActionType::kRecvGrad:
           continue;  // implied by the placement; the replay times them itself
         default:
-          return absl::InvalidArgumentError(absl::StrCat(
-              "order search takes compute, send and receive actions only; device ", d,
-              " action ", i, " is ",
-              ActionTypeName(a.type)));
+          return absl::InvalidArgumentError(
+              absl::StrCat("order search takes compute, send and receive actions only; device ", d,
+                           " action ", i, " is ", ActionTypeName(a.type)));
       }
       if (a.chunk < 0 || static_cast<size_t>(a.chunk) >= C || a.microbatch < 0 ||
           a.microbatch >= s.num_microbatches || s.chunk_device[a.chunk] != d) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "order search: device ", d, " action ", i, " names chunk ", a.chunk,
-            " micro-batch ", a.microbatch, ", which this device does not run"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("order search: device ", d, " action ", i, " names chunk ", a.chunk,
+                         " micro-batch ", a.microbatch, ", which this device does not run"));
       }
       ord[d].push_back({t, a.chunk, a.microbatch});
     }
@@ -255,8 +266,8 @@ std::string CacheKey(const Schedule& s, const std::vector<std::vector<Op>>& ord,
       Append(&key, op.mb);
     }
   }
-  for (const auto* v : {&costs.forward, &costs.backward_input, &costs.backward_weight,
-                        &costs.backward}) {
+  for (const auto* v :
+       {&costs.forward, &costs.backward_input, &costs.backward_weight, &costs.backward}) {
     AppendAll(&key, *v);
   }
   Append(&key, costs.p2p_seconds);
@@ -275,8 +286,7 @@ absl::StatusOr<Searched> Search(const Schedule& compute_only, std::vector<std::v
   Replayed cur = rp.Run(ord);
   if (!cur.ok) return absl::FailedPreconditionError("order search: the starting orders deadlock");
   const OrderCost start = CostOf(cur, rp);
-  const int64_t cap =
-      search.activation_cap_bytes > 0 ? search.activation_cap_bytes : cur.worst;
+  const int64_t cap = search.activation_cap_bytes > 0 ? search.activation_cap_bytes : cur.worst;
   // Scale-free settings: the temperature and the charge for bytes over the
   // cap follow the starting pipeline time and the cap, so a CPU toy and an
   // H100 model search alike. A byte over the cap costs ten pipelines per
@@ -306,8 +316,8 @@ absl::StatusOr<Searched> Search(const Schedule& compute_only, std::vector<std::v
     const int d = static_cast<int>(rng() % p);
     const int n = static_cast<int>(ord[d].size());
     const int i = n > 0 ? static_cast<int>(rng() % n) : 0;
-    const int j = std::clamp(i + static_cast<int>(rng() % (2 * shift + 1)) - shift, 0,
-                             std::max(n - 1, 0));
+    const int j =
+        std::clamp(i + static_cast<int>(rng() % (2 * shift + 1)) - shift, 0, std::max(n - 1, 0));
     if (n < 2 || i == j) continue;
     auto move = [&](int from, int to) {
       if (from < to) {
@@ -355,8 +365,7 @@ absl::StatusOr<OrderCost> ReplayOrders(const Schedule& compute_only, const Chunk
 }
 
 absl::StatusOr<Schedule> SearchOrders(const Schedule& compute_only, const ChunkCosts& costs,
-                                      const OrderSearchOptions& search,
-                                      OrderSearchReport* report) {
+                                      const OrderSearchOptions& search, OrderSearchReport* report) {
   if (search.steps < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("schedule.order_search_steps must be >= 0 (got ", search.steps, ")"));

@@ -39,11 +39,16 @@ struct Attempt {
 
 const char* RecomputeName(v1::RecomputeMode m) {
   switch (m) {
-    case v1::RECOMPUTE_OFF: return "off";
-    case v1::RECOMPUTE_FULL: return "full";
-    case v1::RECOMPUTE_SELECTIVE: return "selective";
-    case v1::RECOMPUTE_CHUNK: return "chunk";
-    default: return "auto";
+    case v1::RECOMPUTE_OFF:
+      return "off";
+    case v1::RECOMPUTE_FULL:
+      return "full";
+    case v1::RECOMPUTE_SELECTIVE:
+      return "selective";
+    case v1::RECOMPUTE_CHUNK:
+      return "chunk";
+    default:
+      return "auto";
   }
 }
 
@@ -51,7 +56,10 @@ class PolicyPlanner {
  public:
   PolicyPlanner(const CostModel& costs, const v1::MemorySpec& memory, int64_t budget,
                 int data_parallel, bool record_decisions)
-      : costs_(costs), memory_(memory), budget_(budget), dp_(data_parallel),
+      : costs_(costs),
+        memory_(memory),
+        budget_(budget),
+        dp_(data_parallel),
         record_(record_decisions) {}
 
   struct Cand {
@@ -65,10 +73,17 @@ class PolicyPlanner {
     const int C = s.num_chunks(), m = s.num_microbatches, p = s.num_devices;
     MemoryPolicy base = MemoryPolicy::Keep();
     switch (memory_.recompute()) {
-      case v1::RECOMPUTE_FULL: base = MemoryPolicy::Recompute(Granularity::kLayer); break;
-      case v1::RECOMPUTE_SELECTIVE: base = MemoryPolicy::Recompute(Granularity::kSelective); break;
-      case v1::RECOMPUTE_CHUNK: base = MemoryPolicy::Recompute(Granularity::kChunk); break;
-      default: break;
+      case v1::RECOMPUTE_FULL:
+        base = MemoryPolicy::Recompute(Granularity::kLayer);
+        break;
+      case v1::RECOMPUTE_SELECTIVE:
+        base = MemoryPolicy::Recompute(Granularity::kSelective);
+        break;
+      case v1::RECOMPUTE_CHUNK:
+        base = MemoryPolicy::Recompute(Granularity::kChunk);
+        break;
+      default:
+        break;
     }
     const bool fixed_ratio = memory_.has_offload_ratio();
     if (fixed_ratio && memory_.offload_ratio() > 0 && base.kind == PolicyKind::kKeep) {
@@ -105,8 +120,8 @@ class PolicyPlanner {
       }
       if (!relieved) {
         const auto& dr = a->sim.devices[worst];
-        a->why = absl::StrCat("device ", worst, " needs ", FormatBytes(dr.peak_bytes),
-                              " (weights ", FormatBytes(dr.at_peak.weights), ", gradients ",
+        a->why = absl::StrCat("device ", worst, " needs ", FormatBytes(dr.peak_bytes), " (weights ",
+                              FormatBytes(dr.at_peak.weights), ", gradients ",
                               FormatBytes(dr.at_peak.gradients), ", optimizer ",
                               FormatBytes(dr.at_peak.optimizer), ", activations ",
                               FormatBytes(dr.at_peak.activations), ") but the budget is ",
@@ -172,23 +187,24 @@ class PolicyPlanner {
       if (!recompute_auto) break;
       const int64_t saved = c.bytes - costs_.KeptBytes(c.chunk, SaveMode::kLayer);
       if (saved > 0) {
-        best_recompute_cost = std::min(
-            best_recompute_cost, costs_.RecomputeSeconds(c.chunk, SaveMode::kLayer) / saved);
+        best_recompute_cost = std::min(best_recompute_cost,
+                                       costs_.RecomputeSeconds(c.chunk, SaveMode::kLayer) / saved);
       }
     }
-    const bool hidden_offload_available = offload_auto && std::any_of(live.begin(), live.end(), [&](const Cand& c) {
-      return Hides(c) && a->policy[c.chunk][c.mb].kind == PolicyKind::kKeep;
-    });
+    const bool hidden_offload_available =
+        offload_auto && std::any_of(live.begin(), live.end(), [&](const Cand& c) {
+          return Hides(c) && a->policy[c.chunk][c.mb].kind == PolicyKind::kKeep;
+        });
     if (opt_auto && opt_frac < 1.0 && !hidden_offload_available) {
       // Offload just enough state (in steps of 1/8) to cover the overflow.
       const double need = static_cast<double>(over) / std::max<int64_t>(opt_bytes, 1);
-      const double step = std::min(1.0, std::max(opt_frac + 0.125,
-                                                 std::ceil((opt_frac + need) * 8) / 8));
+      const double step =
+          std::min(1.0, std::max(opt_frac + 0.125, std::ceil((opt_frac + need) * 8) / 8));
       // Streaming hides in the drain after the device's last F; only the
       // rest is added time.
       const double drain = std::max(0.0, a->sim.pipeline_seconds - dr.last_forward_end);
-      const double stream = (step - opt_frac) * static_cast<double>(opt_bytes) /
-                            costs_.profile().h2d_bandwidth();
+      const double stream =
+          (step - opt_frac) * static_cast<double>(opt_bytes) / costs_.profile().h2d_bandwidth();
       const double added = std::max(1e-6, stream - drain);
       const double saved = (step - opt_frac) * static_cast<double>(opt_bytes);
       if (live.empty() || !recompute_auto || added / saved <= best_recompute_cost) {
@@ -298,7 +314,8 @@ void FillReport(const v1::JobSpec& spec, const PlannedSchedule& ps, const Attemp
   r->set_num_devices(s.num_devices);
   r->set_inflight_cap(spec.schedule().inflight_cap());
   r->set_recompute(RecomputeName(ps.variant.memory.recompute()));
-  if (ps.variant.memory.has_offload_ratio()) r->set_offload_ratio(ps.variant.memory.offload_ratio());
+  if (ps.variant.memory.has_offload_ratio())
+    r->set_offload_ratio(ps.variant.memory.offload_ratio());
   if (!a.fits) r->set_error(a.why);
   int keep = 0, off = 0, rec = 0;
   std::map<int, std::array<int, 3>> per_device;
@@ -463,9 +480,9 @@ absl::StatusOr<ScheduleVariant> ParseVariant(const std::string& name,
       v.memory.set_recompute(v1::RECOMPUTE_OFF);
       v.memory.set_offload_ratio(1);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "schedule '", name, "': unknown modifier '+", mod,
-          "' (plain, recompute, selective, offload)"));
+      return absl::InvalidArgumentError(absl::StrCat("schedule '", name, "': unknown modifier '+",
+                                                     mod,
+                                                     "' (plain, recompute, selective, offload)"));
     }
   }
   return v;
@@ -479,9 +496,8 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
   CHRONOS_ASSIGN_OR_RETURN(ps.variant, ParseVariant(variant_name, spec.memory()));
   const std::string& kind = ps.variant.kind;
   const bool same_kind = kind == spec.schedule().kind();
-  int v = same_kind && spec.parallel().chunks_per_device() > 0
-              ? spec.parallel().chunks_per_device()
-              : DefaultChunksPerDevice(kind);
+  int v = same_kind && spec.parallel().chunks_per_device() > 0 ? spec.parallel().chunks_per_device()
+                                                               : DefaultChunksPerDevice(kind);
   const int p = std::max(1, spec.parallel().pipeline());
   const int m = spec.training().microbatches() > 0 ? spec.training().microbatches() : p;
   const ModelShape shape = ModelShapeFromSpec(spec, profile);
@@ -490,10 +506,9 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
     explicit_layout.assign(spec.parallel().layers_per_chunk().begin(),
                            spec.parallel().layers_per_chunk().end());
   }
-  CHRONOS_ASSIGN_OR_RETURN(std::vector<int> layers,
-                           PartitionLayers(shape, p * v, explicit_layout));
+  CHRONOS_ASSIGN_OR_RETURN(std::vector<int> layers, PartitionLayers(shape, p * v, explicit_layout));
   ps.costs = std::make_unique<CostModel>(shape, profile, layers);
-  ps.budget_bytes = options.hbm_budget_bytes > 0 ? options.hbm_budget_bytes
+  ps.budget_bytes = options.hbm_budget_bytes > 0           ? options.hbm_budget_bytes
                     : spec.memory().hbm_budget_bytes() > 0 ? spec.memory().hbm_budget_bytes()
                                                            : DefaultHbmBudget(profile);
   ShapeSpec shape_spec = ScheduleShape(kind, p, v, m, *ps.costs);
@@ -552,8 +567,8 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
     v1::OrderCandidate row;
     row.set_order(DescribeOrder(kind, cand));
     if (searched[ci]) {
-      row.set_order(absl::StrCat(row.order(), ", order search (", shape_spec.search.steps,
-                                 " steps)"));
+      row.set_order(
+          absl::StrCat(row.order(), ", order search (", shape_spec.search.steps, " steps)"));
     }
     absl::StatusOr<Schedule>& generated = orders[ci];
     // Another candidate may be infeasible (a list order under its cap, a
@@ -605,17 +620,17 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
     }
   }
   if (!best) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "schedule.activation_cap ", FormatBytes(activation_cap), ": no ", kind,
-        " order keeps every device's activations under it (the least peak found is ",
-        FormatBytes(least_over), "); raise the cap, schedule.order_search_steps or ",
-        "parallel.chunks_per_device"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("schedule.activation_cap ", FormatBytes(activation_cap), ": no ", kind,
+                     " order keeps every device's activations under it (the least peak found is ",
+                     FormatBytes(least_over), "); raise the cap, schedule.order_search_steps or ",
+                     "parallel.chunks_per_device"));
   }
   CHRONOS_RETURN_IF_ERROR(ValidateSchedule(best->final));
   ps.schedule = best->final;
-  ps.schedule.optimizer_offload = std::any_of(best->optimizer_offload.begin(),
-                                              best->optimizer_offload.end(),
-                                              [](double f) { return f > 0; });
+  ps.schedule.optimizer_offload =
+      std::any_of(best->optimizer_offload.begin(), best->optimizer_offload.end(),
+                  [](double f) { return f > 0; });
   ps.policy = best->policy;
   ps.optimizer_offload = best->optimizer_offload;
   ps.fits = best->fits;
@@ -641,10 +656,10 @@ absl::StatusOr<int> MaxLayers(const v1::JobSpec& spec, const v1::DeviceProfile& 
                               PlannedSchedule* at_max) {
   CHRONOS_ASSIGN_OR_RETURN(ScheduleVariant v, ParseVariant(variant, spec.memory()));
   const bool same_kind = v.kind == spec.schedule().kind();
-  const int chunks = std::max(1, spec.parallel().pipeline()) *
-                     (same_kind && spec.parallel().chunks_per_device() > 0
-                          ? spec.parallel().chunks_per_device()
-                          : DefaultChunksPerDevice(v.kind));
+  const int chunks =
+      std::max(1, spec.parallel().pipeline()) *
+      (same_kind && spec.parallel().chunks_per_device() > 0 ? spec.parallel().chunks_per_device()
+                                                            : DefaultChunksPerDevice(v.kind));
   v1::JobSpec probe = spec;
   probe.mutable_parallel()->clear_layers_per_chunk();
   PlanOptions probe_options = options;

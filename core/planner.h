@@ -83,8 +83,7 @@ absl::StatusOr<int> MaxLayers(const v1::JobSpec& spec, const v1::DeviceProfile& 
 // `chronosctl plan` and ControlService.PlanJob return it.
 absl::StatusOr<v1::PlanReport> BuildPlanReport(const v1::JobSpec& spec,
                                                const std::vector<std::string>& variants,
-                                               bool max_layers,
-                                               const PlanOptions& options = {});
+                                               bool max_layers, const PlanOptions& options = {});
 
 }  // namespace chronos
 

@@ -45,8 +45,7 @@ json DoubleToJson(double d) {
 }
 
 // One value of a field: index < 0 for a singular field.
-json FieldValueToJson(const Message& m, const FieldDescriptor* f, int index,
-                      bool defaults) {
+json FieldValueToJson(const Message& m, const FieldDescriptor* f, int index, bool defaults) {
   const Reflection* r = m.GetReflection();
   const bool rep = index >= 0;
   switch (f->cpp_type()) {
@@ -59,39 +58,33 @@ json FieldValueToJson(const Message& m, const FieldDescriptor* f, int index,
     case FieldDescriptor::CPPTYPE_UINT64:
       return rep ? r->GetRepeatedUInt64(m, f, index) : r->GetUInt64(m, f);
     case FieldDescriptor::CPPTYPE_DOUBLE:
-      return DoubleToJson(rep ? r->GetRepeatedDouble(m, f, index)
-                              : r->GetDouble(m, f));
+      return DoubleToJson(rep ? r->GetRepeatedDouble(m, f, index) : r->GetDouble(m, f));
     case FieldDescriptor::CPPTYPE_FLOAT:
-      return DoubleToJson(rep ? r->GetRepeatedFloat(m, f, index)
-                              : r->GetFloat(m, f));
+      return DoubleToJson(rep ? r->GetRepeatedFloat(m, f, index) : r->GetFloat(m, f));
     case FieldDescriptor::CPPTYPE_BOOL:
       return rep ? r->GetRepeatedBool(m, f, index) : r->GetBool(m, f);
     case FieldDescriptor::CPPTYPE_STRING: {
-      std::string s =
-          rep ? r->GetRepeatedString(m, f, index) : r->GetString(m, f);
+      std::string s = rep ? r->GetRepeatedString(m, f, index) : r->GetString(m, f);
       if (f->type() == FieldDescriptor::TYPE_BYTES) {
         return absl::Base64Escape(s);
       }
       return s;
     }
     case FieldDescriptor::CPPTYPE_ENUM: {
-      const int number =
-          rep ? r->GetRepeatedEnumValue(m, f, index) : r->GetEnumValue(m, f);
+      const int number = rep ? r->GetRepeatedEnumValue(m, f, index) : r->GetEnumValue(m, f);
       const EnumValueDescriptor* v = f->enum_type()->FindValueByNumber(number);
       if (v == nullptr) return number;
       return v->name();
     }
     case FieldDescriptor::CPPTYPE_MESSAGE:
-      return MessageToJson(
-          rep ? r->GetRepeatedMessage(m, f, index) : r->GetMessage(m, f),
-          defaults);
+      return MessageToJson(rep ? r->GetRepeatedMessage(m, f, index) : r->GetMessage(m, f),
+                           defaults);
   }
   return nullptr;
 }
 
 std::string TimestampToString(int64_t seconds, int32_t nanos) {
-  const absl::Time t =
-      absl::FromUnixSeconds(seconds) + absl::Nanoseconds(nanos);
+  const absl::Time t = absl::FromUnixSeconds(seconds) + absl::Nanoseconds(nanos);
   return absl::FormatTime(kTimeFormat, t, absl::UTCTimeZone());
 }
 
@@ -116,8 +109,7 @@ std::string DurationToString(int64_t seconds, int32_t nanos) {
 std::pair<int64_t, int32_t> SecondsNanos(const Message& m) {
   const Descriptor* d = m.GetDescriptor();
   const Reflection* r = m.GetReflection();
-  return {r->GetInt64(m, d->FindFieldByNumber(1)),
-          r->GetInt32(m, d->FindFieldByNumber(2))};
+  return {r->GetInt64(m, d->FindFieldByNumber(1)), r->GetInt32(m, d->FindFieldByNumber(2))};
 }
 
 json MessageToJson(const Message& m, bool defaults) {
@@ -167,11 +159,9 @@ json MessageToJson(const Message& m, bool defaults) {
 // ---------------------------------------------------------------------------
 // JSON -> proto.
 
-absl::Status Invalid(const std::string& path, absl::string_view what,
-                     const json& got) {
+absl::Status Invalid(const std::string& path, absl::string_view what, const json& got) {
   return absl::InvalidArgumentError(
-      absl::StrCat(path.empty() ? "message" : path, ": expected ", what,
-                   ", got ", got.dump()));
+      absl::StrCat(path.empty() ? "message" : path, ": expected ", what, ", got ", got.dump()));
 }
 
 template <typename T>
@@ -186,11 +176,9 @@ bool JsonToInteger(const json& j, T* out) {
     const int64_t v = j.get<int64_t>();
     if constexpr (std::is_unsigned_v<T>) {
       if (v < 0) return false;
-      if (static_cast<uint64_t>(v) > std::numeric_limits<T>::max())
-        return false;
+      if (static_cast<uint64_t>(v) > std::numeric_limits<T>::max()) return false;
     } else {
-      if (v < std::numeric_limits<T>::min() ||
-          v > std::numeric_limits<T>::max()) {
+      if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) {
         return false;
       }
     }
@@ -237,8 +225,8 @@ bool JsonToDouble(const json& j, double* out) {
 absl::Status JsonToMessage(const json& j, const std::string& path, Message* m);
 
 // Sets (index < 0: singular) or appends one value.
-absl::Status JsonToFieldValue(const json& j, const std::string& path,
-                              const FieldDescriptor* f, bool add, Message* m) {
+absl::Status JsonToFieldValue(const json& j, const std::string& path, const FieldDescriptor* f,
+                              bool add, Message* m) {
   const Reflection* r = m->GetReflection();
   switch (f->cpp_type()) {
 #define CHRONOS_INTEGER_CASE(CPPTYPE, T, Name, what)          \
@@ -250,10 +238,8 @@ absl::Status JsonToFieldValue(const json& j, const std::string& path,
   }
     CHRONOS_INTEGER_CASE(CPPTYPE_INT32, int32_t, Int32, "a 32-bit integer")
     CHRONOS_INTEGER_CASE(CPPTYPE_INT64, int64_t, Int64, "a 64-bit integer")
-    CHRONOS_INTEGER_CASE(CPPTYPE_UINT32, uint32_t, UInt32,
-                         "a non-negative 32-bit integer")
-    CHRONOS_INTEGER_CASE(CPPTYPE_UINT64, uint64_t, UInt64,
-                         "a non-negative 64-bit integer")
+    CHRONOS_INTEGER_CASE(CPPTYPE_UINT32, uint32_t, UInt32, "a non-negative 32-bit integer")
+    CHRONOS_INTEGER_CASE(CPPTYPE_UINT64, uint64_t, UInt64, "a non-negative 64-bit integer")
 #undef CHRONOS_INTEGER_CASE
     case FieldDescriptor::CPPTYPE_DOUBLE:
     case FieldDescriptor::CPPTYPE_FLOAT: {
@@ -287,11 +273,9 @@ absl::Status JsonToFieldValue(const json& j, const std::string& path,
     case FieldDescriptor::CPPTYPE_ENUM: {
       int number = 0;
       if (j.is_string()) {
-        const EnumValueDescriptor* v =
-            f->enum_type()->FindValueByName(j.get<std::string>());
+        const EnumValueDescriptor* v = f->enum_type()->FindValueByName(j.get<std::string>());
         if (v == nullptr) {
-          return Invalid(
-              path, absl::StrCat("a value of ", f->enum_type()->name()), j);
+          return Invalid(path, absl::StrCat("a value of ", f->enum_type()->name()), j);
         }
         number = v->number();
       } else if (!JsonToInteger(j, &number)) {
@@ -301,14 +285,12 @@ absl::Status JsonToFieldValue(const json& j, const std::string& path,
       return absl::OkStatus();
     }
     case FieldDescriptor::CPPTYPE_MESSAGE:
-      return JsonToMessage(j, path,
-                           add ? r->AddMessage(m, f) : r->MutableMessage(m, f));
+      return JsonToMessage(j, path, add ? r->AddMessage(m, f) : r->MutableMessage(m, f));
   }
   return absl::OkStatus();
 }
 
-absl::Status JsonToSecondsNanos(const json& j, const std::string& path,
-                                Message* m) {
+absl::Status JsonToSecondsNanos(const json& j, const std::string& path, Message* m) {
   const Descriptor* d = m->GetDescriptor();
   const Reflection* r = m->GetReflection();
   const bool timestamp = d->full_name() == kTimestamp;
@@ -335,8 +317,7 @@ absl::Status JsonToSecondsNanos(const json& j, const std::string& path,
     absl::Duration dur;
     if (!absl::ParseDuration(s, &dur)) return Invalid(path, what, j);
     seconds = absl::ToInt64Seconds(dur);
-    nanos = static_cast<int32_t>(
-        absl::ToInt64Nanoseconds(dur - absl::Seconds(seconds)));
+    nanos = static_cast<int32_t>(absl::ToInt64Nanoseconds(dur - absl::Seconds(seconds)));
   }
   r->SetInt64(m, d->FindFieldByNumber(1), seconds);
   r->SetInt32(m, d->FindFieldByNumber(2), nanos);
@@ -382,8 +363,7 @@ absl::Status JsonToMessage(const json& j, const std::string& path, Message* m) {
         if (kf->cpp_type() == FieldDescriptor::CPPTYPE_BOOL) {
           key_json = k == "true";
         }
-        absl::Status s =
-            JsonToFieldValue(key_json, entry_path, kf, false, entry);
+        absl::Status s = JsonToFieldValue(key_json, entry_path, kf, false, entry);
         if (s.ok()) s = JsonToFieldValue(v, entry_path, vf, false, entry);
         if (!s.ok()) return s;
       }
@@ -391,8 +371,8 @@ absl::Status JsonToMessage(const json& j, const std::string& path, Message* m) {
       if (!value.is_array()) return Invalid(field_path, "an array", value);
       r->ClearField(m, f);
       for (size_t i = 0; i < value.size(); ++i) {
-        absl::Status s = JsonToFieldValue(
-            value[i], absl::StrCat(field_path, "[", i, "]"), f, true, m);
+        absl::Status s =
+            JsonToFieldValue(value[i], absl::StrCat(field_path, "[", i, "]"), f, true, m);
         if (!s.ok()) return s;
       }
     } else {
@@ -413,9 +393,8 @@ bool NeedsQuotes(const std::string& s) {
   if (s.empty()) return true;
   if (s.front() == ' ' || s.back() == ' ') return true;
   const std::string lower = absl::AsciiStrToLower(s);
-  static const char* const kReserved[] = {"~",   "null", "true", "false",
-                                          "yes", "no",   "on",   "off",
-                                          "y",   "n",    "<<",   "="};
+  static const char* const kReserved[] = {"~",  "null", "true", "false", "yes", "no",
+                                          "on", "off",  "y",    "n",     "<<",  "="};
   for (const char* word : kReserved) {
     if (lower == word) return true;
   }
@@ -425,8 +404,7 @@ bool NeedsQuotes(const std::string& s) {
   if (rest[0] == '+' || rest[0] == '-') rest.remove_prefix(1);
   if (!rest.empty() && rest[0] == '.') rest.remove_prefix(1);
   if (rest.size() == lower.size()) return false;  // neither sign nor dot
-  return (!rest.empty() && absl::ascii_isdigit(rest[0])) || rest == "inf" ||
-         rest == "nan";
+  return (!rest.empty() && absl::ascii_isdigit(rest[0])) || rest == "inf" || rest == "nan";
 }
 
 void EmitString(const std::string& s, YAML::Emitter* out) {
@@ -490,13 +468,11 @@ void EmitJson(const json& j, YAML::Emitter* out) {
 
 }  // namespace
 
-nlohmann::json ProtoToJson(const google::protobuf::Message& message,
-                           bool include_defaults) {
+nlohmann::json ProtoToJson(const google::protobuf::Message& message, bool include_defaults) {
   return MessageToJson(message, include_defaults);
 }
 
-absl::Status JsonToProto(const nlohmann::json& json,
-                         google::protobuf::Message* message) {
+absl::Status JsonToProto(const nlohmann::json& json, google::protobuf::Message* message) {
   return JsonToMessage(json, "", message);
 }
 

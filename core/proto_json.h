@@ -27,8 +27,7 @@ namespace chronos {
 // With include_defaults, singular scalars at their zero value and empty
 // repeated fields are written too (so every documented key is present);
 // without, they are left out.
-nlohmann::json ProtoToJson(const google::protobuf::Message& message,
-                           bool include_defaults = true);
+nlohmann::json ProtoToJson(const google::protobuf::Message& message, bool include_defaults = true);
 
 // The reverse of ProtoToJson, for tests and scripts. Accepts what
 // ProtoToJson writes, plus protobuf's camelCase json names, integers as
@@ -36,8 +35,7 @@ nlohmann::json ProtoToJson(const google::protobuf::Message& message,
 // `json` keep their values in `message`. kInvalidArgument naming the field
 // path ("spec.model.layers: expected an integer") on any mismatch, unknown
 // fields included; `message` may then be partly filled.
-absl::Status JsonToProto(const nlohmann::json& json,
-                         google::protobuf::Message* message);
+absl::Status JsonToProto(const nlohmann::json& json, google::protobuf::Message* message);
 
 // Block-style YAML for the same value: mappings and lists in block style
 // (empty ones as {} and []), strings quoted where YAML would read them as

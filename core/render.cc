@@ -30,11 +30,16 @@ char Glyph(const Action& a) {
 
 const char* ResourceName(Resource r) {
   switch (r) {
-    case Resource::kCompute: return "compute";
-    case Resource::kD2H: return "d2h";
-    case Resource::kH2D: return "h2d";
-    case Resource::kLink: return "send";
-    case Resource::kAllReduce: return "allreduce";
+    case Resource::kCompute:
+      return "compute";
+    case Resource::kD2H:
+      return "d2h";
+    case Resource::kH2D:
+      return "h2d";
+    case Resource::kLink:
+      return "send";
+    case Resource::kAllReduce:
+      return "allreduce";
   }
   return "?";
 }
@@ -63,10 +68,10 @@ std::string RenderAscii(const Schedule& s, const SimResult& sim, int width) {
       for (int c = a; c < b; ++c) copies[e.device][c] = g;
     }
   }
-  std::string out = absl::StrFormat(
-      "%s: p=%d v=%d m=%d  iteration %.4gs  bubble %.1f%%\n(one column = %.3gs)\n",
-      s.kind, s.num_devices, s.chunks_per_device, s.num_microbatches, sim.iteration_seconds,
-      100 * sim.bubble_ratio, end / cols);
+  std::string out =
+      absl::StrFormat("%s: p=%d v=%d m=%d  iteration %.4gs  bubble %.1f%%\n(one column = %.3gs)\n",
+                      s.kind, s.num_devices, s.chunks_per_device, s.num_microbatches,
+                      sim.iteration_seconds, 100 * sim.bubble_ratio, end / cols);
   for (int d = 0; d < s.num_devices; ++d) {
     absl::StrAppend(&out, absl::StrFormat("dev%-2d %s\n", d, rows[d]));
     if (any_copy) absl::StrAppend(&out, absl::StrFormat("  io  %s\n", copies[d]));
@@ -81,12 +86,17 @@ std::string RenderAscii(const Schedule& s, const SimResult& sim, int width) {
 std::string RenderChromeTrace(const Schedule& s, const SimResult& sim) {
   nlohmann::json events = nlohmann::json::array();
   for (int d = 0; d < s.num_devices; ++d) {
-    events.push_back({{"ph", "M"}, {"name", "process_name"}, {"pid", d},
+    events.push_back({{"ph", "M"},
+                      {"name", "process_name"},
+                      {"pid", d},
                       {"args", {{"name", absl::StrCat("device ", d)}}}});
     int tid = 0;
     for (Resource r : {Resource::kCompute, Resource::kD2H, Resource::kH2D, Resource::kLink,
                        Resource::kAllReduce}) {
-      events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", d}, {"tid", tid++},
+      events.push_back({{"ph", "M"},
+                        {"name", "thread_name"},
+                        {"pid", d},
+                        {"tid", tid++},
                         {"args", {{"name", ResourceName(r)}}}});
     }
   }

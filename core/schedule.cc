@@ -29,25 +29,36 @@ bool IsCompute(ActionType t) {
   }
 }
 
-bool IsBackward(ActionType t) {
-  return t == ActionType::kB || t == ActionType::kBI;
-}
+bool IsBackward(ActionType t) { return t == ActionType::kB || t == ActionType::kBI; }
 
 const char* ActionTypeName(ActionType t) {
   switch (t) {
-    case ActionType::kF: return "F";
-    case ActionType::kB: return "B";
-    case ActionType::kBI: return "BI";
-    case ActionType::kBW: return "BW";
-    case ActionType::kSendAct: return "SEND_ACT";
-    case ActionType::kRecvAct: return "RECV_ACT";
-    case ActionType::kSendGrad: return "SEND_GRAD";
-    case ActionType::kRecvGrad: return "RECV_GRAD";
-    case ActionType::kOffload: return "OFFLOAD";
-    case ActionType::kReload: return "RELOAD";
-    case ActionType::kRecompute: return "RECOMPUTE";
-    case ActionType::kAllReduce: return "ALLREDUCE";
-    case ActionType::kOptimStep: return "OPTIM_STEP";
+    case ActionType::kF:
+      return "F";
+    case ActionType::kB:
+      return "B";
+    case ActionType::kBI:
+      return "BI";
+    case ActionType::kBW:
+      return "BW";
+    case ActionType::kSendAct:
+      return "SEND_ACT";
+    case ActionType::kRecvAct:
+      return "RECV_ACT";
+    case ActionType::kSendGrad:
+      return "SEND_GRAD";
+    case ActionType::kRecvGrad:
+      return "RECV_GRAD";
+    case ActionType::kOffload:
+      return "OFFLOAD";
+    case ActionType::kReload:
+      return "RELOAD";
+    case ActionType::kRecompute:
+      return "RECOMPUTE";
+    case ActionType::kAllReduce:
+      return "ALLREDUCE";
+    case ActionType::kOptimStep:
+      return "OPTIM_STEP";
   }
   return "?";
 }
@@ -80,8 +91,8 @@ std::string ActionToString(const Action& a) {
       absl::StrAppend(&s, first ? "" : ",", "offload=", a.policy.offload_fraction);
     } else {
       static const char* kG[] = {"layer", "chunk", "selective"};
-      absl::StrAppend(&s, first ? "" : ",", "recompute=",
-                      kG[static_cast<int>(a.policy.granularity)]);
+      absl::StrAppend(&s, first ? "" : ",",
+                      "recompute=", kG[static_cast<int>(a.policy.granularity)]);
     }
   }
   absl::StrAppend(&s, ")");

@@ -39,19 +39,16 @@ enum class Granularity : uint8_t {
 
 struct MemoryPolicy {
   PolicyKind kind = PolicyKind::kKeep;
-  double offload_fraction = 0.0;  // kOffload: fraction of each saved tensor
+  double offload_fraction = 0.0;                  // kOffload: fraction of each saved tensor
   Granularity granularity = Granularity::kLayer;  // kRecompute
 
   static MemoryPolicy Keep() { return {}; }
   static MemoryPolicy Offload(double fraction) {
     return {PolicyKind::kOffload, fraction, Granularity::kLayer};
   }
-  static MemoryPolicy Recompute(Granularity g) {
-    return {PolicyKind::kRecompute, 0.0, g};
-  }
+  static MemoryPolicy Recompute(Granularity g) { return {PolicyKind::kRecompute, 0.0, g}; }
   bool operator==(const MemoryPolicy& o) const {
-    return kind == o.kind && offload_fraction == o.offload_fraction &&
-           granularity == o.granularity;
+    return kind == o.kind && offload_fraction == o.offload_fraction && granularity == o.granularity;
   }
 };
 
@@ -75,18 +72,18 @@ struct Action {
     return a;
   }
   bool operator==(const Action& o) const {
-    return type == o.type && chunk == o.chunk && microbatch == o.microbatch &&
-           peer == o.peer && policy == o.policy;
+    return type == o.type && chunk == o.chunk && microbatch == o.microbatch && peer == o.peer &&
+           policy == o.policy;
   }
 };
 
 struct Schedule {
-  std::string kind;            // "1f1b", "chronos", ...
-  int num_devices = 0;         // p
-  int chunks_per_device = 1;   // v
-  int num_microbatches = 0;    // m
-  std::vector<int> chunk_device;  // chunk -> device, size p*v
-  std::vector<int> chunk_layers;  // chunk -> transformer layers
+  std::string kind;                          // "1f1b", "chronos", ...
+  int num_devices = 0;                       // p
+  int chunks_per_device = 1;                 // v
+  int num_microbatches = 0;                  // m
+  std::vector<int> chunk_device;             // chunk -> device, size p*v
+  std::vector<int> chunk_layers;             // chunk -> transformer layers
   std::vector<std::vector<Action>> devices;  // device -> actions in order
   bool optimizer_offload = false;
 
@@ -95,7 +92,7 @@ struct Schedule {
   std::vector<int> DeviceChunks(int device) const;
 };
 
-bool IsCompute(ActionType t);  // F, B, BI, BW, RECOMPUTE, OPTIM_STEP
+bool IsCompute(ActionType t);   // F, B, BI, BW, RECOMPUTE, OPTIM_STEP
 bool IsBackward(ActionType t);  // B or BI
 const char* ActionTypeName(ActionType t);
 // "F", "SEND_ACT", ... as written in schedules; case-insensitive.

@@ -15,75 +15,135 @@ namespace {
 // silent mistranslation on the worker.
 v1::ActionType ToProto(ActionType t) {
   switch (t) {
-    case ActionType::kF: return v1::ACTION_F;
-    case ActionType::kB: return v1::ACTION_B;
-    case ActionType::kBI: return v1::ACTION_BI;
-    case ActionType::kBW: return v1::ACTION_BW;
-    case ActionType::kSendAct: return v1::ACTION_SEND_ACT;
-    case ActionType::kRecvAct: return v1::ACTION_RECV_ACT;
-    case ActionType::kSendGrad: return v1::ACTION_SEND_GRAD;
-    case ActionType::kRecvGrad: return v1::ACTION_RECV_GRAD;
-    case ActionType::kOffload: return v1::ACTION_OFFLOAD;
-    case ActionType::kReload: return v1::ACTION_RELOAD;
-    case ActionType::kRecompute: return v1::ACTION_RECOMPUTE;
-    case ActionType::kAllReduce: return v1::ACTION_ALLREDUCE;
-    case ActionType::kOptimStep: return v1::ACTION_OPTIM_STEP;
+    case ActionType::kF:
+      return v1::ACTION_F;
+    case ActionType::kB:
+      return v1::ACTION_B;
+    case ActionType::kBI:
+      return v1::ACTION_BI;
+    case ActionType::kBW:
+      return v1::ACTION_BW;
+    case ActionType::kSendAct:
+      return v1::ACTION_SEND_ACT;
+    case ActionType::kRecvAct:
+      return v1::ACTION_RECV_ACT;
+    case ActionType::kSendGrad:
+      return v1::ACTION_SEND_GRAD;
+    case ActionType::kRecvGrad:
+      return v1::ACTION_RECV_GRAD;
+    case ActionType::kOffload:
+      return v1::ACTION_OFFLOAD;
+    case ActionType::kReload:
+      return v1::ACTION_RELOAD;
+    case ActionType::kRecompute:
+      return v1::ACTION_RECOMPUTE;
+    case ActionType::kAllReduce:
+      return v1::ACTION_ALLREDUCE;
+    case ActionType::kOptimStep:
+      return v1::ACTION_OPTIM_STEP;
   }
   return v1::ACTION_UNSPECIFIED;
 }
 
 bool FromProto(int t, ActionType* out) {
   switch (t) {
-    case v1::ACTION_F: *out = ActionType::kF; return true;
-    case v1::ACTION_B: *out = ActionType::kB; return true;
-    case v1::ACTION_BI: *out = ActionType::kBI; return true;
-    case v1::ACTION_BW: *out = ActionType::kBW; return true;
-    case v1::ACTION_SEND_ACT: *out = ActionType::kSendAct; return true;
-    case v1::ACTION_RECV_ACT: *out = ActionType::kRecvAct; return true;
-    case v1::ACTION_SEND_GRAD: *out = ActionType::kSendGrad; return true;
-    case v1::ACTION_RECV_GRAD: *out = ActionType::kRecvGrad; return true;
-    case v1::ACTION_OFFLOAD: *out = ActionType::kOffload; return true;
-    case v1::ACTION_RELOAD: *out = ActionType::kReload; return true;
-    case v1::ACTION_RECOMPUTE: *out = ActionType::kRecompute; return true;
-    case v1::ACTION_ALLREDUCE: *out = ActionType::kAllReduce; return true;
-    case v1::ACTION_OPTIM_STEP: *out = ActionType::kOptimStep; return true;
-    default: return false;
+    case v1::ACTION_F:
+      *out = ActionType::kF;
+      return true;
+    case v1::ACTION_B:
+      *out = ActionType::kB;
+      return true;
+    case v1::ACTION_BI:
+      *out = ActionType::kBI;
+      return true;
+    case v1::ACTION_BW:
+      *out = ActionType::kBW;
+      return true;
+    case v1::ACTION_SEND_ACT:
+      *out = ActionType::kSendAct;
+      return true;
+    case v1::ACTION_RECV_ACT:
+      *out = ActionType::kRecvAct;
+      return true;
+    case v1::ACTION_SEND_GRAD:
+      *out = ActionType::kSendGrad;
+      return true;
+    case v1::ACTION_RECV_GRAD:
+      *out = ActionType::kRecvGrad;
+      return true;
+    case v1::ACTION_OFFLOAD:
+      *out = ActionType::kOffload;
+      return true;
+    case v1::ACTION_RELOAD:
+      *out = ActionType::kReload;
+      return true;
+    case v1::ACTION_RECOMPUTE:
+      *out = ActionType::kRecompute;
+      return true;
+    case v1::ACTION_ALLREDUCE:
+      *out = ActionType::kAllReduce;
+      return true;
+    case v1::ACTION_OPTIM_STEP:
+      *out = ActionType::kOptimStep;
+      return true;
+    default:
+      return false;
   }
 }
 
 v1::PolicyKind ToProto(PolicyKind k) {
   switch (k) {
-    case PolicyKind::kKeep: return v1::POLICY_KEEP;
-    case PolicyKind::kOffload: return v1::POLICY_OFFLOAD;
-    case PolicyKind::kRecompute: return v1::POLICY_RECOMPUTE;
+    case PolicyKind::kKeep:
+      return v1::POLICY_KEEP;
+    case PolicyKind::kOffload:
+      return v1::POLICY_OFFLOAD;
+    case PolicyKind::kRecompute:
+      return v1::POLICY_RECOMPUTE;
   }
   return v1::POLICY_KEEP;
 }
 
 bool FromProto(int k, PolicyKind* out) {
   switch (k) {
-    case v1::POLICY_KEEP: *out = PolicyKind::kKeep; return true;
-    case v1::POLICY_OFFLOAD: *out = PolicyKind::kOffload; return true;
-    case v1::POLICY_RECOMPUTE: *out = PolicyKind::kRecompute; return true;
-    default: return false;
+    case v1::POLICY_KEEP:
+      *out = PolicyKind::kKeep;
+      return true;
+    case v1::POLICY_OFFLOAD:
+      *out = PolicyKind::kOffload;
+      return true;
+    case v1::POLICY_RECOMPUTE:
+      *out = PolicyKind::kRecompute;
+      return true;
+    default:
+      return false;
   }
 }
 
 v1::Granularity ToProto(Granularity g) {
   switch (g) {
-    case Granularity::kLayer: return v1::GRANULARITY_LAYER;
-    case Granularity::kChunk: return v1::GRANULARITY_CHUNK;
-    case Granularity::kSelective: return v1::GRANULARITY_SELECTIVE;
+    case Granularity::kLayer:
+      return v1::GRANULARITY_LAYER;
+    case Granularity::kChunk:
+      return v1::GRANULARITY_CHUNK;
+    case Granularity::kSelective:
+      return v1::GRANULARITY_SELECTIVE;
   }
   return v1::GRANULARITY_LAYER;
 }
 
 bool FromProto(int g, Granularity* out) {
   switch (g) {
-    case v1::GRANULARITY_LAYER: *out = Granularity::kLayer; return true;
-    case v1::GRANULARITY_CHUNK: *out = Granularity::kChunk; return true;
-    case v1::GRANULARITY_SELECTIVE: *out = Granularity::kSelective; return true;
-    default: return false;
+    case v1::GRANULARITY_LAYER:
+      *out = Granularity::kLayer;
+      return true;
+    case v1::GRANULARITY_CHUNK:
+      *out = Granularity::kChunk;
+      return true;
+    case v1::GRANULARITY_SELECTIVE:
+      *out = Granularity::kSelective;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -141,17 +201,15 @@ absl::StatusOr<Schedule> ScheduleFromProto(const v1::Schedule& p) {
   constexpr int kMaxChunksPerDevice = 1 << 10;
   constexpr int kMaxMicrobatches = 1 << 20;
   if (p.num_devices() < 1 || p.num_devices() > kMaxDevices) {
-    return Invalid(absl::StrCat("num_devices must be in [1, ", kMaxDevices,
-                                "] (got ", p.num_devices(), ")"));
+    return Invalid(
+        absl::StrCat("num_devices must be in [1, ", kMaxDevices, "] (got ", p.num_devices(), ")"));
   }
   if (p.chunks_per_device() < 1 || p.chunks_per_device() > kMaxChunksPerDevice) {
-    return Invalid(absl::StrCat("chunks_per_device must be in [1, ",
-                                kMaxChunksPerDevice, "] (got ",
+    return Invalid(absl::StrCat("chunks_per_device must be in [1, ", kMaxChunksPerDevice, "] (got ",
                                 p.chunks_per_device(), ")"));
   }
   if (p.num_microbatches() < 1 || p.num_microbatches() > kMaxMicrobatches) {
-    return Invalid(absl::StrCat("num_microbatches must be in [1, ",
-                                kMaxMicrobatches, "] (got ",
+    return Invalid(absl::StrCat("num_microbatches must be in [1, ", kMaxMicrobatches, "] (got ",
                                 p.num_microbatches(), ")"));
   }
   Schedule s;
@@ -170,19 +228,19 @@ absl::StatusOr<Schedule> ScheduleFromProto(const v1::Schedule& p) {
   for (int c = 0; c < num_chunks; ++c) {
     const int d = p.chunk_device(c);
     if (d < 0 || d >= s.num_devices) {
-      return Invalid(absl::StrCat("chunk_device[", c, "] ", d, " is outside ",
-                                  Range(0, s.num_devices)));
+      return Invalid(
+          absl::StrCat("chunk_device[", c, "] ", d, " is outside ", Range(0, s.num_devices)));
     }
   }
   s.chunk_device.assign(p.chunk_device().begin(), p.chunk_device().end());
   if (p.chunk_layers_size() != 0 && p.chunk_layers_size() != num_chunks) {
-    return Invalid(absl::StrCat("chunk_layers has ", p.chunk_layers_size(),
-                                " entries, expected ", num_chunks));
+    return Invalid(absl::StrCat("chunk_layers has ", p.chunk_layers_size(), " entries, expected ",
+                                num_chunks));
   }
   for (int c = 0; c < p.chunk_layers_size(); ++c) {
     if (p.chunk_layers(c) < 0) {
-      return Invalid(absl::StrCat("chunk_layers[", c, "] must be >= 0 (got ",
-                                  p.chunk_layers(c), ")"));
+      return Invalid(
+          absl::StrCat("chunk_layers[", c, "] must be >= 0 (got ", p.chunk_layers(c), ")"));
     }
   }
   s.chunk_layers.assign(p.chunk_layers().begin(), p.chunk_layers().end());
@@ -193,12 +251,11 @@ absl::StatusOr<Schedule> ScheduleFromProto(const v1::Schedule& p) {
     const v1::DeviceSchedule& ds = p.devices(i);
     const std::string where = absl::StrCat("devices[", i, "]");
     if (ds.device() < 0 || ds.device() >= s.num_devices) {
-      return Invalid(absl::StrCat(where, ".device ", ds.device(),
-                                  " is outside ", Range(0, s.num_devices)));
+      return Invalid(
+          absl::StrCat(where, ".device ", ds.device(), " is outside ", Range(0, s.num_devices)));
     }
     if (seen[ds.device()]) {
-      return Invalid(absl::StrCat(where, ".device ", ds.device(),
-                                  " appears more than once"));
+      return Invalid(absl::StrCat(where, ".device ", ds.device(), " appears more than once"));
     }
     seen[ds.device()] = true;
     std::vector<Action>& out = s.devices[ds.device()];
@@ -213,17 +270,16 @@ absl::StatusOr<Schedule> ScheduleFromProto(const v1::Schedule& p) {
       // -1 means "not tied to one": OPTIM_STEP has no chunk, ALLREDUCE and
       // OPTIM_STEP no micro-batch, compute actions no peer.
       if (pa.chunk() < -1 || pa.chunk() >= num_chunks) {
-        return Invalid(absl::StrCat(at, ".chunk ", pa.chunk(), " is outside ",
-                                    Range(-1, num_chunks)));
+        return Invalid(
+            absl::StrCat(at, ".chunk ", pa.chunk(), " is outside ", Range(-1, num_chunks)));
       }
       if (pa.microbatch() < -1 || pa.microbatch() >= s.num_microbatches) {
-        return Invalid(absl::StrCat(at, ".microbatch ", pa.microbatch(),
-                                    " is outside ",
+        return Invalid(absl::StrCat(at, ".microbatch ", pa.microbatch(), " is outside ",
                                     Range(-1, s.num_microbatches)));
       }
       if (pa.peer() < -1 || pa.peer() >= s.num_devices) {
-        return Invalid(absl::StrCat(at, ".peer ", pa.peer(), " is outside ",
-                                    Range(-1, s.num_devices)));
+        return Invalid(
+            absl::StrCat(at, ".peer ", pa.peer(), " is outside ", Range(-1, s.num_devices)));
       }
       a.chunk = pa.chunk();
       a.microbatch = pa.microbatch();
@@ -231,12 +287,11 @@ absl::StatusOr<Schedule> ScheduleFromProto(const v1::Schedule& p) {
       if (pa.has_policy()) {
         const v1::MemoryPolicy& mp = pa.policy();
         if (!FromProto(mp.kind(), &a.policy.kind)) {
-          return Invalid(absl::StrCat(at, ".policy.kind has unknown value ",
-                                      mp.kind()));
+          return Invalid(absl::StrCat(at, ".policy.kind has unknown value ", mp.kind()));
         }
         if (!FromProto(mp.granularity(), &a.policy.granularity)) {
-          return Invalid(absl::StrCat(
-              at, ".policy.granularity has unknown value ", mp.granularity()));
+          return Invalid(
+              absl::StrCat(at, ".policy.granularity has unknown value ", mp.granularity()));
         }
         // Written as a negated range check so that NaN fails too.
         if (!(mp.offload_fraction() >= 0.0 && mp.offload_fraction() <= 1.0)) {

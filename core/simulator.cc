@@ -23,7 +23,7 @@ constexpr double kUnknown = -1.0;
 // Per (chunk, micro-batch) replay state.
 struct Slot {
   double f_start = kUnknown, f_end = kUnknown;
-  double bwd_end = kUnknown;  // B or BI
+  double bwd_end = kUnknown;   // B or BI
   double last_end = kUnknown;  // B or BW
   double offload_end = kUnknown, reload_end = kUnknown;
   MemoryPolicy policy;
@@ -34,13 +34,12 @@ struct Slot {
 class Replayer {
  public:
   Replayer(const Schedule& s, const CostModel& c, const SimOptions& o)
-      : s_(s), costs_(c), o_(o), p_(s.num_devices), C_(s.num_chunks()),
-        m_(s.num_microbatches) {}
+      : s_(s), costs_(c), o_(o), p_(s.num_devices), C_(s.num_chunks()), m_(s.num_microbatches) {}
 
   absl::StatusOr<SimResult> Run() {
     if (costs_.num_chunks() != C_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "cost model has ", costs_.num_chunks(), " chunks, schedule ", C_));
+      return absl::InvalidArgumentError(
+          absl::StrCat("cost model has ", costs_.num_chunks(), " chunks, schedule ", C_));
     }
     slots_.assign(static_cast<size_t>(C_) * m_, Slot{});
     act_arrival_.assign(static_cast<size_t>(C_) * m_, kUnknown);
@@ -70,9 +69,9 @@ class Replayer {
     }
     for (int d = 0; d < p_; ++d) {
       if (dev_[d].pc < static_cast<int>(s_.devices[d].size())) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "schedule cannot be replayed: device ", d, " is stuck at action ", dev_[d].pc,
-            " ", ActionToString(s_.devices[d][dev_[d].pc])));
+        return absl::InvalidArgumentError(absl::StrCat("schedule cannot be replayed: device ", d,
+                                                       " is stuck at action ", dev_[d].pc, " ",
+                                                       ActionToString(s_.devices[d][dev_[d].pc])));
       }
     }
     Finish();
@@ -151,8 +150,8 @@ class Replayer {
         Slot& sl = slot(a.chunk, a.microbatch);
         const bool off = a.type == ActionType::kOffload;
         if (off) {
-          sl.offloaded = costs_.OffloadBytes(a.chunk, SaveModeOf(sl.policy),
-                                             sl.policy.offload_fraction);
+          sl.offloaded =
+              costs_.OffloadBytes(a.chunk, SaveModeOf(sl.policy), sl.policy.offload_fraction);
         }
         const int64_t bytes = sl.offloaded;
         double start, end;
@@ -337,12 +336,12 @@ class Replayer {
             pr.async_copies() ? LateWriteBack(v, curve, room, state, d2h, &released) : 0;
         const double prefetch_from = released.empty() ? 0.0 : released.back().first;
         std::vector<std::pair<double, int64_t>> fetched;
-        const int64_t early =
-            Prefetch(v, curve, room, state, h2d, prefetch_from, ready, &fetched);
+        const int64_t early = Prefetch(v, curve, room, state, h2d, prefetch_from, ready, &fetched);
         const double in_rest = static_cast<double>(state - early);
         const double out = static_cast<double>(state - late);
-        stream = std::max({in_rest / h2d, out / d2h,
-                           pr.duplex_bandwidth() > 0 ? (in_rest + out) / pr.duplex_bandwidth() : 0.0});
+        stream =
+            std::max({in_rest / h2d, out / d2h,
+                      pr.duplex_bandwidth() > 0 ? (in_rest + out) / pr.duplex_bandwidth() : 0.0});
         if (late > 0) {
           // The previous iteration's write-back, draining from t = 0.
           Mem(d, 0, kOpt, late);
@@ -420,9 +419,8 @@ class Replayer {
   // gaps in pieces (each released when it has been copied), never pushes
   // activations + waiting state over `room`. Feasibility falls as the
   // amount grows, so bisect. `released` gets the pieces (time, bytes).
-  int64_t LateWriteBack(const Device& v, const TransientCurve& curve, int64_t room,
-                        int64_t state, double d2h,
-                        std::vector<std::pair<double, int64_t>>* released) const {
+  int64_t LateWriteBack(const Device& v, const TransientCurve& curve, int64_t room, int64_t state,
+                        double d2h, std::vector<std::pair<double, int64_t>>* released) const {
     constexpr int kPieces = 32;
     const auto gaps = Gaps(v.d2h_busy, 0, std::numeric_limits<double>::infinity());
     auto drain = [&](int64_t bytes) {
@@ -497,8 +495,7 @@ class Replayer {
       while (t < b && have < state) {
         const double next = i < curve.time.size() ? std::min(b, curve.time[i]) : b;
         const int64_t cap = std::min(state, room - curve.MaxAfter(t));
-        const int64_t add =
-            std::min(cap - have, static_cast<int64_t>((next - t) * h2d));
+        const int64_t add = std::min(cap - have, static_cast<int64_t>((next - t) * h2d));
         if (add > 0) {
           have += add;
           fetched->push_back({t, add});
@@ -523,8 +520,8 @@ class Replayer {
     int64_t total = 0;
     for (int c : s_.DeviceChunks(d)) {
       const ChunkCost& cc = costs_.chunk(c);
-      total += cc.weight_bytes + cc.gradient_bytes +
-               cc.optimizer_bytes - static_cast<int64_t>(static_cast<double>(cc.optimizer_bytes) * frac);
+      total += cc.weight_bytes + cc.gradient_bytes + cc.optimizer_bytes -
+               static_cast<int64_t>(static_cast<double>(cc.optimizer_bytes) * frac);
     }
     return total;
   }
@@ -553,8 +550,8 @@ class Replayer {
     double pipeline = 0, iteration = 0, busy = 0;
     for (int d = 0; d < p_; ++d) {
       pipeline = std::max(pipeline, dev_[d].last_backward_end);
-      iteration = std::max({iteration, dev_[d].compute_free, dev_[d].ar_free,
-                            dev_[d].d2h_free, dev_[d].h2d_free});
+      iteration = std::max(
+          {iteration, dev_[d].compute_free, dev_[d].ar_free, dev_[d].d2h_free, dev_[d].h2d_free});
       busy += result_.devices[d].busy_seconds;
     }
     result_.pipeline_seconds = pipeline;
@@ -587,10 +584,18 @@ class Replayer {
     if (o_.record_curves) r.curve.push_back({0.0, cur});
     for (const MemEvent& e : ev) {
       switch (e.cat) {
-        case kAct: cur.activations += e.delta; break;
-        case kOff: cur.offloaded += e.delta; break;
-        case kBuf: cur.buffers += e.delta; break;
-        case kOpt: cur.optimizer += e.delta; break;
+        case kAct:
+          cur.activations += e.delta;
+          break;
+        case kOff:
+          cur.offloaded += e.delta;
+          break;
+        case kBuf:
+          cur.buffers += e.delta;
+          break;
+        case kOpt:
+          cur.optimizer += e.delta;
+          break;
       }
       r.peak_activation_bytes = std::max(r.peak_activation_bytes, cur.activations);
       r.peak_offloaded_bytes = std::max(r.peak_offloaded_bytes, cur.offloaded);

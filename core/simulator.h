@@ -45,7 +45,7 @@ struct MemorySample {
 };
 
 struct DeviceSimResult {
-  double busy_seconds = 0;       // F, B, BI, BW, RECOMPUTE
+  double busy_seconds = 0;  // F, B, BI, BW, RECOMPUTE
   double recompute_seconds = 0;
   double copy_wait_seconds = 0;  // compute idle waiting for a RELOAD
   int64_t peak_bytes = 0;        // device total at its peak
@@ -59,7 +59,7 @@ struct DeviceSimResult {
   // Updated optimizer state written back during the next iteration's
   // warm-up instead of in the step (held in HBM until then).
   int64_t optimizer_writeback_bytes = 0;
-  double last_forward_end = 0;          // when the drain (cooldown) begins
+  double last_forward_end = 0;  // when the drain (cooldown) begins
   int max_inflight = 0;
   std::vector<MemorySample> curve;  // when SimOptions::record_curves
 };

@@ -51,8 +51,7 @@ bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 absl::StatusOr<int64_t> ParseByteSize(absl::string_view text) {
   auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid byte size '", text, "': ", why));
+    return absl::InvalidArgumentError(absl::StrCat("invalid byte size '", text, "': ", why));
   };
   absl::string_view s = absl::StripAsciiWhitespace(text);
   if (s.empty()) return bad("empty");
@@ -81,16 +80,15 @@ absl::StatusOr<int64_t> ParseByteSize(absl::string_view text) {
     }
   }
   const std::string number(s.substr(0, i));
-  const std::string unit =
-      absl::AsciiStrToLower(absl::StripAsciiWhitespace(s.substr(i)));
+  const std::string unit = absl::AsciiStrToLower(absl::StripAsciiWhitespace(s.substr(i)));
 
   int64_t multiplier = 0;
   for (const Unit& u : kUnits) {
     if (unit == u.name) multiplier = u.bytes;
   }
   if (multiplier == 0) {
-    return bad(absl::StrCat("unknown unit '", unit,
-                            "' (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"));
+    return bad(
+        absl::StrCat("unknown unit '", unit, "' (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"));
   }
 
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
@@ -114,12 +112,11 @@ absl::StatusOr<int64_t> ParseByteSize(absl::string_view text) {
 std::string FormatBytes(int64_t bytes) {
   // Work on the magnitude as unsigned so that INT64_MIN does not overflow.
   const bool negative = bytes < 0;
-  const uint64_t magnitude = negative ? ~static_cast<uint64_t>(bytes) + 1
-                                      : static_cast<uint64_t>(bytes);
+  const uint64_t magnitude =
+      negative ? ~static_cast<uint64_t>(bytes) + 1 : static_cast<uint64_t>(bytes);
   const char* sign = negative ? "-" : "";
   if (magnitude < 1024) return absl::StrCat(sign, magnitude, " B");
-  static constexpr const char* kNames[] = {"KiB", "MiB", "GiB",
-                                           "TiB", "PiB", "EiB"};
+  static constexpr const char* kNames[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   double value = static_cast<double>(magnitude) / 1024.0;
   int index = 0;
   while (value >= 1024.0 && index < 5) {
@@ -133,8 +130,7 @@ std::string FormatByteSize(int64_t bytes) {
   static constexpr struct {
     int64_t bytes;
     const char* name;
-  } kExact[] = {
-      {kPi, "PiB"}, {kTi, "TiB"}, {kGi, "GiB"}, {kMi, "MiB"}, {kKi, "KiB"}};
+  } kExact[] = {{kPi, "PiB"}, {kTi, "TiB"}, {kGi, "GiB"}, {kMi, "MiB"}, {kKi, "KiB"}};
   if (bytes > 0) {
     for (const auto& u : kExact) {
       if (bytes % u.bytes == 0) return absl::StrCat(bytes / u.bytes, u.name);

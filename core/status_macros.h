@@ -15,9 +15,8 @@
 #define CHRONOS_STATUS_CONCAT_INNER_(a, b) a##b
 #define CHRONOS_STATUS_CONCAT_(a, b) CHRONOS_STATUS_CONCAT_INNER_(a, b)
 
-#define CHRONOS_ASSIGN_OR_RETURN(lhs, expr)                                  \
-  CHRONOS_ASSIGN_OR_RETURN_IMPL_(                                            \
-      CHRONOS_STATUS_CONCAT_(chronos_statusor_, __LINE__), lhs, expr)
+#define CHRONOS_ASSIGN_OR_RETURN(lhs, expr) \
+  CHRONOS_ASSIGN_OR_RETURN_IMPL_(CHRONOS_STATUS_CONCAT_(chronos_statusor_, __LINE__), lhs, expr)
 
 #define CHRONOS_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
   auto statusor = (expr);                                   \

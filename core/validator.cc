@@ -14,9 +14,7 @@ constexpr size_t kMaxReported = 12;
 
 struct Key {
   int mb, chunk;
-  bool operator<(const Key& o) const {
-    return std::tie(mb, chunk) < std::tie(o.mb, o.chunk);
-  }
+  bool operator<(const Key& o) const { return std::tie(mb, chunk) < std::tie(o.mb, o.chunk); }
 };
 
 // Where each action of one (micro-batch, chunk) sits on its device; -1 absent.
@@ -46,17 +44,16 @@ class Checker {
   void Error(int dev, int idx, std::string msg) {
     if (errors_.size() < kMaxReported) errors_.push_back({dev, idx, std::move(msg)});
   }
-  std::string Describe(int dev, int idx) const {
-    return ActionToString(s_.devices[dev][idx]);
-  }
+  std::string Describe(int dev, int idx) const { return ActionToString(s_.devices[dev][idx]); }
   void ActionError(int dev, int idx, const std::string& msg) {
     Error(dev, idx, absl::StrCat(Describe(dev, idx), ": ", msg));
   }
 
   bool CheckShape() {
     if (s_.num_devices < 1 || static_cast<int>(s_.devices.size()) != s_.num_devices) {
-      Error(-1, -1, absl::StrCat("schedule has ", s_.devices.size(),
-                                 " device lists for num_devices ", s_.num_devices));
+      Error(-1, -1,
+            absl::StrCat("schedule has ", s_.devices.size(), " device lists for num_devices ",
+                         s_.num_devices));
       return false;
     }
     if (s_.num_chunks() < 1 || s_.num_microbatches < 1) {
@@ -65,8 +62,9 @@ class Checker {
     }
     for (int c = 0; c < s_.num_chunks(); ++c) {
       if (s_.chunk_device[c] < 0 || s_.chunk_device[c] >= s_.num_devices) {
-        Error(-1, -1, absl::StrCat("chunk ", c, " is placed on device ",
-                                   s_.chunk_device[c], ", which does not exist"));
+        Error(-1, -1,
+              absl::StrCat("chunk ", c, " is placed on device ", s_.chunk_device[c],
+                           ", which does not exist"));
         return false;
       }
     }
@@ -101,19 +99,42 @@ class Checker {
           continue;
         }
         if (a.microbatch < 0 || a.microbatch >= m) {
-          ActionError(d, i, absl::StrCat("micro-batch ", a.microbatch, " out of range [0, ", m, ")"));
+          ActionError(d, i,
+                      absl::StrCat("micro-batch ", a.microbatch, " out of range [0, ", m, ")"));
           continue;
         }
         if (optim_[d] >= 0) ActionError(d, i, "comes after OPTIM_STEP");
         Positions& p = pos_[d][{a.microbatch, a.chunk}];
         switch (a.type) {
-          case ActionType::kF: p.f = i; p.f_count++; p.policy = a.policy; break;
-          case ActionType::kB: p.b = i; p.b_count++; break;
-          case ActionType::kBI: p.bi = i; p.bi_count++; break;
-          case ActionType::kBW: p.bw = i; p.bw_count++; break;
-          case ActionType::kRecompute: p.recompute = i; p.recompute_count++; break;
-          case ActionType::kOffload: p.offload = i; p.offload_count++; break;
-          case ActionType::kReload: p.reload = i; p.reload_count++; break;
+          case ActionType::kF:
+            p.f = i;
+            p.f_count++;
+            p.policy = a.policy;
+            break;
+          case ActionType::kB:
+            p.b = i;
+            p.b_count++;
+            break;
+          case ActionType::kBI:
+            p.bi = i;
+            p.bi_count++;
+            break;
+          case ActionType::kBW:
+            p.bw = i;
+            p.bw_count++;
+            break;
+          case ActionType::kRecompute:
+            p.recompute = i;
+            p.recompute_count++;
+            break;
+          case ActionType::kOffload:
+            p.offload = i;
+            p.offload_count++;
+            break;
+          case ActionType::kReload:
+            p.reload = i;
+            p.reload_count++;
+            break;
           case ActionType::kRecvAct:
             p.recv_act = i;
             Count(d, i, &p.recv_act_count);
@@ -134,7 +155,8 @@ class Checker {
             Count(d, i, &p.send_grad_count);
             CheckPeer(d, i, a, a.chunk - 1);
             break;
-          default: break;
+          default:
+            break;
         }
       }
     }
@@ -188,7 +210,8 @@ class Checker {
     if (p.b_count > 1) Error(d, p.b, absl::StrCat("B", what, " appears ", p.b_count, " times"));
     if (split) {
       if (p.bi_count != 1 || p.bw_count != 1) {
-        Error(d, std::max(p.bi, p.bw), absl::StrCat("expected exactly one BI and one BW for", what));
+        Error(d, std::max(p.bi, p.bw),
+              absl::StrCat("expected exactly one BI and one BW for", what));
         return;
       }
       if (p.bw < p.bi) Error(d, p.bw, absl::StrCat("BW", what, " runs before its BI"));
@@ -208,7 +231,8 @@ class Checker {
                                    : "RECOMPUTE without a recompute policy on F",
                          what));
     } else if (recompute && (p.recompute < p.f || p.recompute > bwd)) {
-      Error(d, p.recompute, absl::StrCat("RECOMPUTE", what, " must come between F and its backward"));
+      Error(d, p.recompute,
+            absl::StrCat("RECOMPUTE", what, " must come between F and its backward"));
     }
     if (offload != (p.offload_count == 1) || offload != (p.reload_count == 1) ||
         p.offload_count > 1 || p.reload_count > 1) {
@@ -230,8 +254,8 @@ class Checker {
       if (Dev(c - 1) == d) {
         auto prev = pos_[d].find({mb, c - 1});
         if (prev == pos_[d].end() || prev->second.f < 0 || prev->second.f > p.f) {
-          Error(d, p.f, absl::StrCat("F", what, " runs before F of chunk ", c - 1,
-                                     " on the same device"));
+          Error(d, p.f,
+                absl::StrCat("F", what, " runs before F of chunk ", c - 1, " on the same device"));
         }
       } else if (p.recv_act < 0 || p.recv_act > p.f) {
         Error(d, p.f, absl::StrCat("F", what, " has no earlier RECV_ACT"));
@@ -241,10 +265,10 @@ class Checker {
     if (c < C - 1) {
       if (Dev(c + 1) == d) {
         auto next = pos_[d].find({mb, c + 1});
-        if (next == pos_[d].end() || next->second.backward() < 0 ||
-            next->second.backward() > bwd) {
-          Error(d, bwd, absl::StrCat("backward of", what, " runs before the backward of chunk ",
-                                     c + 1, " on the same device"));
+        if (next == pos_[d].end() || next->second.backward() < 0 || next->second.backward() > bwd) {
+          Error(d, bwd,
+                absl::StrCat("backward of", what, " runs before the backward of chunk ", c + 1,
+                             " on the same device"));
         }
       } else if (p.recv_grad < 0 || p.recv_grad > bwd) {
         Error(d, bwd, absl::StrCat("backward of", what, " has no earlier RECV_GRAD"));
@@ -286,7 +310,7 @@ class Checker {
   // Sends and receives on each (from, to, kind) channel must pair up in the
   // same order: NCCL matches point-to-point operations by issue order.
   void CheckChannels() {
-    using Channel = std::tuple<int, int, bool>;  // from, to, is_grad
+    using Channel = std::tuple<int, int, bool>;                        // from, to, is_grad
     std::map<Channel, std::vector<std::pair<int, Key>>> sends, recvs;  // (index, key)
     for (int d = 0; d < s_.num_devices; ++d) {
       const auto& list = s_.devices[d];
@@ -317,16 +341,16 @@ class Checker {
       for (size_t k = 0; k < list.size(); ++k) {
         if (k >= rl.size()) {
           ActionError(from, list[k].first,
-                      absl::StrCat("unmatched send: device ", to, " posts no matching ",
-                                   name(grad), " receive"));
+                      absl::StrCat("unmatched send: device ", to, " posts no matching ", name(grad),
+                                   " receive"));
           break;
         }
         const Key a = list[k].second, b = rl[k].second;
         if (a.mb != b.mb || a.chunk != b.chunk) {
           ActionError(from, list[k].first,
-                      absl::StrCat("send #", k, " on the ", name(grad), " channel to device ",
-                                   to, " meets receive ", Describe(to, rl[k].first),
-                                   " (action ", rl[k].first, "): order differs"));
+                      absl::StrCat("send #", k, " on the ", name(grad), " channel to device ", to,
+                                   " meets receive ", Describe(to, rl[k].first), " (action ",
+                                   rl[k].first, "): order differs"));
           break;
         }
       }
@@ -335,9 +359,9 @@ class Checker {
       const auto& [from, to, grad] = ch;
       const size_t n = sends.count(ch) ? sends[ch].size() : 0;
       if (rl.size() > n) {
-        ActionError(to, rl[n].first,
-                    absl::StrCat("unmatched receive: device ", from, " never sends this ",
-                                 name(grad)));
+        ActionError(
+            to, rl[n].first,
+            absl::StrCat("unmatched receive: device ", from, " never sends this ", name(grad)));
       }
     }
   }
@@ -407,17 +431,14 @@ std::string ValidationError::ToString() const {
   return absl::StrCat("device ", device, ", action ", action, " ", message);
 }
 
-std::vector<ValidationError> FindScheduleErrors(const Schedule& s) {
-  return Checker(s).Run();
-}
+std::vector<ValidationError> FindScheduleErrors(const Schedule& s) { return Checker(s).Run(); }
 
 absl::Status ValidateSchedule(const Schedule& s) {
   std::vector<ValidationError> errors = FindScheduleErrors(s);
   if (errors.empty()) return absl::OkStatus();
   std::vector<std::string> lines;
   for (const auto& e : errors) lines.push_back(e.ToString());
-  return absl::InvalidArgumentError(
-      absl::StrCat("invalid schedule: ", absl::StrJoin(lines, "; ")));
+  return absl::InvalidArgumentError(absl::StrCat("invalid schedule: ", absl::StrJoin(lines, "; ")));
 }
 
 }  // namespace chronos

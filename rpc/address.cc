@@ -27,8 +27,8 @@ bool SplitHostPort(absl::string_view address, int min_port, absl::string_view* h
 absl::Status CheckTarget(absl::string_view target) {
   if (target.empty()) return absl::InvalidArgumentError("server address is empty");
   // A URI (dns:///h:p, unix:/path, ipv4:a:p, ...) is gRPC's to check.
-  static const char* const kSchemes[] = {"dns:", "unix:", "unix-abstract:", "ipv4:",
-                                         "ipv6:", "vsock:"};
+  static const char* const kSchemes[] = {
+      "dns:", "unix:", "unix-abstract:", "ipv4:", "ipv6:", "vsock:"};
   if (absl::StrContains(target, "://")) return absl::OkStatus();
   for (const char* scheme : kSchemes) {
     if (absl::StartsWith(target, scheme)) return absl::OkStatus();
@@ -47,9 +47,9 @@ absl::Status CheckListenAddress(absl::string_view flag, absl::string_view addres
   if (grpc_server && absl::StartsWith(address, "unix:")) return absl::OkStatus();
   absl::string_view host;
   if (!SplitHostPort(address, 0, &host)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        flag, ": '", address, "' is not HOST:PORT (port 0-65535, 0 = any free port; ",
-        "an IPv6 host in brackets, as in [::]:9464)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": '", address, "' is not HOST:PORT (port 0-65535, 0 = any free port; ",
+                     "an IPv6 host in brackets, as in [::]:9464)"));
   }
   return absl::OkStatus();
 }

@@ -20,19 +20,16 @@ constexpr char kRejectMessage[] =
 
 class TokenAuthInterceptor : public grpc::experimental::Interceptor {
  public:
-  TokenAuthInterceptor(grpc::experimental::ServerRpcInfo* info,
-                       const std::string* token)
+  TokenAuthInterceptor(grpc::experimental::ServerRpcInfo* info, const std::string* token)
       : info_(info), token_(token) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     using grpc::experimental::InterceptionHookPoints;
-    if (methods->QueryInterceptionHookPoint(
-            InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
       auto* metadata = methods->GetRecvInitialMetadata();
       if (metadata != nullptr) Check(metadata);
     }
-    if (rejected_ && methods->QueryInterceptionHookPoint(
-                         InterceptionHookPoints::PRE_SEND_STATUS)) {
+    if (rejected_ && methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       // The handler already answers UNAUTHENTICATED; this keeps the answer
       // right even for a handler that forgot to call CallRejected.
       methods->ModifySendStatus(UnauthenticatedStatus());
@@ -42,8 +39,7 @@ class TokenAuthInterceptor : public grpc::experimental::Interceptor {
 
  private:
   void Check(std::multimap<grpc::string_ref, grpc::string_ref>* metadata) {
-    const absl::string_view method =
-        info_->method() != nullptr ? info_->method() : "";
+    const absl::string_view method = info_->method() != nullptr ? info_->method() : "";
     int headers = 0;
     bool valid = false;
     for (auto it = metadata->begin(); it != metadata->end();) {
@@ -62,12 +58,10 @@ class TokenAuthInterceptor : public grpc::experimental::Interceptor {
     // Exactly one authorization header: a second one is ambiguous.
     if (IsAuthExempt(method) || (headers == 1 && valid)) return;
     rejected_ = true;
-    metadata->emplace(grpc::string_ref(kRejectedKey),
-                      grpc::string_ref(kRejectedValue));
+    metadata->emplace(grpc::string_ref(kRejectedKey), grpc::string_ref(kRejectedValue));
     // The client sees UNAUTHENTICATED at once, whatever the handler does.
-    grpc_call_cancel_with_status(info_->server_context()->c_call(),
-                                 GRPC_STATUS_UNAUTHENTICATED, kRejectMessage,
-                                 nullptr);
+    grpc_call_cancel_with_status(info_->server_context()->c_call(), GRPC_STATUS_UNAUTHENTICATED,
+                                 kRejectMessage, nullptr);
   }
 
   grpc::experimental::ServerRpcInfo* info_;
@@ -75,11 +69,9 @@ class TokenAuthInterceptor : public grpc::experimental::Interceptor {
   bool rejected_ = false;
 };
 
-class TokenAuthInterceptorFactory
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
+class TokenAuthInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  explicit TokenAuthInterceptorFactory(std::string token)
-      : token_(std::move(token)) {}
+  explicit TokenAuthInterceptorFactory(std::string token) : token_(std::move(token)) {}
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
@@ -97,8 +89,7 @@ bool TokensEqual(absl::string_view presented, absl::string_view expected) {
   // difference in, so neither early exit nor length leaks timing.
   volatile unsigned char diff = presented.size() == expected.size() ? 0 : 1;
   for (size_t i = 0; i < expected.size(); ++i) {
-    const unsigned char p =
-        i < presented.size() ? static_cast<unsigned char>(presented[i]) : 0;
+    const unsigned char p = i < presented.size() ? static_cast<unsigned char>(presented[i]) : 0;
     diff = diff | (p ^ static_cast<unsigned char>(expected[i]));
   }
   return diff == 0 && !expected.empty();

@@ -19,29 +19,26 @@ namespace {
 
 constexpr int64_t kMaxPemFileBytes = 1 << 20;
 
-absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
-                                          int64_t max_bytes,
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, int64_t max_bytes,
                                           const char* what) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     return absl::NotFoundError(absl::StrCat(what, " ", path, " does not exist"));
   }
   if (std::filesystem::is_directory(path, ec)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " ", path, " is a directory"));
+    return absl::InvalidArgumentError(absl::StrCat(what, " ", path, " is a directory"));
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot open ", what, " ", path));
+    return absl::PermissionDeniedError(absl::StrCat("cannot open ", what, " ", path));
   }
   std::string data;
   data.resize(static_cast<size_t>(max_bytes) + 1);
   in.read(data.data(), static_cast<std::streamsize>(data.size()));
   data.resize(static_cast<size_t>(in.gcount()));
   if (static_cast<int64_t>(data.size()) > max_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " ", path, " is larger than ", max_bytes, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " ", path, " is larger than ", max_bytes, " bytes"));
   }
   return data;
 }
@@ -49,21 +46,18 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
 }  // namespace
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
-  absl::StatusOr<std::string> data =
-      ReadSmallFile(path, kMaxTokenFileBytes, "token file");
+  absl::StatusOr<std::string> data = ReadSmallFile(path, kMaxTokenFileBytes, "token file");
   if (!data.ok()) return data.status();
   const std::string token(absl::StripAsciiWhitespace(*data));
   if (token.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("token file ", path, " is empty"));
+    return absl::InvalidArgumentError(absl::StrCat("token file ", path, " is empty"));
   }
   for (char c : token) {
     // Metadata values must be printable ASCII; a newline inside means the
     // file holds something other than one token.
     if (c < 0x20 || c > 0x7e) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "token file ", path,
-          " must hold one line of printable ASCII characters"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("token file ", path, " must hold one line of printable ASCII characters"));
     }
   }
   return token;
@@ -90,8 +84,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     return grpc::InsecureServerCredentials();
   }
   if (cert_file.empty() || key_file.empty()) {
-    return absl::InvalidArgumentError(
-        "--tls-cert and --tls-key must be given together");
+    return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
   }
   absl::StatusOr<std::string> cert = ReadPemFile(cert_file);
   if (!cert.ok()) return cert.status();
@@ -102,8 +95,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   return grpc::SslServerCredentials(options);
 }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(
-    const ChannelOptions& options) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(const ChannelOptions& options) {
   if (absl::Status s = CheckTarget(options.target); !s.ok()) return s;
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (options.tls || !options.ca_file.empty()) {

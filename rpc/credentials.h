@@ -41,9 +41,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const std::string& cert_file, const std::string& key_file);
 
 struct ChannelOptions {
-  std::string target;          // HOST:PORT, or any gRPC target URI
-  bool tls = false;            // implied by a non-empty ca_file
-  std::string ca_file;         // PEM roots; "" with tls = system roots
+  std::string target;                // HOST:PORT, or any gRPC target URI
+  bool tls = false;                  // implied by a non-empty ca_file
+  std::string ca_file;               // PEM roots; "" with tls = system roots
   std::string server_name_override;  // certificate name check, for tests
   // Pings on idle connections so that a dead peer is noticed in about
   // keepalive_ms + 5 s even while a stream is idle (server side permits it,
@@ -54,8 +54,7 @@ struct ChannelOptions {
 
 // A channel (not yet connected) with the options above; the target is
 // checked first (CheckTarget).
-absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(
-    const ChannelOptions& options);
+absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(const ChannelOptions& options);
 
 }  // namespace chronos::rpc
 

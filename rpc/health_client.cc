@@ -4,14 +4,13 @@
 
 #include <chrono>
 
-#include "rpc/status_convert.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "rpc/status_convert.h"
 
 namespace chronos::rpc {
 
-absl::StatusOr<ServingStatus> CheckHealth(
-    const std::shared_ptr<grpc::Channel>& channel, const std::string& service,
-    absl::Duration timeout) {
+absl::StatusOr<ServingStatus> CheckHealth(const std::shared_ptr<grpc::Channel>& channel,
+                                          const std::string& service, absl::Duration timeout) {
   auto stub = ::grpc::health::v1::Health::NewStub(channel);
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));

@@ -20,9 +20,8 @@ using ServingStatus = ::grpc::health::v1::HealthCheckResponse::ServingStatus;
 // The serving status of `service` ("" = the whole server). kUnavailable or
 // kDeadlineExceeded when the server cannot be reached within `timeout`,
 // kNotFound for a service the server does not know.
-absl::StatusOr<ServingStatus> CheckHealth(
-    const std::shared_ptr<grpc::Channel>& channel, const std::string& service,
-    absl::Duration timeout);
+absl::StatusOr<ServingStatus> CheckHealth(const std::shared_ptr<grpc::Channel>& channel,
+                                          const std::string& service, absl::Duration timeout);
 
 // "SERVING", "NOT_SERVING", ...
 std::string ServingStatusName(ServingStatus status);

@@ -7,8 +7,7 @@ namespace chronos::rpc {
 void ApplyServerLimits(grpc::ServerBuilder* builder) {
   builder->SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
   builder->SetMaxSendMessageSize(kMaxReceiveMessageBytes);
-  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-                              5000);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   // Detect dead clients (a worker whose host vanished) within ~30 s even
   // when no heartbeat would arrive on this connection.

@@ -21,7 +21,7 @@ $SUDO apt-get update -qq
 # no Gloo headers); nothing links Debian's libgloo. docs/architecture.md,
 # "Gloo headers", says why that is safe.
 $SUDO apt-get install -y -qq --no-install-recommends \
-  build-essential clang cmake ninja-build ccache pkg-config git ca-certificates \
+  build-essential clang clang-format cmake ninja-build ccache pkg-config git ca-certificates \
   python3 python3-venv libgloo-dev \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev \

@@ -53,8 +53,7 @@ uint64_t Fingerprint(const char* p, size_t n) {
     h = (h ^ w) * 0x100000001b3ULL;
     h ^= h >> 32;
   }
-  for (; i < n; ++i)
-    h = (h ^ static_cast<unsigned char>(p[i])) * 0x100000001b3ULL;
+  for (; i < n; ++i) h = (h ^ static_cast<unsigned char>(p[i])) * 0x100000001b3ULL;
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;
   return h ^ (h >> 33);
@@ -64,8 +63,7 @@ uint64_t Fingerprint(const char* p, size_t n) {
 // larger buffers from dragging the rest along.
 at::Tensor Compact(const at::Tensor& t) {
   at::Tensor c = t.cpu().contiguous();
-  if (c.storage().nbytes() !=
-          static_cast<size_t>(c.numel() * c.element_size()) ||
+  if (c.storage().nbytes() != static_cast<size_t>(c.numel() * c.element_size()) ||
       c.storage_offset() != 0) {
     c = c.clone();
   }
@@ -89,25 +87,23 @@ std::vector<char> Encode(const StageCheckpoint& ck) {
       {c10::IValue(ck.iteration), c10::IValue(static_cast<int64_t>(ck.device)),
        c10::IValue(static_cast<int64_t>(ck.data_rank)),
        // IValue has no unsigned integers; the bits round-trip.
-       c10::IValue(static_cast<int64_t>(ck.seed)),
-       c10::IValue(ck.optimizer_step), c10::IValue(layers), c10::IValue(names),
-       c10::IValue(params), c10::IValue(state), c10::IValue(order)});
+       c10::IValue(static_cast<int64_t>(ck.seed)), c10::IValue(ck.optimizer_step),
+       c10::IValue(layers), c10::IValue(names), c10::IValue(params), c10::IValue(state),
+       c10::IValue(order)});
   return torch::jit::pickle_save(c10::IValue(tuple));
 }
 
 StageCheckpoint Decode(const std::vector<char>& payload) {
   c10::IValue v = torch::jit::pickle_load(payload);
   const auto& e = v.toTupleRef().elements();
-  TORCH_CHECK(e.size() == 9 || e.size() == 10, "expected 9 or 10 fields, found ",
-              e.size());
+  TORCH_CHECK(e.size() == 9 || e.size() == 10, "expected 9 or 10 fields, found ", e.size());
   StageCheckpoint ck;
   ck.iteration = e[0].toInt();
   ck.device = static_cast<int>(e[1].toInt());
   ck.data_rank = static_cast<int>(e[2].toInt());
   ck.seed = static_cast<uint64_t>(e[3].toInt());
   ck.optimizer_step = e[4].toInt();
-  for (int64_t l : e[5].toIntVector())
-    ck.chunk_layers.push_back(static_cast<int>(l));
+  for (int64_t l : e[5].toIntVector()) ck.chunk_layers.push_back(static_cast<int>(l));
   const c10::List<c10::IValue> names = e[6].toList();
   const std::vector<at::Tensor> params = e[7].toTensorVector();
   TORCH_CHECK(names.size() == params.size(), "names/params length mismatch");
@@ -131,8 +127,7 @@ absl::Status IoError(const std::string& what, const std::string& path) {
   return absl::UnavailableError(msg);
 }
 
-absl::Status WriteAll(int fd, const char* p, size_t n,
-                      const std::string& path) {
+absl::Status WriteAll(int fd, const char* p, size_t n, const std::string& path) {
   while (n > 0) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0) {
@@ -146,8 +141,7 @@ absl::Status WriteAll(int fd, const char* p, size_t n,
 }
 
 // Reads until `n` bytes or end of file; returns the count read.
-absl::StatusOr<size_t> ReadUpTo(int fd, char* p, size_t n,
-                                const std::string& path) {
+absl::StatusOr<size_t> ReadUpTo(int fd, char* p, size_t n, const std::string& path) {
   size_t done = 0;
   while (done < n) {
     ssize_t r = ::read(fd, p + done, n - done);
@@ -174,8 +168,7 @@ absl::Status WriteFileAtomically(const std::string& path, const Header& header,
   const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return IoError("cannot create", tmp);
-  absl::Status s =
-      WriteAll(fd, reinterpret_cast<const char*>(&header), sizeof(header), tmp);
+  absl::Status s = WriteAll(fd, reinterpret_cast<const char*>(&header), sizeof(header), tmp);
   if (s.ok()) s = WriteAll(fd, payload.data(), payload.size(), tmp);
   if (s.ok() && ::fsync(fd) != 0) s = IoError("cannot fsync", tmp);
   if (::close(fd) != 0 && s.ok()) s = IoError("cannot close", tmp);
@@ -198,28 +191,24 @@ std::string IterDir(const std::string& dir, int64_t iteration) {
 
 }  // namespace
 
-std::string StageCheckpointPath(const std::string& dir, int64_t iteration,
-                                int device, int data_rank) {
-  return absl::StrCat(IterDir(dir, iteration), "/stage-", device, "-dp",
-                      data_rank, ".ckpt");
+std::string StageCheckpointPath(const std::string& dir, int64_t iteration, int device,
+                                int data_rank) {
+  return absl::StrCat(IterDir(dir, iteration), "/stage-", device, "-dp", data_rank, ".ckpt");
 }
 
-absl::Status WriteStageCheckpoint(const std::string& dir,
-                                  const StageCheckpoint& ckpt) {
-  const std::string path =
-      StageCheckpointPath(dir, ckpt.iteration, ckpt.device, ckpt.data_rank);
+absl::Status WriteStageCheckpoint(const std::string& dir, const StageCheckpoint& ckpt) {
+  const std::string path = StageCheckpointPath(dir, ckpt.iteration, ckpt.device, ckpt.data_rank);
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
   if (ec) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot create checkpoint directory for ", path, ": ", ec.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot create checkpoint directory for ", path, ": ", ec.message()));
   }
   std::vector<char> payload;
   try {
     payload = Encode(ckpt);
   } catch (const std::exception& e) {
-    return absl::InternalError(
-        absl::StrCat("cannot serialize checkpoint ", path, ": ", e.what()));
+    return absl::InternalError(absl::StrCat("cannot serialize checkpoint ", path, ": ", e.what()));
   }
   Header h{};
   std::memcpy(h.magic, kMagic, sizeof(kMagic));
@@ -229,11 +218,9 @@ absl::Status WriteStageCheckpoint(const std::string& dir,
   return WriteFileAtomically(path, h, payload);
 }
 
-absl::StatusOr<StageCheckpoint> ReadStageCheckpoint(const std::string& dir,
-                                                    int64_t iteration,
+absl::StatusOr<StageCheckpoint> ReadStageCheckpoint(const std::string& dir, int64_t iteration,
                                                     int device, int data_rank) {
-  const std::string path =
-      StageCheckpointPath(dir, iteration, device, data_rank);
+  const std::string path = StageCheckpointPath(dir, iteration, device, data_rank);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) {
@@ -248,12 +235,10 @@ absl::StatusOr<StageCheckpoint> ReadStageCheckpoint(const std::string& dir,
   // allocation; the payload is then read straight into its final buffer.
   Header h;
   std::vector<char> payload;
-  absl::StatusOr<size_t> got =
-      ReadUpTo(fd, reinterpret_cast<char*>(&h), sizeof(h), path);
+  absl::StatusOr<size_t> got = ReadUpTo(fd, reinterpret_cast<char*>(&h), sizeof(h), path);
   absl::Status s = got.status();
   if (s.ok() && *got < sizeof(h)) {
-    s = corrupt(
-        absl::StrCat("truncated: ", *got, " bytes, shorter than the header"));
+    s = corrupt(absl::StrCat("truncated: ", *got, " bytes, shorter than the header"));
   } else if (s.ok() && std::memcmp(h.magic, kMagic, sizeof(kMagic)) != 0) {
     s = corrupt("not a Chronos checkpoint (bad magic)");
   } else if (s.ok() && (h.version < kOldestReadable || h.version > kVersion)) {
@@ -262,11 +247,9 @@ absl::StatusOr<StageCheckpoint> ReadStageCheckpoint(const std::string& dir,
   }
   struct stat st;
   if (s.ok() && ::fstat(fd, &st) != 0) s = IoError("cannot stat", path);
-  if (s.ok() &&
-      static_cast<uint64_t>(st.st_size) - sizeof(h) != h.payload_bytes) {
-    s = corrupt(absl::StrCat("truncated or padded: payload is ",
-                             st.st_size - sizeof(h), " bytes, header says ",
-                             h.payload_bytes));
+  if (s.ok() && static_cast<uint64_t>(st.st_size) - sizeof(h) != h.payload_bytes) {
+    s = corrupt(absl::StrCat("truncated or padded: payload is ", st.st_size - sizeof(h),
+                             " bytes, header says ", h.payload_bytes));
   }
   if (s.ok()) {
     payload.resize(h.payload_bytes);
@@ -287,24 +270,21 @@ absl::StatusOr<StageCheckpoint> ReadStageCheckpoint(const std::string& dir,
   } catch (const std::exception& e) {
     return corrupt(absl::StrCat("cannot decode: ", e.what()));
   }
-  if (ck.iteration != iteration || ck.device != device ||
-      ck.data_rank != data_rank) {
-    return corrupt(absl::StrCat("holds iteration ", ck.iteration, " device ",
-                                ck.device, " dp", ck.data_rank));
+  if (ck.iteration != iteration || ck.device != device || ck.data_rank != data_rank) {
+    return corrupt(
+        absl::StrCat("holds iteration ", ck.iteration, " device ", ck.device, " dp", ck.data_rank));
   }
   return ck;
 }
 
-int64_t LatestCompleteCheckpoint(const std::string& dir, int num_devices,
-                                 int data_parallel) {
+int64_t LatestCompleteCheckpoint(const std::string& dir, int num_devices, int data_parallel) {
   std::error_code ec;
   int64_t latest = 0;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end;
-       it.increment(ec)) {
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     int64_t iteration;
-    if (!absl::StartsWith(name, "iter-") ||
-        !absl::SimpleAtoi(name.substr(5), &iteration) || iteration <= latest) {
+    if (!absl::StartsWith(name, "iter-") || !absl::SimpleAtoi(name.substr(5), &iteration) ||
+        iteration <= latest) {
       continue;
     }
     // Only renamed (hence complete) files have the final name; a leftover
@@ -313,8 +293,7 @@ int64_t LatestCompleteCheckpoint(const std::string& dir, int num_devices,
     for (int r = 0; r < data_parallel && complete; ++r) {
       for (int d = 0; d < num_devices && complete; ++d) {
         std::error_code fe;
-        complete =
-            fs::is_regular_file(StageCheckpointPath(dir, iteration, d, r), fe);
+        complete = fs::is_regular_file(StageCheckpointPath(dir, iteration, d, r), fe);
       }
     }
     if (complete) latest = iteration;

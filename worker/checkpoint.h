@@ -35,17 +35,14 @@ struct StageCheckpoint {
   std::vector<std::string> param_order;
 };
 
-std::string StageCheckpointPath(const std::string& dir, int64_t iteration,
-                                int device, int data_rank);
-absl::Status WriteStageCheckpoint(const std::string& dir,
-                                  const StageCheckpoint& ckpt);
-absl::StatusOr<StageCheckpoint> ReadStageCheckpoint(const std::string& dir,
-                                                    int64_t iteration,
+std::string StageCheckpointPath(const std::string& dir, int64_t iteration, int device,
+                                int data_rank);
+absl::Status WriteStageCheckpoint(const std::string& dir, const StageCheckpoint& ckpt);
+absl::StatusOr<StageCheckpoint> ReadStageCheckpoint(const std::string& dir, int64_t iteration,
                                                     int device, int data_rank);
 // Latest iteration under `dir` for which every (device, data_rank) file of a
 // p x d job exists; 0 if none.
-int64_t LatestCompleteCheckpoint(const std::string& dir, int num_devices,
-                                 int data_parallel);
+int64_t LatestCompleteCheckpoint(const std::string& dir, int num_devices, int data_parallel);
 
 }  // namespace chronos::worker
 

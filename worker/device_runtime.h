@@ -17,11 +17,11 @@ namespace chronos::worker {
 // The device allocator's figures (bytes), as CUDA's caching allocator and
 // cudaMemGetInfo report them.
 struct DeviceMemoryStats {
-  int64_t allocated_bytes = 0;  // in live tensors now
-  int64_t reserved_bytes = 0;   // held by the caching allocator now
+  int64_t allocated_bytes = 0;       // in live tensors now
+  int64_t reserved_bytes = 0;        // held by the caching allocator now
   int64_t peak_allocated_bytes = 0;  // since the last ResetPeaks
-  int64_t free_bytes = 0;       // cudaMemGetInfo: free on the device
-  int64_t total_bytes = 0;      // cudaMemGetInfo: the device's HBM
+  int64_t free_bytes = 0;            // cudaMemGetInfo: free on the device
+  int64_t total_bytes = 0;           // cudaMemGetInfo: the device's HBM
 };
 
 class DeviceRuntime {

@@ -75,9 +75,9 @@
 namespace chronos::worker {
 
 struct ExecutorOptions {
-  int device = 0;         // pipeline stage this executor runs
-  int data_parallel = 1;  // d, for the loss scale
-  ModelDims dims;         // b, s, h of the messages
+  int device = 0;                  // pipeline stage this executor runs
+  int data_parallel = 1;           // d, for the loss scale
+  ModelDims dims;                  // b, s, h of the messages
   c10::TensorOptions act_options;  // compute dtype and device
   absl::Duration comm_timeout = absl::Minutes(5);
   // Test hook, called when OPTIM_STEP is reached (after every backward and
@@ -114,9 +114,8 @@ class Executor {
   // `optimizer` may be null only for schedules without OPTIM_STEP (bench).
   // kInvalidArgument if the schedule does not match the chunks.
   static absl::StatusOr<std::unique_ptr<Executor>> Create(
-      ExecutorOptions options, const Schedule& schedule,
-      std::vector<Chunk*> chunks, ActivationStash* stash, MemoryLedger* ledger,
-      Communicator* comm, AdamW* optimizer);
+      ExecutorOptions options, const Schedule& schedule, std::vector<Chunk*> chunks,
+      ActivationStash* stash, MemoryLedger* ledger, Communicator* comm, AdamW* optimizer);
 
   // Replaces the action list (a live policy change). Takes effect at the
   // next RunIteration. kInvalidArgument if the partition (devices, chunk
@@ -126,29 +125,26 @@ class Executor {
   // Runs 1-based `iteration`. `batches` holds the m micro-batches of this
   // replica when the device holds chunk 0 or the last chunk (else may be
   // empty). kCancelled if `stop` becomes true between actions.
-  absl::StatusOr<IterationStats> RunIteration(
-      int64_t iteration, const std::vector<Batch>& batches,
-      const std::atomic<bool>* stop = nullptr);
+  absl::StatusOr<IterationStats> RunIteration(int64_t iteration, const std::vector<Batch>& batches,
+                                              const std::atomic<bool>* stop = nullptr);
 
   const std::vector<Action>& actions() const { return actions_; }
 
  private:
-  Executor(ExecutorOptions options, const Schedule& schedule,
-           std::vector<Chunk*> chunks, ActivationStash* stash,
-           MemoryLedger* ledger, Communicator* comm, AdamW* optimizer);
+  Executor(ExecutorOptions options, const Schedule& schedule, std::vector<Chunk*> chunks,
+           ActivationStash* stash, MemoryLedger* ledger, Communicator* comm, AdamW* optimizer);
 
   // Executes actions_[pc]; statuses for transport errors and contract
   // violations, exceptions for LibTorch failures (caught by the caller).
-  absl::Status Execute(const Action& a, int64_t iteration,
-                       const std::vector<Batch>& batches, IterationStats* st);
-  absl::Status RunF(const Action& a, const std::vector<Batch>& batches,
-                    IterationStats* st);
+  absl::Status Execute(const Action& a, int64_t iteration, const std::vector<Batch>& batches,
+                       IterationStats* st);
+  absl::Status RunF(const Action& a, const std::vector<Batch>& batches, IterationStats* st);
   absl::Status RunBackward(const Action& a, IterationStats* st);
   absl::Status RunOptimStep(int64_t iteration, IterationStats* st);
   // Waits for the receive `consumer` needs, if one is pending; a failure
   // names the device, the consumer and the peer.
-  absl::Status WaitRecv(const Action& consumer, bool grad,
-                        IterationBuffers::Slot* sl, IterationStats* st);
+  absl::Status WaitRecv(const Action& consumer, bool grad, IterationBuffers::Slot* sl,
+                        IterationStats* st);
   // After a failure: drops hand-offs, stash entries and partial gradients.
   void ResetIterationState();
 

@@ -45,8 +45,7 @@ class HostCopier {
   virtual PendingCopy StartToHost(const at::Tensor& src) = 0;
   // Starts copying `host` to `device`. The caller keeps `host` alive until
   // done->Done().
-  virtual PendingCopy StartToDevice(const at::Tensor& host,
-                                    c10::Device device) = 0;
+  virtual PendingCopy StartToDevice(const at::Tensor& host, c10::Device device) = 0;
 };
 
 // Copies at once on the calling thread into ordinary memory: every event is
@@ -54,8 +53,7 @@ class HostCopier {
 class SyncHostCopier : public HostCopier {
  public:
   PendingCopy StartToHost(const at::Tensor& src) override;
-  PendingCopy StartToDevice(const at::Tensor& host,
-                            c10::Device device) override;
+  PendingCopy StartToDevice(const at::Tensor& host, c10::Device device) override;
 };
 
 }  // namespace chronos::worker

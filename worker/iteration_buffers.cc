@@ -7,8 +7,7 @@
 
 namespace chronos::worker {
 
-void IterationBuffers::Init(int num_chunks, int microbatches,
-                            std::vector<int64_t> shape,
+void IterationBuffers::Init(int num_chunks, int microbatches, std::vector<int64_t> shape,
                             c10::TensorOptions options) {
   microbatches_ = microbatches;
   shape_ = std::move(shape);
@@ -22,8 +21,8 @@ void IterationBuffers::Init(int num_chunks, int microbatches,
 }
 
 at::Tensor& IterationBuffers::RecvBuffer(bool grad, int chunk, int mb) {
-  at::Tensor& b = (grad ? grad_buffers_ : act_buffers_)
-      [static_cast<size_t>(chunk) * microbatches_ + mb];
+  at::Tensor& b =
+      (grad ? grad_buffers_ : act_buffers_)[static_cast<size_t>(chunk) * microbatches_ + mb];
   if (!b.defined()) b = at::empty(shape_, options_);
   return b;
 }
@@ -41,8 +40,7 @@ absl::Status IterationBuffers::ReapCompletedSends() {
   return absl::OkStatus();
 }
 
-absl::Status IterationBuffers::AwaitSends(absl::Duration timeout,
-                                          double* waited_seconds) {
+absl::Status IterationBuffers::AwaitSends(absl::Duration timeout, double* waited_seconds) {
   const auto start = std::chrono::steady_clock::now();
   absl::Status first;
   while (!sends_.empty()) {
@@ -50,9 +48,8 @@ absl::Status IterationBuffers::AwaitSends(absl::Duration timeout,
     sends_.pop_front();
     if (!s.ok() && first.ok()) first = s;
   }
-  *waited_seconds += std::chrono::duration<double>(
-                         std::chrono::steady_clock::now() - start)
-                         .count();
+  *waited_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return first;
 }
 
@@ -70,8 +67,8 @@ void IterationBuffers::ClearIteration() {
 
 bool IterationBuffers::HasLeftovers() const {
   for (const Slot& s : slots_) {
-    if (s.act.defined() || s.act_recv || s.grad.defined() || s.grad_recv ||
-        s.out.defined() || s.grad_in.defined()) {
+    if (s.act.defined() || s.act_recv || s.grad.defined() || s.grad_recv || s.out.defined() ||
+        s.grad_in.defined()) {
       return true;
     }
   }

@@ -46,9 +46,7 @@ class IterationBuffers {
   void Init(int num_chunks, int microbatches, std::vector<int64_t> shape,
             c10::TensorOptions options);
 
-  Slot& slot(int chunk, int mb) {
-    return slots_[static_cast<size_t>(chunk) * microbatches_ + mb];
-  }
+  Slot& slot(int chunk, int mb) { return slots_[static_cast<size_t>(chunk) * microbatches_ + mb]; }
   // The persistent receive buffer of (kind, chunk, mb); grad = RECV_GRAD.
   at::Tensor& RecvBuffer(bool grad, int chunk, int mb);
 

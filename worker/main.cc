@@ -14,9 +14,9 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "core/size.h"
 #include "rpc/credentials.h"
 #include "rpc/stop_signals.h"
-#include "core/size.h"
 #include "worker/daemon/worker_daemon.h"
 #include "worker/daemon/worker_options.h"
 
@@ -42,11 +42,9 @@ int main(int argc, char** argv) {
   CLI::App app{"Chronos worker: runs pipeline stages pushed by the coordinator"};
   app.add_option("--coordinator", o.coordinator, "coordinator gRPC address HOST:PORT")
       ->capture_default_str();
-  app.add_option("--token-file", token_file,
-                 "file holding the bearer token (or set --token)");
+  app.add_option("--token-file", token_file, "file holding the bearer token (or set --token)");
   app.add_option("--token", o.token, "bearer token (prefer --token-file)");
-  app.add_option("--tls-ca", o.tls_ca_file,
-                 "PEM CA bundle: talk TLS to the coordinator");
+  app.add_option("--tls-ca", o.tls_ca_file, "PEM CA bundle: talk TLS to the coordinator");
   app.add_flag("--tls", o.tls, "talk TLS to the coordinator with the system roots");
   app.add_option("--tls-server-name", o.tls_server_name,
                  "expected name in the coordinator's certificate");
@@ -102,13 +100,11 @@ int main(int argc, char** argv) {
     o.metrics_listen = absl::StrCat("0.0.0.0:", metrics_port);
   }
   // A positive size such as 64GiB; "" leaves `out` as it is.
-  auto parse_size = [](const char* flag, const std::string& text,
-                       int64_t* out) {
+  auto parse_size = [](const char* flag, const std::string& text, int64_t* out) {
     if (text.empty()) return true;
     absl::StatusOr<int64_t> bytes = chronos::ParseByteSize(text);
     if (!bytes.ok() || *bytes <= 0) {
-      std::cerr << "chronos-worker: " << flag << ": '" << text
-                << "' is not a size like 64GiB\n";
+      std::cerr << "chronos-worker: " << flag << ": '" << text << "' is not a size like 64GiB\n";
       return false;
     }
     *out = *bytes;
@@ -131,8 +127,8 @@ int main(int argc, char** argv) {
     std::cerr << "chronos-worker: " << started.message() << "\n";
     return 1;
   }
-  std::printf("chronos-worker listening metrics=%s health=%s\n",
-              daemon.metrics_address().c_str(), daemon.health_address().c_str());
+  std::printf("chronos-worker listening metrics=%s health=%s\n", daemon.metrics_address().c_str(),
+              daemon.health_address().c_str());
   std::fflush(stdout);
 
   const int signal = stop_signals.Wait();

@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <utility>
 
-
 namespace chronos::worker {
 
 HostMemorySource PageableHostMemory() {
@@ -18,8 +17,7 @@ HostMemorySource PageableHostMemory() {
   return s;
 }
 
-PinnedPool::PinnedPool(HostMemorySource source, int64_t limit_bytes)
-    : source_(std::move(source)) {
+PinnedPool::PinnedPool(HostMemorySource source, int64_t limit_bytes) : source_(std::move(source)) {
   stats_.limit_bytes = std::max<int64_t>(0, limit_bytes);
 }
 
@@ -34,16 +32,14 @@ size_t PinnedPool::RoundUp(size_t bytes) {
 }
 
 bool PinnedPool::MakeRoom(size_t needed) {
-  while (stats_.reserved_bytes + static_cast<int64_t>(needed) >
-             stats_.limit_bytes &&
+  while (stats_.reserved_bytes + static_cast<int64_t>(needed) > stats_.limit_bytes &&
          !free_.empty()) {
     auto largest = std::prev(free_.end());
     source_.free(largest->second);
     stats_.reserved_bytes -= static_cast<int64_t>(largest->first);
     free_.erase(largest);
   }
-  return stats_.reserved_bytes + static_cast<int64_t>(needed) <=
-         stats_.limit_bytes;
+  return stats_.reserved_bytes + static_cast<int64_t>(needed) <= stats_.limit_bytes;
 }
 
 void* PinnedPool::Allocate(size_t bytes) {
@@ -75,8 +71,7 @@ void* PinnedPool::Allocate(size_t bytes) {
   in_use_.emplace(ptr, got);
   ++stats_.allocations;
   stats_.in_use_bytes += static_cast<int64_t>(got);
-  stats_.peak_in_use_bytes =
-      std::max(stats_.peak_in_use_bytes, stats_.in_use_bytes);
+  stats_.peak_in_use_bytes = std::max(stats_.peak_in_use_bytes, stats_.in_use_bytes);
   return ptr;
 }
 

@@ -42,12 +42,12 @@ struct HostMemorySource {
 HostMemorySource PageableHostMemory();
 
 struct PinnedPoolStats {
-  int64_t limit_bytes = 0;     // the bound on reserved_bytes
-  int64_t reserved_bytes = 0;  // held from the system (free + in use)
-  int64_t in_use_bytes = 0;    // handed out and not yet returned
-  int64_t peak_in_use_bytes = 0;  // since the last ResetPeak
-  int64_t allocations = 0;        // blocks handed out, since construction
-  int64_t system_allocations = 0; // blocks taken from the system
+  int64_t limit_bytes = 0;           // the bound on reserved_bytes
+  int64_t reserved_bytes = 0;        // held from the system (free + in use)
+  int64_t in_use_bytes = 0;          // handed out and not yet returned
+  int64_t peak_in_use_bytes = 0;     // since the last ResetPeak
+  int64_t allocations = 0;           // blocks handed out, since construction
+  int64_t system_allocations = 0;    // blocks taken from the system
   int64_t fallback_allocations = 0;  // requests refused (limit or system)
   int64_t fallback_bytes = 0;
 };

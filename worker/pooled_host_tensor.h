@@ -18,8 +18,8 @@ namespace chronos::worker {
 
 // An uninitialised contiguous CPU tensor of `sizes` and `dtype`; from `pool`
 // when it has room, else pageable. `pool` may be null (always pageable).
-at::Tensor EmptyPooledHostTensor(const std::shared_ptr<PinnedPool>& pool,
-                                 at::IntArrayRef sizes, at::ScalarType dtype);
+at::Tensor EmptyPooledHostTensor(const std::shared_ptr<PinnedPool>& pool, at::IntArrayRef sizes,
+                                 at::ScalarType dtype);
 
 }  // namespace chronos::worker
 

@@ -43,8 +43,7 @@ double Median(std::vector<double> v) {
   return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-absl::StatusOr<std::shared_ptr<DeviceRuntime>> RuntimeFor(
-    const std::string& device) {
+absl::StatusOr<std::shared_ptr<DeviceRuntime>> RuntimeFor(const std::string& device) {
   CHRONOS_ASSIGN_OR_RETURN(DeviceDescription d, DescribeDevice(device));
   if (!absl::StartsWith(d.device, "cuda:")) {
     return std::shared_ptr<DeviceRuntime>();
@@ -60,42 +59,35 @@ absl::StatusOr<std::shared_ptr<DeviceRuntime>> RuntimeFor(
 
 }  // namespace
 
-absl::StatusOr<StageEmulationReport> EmulateStages(
-    v1::JobSpec spec, const StageEmulationOptions& o) {
+absl::StatusOr<StageEmulationReport> EmulateStages(v1::JobSpec spec,
+                                                   const StageEmulationOptions& o) {
   if (o.iterations < 1 || o.warmup_iterations < 0) {
-    return absl::InvalidArgumentError(
-        "--iterations must be >= 1 and --warmup >= 0");
+    return absl::InvalidArgumentError("--iterations must be >= 1 and --warmup >= 0");
   }
   spec.mutable_parallel()->set_data(1);
   spec.mutable_training()->set_checkpoint_every(0);
   const int64_t total = o.warmup_iterations + o.iterations;
-  spec.mutable_training()->set_iterations(
-      std::max<int64_t>(total, spec.training().iterations()));
+  spec.mutable_training()->set_iterations(std::max<int64_t>(total, spec.training().iterations()));
   ApplyJobSpecDefaults(&spec);
   CHRONOS_RETURN_IF_ERROR(ValidateJobSpec(spec));
-  CHRONOS_ASSIGN_OR_RETURN(v1::DeviceProfile profile,
-                           ResolveDeviceProfile(spec.device()));
+  CHRONOS_ASSIGN_OR_RETURN(v1::DeviceProfile profile, ResolveDeviceProfile(spec.device()));
   PlanOptions po;
   po.hbm_budget_bytes = o.hbm_budget_bytes;
-  CHRONOS_ASSIGN_OR_RETURN(
-      PlannedSchedule plan,
-      PlanSchedule(spec, profile, spec.schedule().kind(), po));
+  CHRONOS_ASSIGN_OR_RETURN(PlannedSchedule plan,
+                           PlanSchedule(spec, profile, spec.schedule().kind(), po));
   const int p = plan.schedule.num_devices;
   if (o.stage < -1 || o.stage >= p) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--stage ", o.stage, " is not a stage of this ", p,
-        "-stage pipeline (0..", p - 1, ", or all)"));
+    return absl::InvalidArgumentError(absl::StrCat("--stage ", o.stage, " is not a stage of this ",
+                                                   p, "-stage pipeline (0..", p - 1, ", or all)"));
   }
-  CHRONOS_ASSIGN_OR_RETURN(std::shared_ptr<DeviceRuntime> runtime,
-                           RuntimeFor(o.device));
+  CHRONOS_ASSIGN_OR_RETURN(std::shared_ptr<DeviceRuntime> runtime, RuntimeFor(o.device));
 
   StageEmulationReport report;
   report.schedule_kind = plan.schedule.kind;
   report.device = o.device;
   report.device_profile = profile.name();
   report.pipeline = p;
-  for (int k = (o.stage < 0 ? 0 : o.stage); k < (o.stage < 0 ? p : o.stage + 1);
-       ++k) {
+  for (int k = (o.stage < 0 ? 0 : o.stage); k < (o.stage < 0 ? p : o.stage + 1); ++k) {
     StageRunnerOptions ro;
     ro.spec = spec;
     ro.schedule = plan.schedule;
@@ -107,8 +99,7 @@ absl::StatusOr<StageEmulationReport> EmulateStages(
     extras.device_runtime = runtime;
     CHRONOS_ASSIGN_OR_RETURN(
         std::unique_ptr<StageRunner> runner,
-        CreateStageRunner(std::move(ro),
-                          std::make_unique<LoopbackCommunicator>(k, p),
+        CreateStageRunner(std::move(ro), std::make_unique<LoopbackCommunicator>(k, p),
                           std::move(extras)));
     Collect sink(o.warmup_iterations);
     CHRONOS_RETURN_IF_ERROR(runner->Run(&sink));
@@ -118,8 +109,7 @@ absl::StatusOr<StageEmulationReport> EmulateStages(
     for (const v1::ProgressReport& r : sink.reports) {
       const v1::DeviceIteration& d = r.device();
       seconds.push_back(d.iteration_seconds());
-      row.peak_activation_bytes =
-          std::max(row.peak_activation_bytes, d.peak_activation_bytes());
+      row.peak_activation_bytes = std::max(row.peak_activation_bytes, d.peak_activation_bytes());
       row.hbm_peak_bytes = std::max(row.hbm_peak_bytes, d.hbm_peak_bytes());
       row.offloaded_bytes = d.offload_copied_bytes();
     }

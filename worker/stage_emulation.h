@@ -23,11 +23,11 @@
 namespace chronos::worker {
 
 struct StageEmulationOptions {
-  std::string device = "cpu";  // "cpu" or "cuda:N"
-  int stage = -1;              // one pipeline stage, or -1 for every stage
-  int warmup_iterations = 1;   // run, not measured
-  int iterations = 3;          // measured
-  int threads = 0;             // intra-op threads; 0 = LibTorch's default
+  std::string device = "cpu";    // "cpu" or "cuda:N"
+  int stage = -1;                // one pipeline stage, or -1 for every stage
+  int warmup_iterations = 1;     // run, not measured
+  int iterations = 3;            // measured
+  int threads = 0;               // intra-op threads; 0 = LibTorch's default
   int64_t hbm_budget_bytes = 0;  // the planner's budget; 0 = the spec's
 };
 
@@ -58,8 +58,8 @@ struct StageEmulationReport {
 // stage's memory and time depend on) and checkpoints are off.
 // kInvalidArgument for a bad spec or option (naming it), kFailedPrecondition
 // for a device this build or machine lacks, the stage's own errors otherwise.
-absl::StatusOr<StageEmulationReport> EmulateStages(
-    v1::JobSpec spec, const StageEmulationOptions& options);
+absl::StatusOr<StageEmulationReport> EmulateStages(v1::JobSpec spec,
+                                                   const StageEmulationOptions& options);
 
 }  // namespace chronos::worker
 

@@ -44,10 +44,10 @@ std::string CpuModelName() {
 absl::StatusOr<int> CudaIndex(const std::string& device) {
   if (device == "cpu") return -1;
   int index = 0;
-  if (!absl::StartsWith(device, "cuda:") ||
-      !absl::SimpleAtoi(device.substr(5), &index) || index < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--device: '", device, "' is neither cpu nor cuda:N"));
+  if (!absl::StartsWith(device, "cuda:") || !absl::SimpleAtoi(device.substr(5), &index) ||
+      index < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--device: '", device, "' is neither cpu nor cuda:N"));
   }
   return index;
 }
@@ -55,17 +55,15 @@ absl::StatusOr<int> CudaIndex(const std::string& device) {
 #if CHRONOS_WITH_CUDA
 // Half of the host's memory, shared by the GPUs this process sees.
 int64_t DefaultPinnedPoolBytes() {
-  const int64_t host = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) *
-                       static_cast<int64_t>(sysconf(_SC_PAGESIZE));
-  return std::max<int64_t>(int64_t{1} << 30,
-                           host / 2 / std::max(1, CudaDeviceCount()));
+  const int64_t host =
+      static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+  return std::max<int64_t>(int64_t{1} << 30, host / 2 / std::max(1, CudaDeviceCount()));
 }
 #endif
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<StageRunner>> LaunchStage(
-    StageLaunchOptions options) {
+absl::StatusOr<std::unique_ptr<StageRunner>> LaunchStage(StageLaunchOptions options) {
   if (options.store == nullptr) {
     return absl::InvalidArgumentError("LaunchStage: no rendezvous store");
   }
@@ -86,15 +84,14 @@ absl::StatusOr<std::unique_ptr<StageRunner>> LaunchStage(
 #if CHRONOS_WITH_CUDA
     CudaRuntimeOptions rt;
     rt.device = cuda_index;
-    rt.pinned_pool_bytes = options.pinned_pool_bytes > 0
-                               ? options.pinned_pool_bytes
-                               : DefaultPinnedPoolBytes();
+    rt.pinned_pool_bytes =
+        options.pinned_pool_bytes > 0 ? options.pinned_pool_bytes : DefaultPinnedPoolBytes();
     CHRONOS_ASSIGN_OR_RETURN(extras.device_runtime, NewCudaRuntime(rt));
 #else
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--device ", ro.device_name,
-        ": this chronos-worker was built without CUDA (configure with "
-        "-DCHRONOS_WITH_CUDA=ON, as scripts/build.sh does)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("--device ", ro.device_name,
+                     ": this chronos-worker was built without CUDA (configure with "
+                     "-DCHRONOS_WITH_CUDA=ON, as scripts/build.sh does)"));
 #endif
   }
   std::unique_ptr<ProcessGroupCommunicator> comm;
@@ -111,11 +108,9 @@ absl::StatusOr<std::unique_ptr<StageRunner>> LaunchStage(
     CHRONOS_ASSIGN_OR_RETURN(comm, CreateGlooCommunicator(store, co));
 #endif
   } catch (...) {
-    return StatusFromCurrentException(
-        absl::StrCat("device ", ro.device, ": transport rendezvous"));
+    return StatusFromCurrentException(absl::StrCat("device ", ro.device, ": transport rendezvous"));
   }
-  return CreateStageRunner(std::move(options.runner), std::move(comm),
-                           std::move(extras));
+  return CreateStageRunner(std::move(options.runner), std::move(comm), std::move(extras));
 }
 
 absl::StatusOr<DeviceDescription> DescribeDevice(const std::string& device) {
@@ -132,10 +127,10 @@ absl::StatusOr<DeviceDescription> DescribeDevice(const std::string& device) {
   d.memory_bytes = info.memory_bytes;
   return d;
 #else
-  return absl::FailedPreconditionError(absl::StrCat(
-      "--device ", device,
-      ": this chronos-worker was built without CUDA (configure with "
-      "-DCHRONOS_WITH_CUDA=ON, as scripts/build.sh does)"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("--device ", device,
+                   ": this chronos-worker was built without CUDA (configure with "
+                   "-DCHRONOS_WITH_CUDA=ON, as scripts/build.sh does)"));
 #endif
 }
 

@@ -40,12 +40,11 @@ struct StageLaunchOptions {
 // kDeadlineExceeded / kUnavailable when the rendezvous fails (a peer never
 // joined); the StageRunner's Create errors otherwise. LibTorch exceptions
 // never escape.
-absl::StatusOr<std::unique_ptr<StageRunner>> LaunchStage(
-    StageLaunchOptions options);
+absl::StatusOr<std::unique_ptr<StageRunner>> LaunchStage(StageLaunchOptions options);
 
 struct DeviceDescription {
-  std::string device;       // "cpu", "cuda:0"
-  std::string device_name;  // marketing name, or the CPU model
+  std::string device;        // "cpu", "cuda:0"
+  std::string device_name;   // marketing name, or the CPU model
   int64_t memory_bytes = 0;  // HBM on GPU; 0 on CPU (the host's memory)
 };
 

@@ -61,9 +61,8 @@ class StageRunnerImpl : public StageRunner {
       : o_(std::move(options)),
         extras_(std::move(extras)),
         comm_(std::move(comm)),
-        stash_(&ledger_, extras_.device_runtime
-                             ? extras_.device_runtime->copier().get()
-                             : extras_.host_copier.get()),
+        stash_(&ledger_, extras_.device_runtime ? extras_.device_runtime->copier().get()
+                                                : extras_.host_copier.get()),
         policy_generation_(o_.policy_generation),
         offload_ratio_(o_.offload_ratio) {}
 
@@ -71,11 +70,9 @@ class StageRunnerImpl : public StageRunner {
 
   absl::Status Run(ProgressSink* sink) override;
   void Stop() override { stop_.store(true); }
-  void UpdateSchedule(const Schedule& schedule, int64_t generation,
-                      double offload_ratio) override {
+  void UpdateSchedule(const Schedule& schedule, int64_t generation, double offload_ratio) override {
     absl::MutexLock l(&mu_);
-    pending_ = PendingSchedule{schedule, generation, offload_ratio,
-                               current_iteration_.load()};
+    pending_ = PendingSchedule{schedule, generation, offload_ratio, current_iteration_.load()};
   }
   void RequestCheckpoint() override { checkpoint_requested_.store(true); }
   const MemoryLedger& ledger() const override { return ledger_; }
@@ -138,14 +135,12 @@ absl::Status StageRunnerImpl::Init() {
   const int p = s.num_devices;
   data_parallel_ = std::max(1, spec.parallel().data());
   if (p < 1 || o_.device < 0 || o_.device >= p) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "stage runner: device ", o_.device, " outside a ", p,
-        "-device schedule"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("stage runner: device ", o_.device, " outside a ", p, "-device schedule"));
   }
   if (o_.data_rank < 0 || o_.data_rank >= data_parallel_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("stage runner: data rank ", o_.data_rank, " outside ",
-                     data_parallel_, " replicas"));
+    return absl::InvalidArgumentError(absl::StrCat("stage runner: data rank ", o_.data_rank,
+                                                   " outside ", data_parallel_, " replicas"));
   }
   if (comm_ == nullptr) {
     return absl::InvalidArgumentError("stage runner: null communicator");
@@ -153,20 +148,17 @@ absl::Status StageRunnerImpl::Init() {
   if (comm_->world_size() != p * data_parallel_ ||
       comm_->world_rank() != o_.data_rank * p + o_.device) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "stage runner: communicator is rank ", comm_->world_rank(), " of ",
-        comm_->world_size(), "; device ", o_.device, " of replica ",
-        o_.data_rank, " in a ", p, " x ", data_parallel_,
+        "stage runner: communicator is rank ", comm_->world_rank(), " of ", comm_->world_size(),
+        "; device ", o_.device, " of replica ", o_.data_rank, " in a ", p, " x ", data_parallel_,
         " job needs rank ", o_.data_rank * p + o_.device));
   }
   const int C = s.num_chunks();
   int64_t layers = 0;
   for (int l : s.chunk_layers) layers += l;
-  if (C < 1 || static_cast<int>(s.chunk_layers.size()) != C ||
-      layers != spec.model().layers()) {
+  if (C < 1 || static_cast<int>(s.chunk_layers.size()) != C || layers != spec.model().layers()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "stage runner: the schedule's chunk layers (", s.chunk_layers.size(),
-        " chunks, ", layers, " layers) do not match model.layers ",
-        spec.model().layers()));
+        "stage runner: the schedule's chunk layers (", s.chunk_layers.size(), " chunks, ", layers,
+        " layers) do not match model.layers ", spec.model().layers()));
   }
   if (o_.threads > 0) at::set_num_threads(o_.threads);
   std::shared_ptr<void> on_device =
@@ -176,17 +168,15 @@ absl::Status StageRunnerImpl::Init() {
   // the worker's own.
   absl::StatusOr<v1::DeviceProfile> profile = ResolveDeviceProfile(spec.device());
   if (!profile.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("device.profile: ", profile.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat("device.profile: ", profile.status().message()));
   }
   const Numerics numerics = ResolveNumerics(spec, *profile);
   dims_ = ModelDimsFromSpec(spec, numerics.flash);
   options_ = c10::TensorOptions()
                  .device(c10::Device(o_.device_name))
                  .dtype(numerics.mixed_precision ? at::kBFloat16 : at::kFloat);
-  checkpoint_dir_ = !o_.checkpoint_dir.empty()
-                        ? o_.checkpoint_dir
-                        : spec.training().checkpoint_dir();
+  checkpoint_dir_ =
+      !o_.checkpoint_dir.empty() ? o_.checkpoint_dir : spec.training().checkpoint_dir();
   if (spec.training().checkpoint_every() > 0 && checkpoint_dir_.empty()) {
     return absl::InvalidArgumentError(
         "training.checkpoint_dir must be set when checkpoint_every > 0");
@@ -205,8 +195,7 @@ absl::Status StageRunnerImpl::Init() {
     cs.num_layers = s.chunk_layers[c];
     cs.has_embedding = c == 0;
     cs.has_head = c == C - 1;
-    chunks_.push_back(std::make_unique<Chunk>(dims_, cs, spec.training().seed(),
-                                              options_));
+    chunks_.push_back(std::make_unique<Chunk>(dims_, cs, spec.training().seed(), options_));
     raw.push_back(chunks_.back().get());
     needs_data_ |= cs.has_embedding || cs.has_head;
   }
@@ -216,12 +205,11 @@ absl::Status StageRunnerImpl::Init() {
   optimizer_ = std::make_unique<AdamW>(AllParams(), adam_options_);
 
   if (needs_data_) {
-    const TokenFormat format = spec.data().format() == v1::DATA_FORMAT_LLMC
-                                   ? TokenFormat::kLlmc
-                                   : TokenFormat::kText;
-    CHRONOS_ASSIGN_OR_RETURN(
-        tokens_, TokenSource::Open(spec.data().path(), format,
-                                   spec.model().vocab(), spec.model().seq_len()));
+    const TokenFormat format =
+        spec.data().format() == v1::DATA_FORMAT_LLMC ? TokenFormat::kLlmc : TokenFormat::kText;
+    CHRONOS_ASSIGN_OR_RETURN(tokens_,
+                             TokenSource::Open(spec.data().path(), format, spec.model().vocab(),
+                                               spec.model().seq_len()));
   }
 
   ExecutorOptions eo;
@@ -231,13 +219,10 @@ absl::Status StageRunnerImpl::Init() {
   eo.act_options = options_;
   eo.comm_timeout = extras_.comm_timeout;
   if (extras_.before_optim_step) {
-    eo.before_optim_step = [this](int64_t it) {
-      extras_.before_optim_step(it, AllParams());
-    };
+    eo.before_optim_step = [this](int64_t it) { extras_.before_optim_step(it, AllParams()); };
   }
-  CHRONOS_ASSIGN_OR_RETURN(
-      executor_, Executor::Create(std::move(eo), s, std::move(raw), &stash_,
-                                  &ledger_, comm_.get(), optimizer_.get()));
+  CHRONOS_ASSIGN_OR_RETURN(executor_, Executor::Create(std::move(eo), s, std::move(raw), &stash_,
+                                                       &ledger_, comm_.get(), optimizer_.get()));
   return absl::OkStatus();
 }
 
@@ -255,16 +240,14 @@ absl::Status StageRunnerImpl::ApplyPendingSchedule() {
   return absl::OkStatus();
 }
 
-absl::Status StageRunnerImpl::FetchBatches(int64_t iteration,
-                                           std::vector<Batch>* out) {
+absl::Status StageRunnerImpl::FetchBatches(int64_t iteration, std::vector<Batch>* out) {
   out->clear();
   if (!needs_data_) return absl::OkStatus();
   const int m = o_.schedule.num_microbatches;
   out->reserve(m);
   for (int mb = 0; mb < m; ++mb) {
-    Batch b = tokens_->Get(iteration, o_.data_rank, data_parallel_, mb, m,
-                           dims_.micro_batch, dims_.seq_len,
-                           o_.spec.training().seed());
+    Batch b = tokens_->Get(iteration, o_.data_rank, data_parallel_, mb, m, dims_.micro_batch,
+                           dims_.seq_len, o_.spec.training().seed());
     if (options_.device() != b.inputs.device()) {
       b.inputs = b.inputs.to(options_.device());
       b.targets = b.targets.to(options_.device());
@@ -291,12 +274,11 @@ absl::Status StageRunnerImpl::WriteCheckpoint(int64_t iteration) {
 }
 
 absl::Status StageRunnerImpl::Restore(int64_t iteration) {
-  const int written_by = o_.checkpoint_num_devices > 0
-                             ? o_.checkpoint_num_devices
-                             : o_.schedule.num_devices;
+  const int written_by =
+      o_.checkpoint_num_devices > 0 ? o_.checkpoint_num_devices : o_.schedule.num_devices;
   if (written_by == o_.schedule.num_devices) {
-    absl::StatusOr<StageCheckpoint> ck = ReadStageCheckpoint(
-        checkpoint_dir_, iteration, o_.device, o_.data_rank);
+    absl::StatusOr<StageCheckpoint> ck =
+        ReadStageCheckpoint(checkpoint_dir_, iteration, o_.device, o_.data_rank);
     if (ck.ok() && ck->chunk_layers == o_.schedule.chunk_layers) {
       return RestoreOwn(*ck);
     }
@@ -313,19 +295,15 @@ absl::Status StageRunnerImpl::RestoreOwn(const StageCheckpoint& ck) {
   const int64_t iteration = ck.iteration;
   auto mismatch = [&](const std::string& why) {
     return absl::DataLossError(absl::StrCat(
-        "checkpoint ",
-        StageCheckpointPath(checkpoint_dir_, iteration, o_.device,
-                            o_.data_rank),
+        "checkpoint ", StageCheckpointPath(checkpoint_dir_, iteration, o_.device, o_.data_rank),
         " does not fit this job: ", why));
   };
   if (ck.seed != o_.spec.training().seed()) {
-    return mismatch(absl::StrCat("seed ", ck.seed, ", job seed ",
-                                 o_.spec.training().seed()));
+    return mismatch(absl::StrCat("seed ", ck.seed, ", job seed ", o_.spec.training().seed()));
   }
   std::vector<Param*> params = AllParams();
   if (ck.params.size() != params.size()) {
-    return mismatch(absl::StrCat(ck.params.size(), " parameters, this stage has ",
-                                 params.size()));
+    return mismatch(absl::StrCat(ck.params.size(), " parameters, this stage has ", params.size()));
   }
   std::vector<at::Tensor> state = optimizer_->StateTensors();
   if (ck.optimizer_state.size() != state.size()) {
@@ -357,8 +335,7 @@ absl::Status StageRunnerImpl::RestoreOwn(const StageCheckpoint& ck) {
 // partition takes each of its parameters, with its two AdamW moments, from
 // whichever old stage file holds it. Every file is checked before anything
 // is copied, so a bad set of files leaves the runner as it was.
-absl::Status StageRunnerImpl::RestoreRepartitioned(int64_t iteration,
-                                                   int written_by) {
+absl::Status StageRunnerImpl::RestoreRepartitioned(int64_t iteration, int written_by) {
   std::vector<Param*> params = AllParams();
   std::map<std::string, size_t> wanted;
   for (size_t i = 0; i < params.size(); ++i) wanted[params[i]->name] = i;
@@ -380,20 +357,16 @@ absl::Status StageRunnerImpl::RestoreRepartitioned(int64_t iteration,
       ck = ReadStageCheckpoint(checkpoint_dir_, iteration, old_device, rank);
     }
     if (!ck.ok()) return ck.status();
-    const std::string path =
-        StageCheckpointPath(checkpoint_dir_, iteration, old_device, rank);
+    const std::string path = StageCheckpointPath(checkpoint_dir_, iteration, old_device, rank);
     auto mismatch = [&](const std::string& why) {
-      return absl::DataLossError(absl::StrCat(
-          "checkpoint ", path, " cannot be restored onto ",
-          o_.schedule.num_devices, " stages: ", why));
+      return absl::DataLossError(absl::StrCat("checkpoint ", path, " cannot be restored onto ",
+                                              o_.schedule.num_devices, " stages: ", why));
     };
     if (ck->seed != o_.spec.training().seed()) {
-      return mismatch(absl::StrCat("seed ", ck->seed, ", job seed ",
-                                   o_.spec.training().seed()));
+      return mismatch(absl::StrCat("seed ", ck->seed, ", job seed ", o_.spec.training().seed()));
     }
     if (step >= 0 && ck->optimizer_step != step) {
-      return mismatch(absl::StrCat("optimizer step ", ck->optimizer_step,
-                                   ", other stages ", step));
+      return mismatch(absl::StrCat("optimizer step ", ck->optimizer_step, ", other stages ", step));
     }
     step = ck->optimizer_step;
     if (ck->param_order.size() * 2 != ck->optimizer_state.size()) {
@@ -417,17 +390,15 @@ absl::Status StageRunnerImpl::RestoreRepartitioned(int64_t iteration,
           !ck->optimizer_state[2 * j + 1].sizes().equals(shape)) {
         return mismatch(absl::StrCat("parameter ", name, " missing or resized"));
       }
-      sources[i] = {master->second, ck->optimizer_state[2 * j],
-                    ck->optimizer_state[2 * j + 1]};
+      sources[i] = {master->second, ck->optimizer_state[2 * j], ck->optimizer_state[2 * j + 1]};
       found_in[i] = path;
     }
   }
   for (size_t i = 0; i < params.size(); ++i) {
     if (found_in[i].empty()) {
       return absl::DataLossError(absl::StrCat(
-          "checkpoint of iteration ", iteration, " under ", checkpoint_dir_,
-          " (", written_by, " stages) has no parameter ", params[i]->name,
-          ": it was written for another model"));
+          "checkpoint of iteration ", iteration, " under ", checkpoint_dir_, " (", written_by,
+          " stages) has no parameter ", params[i]->name, ": it was written for another model"));
     }
   }
   at::NoGradGuard no_grad;
@@ -451,26 +422,23 @@ absl::Status StageRunnerImpl::Run(ProgressSink* sink) {
   std::shared_ptr<void> on_device = rt != nullptr ? rt->Enter() : nullptr;
   current_iteration_.store(o_.resume_iteration);
   const int64_t total = o_.spec.training().iterations();
-  const int64_t last =
-      o_.max_iterations > 0 ? std::min<int64_t>(o_.max_iterations, total)
-                            : total;
+  const int64_t last = o_.max_iterations > 0 ? std::min<int64_t>(o_.max_iterations, total) : total;
   try {
     if (o_.resume_iteration > 0) {
       CHRONOS_RETURN_IF_ERROR(Restore(o_.resume_iteration));
     }
   } catch (...) {
     return StatusFromCurrentException(
-        absl::StrCat("device ", o_.device, ": restoring checkpoint ",
-                     o_.resume_iteration));
+        absl::StrCat("device ", o_.device, ": restoring checkpoint ", o_.resume_iteration));
   }
   const int64_t every = o_.spec.training().checkpoint_every();
-  const int64_t tokens = dims_.micro_batch * dims_.seq_len *
-                         static_cast<int64_t>(o_.schedule.num_microbatches);
+  const int64_t tokens =
+      dims_.micro_batch * dims_.seq_len * static_cast<int64_t>(o_.schedule.num_microbatches);
   std::vector<Batch> batches;
   for (int64_t it = o_.resume_iteration + 1; it <= last; ++it) {
     if (stop_.load()) {
-      return absl::CancelledError(absl::StrCat(
-          "device ", o_.device, ": stopped before iteration ", it));
+      return absl::CancelledError(
+          absl::StrCat("device ", o_.device, ": stopped before iteration ", it));
     }
     const auto start = std::chrono::steady_clock::now();
     // Marked before a pushed schedule is taken, so a policy received while
@@ -481,18 +449,17 @@ absl::Status StageRunnerImpl::Run(ProgressSink* sink) {
     try {
       CHRONOS_RETURN_IF_ERROR(FetchBatches(it, &batches));
     } catch (...) {
-      return StatusFromCurrentException(absl::StrCat(
-          "device ", o_.device, ": reading the data of iteration ", it));
+      return StatusFromCurrentException(
+          absl::StrCat("device ", o_.device, ": reading the data of iteration ", it));
     }
-    CHRONOS_ASSIGN_OR_RETURN(IterationStats st,
-                             executor_->RunIteration(it, batches, &stop_));
+    CHRONOS_ASSIGN_OR_RETURN(IterationStats st, executor_->RunIteration(it, batches, &stop_));
     const bool requested = checkpoint_requested_.exchange(false);
     if ((every > 0 && it % every == 0) || requested) {
       try {
         CHRONOS_RETURN_IF_ERROR(WriteCheckpoint(it));
       } catch (...) {
-        return StatusFromCurrentException(absl::StrCat(
-            "device ", o_.device, ": writing checkpoint ", it));
+        return StatusFromCurrentException(
+            absl::StrCat("device ", o_.device, ": writing checkpoint ", it));
       }
     }
     v1::ProgressReport r;
@@ -536,11 +503,11 @@ absl::Status StageRunnerImpl::Run(ProgressSink* sink) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<StageRunner>> CreateStageRunner(
-    StageRunnerOptions options, std::unique_ptr<Communicator> comm,
-    StageRunnerExtras extras) {
-  auto runner = std::make_unique<StageRunnerImpl>(
-      std::move(options), std::move(comm), std::move(extras));
+absl::StatusOr<std::unique_ptr<StageRunner>> CreateStageRunner(StageRunnerOptions options,
+                                                               std::unique_ptr<Communicator> comm,
+                                                               StageRunnerExtras extras) {
+  auto runner =
+      std::make_unique<StageRunnerImpl>(std::move(options), std::move(comm), std::move(extras));
   absl::Status s;
   try {
     s = runner->Init();
@@ -553,8 +520,7 @@ absl::StatusOr<std::unique_ptr<StageRunner>> CreateStageRunner(
 
 absl::StatusOr<std::unique_ptr<StageRunner>> StageRunner::Create(
     StageRunnerOptions options, std::unique_ptr<Communicator> comm) {
-  return CreateStageRunner(std::move(options), std::move(comm),
-                           StageRunnerExtras{});
+  return CreateStageRunner(std::move(options), std::move(comm), StageRunnerExtras{});
 }
 
 }  // namespace chronos::worker

@@ -27,9 +27,9 @@ namespace chronos::worker {
 class Communicator;
 
 struct StageRunnerOptions {
-  v1::JobSpec spec;    // validated, defaults applied
-  Schedule schedule;   // the whole pipeline's schedule; this device's list runs
-  int device = 0;      // pipeline stage
+  v1::JobSpec spec;   // validated, defaults applied
+  Schedule schedule;  // the whole pipeline's schedule; this device's list runs
+  int device = 0;     // pipeline stage
   int data_rank = 0;
   int64_t resume_iteration = 0;  // restore this checkpoint first; 0 = fresh
   std::string checkpoint_dir;    // "" = the spec's training.checkpoint_dir
@@ -37,9 +37,9 @@ struct StageRunnerOptions {
   // 0 = this schedule's. Another width restores by parameter name.
   int checkpoint_num_devices = 0;
   std::string device_name = "cpu";  // "cpu" or "cuda:N"
-  int threads = 0;               // intra-op threads; 0 = leave LibTorch's
+  int threads = 0;                  // intra-op threads; 0 = leave LibTorch's
   int64_t policy_generation = 0;
-  double offload_ratio = 0;      // reported with progress
+  double offload_ratio = 0;  // reported with progress
   // Stop after this iteration even if the spec asks for more (tests,
   // stage emulation); 0 = the spec's training.iterations.
   int64_t max_iterations = 0;
@@ -59,8 +59,8 @@ class ProgressSink {
 
 class StageRunner {
  public:
-  static absl::StatusOr<std::unique_ptr<StageRunner>> Create(
-      StageRunnerOptions options, std::unique_ptr<Communicator> comm);
+  static absl::StatusOr<std::unique_ptr<StageRunner>> Create(StageRunnerOptions options,
+                                                             std::unique_ptr<Communicator> comm);
   virtual ~StageRunner() = default;
 
   // Runs until all iterations are done (OK), Stop() (kCancelled), or a

@@ -26,8 +26,7 @@ struct StageRunnerExtras {
   // Called on the Run() thread when OPTIM_STEP is reached, with this
   // device's parameters: their `grad` holds the iteration's accumulated
   // (and data-parallel summed) gradients, not yet clipped or zeroed.
-  std::function<void(int64_t iteration, const std::vector<Param*>& params)>
-      before_optim_step;
+  std::function<void(int64_t iteration, const std::vector<Param*>& params)> before_optim_step;
   // How offloads reach host memory when there is no device runtime (a
   // test's copier); null = SyncHostCopier. A device runtime brings its own.
   std::shared_ptr<HostCopier> host_copier;
@@ -37,9 +36,9 @@ struct StageRunnerExtras {
   std::shared_ptr<DeviceRuntime> device_runtime;
 };
 
-absl::StatusOr<std::unique_ptr<StageRunner>> CreateStageRunner(
-    StageRunnerOptions options, std::unique_ptr<Communicator> comm,
-    StageRunnerExtras extras);
+absl::StatusOr<std::unique_ptr<StageRunner>> CreateStageRunner(StageRunnerOptions options,
+                                                               std::unique_ptr<Communicator> comm,
+                                                               StageRunnerExtras extras);
 
 }  // namespace chronos::worker
 

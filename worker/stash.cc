@@ -14,10 +14,8 @@ namespace {
 // first, so they form one contiguous range of the map.
 template <typename Map, typename Fn>
 void ForEachInChunk(Map& entries, int mb, int chunk, Fn fn) {
-  for (auto it = entries.lower_bound(
-           typename Map::key_type{mb, chunk, INT_MIN, std::string()});
-       it != entries.end() && std::get<0>(it->first) == mb &&
-       std::get<1>(it->first) == chunk;
+  for (auto it = entries.lower_bound(typename Map::key_type{mb, chunk, INT_MIN, std::string()});
+       it != entries.end() && std::get<0>(it->first) == mb && std::get<1>(it->first) == chunk;
        ++it) {
     fn(it->second);
   }
@@ -34,18 +32,14 @@ class DoneEvent : public CopyEvent {
 
 PendingCopy SyncHostCopier::StartToHost(const at::Tensor& src) {
   // On a CPU worker the "device" is host memory already: a clone is the copy.
-  return {src.is_cpu() ? src.clone() : src.to(at::kCPU),
-          std::make_unique<DoneEvent>()};
+  return {src.is_cpu() ? src.clone() : src.to(at::kCPU), std::make_unique<DoneEvent>()};
 }
 
-PendingCopy SyncHostCopier::StartToDevice(const at::Tensor& host,
-                                          c10::Device device) {
-  return {host.to(device, /*non_blocking=*/false, /*copy=*/true),
-          std::make_unique<DoneEvent>()};
+PendingCopy SyncHostCopier::StartToDevice(const at::Tensor& host, c10::Device device) {
+  return {host.to(device, /*non_blocking=*/false, /*copy=*/true), std::make_unique<DoneEvent>()};
 }
 
-ActivationStash::ActivationStash(MemoryLedger* ledger, HostCopier* copier)
-    : ledger_(ledger) {
+ActivationStash::ActivationStash(MemoryLedger* ledger, HostCopier* copier) : ledger_(ledger) {
   if (copier == nullptr) {
     own_copier_ = std::make_unique<SyncHostCopier>();
     copier = own_copier_.get();
@@ -59,8 +53,7 @@ int64_t ActivationStash::Bytes(const at::Tensor& t) {
   return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0;
 }
 
-void ActivationStash::Put(int mb, int chunk, int unit, const std::string& name,
-                          at::Tensor t) {
+void ActivationStash::Put(int mb, int chunk, int unit, const std::string& name, at::Tensor t) {
   TORCH_CHECK(t.defined(), "stash: undefined tensor for ", name);
   Erase(mb, chunk, unit, name);
   Entry e;
@@ -70,21 +63,18 @@ void ActivationStash::Put(int mb, int chunk, int unit, const std::string& name,
   entries_.emplace(Key{mb, chunk, unit, name}, std::move(e));
 }
 
-bool ActivationStash::Has(int mb, int chunk, int unit,
-                          const std::string& name) const {
+bool ActivationStash::Has(int mb, int chunk, int unit, const std::string& name) const {
   return entries_.count(Key{mb, chunk, unit, name}) > 0;
 }
 
-at::Tensor ActivationStash::Get(int mb, int chunk, int unit,
-                                const std::string& name) {
+at::Tensor ActivationStash::Get(int mb, int chunk, int unit, const std::string& name) {
   auto it = entries_.find(Key{mb, chunk, unit, name});
-  TORCH_CHECK(it != entries_.end(), "stash: no entry (mb ", mb, ", chunk ",
-              chunk, ", unit ", unit, ", ", name, ")");
+  TORCH_CHECK(it != entries_.end(), "stash: no entry (mb ", mb, ", chunk ", chunk, ", unit ", unit,
+              ", ", name, ")");
   Entry& e = it->second;
   if (e.to_device) FinishReload(e);
-  TORCH_CHECK(e.host_elements == 0, "stash: entry (mb ", mb, ", chunk ", chunk,
-              ", unit ", unit, ", ", name,
-              ") is offloaded; the schedule lacks a RELOAD");
+  TORCH_CHECK(e.host_elements == 0, "stash: entry (mb ", mb, ", chunk ", chunk, ", unit ", unit,
+              ", ", name, ") is offloaded; the schedule lacks a RELOAD");
   return e.resident;
 }
 
@@ -102,8 +92,7 @@ void ActivationStash::Forget(Entry& e) {
   if (e.host_elements > 0 && !e.to_device) ledger_->DropOffloaded(Bytes(e.host));
 }
 
-void ActivationStash::Erase(int mb, int chunk, int unit,
-                            const std::string& name) {
+void ActivationStash::Erase(int mb, int chunk, int unit, const std::string& name) {
   auto it = entries_.find(Key{mb, chunk, unit, name});
   if (it == entries_.end()) return;
   Forget(it->second);
@@ -112,8 +101,7 @@ void ActivationStash::Erase(int mb, int chunk, int unit,
 
 void ActivationStash::EraseChunk(int mb, int chunk) {
   auto it = entries_.lower_bound(Key{mb, chunk, INT_MIN, std::string()});
-  while (it != entries_.end() && std::get<0>(it->first) == mb &&
-         std::get<1>(it->first) == chunk) {
+  while (it != entries_.end() && std::get<0>(it->first) == mb && std::get<1>(it->first) == chunk) {
     Forget(it->second);
     it = entries_.erase(it);
   }
@@ -221,9 +209,7 @@ int ActivationStash::copies_in_flight() const {
 bool ActivationStash::IsOffloaded(int mb, int chunk) const {
   bool offloaded = false;
   ForEachInChunk(entries_, mb, chunk,
-                 [&](const Entry& e) {
-                   offloaded |= e.host_elements > 0 && !e.to_device;
-                 });
+                 [&](const Entry& e) { offloaded |= e.host_elements > 0 && !e.to_device; });
   return offloaded;
 }
 

@@ -103,7 +103,8 @@ TEST(ChronosctlBinaryTest, ScheduleRendersAsciiAndChromeTrace) {
 
 TEST(ChronosctlBinaryTest, PlanWithProfileFile) {
   Output o = RunBinary(
-      "plan -f examples/tiny-test.yaml --schedules chronos --profile examples/profiles/a100-40gb.yaml "
+      "plan -f examples/tiny-test.yaml --schedules chronos --profile "
+      "examples/profiles/a100-40gb.yaml "
       "-o json");
   ASSERT_EQ(o.code, 0) << o.out;
   EXPECT_EQ(json::parse(o.out)["profile"], "a100-40gb");

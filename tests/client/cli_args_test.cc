@@ -8,12 +8,12 @@
 namespace chronos::client {
 namespace {
 
+using testing::CliResult;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using ::testing::StartsWith;
-using testing::CliResult;
 using testing::RunCli;
 using testing::ScratchDir;
+using ::testing::StartsWith;
 using testing::TinySpecYaml;
 using testing::WriteFile;
 
@@ -198,9 +198,8 @@ TEST(CliArgsTest, PlanUnknownScheduleNamesTheFlag) {
 TEST(CliArgsTest, PlanAcceptsTheUsualSpellingsOfAKind) {
   const std::string dir = ScratchDir("spellings");
   const std::string spec = WriteFile(dir + "/job.yaml", TinySpecYaml());
-  CliResult plan =
-      RunCli({"plan", "-f", spec, "--schedules", "ZB-H1,1F1B+Recompute,chronos-pipe",
-              "-o", "json"});
+  CliResult plan = RunCli(
+      {"plan", "-f", spec, "--schedules", "ZB-H1,1F1B+Recompute,chronos-pipe", "-o", "json"});
   ASSERT_EQ(plan.code, 0) << plan.err;
   EXPECT_THAT(plan.out, HasSubstr("\"schedule\": \"zbh1\""));
   EXPECT_THAT(plan.out, HasSubstr("\"schedule\": \"1f1b+recompute\""));

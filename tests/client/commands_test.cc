@@ -249,9 +249,7 @@ TEST_F(CommandsTest, WatchJsonPrintsOneUpdatePerLine) {
   EXPECT_EQ(n, 4);
 }
 
-TEST_F(CommandsTest, WatchOfMissingJobExitsFour) {
-  EXPECT_EQ(Run({"watch", "ghost"}).code, 4);
-}
+TEST_F(CommandsTest, WatchOfMissingJobExitsFour) { EXPECT_EQ(Run({"watch", "ghost"}).code, 4); }
 
 TEST_F(CommandsTest, SetOffloadRatioSendsRatioAndGeneration) {
   server_.service().AddJob(RunningJob("p"));
@@ -291,8 +289,7 @@ TEST_F(CommandsTest, TokenFromEnvOrFileIsSentAsBearer) {
   EXPECT_EQ(env.code, 0) << env.err;
   const std::string dir = ScratchDir("token");
   const std::string file = WriteFile(dir + "/token", "t0k3n\n");
-  CliResult flag =
-      Run({"get", "a", "--token-file", file}, {{"CHRONOS_TOKEN", "n0t-th3-t0k3n"}});
+  CliResult flag = Run({"get", "a", "--token-file", file}, {{"CHRONOS_TOKEN", "n0t-th3-t0k3n"}});
   EXPECT_EQ(flag.code, 0) << flag.err;
   EXPECT_THAT(server_.service().authorizations(), ElementsAre("Bearer t0k3n", "Bearer t0k3n"));
   // The presented secret must never be echoed back (the message itself may
@@ -307,8 +304,8 @@ TEST_F(CommandsTest, ServerFromConfigFileContext) {
   server_.service().AddJob(RunningJob("a"));
   const std::string dir = ScratchDir("ctx");
   const std::string config = WriteFile(
-      dir + "/config.yaml", "current-context: here\ncontexts:\n  - name: here\n    server: " +
-                                server_.address() + "\n");
+      dir + "/config.yaml",
+      "current-context: here\ncontexts:\n  - name: here\n    server: " + server_.address() + "\n");
   CliResult r = RunCli({"get", "a"}, {{"CHRONOS_CONFIG", config}});
   EXPECT_EQ(r.code, 0) << r.err;
   CliResult env_wins =

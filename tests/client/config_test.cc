@@ -8,8 +8,8 @@
 namespace chronos::client {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::Env;
+using ::testing::HasSubstr;
 using testing::LookupIn;
 using testing::ScratchDir;
 using testing::WriteFile;

@@ -59,14 +59,38 @@ class FakeControlService final : public v1::ControlService::Service {
     has_submit_outcome_ = true;
   }
 
-  v1::SubmitJobRequest last_submit() { absl::MutexLock l(&mu_); return last_submit_; }
-  v1::GetJobRequest last_get() { absl::MutexLock l(&mu_); return last_get_; }
-  v1::ListJobsRequest last_list() { absl::MutexLock l(&mu_); return last_list_; }
-  v1::CancelJobRequest last_cancel() { absl::MutexLock l(&mu_); return last_cancel_; }
-  v1::UpdatePolicyRequest last_update() { absl::MutexLock l(&mu_); return last_update_; }
-  v1::WatchJobRequest last_watch() { absl::MutexLock l(&mu_); return last_watch_; }
-  std::vector<std::string> authorizations() { absl::MutexLock l(&mu_); return authorizations_; }
-  int calls() { absl::MutexLock l(&mu_); return calls_; }
+  v1::SubmitJobRequest last_submit() {
+    absl::MutexLock l(&mu_);
+    return last_submit_;
+  }
+  v1::GetJobRequest last_get() {
+    absl::MutexLock l(&mu_);
+    return last_get_;
+  }
+  v1::ListJobsRequest last_list() {
+    absl::MutexLock l(&mu_);
+    return last_list_;
+  }
+  v1::CancelJobRequest last_cancel() {
+    absl::MutexLock l(&mu_);
+    return last_cancel_;
+  }
+  v1::UpdatePolicyRequest last_update() {
+    absl::MutexLock l(&mu_);
+    return last_update_;
+  }
+  v1::WatchJobRequest last_watch() {
+    absl::MutexLock l(&mu_);
+    return last_watch_;
+  }
+  std::vector<std::string> authorizations() {
+    absl::MutexLock l(&mu_);
+    return authorizations_;
+  }
+  int calls() {
+    absl::MutexLock l(&mu_);
+    return calls_;
+  }
 
   grpc::Status SubmitJob(grpc::ServerContext* ctx, const v1::SubmitJobRequest* req,
                          v1::Job* resp) override {

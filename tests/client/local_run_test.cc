@@ -50,9 +50,10 @@ std::string FakeBinDir(const std::string& grpc_address, const std::string& worke
   WriteScript(dir + "/chronos-coordinator",
               "echo $$ > \"$CHRONOS_TEST_PID_DIR/coordinator.pid\"\n"
               "echo \"args: $*\"\n"
-              "echo \"chronos-coordinator listening grpc=" + grpc_address +
+              "echo \"chronos-coordinator listening grpc=" +
+                  grpc_address +
                   " metrics=127.0.0.1:9\"\n"
-              "exec sleep 600\n");
+                  "exec sleep 600\n");
   WriteScript(dir + "/chronos-worker",
               worker_body.empty()
                   ? "echo $$ > \"$CHRONOS_TEST_PID_DIR/worker-$$.pid\"\n"
@@ -117,8 +118,8 @@ class LocalRunTest : public ::testing::Test {
     // local run checks data.path on this machine before it starts anything.
     const std::string dir = ScratchDir("spec");
     const std::string corpus = WriteFile(dir + "/input.txt", std::string(4096, 'a'));
-    spec_ = WriteFile(dir + "/job.yaml", absl::StrReplaceAll(TinySpecYaml("tiny"),
-                                                              {{"data/input.txt", corpus}}));
+    spec_ = WriteFile(dir + "/job.yaml",
+                      absl::StrReplaceAll(TinySpecYaml("tiny"), {{"data/input.txt", corpus}}));
     server_.service().SetWorkers(AttachedWorkers(2));
   }
   void TearDown() override {
@@ -153,15 +154,15 @@ class LocalRunTest : public ::testing::Test {
 TEST_F(LocalRunTest, DataPathThatCannotBeReadHereStopsBeforeAnyDaemonStarts) {
   const std::string dir = ScratchDir("baddata");
   const std::string missing = WriteFile(
-      dir + "/missing.yaml", absl::StrReplaceAll(TinySpecYaml("tiny"),
-                                                 {{"data/input.txt", dir + "/absent.txt"}}));
+      dir + "/missing.yaml",
+      absl::StrReplaceAll(TinySpecYaml("tiny"), {{"data/input.txt", dir + "/absent.txt"}}));
   const std::string bin = FakeBinDir(server_.address());
   CliResult r = RunCli({"local", "run", "-f", missing, "--workers", "2", "--bin-dir", bin});
   EXPECT_EQ(r.code, 3) << r.err;
   EXPECT_THAT(r.err, HasSubstr("data.path " + dir + "/absent.txt does not exist"));
-  const std::string directory = WriteFile(
-      dir + "/directory.yaml",
-      absl::StrReplaceAll(TinySpecYaml("tiny"), {{"data/input.txt", dir}}));
+  const std::string directory =
+      WriteFile(dir + "/directory.yaml",
+                absl::StrReplaceAll(TinySpecYaml("tiny"), {{"data/input.txt", dir}}));
   r = RunCli({"local", "run", "-f", directory, "--workers", "2", "--bin-dir", bin});
   EXPECT_EQ(r.code, 3) << r.err;
   EXPECT_THAT(r.err, HasSubstr("is a directory"));
@@ -261,7 +262,8 @@ TEST(LocalClusterTest, ShutdownEscalatesToSigkillAfterGrace) {
               "echo $$ > \"$CHRONOS_TEST_PID_DIR/coordinator.pid\"\n"
               "echo 'chronos-coordinator listening grpc=127.0.0.1:5 metrics=127.0.0.1:6'\n"
               "while true; do sleep 1; done\n");
-  WriteScript(bin + "/worker", "echo 'chronos-worker listening metrics=x health=y'\nexec sleep 600\n");
+  WriteScript(bin + "/worker",
+              "echo 'chronos-worker listening metrics=x health=y'\nexec sleep 600\n");
   LocalClusterOptions o;
   o.coordinator_path = bin + "/coord";
   o.worker_path = bin + "/worker";
@@ -317,8 +319,8 @@ TEST_F(LocalRunTest, DaemonsDieWhenChronosctlIsKilled) {
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    execl(chronosctl.c_str(), "chronosctl", "local", "run", "-f", spec_.c_str(), "--workers",
-          "2", "--bin-dir", bin.c_str(), "--start-timeout", "60s", static_cast<char*>(nullptr));
+    execl(chronosctl.c_str(), "chronosctl", "local", "run", "-f", spec_.c_str(), "--workers", "2",
+          "--bin-dir", bin.c_str(), "--start-timeout", "60s", static_cast<char*>(nullptr));
     _exit(127);
   }
   ASSERT_TRUE(polling.WaitForNotificationWithTimeout(absl::Seconds(30)));

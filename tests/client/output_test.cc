@@ -149,9 +149,9 @@ TEST(JobOutputTest, DescribeHasEverySection) {
   std::ostringstream out;
   PrintJobDescription(out, job, testing::FixedNow());
   const std::string s = out.str();
-  for (const char* section : {"Name:", "State:", "Progress:", "Spec:", "Model:", "Memory:",
-                              "Conditions:", "Assignments:", "Memory per device",
-                              "Last iterations:", "Events:"}) {
+  for (const char* section :
+       {"Name:", "State:", "Progress:", "Spec:", "Model:", "Memory:", "Conditions:", "Assignments:",
+        "Memory per device", "Last iterations:", "Events:"}) {
     EXPECT_THAT(s, HasSubstr(section));
   }
   EXPECT_THAT(s, HasSubstr("AllWorkersAttached"));
@@ -294,9 +294,9 @@ TEST(PlanOutputTest, JsonKeepsPlanProtoFieldNamesAndNumbers) {
   EXPECT_DOUBLE_EQ(p["mfu"].get<double>(), 0.41);
   EXPECT_EQ(p["fits"], true);
   const json& d = p["devices"][0];
-  for (const char* key : {"device", "peak_bytes", "peak_activation_bytes", "weight_bytes",
-                          "gradient_bytes", "optimizer_bytes", "offloaded_bytes",
-                          "recompute_seconds"}) {
+  for (const char* key :
+       {"device", "peak_bytes", "peak_activation_bytes", "weight_bytes", "gradient_bytes",
+        "optimizer_bytes", "offloaded_bytes", "recompute_seconds"}) {
     EXPECT_TRUE(d.contains(key)) << key;
   }
   ASSERT_TRUE(d["peak_bytes"].is_number_integer());

@@ -18,8 +18,7 @@ constexpr char kToken[] = "correct-horse-battery-staple";
 using Call = std::function<grpc::StatusCode(grpc::ClientContext*)>;
 
 template <typename Stub, typename Req, typename Resp>
-Call Unary(Stub* stub,
-           grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+Call Unary(Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
            Req req = Req()) {
   return [=](grpc::ClientContext* ctx) {
     Resp resp;
@@ -29,8 +28,8 @@ Call Unary(Stub* stub,
 
 template <typename Stub, typename Req, typename Resp>
 Call Stream(Stub* stub,
-            std::unique_ptr<grpc::ClientReader<Resp>> (Stub::*method)(
-                grpc::ClientContext*, const Req&),
+            std::unique_ptr<grpc::ClientReader<Resp>> (Stub::*method)(grpc::ClientContext*,
+                                                                      const Req&),
             Req req = Req()) {
   return [=](grpc::ClientContext* ctx) {
     auto reader = (stub->*method)(ctx, req);
@@ -95,8 +94,7 @@ TEST_F(AuthTest, EveryMethodIsCovered) {
   // A method added to a service must be added to this test too.
   size_t methods = 0;
   for (const char* service : {"chronos.v1.ControlService", "chronos.v1.WorkerService"}) {
-    const auto* d =
-        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
+    const auto* d = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
     ASSERT_NE(d, nullptr);
     for (int i = 0; i < d->method_count(); ++i) {
       EXPECT_TRUE(calls_.count(d->method(i)->name())) << d->method(i)->name();
@@ -109,12 +107,10 @@ TEST_F(AuthTest, EveryMethodIsCovered) {
 TEST_F(AuthTest, MissingOrWrongTokenIsUnauthenticatedEverywhere) {
   for (const auto& [name, call] : calls_) {
     EXPECT_EQ(Invoke(name, ""), grpc::StatusCode::UNAUTHENTICATED) << name;
-    EXPECT_EQ(Invoke(name, "Bearer wrong-token"), grpc::StatusCode::UNAUTHENTICATED)
-        << name;
+    EXPECT_EQ(Invoke(name, "Bearer wrong-token"), grpc::StatusCode::UNAUTHENTICATED) << name;
     EXPECT_EQ(Invoke(name, std::string(kToken)), grpc::StatusCode::UNAUTHENTICATED)
         << name << " (no Bearer prefix)";
-    EXPECT_EQ(Invoke(name, absl::StrCat("Bearer ", kToken, "x")),
-              grpc::StatusCode::UNAUTHENTICATED)
+    EXPECT_EQ(Invoke(name, absl::StrCat("Bearer ", kToken, "x")), grpc::StatusCode::UNAUTHENTICATED)
         << name;
   }
   // The refused SubmitJob did nothing.
@@ -124,8 +120,7 @@ TEST_F(AuthTest, MissingOrWrongTokenIsUnauthenticatedEverywhere) {
 TEST_F(AuthTest, TheRightTokenPasses) {
   for (const auto& [name, call] : calls_) {
     if (name == "Attach" || name == "WatchJob" || name == "StoreGet") continue;
-    EXPECT_NE(Invoke(name, absl::StrCat("Bearer ", kToken)),
-              grpc::StatusCode::UNAUTHENTICATED)
+    EXPECT_NE(Invoke(name, absl::StrCat("Bearer ", kToken)), grpc::StatusCode::UNAUTHENTICATED)
         << name;
   }
   EXPECT_EQ(Invoke("ListJobs", absl::StrCat("Bearer ", kToken)), grpc::StatusCode::OK);

@@ -35,8 +35,7 @@ namespace chronos::coordinator::testing {
 inline constexpr absl::Duration kWait = absl::Seconds(20);
 
 // A small spec the cpu profile plans in milliseconds and fits easily.
-inline v1::JobSpec TinySpec(const std::string& name, int pipeline = 2,
-                            int data = 1) {
+inline v1::JobSpec TinySpec(const std::string& name, int pipeline = 2, int data = 1) {
   v1::JobSpec spec;
   spec.set_name(name);
   v1::ModelSpec* m = spec.mutable_model();
@@ -133,8 +132,7 @@ class Harness {
     return ctx;
   }
 
-  absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec,
-                                 const std::string& request_id = "") {
+  absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec, const std::string& request_id = "") {
     v1::SubmitJobRequest req;
     *req.mutable_spec() = spec;
     req.set_request_id(request_id);
@@ -187,8 +185,7 @@ class Harness {
 
 class FakeWorker {
  public:
-  FakeWorker(std::shared_ptr<grpc::Channel> channel, std::string name,
-             std::string token)
+  FakeWorker(std::shared_ptr<grpc::Channel> channel, std::string name, std::string token)
       : stub_(v1::WorkerService::NewStub(channel)),
         name_(std::move(name)),
         token_(std::move(token)) {}
@@ -283,8 +280,7 @@ class FakeWorker {
   }
 
   absl::StatusOr<v1::ProgressAck> Progress(const v1::Assignment& a, int64_t iteration,
-                                           bool finished = false,
-                                           int64_t generation = 0,
+                                           bool finished = false, int64_t generation = 0,
                                            int64_t checkpoint = 0) {
     v1::ProgressReport r;
     r.set_worker_id(id_);

@@ -36,7 +36,8 @@ std::string CoordinatorBinary() {
   std::error_code ec;
   const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) return "";
-  const std::filesystem::path bin = self.parent_path().parent_path() / "bin" / "chronos-coordinator";
+  const std::filesystem::path bin =
+      self.parent_path().parent_path() / "bin" / "chronos-coordinator";
   return std::filesystem::exists(bin) ? bin.string() : "";
 }
 
@@ -140,9 +141,16 @@ TEST(CoordinatorDaemonTest, SigkillLosesNoJobAndReattachedWorkersFinishIt) {
   std::ofstream(token_file) << token << "\n";
   // Long heartbeats: the fake workers do not beat, and the test must not
   // depend on timing.
-  const std::vector<std::string> args = {
-      "--listen", "127.0.0.1:0", "--metrics-listen", "", "--data-dir", dir + "/store",
-      "--token-file", token_file, "--heartbeat-interval-ms", "600000"};
+  const std::vector<std::string> args = {"--listen",
+                                         "127.0.0.1:0",
+                                         "--metrics-listen",
+                                         "",
+                                         "--data-dir",
+                                         dir + "/store",
+                                         "--token-file",
+                                         token_file,
+                                         "--heartbeat-interval-ms",
+                                         "600000"};
 
   std::string id0, id1;
   {

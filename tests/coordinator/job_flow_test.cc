@@ -27,8 +27,7 @@ using Workers = std::vector<std::unique_ptr<FakeWorker>>;
 Workers StartWorkers(Harness& h, int n, const std::string& prefix = "pod") {
   Workers workers;
   for (int i = 0; i < n; ++i) {
-    auto w = std::make_unique<FakeWorker>(h.channel(), absl::StrCat(prefix, "-", i),
-                                          h.token());
+    auto w = std::make_unique<FakeWorker>(h.channel(), absl::StrCat(prefix, "-", i), h.token());
     EXPECT_TRUE(w->Register().ok());
     EXPECT_TRUE(w->Attach().ok());
     workers.push_back(std::move(w));
@@ -283,8 +282,7 @@ TEST_F(JobFlowTest, InvalidSpecsAreRejectedNamingTheFieldBeforeAnyWorkerHearsOfT
   const std::vector<Case> cases = {
       {"model.layers", [](v1::JobSpec* s) { s->mutable_model()->set_layers(0); }},
       {"model.hidden", [](v1::JobSpec* s) { s->mutable_model()->set_hidden(66); }},
-      {"training.microbatches",
-       [](v1::JobSpec* s) { s->mutable_training()->set_microbatches(1); }},
+      {"training.microbatches", [](v1::JobSpec* s) { s->mutable_training()->set_microbatches(1); }},
       {"schedule.kind", [](v1::JobSpec* s) { s->mutable_schedule()->set_kind("bogus"); }},
       {"memory.hbm_budget",
        [](v1::JobSpec* s) { s->mutable_memory()->set_hbm_budget_bytes(64 << 10); }},
@@ -480,8 +478,7 @@ TEST_F(JobFlowTest, UpdatePolicyPushesNewActionListsAndRecordsWhenApplied) {
   EXPECT_DOUBLE_EQ(job->status().policy().offload_ratio(), 0.5);
   const v1::JobEvent* applied = FindEvent(*job, "PolicyApplied");
   ASSERT_NE(applied, nullptr);
-  EXPECT_NE(applied->message().find("iteration 3"), std::string::npos)
-      << applied->message();
+  EXPECT_NE(applied->message().find("iteration 3"), std::string::npos) << applied->message();
   EXPECT_EQ(applied->iteration(), 3);
   // Pushed after iteration 1, the newest any stage had finished then.
   const v1::JobEvent* pushed = FindEvent(*job, "PolicyUpdated");
@@ -490,9 +487,9 @@ TEST_F(JobFlowTest, UpdatePolicyPushesNewActionListsAndRecordsWhenApplied) {
   const v1::JobEvent* submitted = FindEvent(*job, "Submitted");
   ASSERT_NE(submitted, nullptr);
   EXPECT_EQ(submitted->iteration(), -1);
-  EXPECT_NE(h_.coordinator()->metrics()->Render().find(
-                "chronos_coordinator_policy_updates_total 1"),
-            std::string::npos);
+  EXPECT_NE(
+      h_.coordinator()->metrics()->Render().find("chronos_coordinator_policy_updates_total 1"),
+      std::string::npos);
 }
 
 v1::WorkerState StateOf(Harness& h, const std::string& id) {
@@ -540,8 +537,7 @@ TEST_F(JobFlowTest, MissedHeartbeatsRecoverOntoFewerStagesFromTheLastCheckpoint)
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->status().state(), v1::JOB_STATE_RECOVERING);
   EXPECT_EQ(job->status().restarts(), 1);
-  EXPECT_NE(job->status().message().find(w[0]->id()), std::string::npos)
-      << job->status().message();
+  EXPECT_NE(job->status().message().find(w[0]->id()), std::string::npos) << job->status().message();
   EXPECT_NE(job->status().message().find("heartbeat"), std::string::npos);
   // The healthy stage is stopped cleanly...
   absl::StatusOr<v1::WorkerCommand> stop = w[1]->Next();
@@ -615,8 +611,7 @@ TEST_F(JobFlowTest, MissedHeartbeatsRecoverOntoFewerStagesFromTheLastCheckpoint)
     EXPECT_TRUE(HasEvent(*job, type)) << type;
   }
   const std::string metrics = h_.coordinator()->metrics()->Render();
-  EXPECT_NE(metrics.find("chronos_coordinator_job_restarts_total 1"), std::string::npos)
-      << metrics;
+  EXPECT_NE(metrics.find("chronos_coordinator_job_restarts_total 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("chronos_coordinator_workers{state=\"dead\"} 1"), std::string::npos);
 }
 
@@ -736,8 +731,7 @@ TEST_F(JobFlowTest, RecoveryPicksTheFastestLayoutAmongThoseOfTheMostDevices) {
   absl::StatusOr<PlannedSchedule> deep = PlanAt(spec, 2, 1);
   absl::StatusOr<PlannedSchedule> wide = PlanAt(spec, 1, 2);
   ASSERT_TRUE(deep.ok() && deep->fits && wide.ok() && wide->fits);
-  const bool want_deep =
-      deep->report.tokens_per_second() > wide->report.tokens_per_second();
+  const bool want_deep = deep->report.tokens_per_second() > wide->report.tokens_per_second();
 
   Workers w = StartWorkers(h_, 4);
   ASSERT_TRUE(h_.Submit(spec).ok());
@@ -757,8 +751,7 @@ TEST_F(JobFlowTest, RecoveryPicksTheFastestLayoutAmongThoseOfTheMostDevices) {
 // minutes stands in for it, deterministically.
 class GatedReplanner : public Replanner {
  public:
-  absl::StatusOr<SharedPlan> PlanSpec(const v1::JobSpec& spec,
-                                      const std::string& field) override {
+  absl::StatusOr<SharedPlan> PlanSpec(const v1::JobSpec& spec, const std::string& field) override {
     if (armed_.load()) {
       if (!entered_flag_.exchange(true)) entered_.Notify();
       release_.WaitForNotification();
@@ -911,9 +904,9 @@ TEST(JobRecoveryTest, RestartLimitFailsTheJobWithBackoffDoubling) {
   EXPECT_EQ(job->status().restarts(), 2);
   EXPECT_NE(job->status().message().find("giving up after 2 restarts"), std::string::npos)
       << job->status().message();
-  EXPECT_NE(h.coordinator()->metrics()->Render().find(
-                "chronos_coordinator_jobs{state=\"failed\"} 1"),
-            std::string::npos);
+  EXPECT_NE(
+      h.coordinator()->metrics()->Render().find("chronos_coordinator_jobs{state=\"failed\"} 1"),
+      std::string::npos);
 }
 
 // A corpus too short for one window (or a shard with a bad header) fails

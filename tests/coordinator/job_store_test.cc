@@ -104,8 +104,7 @@ TEST_P(JobStoreContractTest, DeleteRemovesHistoryButKeepsTheVersionCounter) {
   EXPECT_EQ(store_->Iterations("a", 0, 0)->size(), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, JobStoreContractTest,
-                         ::testing::Values("memory", "sqlite"));
+INSTANTIATE_TEST_SUITE_P(Stores, JobStoreContractTest, ::testing::Values("memory", "sqlite"));
 
 TEST(SqliteJobStoreTest, SurvivesReopening) {
   const std::string dir = TempDir("reopen");
@@ -135,10 +134,8 @@ TEST(SqliteJobStoreTest, RefusesAFileFromANewerSchema) {
   }
   // Bump user_version behind the store's back.
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((std::filesystem::path(dir) / "chronos.db").c_str(), &db),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(sqlite3_open((std::filesystem::path(dir) / "chronos.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
   auto s = SqliteJobStore::OpenInDirectory(dir);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);

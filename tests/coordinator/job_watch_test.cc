@@ -53,11 +53,12 @@ TEST(JobWatchTest, HistoryIsMergedBySequenceAcrossFullPages) {
   EXPECT_EQ(sent, n);
   // A client that goes away ends the replay.
   sent = 0;
-  EXPECT_EQ(SendHistoryPage(&store, "j", &sent, [](const v1::JobUpdate&) { return false; },
-                            [] { return false; })
-                .status()
-                .code(),
-            absl::StatusCode::kCancelled);
+  EXPECT_EQ(
+      SendHistoryPage(
+          &store, "j", &sent, [](const v1::JobUpdate&) { return false; }, [] { return false; })
+          .status()
+          .code(),
+      absl::StatusCode::kCancelled);
 }
 
 TEST(JobWatchTest, ChangeFeedWakesWaitersAndRefusesAfterShutdown) {

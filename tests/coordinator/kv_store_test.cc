@@ -15,12 +15,10 @@ TEST(KvStoreTest, PrefixNamesJobAndAttempt) {
 
 TEST(KvStoreTest, KeysOutsideAnOpenScopeAreRefused) {
   KvStore kv;
-  EXPECT_EQ(kv.Set("jobs/job/attempt-1/x", "v").code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(kv.Set("jobs/job/attempt-1/x", "v").code(), absl::StatusCode::kFailedPrecondition);
   kv.OpenScope(kScope);
   EXPECT_TRUE(kv.Set(kScope + "x", "v").ok());
-  EXPECT_EQ(kv.Set("jobs/job/attempt-2/x", "v").code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(kv.Set("jobs/job/attempt-2/x", "v").code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(kv.Set(kScope, "v").code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(kv.Set("", "v").code(), absl::StatusCode::kInvalidArgument);
   // A similar name is a different job.
@@ -53,8 +51,7 @@ TEST(KvStoreTest, AddKeepsADecimalCounter) {
   EXPECT_EQ(kv.Add(kScope + "n", -2).value(), 4);
   EXPECT_EQ(kv.Get(kScope + "n", absl::ZeroDuration(), nullptr).value(), "4");
   ASSERT_TRUE(kv.Set(kScope + "s", "text").ok());
-  EXPECT_EQ(kv.Add(kScope + "s", 1).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(kv.Add(kScope + "s", 1).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(KvStoreTest, GetWaitsForTheKey) {
@@ -74,8 +71,8 @@ TEST(KvStoreTest, GetTimesOutAndHonoursCancellation) {
   kv.OpenScope(kScope);
   EXPECT_EQ(kv.Get(kScope + "never", absl::Milliseconds(30), nullptr).status().code(),
             absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(kv.Get(kScope + "never", absl::Seconds(30), [] { return true; },
-                   absl::Milliseconds(5))
+  EXPECT_EQ(kv.Get(
+                  kScope + "never", absl::Seconds(30), [] { return true; }, absl::Milliseconds(5))
                 .status()
                 .code(),
             absl::StatusCode::kCancelled);
@@ -108,10 +105,8 @@ TEST(KvStoreTest, EnforcesLimits) {
   limits.max_keys_per_scope = 2;
   KvStore kv(limits);
   kv.OpenScope(kScope);
-  EXPECT_EQ(kv.Set(kScope + std::string(100, 'k'), "v").code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(kv.Set(kScope + "a", std::string(9, 'v')).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(kv.Set(kScope + std::string(100, 'k'), "v").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(kv.Set(kScope + "a", std::string(9, 'v')).code(), absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(kv.Set(kScope + "a", "1").ok());
   ASSERT_TRUE(kv.Set(kScope + "b", "1").ok());
   EXPECT_EQ(kv.Set(kScope + "c", "1").code(), absl::StatusCode::kResourceExhausted);

@@ -40,8 +40,7 @@ TEST(MetricsTest, ExportsEveryDocumentedFamilyWithEveryState) {
   const std::vector<std::string> names = CoordinatorMetricNames();
   ASSERT_EQ(names.size(), 8u);
   const std::string text = Scrape(h.coordinator()->metrics_address());
-  ASSERT_TRUE(absl::StartsWith(text, "HTTP/1.1 200") ||
-              absl::StartsWith(text, "HTTP/1.0 200"))
+  ASSERT_TRUE(absl::StartsWith(text, "HTTP/1.1 200") || absl::StartsWith(text, "HTTP/1.0 200"))
       << text.substr(0, 200);
   for (const std::string& name : names) {
     EXPECT_NE(text.find("# TYPE " + name + " "), std::string::npos) << name;

@@ -71,9 +71,9 @@ TEST(ProgressTrackerTest, CombinedRecordAveragesLossesAndAddsReplicaTokens) {
   const v1::IterationRecord rec = CombineReports(reports, 7);
   EXPECT_EQ(rec.iteration(), 7);
   EXPECT_DOUBLE_EQ(rec.loss(), 2.5);
-  EXPECT_DOUBLE_EQ(rec.iteration_seconds(), 0.8);          // the slowest stage
+  EXPECT_DOUBLE_EQ(rec.iteration_seconds(), 0.8);         // the slowest stage
   EXPECT_DOUBLE_EQ(rec.tokens_per_second(), 2000 / 0.8);  // replicas add up
-  EXPECT_DOUBLE_EQ(rec.lr(), 0.01);  // from the first report with a loss
+  EXPECT_DOUBLE_EQ(rec.lr(), 0.01);                       // from the first report with a loss
   ASSERT_EQ(rec.devices_size(), 4);
   EXPECT_EQ(rec.devices(3).data_rank(), 1);
   EXPECT_EQ(rec.devices(3).device(), 1);

@@ -17,10 +17,9 @@ namespace chronos::rpc {
 namespace {
 
 std::string TempFile(const std::string& name, const std::string& content) {
-  const std::string path =
-      (std::filesystem::temp_directory_path() /
-       absl::StrCat("chronos_rpc_test_", ::getpid(), "_", name))
-          .string();
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            absl::StrCat("chronos_rpc_test_", ::getpid(), "_", name))
+                               .string();
   std::ofstream(path, std::ios::binary) << content;
   return path;
 }
@@ -32,8 +31,7 @@ TEST(StatusConvertTest, RoundTripsEveryCanonicalCode) {
     EXPECT_EQ(static_cast<int>(g.error_code()), code);
     EXPECT_EQ(FromGrpcStatus(g), s);
   }
-  EXPECT_EQ(ToGrpcStatus(absl::Status(static_cast<absl::StatusCode>(42), "x"))
-                .error_code(),
+  EXPECT_EQ(ToGrpcStatus(absl::Status(static_cast<absl::StatusCode>(42), "x")).error_code(),
             grpc::StatusCode::UNKNOWN);
   EXPECT_STREQ(GrpcCodeName(grpc::StatusCode::UNAUTHENTICATED), "UNAUTHENTICATED");
 }
@@ -61,8 +59,7 @@ TEST(CredentialsTest, ReadTokenFileTrimsWhitespace) {
 }
 
 TEST(CredentialsTest, ReadTokenFileRejectsBadFilesWithoutEchoingThem) {
-  EXPECT_EQ(ReadTokenFile("/nonexistent/token").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadTokenFile("/nonexistent/token").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(ReadTokenFile(TempFile("empty", "\n\n")).status().code(),
             absl::StatusCode::kInvalidArgument);
   const absl::Status two_lines = ReadTokenFile(TempFile("two", "secretA\nsecretB\n")).status();
@@ -110,13 +107,13 @@ TEST(HealthClientTest, ReportsServingWithoutTokenAndUnavailableWhenDown) {
 }
 
 TEST(CheckTargetTest, AcceptsHostPortAndTargetUrisOnly) {
-  for (const char* ok : {"127.0.0.1:7070", "localhost:1", "chronos-coordinator.ml.svc:7070",
-                         "[::1]:7070", "dns:///coordinator:7070", "unix:/tmp/chronos.sock",
-                         "ipv4:10.0.0.1:7070"}) {
+  for (const char* ok :
+       {"127.0.0.1:7070", "localhost:1", "chronos-coordinator.ml.svc:7070", "[::1]:7070",
+        "dns:///coordinator:7070", "unix:/tmp/chronos.sock", "ipv4:10.0.0.1:7070"}) {
     EXPECT_TRUE(CheckTarget(ok).ok()) << ok;
   }
-  for (const char* bad : {"", "coordinator", "coordinator:", "coordinator:0",
-                          "coordinator:65536", ":7070", "::1:7070", "host:http"}) {
+  for (const char* bad : {"", "coordinator", "coordinator:", "coordinator:0", "coordinator:65536",
+                          ":7070", "::1:7070", "host:http"}) {
     EXPECT_EQ(CheckTarget(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
   }
   ChannelOptions o;

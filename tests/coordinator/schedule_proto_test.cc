@@ -68,8 +68,7 @@ TEST(ScheduleProtoTest, RejectsOutOfRangeIndices) {
   {
     v1::Schedule p = good;
     p.mutable_devices(0)->mutable_actions(0)->set_chunk(8);
-    EXPECT_NE(ScheduleFromProto(p).status().message().find(".chunk 8"),
-              std::string::npos);
+    EXPECT_NE(ScheduleFromProto(p).status().message().find(".chunk 8"), std::string::npos);
   }
   {
     v1::Schedule p = good;
@@ -84,15 +83,13 @@ TEST(ScheduleProtoTest, RejectsOutOfRangeIndices) {
   {
     v1::Schedule p = good;
     p.mutable_devices(0)->mutable_actions(0)->mutable_policy()->set_offload_fraction(1.5);
-    EXPECT_NE(ScheduleFromProto(p).status().message().find("offload_fraction"),
-              std::string::npos);
+    EXPECT_NE(ScheduleFromProto(p).status().message().find("offload_fraction"), std::string::npos);
   }
   {
     v1::Schedule p = good;
     p.mutable_devices(0)->mutable_actions(0)->mutable_policy()->set_kind(
         static_cast<v1::PolicyKind>(7));
-    EXPECT_NE(ScheduleFromProto(p).status().message().find("policy.kind"),
-              std::string::npos);
+    EXPECT_NE(ScheduleFromProto(p).status().message().find("policy.kind"), std::string::npos);
   }
 }
 
@@ -101,14 +98,12 @@ TEST(ScheduleProtoTest, RejectsInconsistentShape) {
   {
     v1::Schedule p = good;
     p.set_num_devices(0);
-    EXPECT_NE(ScheduleFromProto(p).status().message().find("num_devices"),
-              std::string::npos);
+    EXPECT_NE(ScheduleFromProto(p).status().message().find("num_devices"), std::string::npos);
   }
   {
     v1::Schedule p = good;
     p.mutable_chunk_device()->RemoveLast();
-    EXPECT_NE(ScheduleFromProto(p).status().message().find("chunk_device"),
-              std::string::npos);
+    EXPECT_NE(ScheduleFromProto(p).status().message().find("chunk_device"), std::string::npos);
   }
   {
     v1::Schedule p = good;
@@ -118,8 +113,7 @@ TEST(ScheduleProtoTest, RejectsInconsistentShape) {
   {
     v1::Schedule p = good;
     p.mutable_devices(1)->set_device(0);
-    EXPECT_NE(ScheduleFromProto(p).status().message().find("more than once"),
-              std::string::npos);
+    EXPECT_NE(ScheduleFromProto(p).status().message().find("more than once"), std::string::npos);
   }
 }
 

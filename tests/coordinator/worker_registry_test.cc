@@ -118,8 +118,7 @@ TEST_F(WorkerRegistryTest, RejectsBadInfo) {
             absl::StatusCode::kInvalidArgument);
   v1::WorkerInfo info = Info("x");
   info.set_hbm_bytes(-1);
-  EXPECT_EQ(registry_.Register(info, "").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(registry_.Register(info, "").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -10,8 +10,8 @@
 namespace chronos {
 namespace {
 
-using ::testing::HasSubstr;
 using ::chronos::testing::Llama7B;
+using ::testing::HasSubstr;
 
 TEST(CostModelTest, ParameterCountsMatchTheLlamaFormula) {
   const ModelShape m = Llama7B();
@@ -73,8 +73,8 @@ TEST(CostModelTest, OptimizerAndGradientBytesFollowThePrecision) {
   const ModelShape m = Llama7B();
   CostModel cm(m, *BuiltinDeviceProfile("h100"), std::vector<int>{32});
   const int64_t params = cm.chunk(0).params;
-  EXPECT_EQ(cm.chunk(0).weight_bytes, 2 * params);     // bf16 compute copy
-  EXPECT_EQ(cm.chunk(0).gradient_bytes, 4 * params);   // fp32 accumulation
+  EXPECT_EQ(cm.chunk(0).weight_bytes, 2 * params);      // bf16 compute copy
+  EXPECT_EQ(cm.chunk(0).gradient_bytes, 4 * params);    // fp32 accumulation
   EXPECT_EQ(cm.chunk(0).optimizer_bytes, 12 * params);  // master + 2 moments
 }
 

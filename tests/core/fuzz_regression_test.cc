@@ -42,8 +42,7 @@ TEST(FuzzRegressionTest, ControlCharactersAreRefusedWithTheirPlace) {
   absl::StatusOr<v1::JobSpec> spec = ParseJobSpecYaml(text);
   ASSERT_FALSE(spec.ok());
   EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(spec.status().message().find("line 3, column 10"), std::string::npos)
-      << spec.status();
+  EXPECT_NE(spec.status().message().find("line 3, column 10"), std::string::npos) << spec.status();
   EXPECT_NE(spec.status().message().find("0x00"), std::string::npos);
 }
 
@@ -52,9 +51,8 @@ TEST(FuzzRegressionTest, ControlCharactersAreRefusedWithTheirPlace) {
 // start. Refused up front; commas everywhere legal still parse.
 TEST(FuzzRegressionTest, TopLevelFlowEntryIsRefusedNotLoopedOn) {
   for (const char* text : {",# The smallest useful job\nname: x\n", ",", "\"x\",",
-                           "name: x\n, model: {}\n", "a: [1],\n", "&\xe9, exN10\n",
-                           "!tag,\n", "*a ,\n", "a: ,b\n", "&nz\r\r\r\rz,",
-                           "&n\n[a],"}) {
+                           "name: x\n, model: {}\n", "a: [1],\n", "&\xe9, exN10\n", "!tag,\n",
+                           "*a ,\n", "a: ,b\n", "&nz\r\r\r\rz,", "&n\n[a],"}) {
     absl::StatusOr<v1::JobSpec> spec = ParseJobSpecYaml(text);
     ASSERT_FALSE(spec.ok()) << text;
     EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument) << text;

@@ -5,7 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "gtest/gtest.h"
 #include "core/cost_model.h"
 #include "core/device_profile.h"
 #include "core/generate.h"
@@ -13,6 +12,7 @@
 #include "core/memory_passes.h"
 #include "core/simulator.h"
 #include "core/validator.h"
+#include "gtest/gtest.h"
 #include "tests/core/schedule_test_util.h"
 
 namespace chronos {
@@ -153,10 +153,10 @@ TEST(OrderSearchTest, RefusesWhatItCannotReplay) {
   // A device that runs its B before its F waits for ever.
   Schedule stuck = *g;
   std::vector<Action>& d1 = stuck.devices[1];
-  auto f = std::find_if(d1.begin(), d1.end(),
-                        [](const Action& a) { return a.type == ActionType::kF; });
-  auto b = std::find_if(d1.begin(), d1.end(),
-                        [](const Action& a) { return a.type == ActionType::kB; });
+  auto f =
+      std::find_if(d1.begin(), d1.end(), [](const Action& a) { return a.type == ActionType::kF; });
+  auto b =
+      std::find_if(d1.begin(), d1.end(), [](const Action& a) { return a.type == ActionType::kB; });
   ASSERT_TRUE(f != d1.end() && b != d1.end());
   std::iter_swap(f, b);
   EXPECT_EQ(ReplayOrders(stuck, s.shape.costs).status().code(),
@@ -173,9 +173,9 @@ TEST(OrderSearchTest, RefusesWhatItCannotReplay) {
   EXPECT_NE(st.message().find("activation bytes"), std::string::npos) << st;
 
   Schedule with_memory = *g;
-  ASSERT_TRUE(ApplyMemoryPolicy(&with_memory, UniformPolicy(with_memory, MemoryPolicy::Keep()),
-                                *s.cm)
-                  .ok());
+  ASSERT_TRUE(
+      ApplyMemoryPolicy(&with_memory, UniformPolicy(with_memory, MemoryPolicy::Keep()), *s.cm)
+          .ok());
   st = ReplayOrders(with_memory, s.shape.costs).status();
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("is OPTIM_STEP"), std::string::npos) << st;

@@ -150,7 +150,8 @@ TEST(PlannerTest, MaxLayersIsTheLargestSizeThatFits) {
   }
   // Recomputation keeps only layer inputs, so it fits more layers than
   // keeping everything; the planner can always fall back to it.
-  EXPECT_GT(*MaxLayers(spec, H100(), "1f1b+recompute", o), *MaxLayers(spec, H100(), "1f1b+plain", o));
+  EXPECT_GT(*MaxLayers(spec, H100(), "1f1b+recompute", o),
+            *MaxLayers(spec, H100(), "1f1b+plain", o));
   EXPECT_GE(*MaxLayers(spec, H100(), "chronos", o), *MaxLayers(spec, H100(), "1f1b+recompute", o));
 }
 
@@ -249,8 +250,8 @@ TEST(PlannerTest, ActivationCapBindsTheChosenOrder) {
     auto was_searched = [](const v1::OrderCandidate& c) {
       return c.order().find("order search") != std::string::npos;
     };
-    const bool all_searched = std::all_of(ps->report.candidates().begin(),
-                                          ps->report.candidates().end(), was_searched);
+    const bool all_searched =
+        std::all_of(ps->report.candidates().begin(), ps->report.candidates().end(), was_searched);
     mixed = mixed || !all_searched;
     for (const v1::OrderCandidate& c : ps->report.candidates()) {
       const bool over = c.error().find("over schedule.activation_cap") != std::string::npos;
@@ -350,4 +351,3 @@ TEST(RenderTest, ChromeTraceIsJsonWithOneEventPerComputeAction) {
 
 }  // namespace
 }  // namespace chronos
-

@@ -73,8 +73,7 @@ TEST(ProtoJsonTest, EnumsRepeatedAndNestedMessages) {
   EXPECT_EQ(j["spec"]["parallel"]["layers_per_chunk"], json::array({30, 34}));
   ASSERT_TRUE(j["status"]["devices"].is_array());
   EXPECT_EQ(j["status"]["devices"][0]["device"], 3);
-  EXPECT_EQ(j["status"]["devices"][0]["peak_activation_bytes"],
-            int64_t{5} << 33);
+  EXPECT_EQ(j["status"]["devices"][0]["peak_activation_bytes"], int64_t{5} << 33);
 }
 
 TEST(ProtoJsonTest, TimestampsAreRfc3339) {
@@ -140,17 +139,15 @@ TEST(ProtoJsonTest, JsonToProtoRoundTrips) {
     v1::Job back;
     const absl::Status status = JsonToProto(ProtoToJson(job, defaults), &back);
     ASSERT_TRUE(status.ok()) << status;
-    EXPECT_TRUE(MessageDifferencer::Equals(job, back))
-        << job.DebugString() << "\nvs\n"
-        << back.DebugString();
+    EXPECT_TRUE(MessageDifferencer::Equals(job, back)) << job.DebugString() << "\nvs\n"
+                                                       << back.DebugString();
   }
 }
 
 TEST(ProtoJsonTest, JsonToProtoAcceptsProtobufJsonSpellings) {
   v1::DevicePlan plan;
-  const absl::Status status = JsonToProto(
-      json::parse(R"({"peakBytes": "123", "device": 2.0, "fits": true})"),
-      &plan);
+  const absl::Status status =
+      JsonToProto(json::parse(R"({"peakBytes": "123", "device": 2.0, "fits": true})"), &plan);
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(plan.peak_bytes(), 123);
   EXPECT_EQ(plan.device(), 2);
@@ -161,34 +158,24 @@ TEST(ProtoJsonTest, JsonToProtoAcceptsProtobufJsonSpellings) {
 
 TEST(ProtoJsonTest, JsonToProtoErrorsNameTheField) {
   v1::Job job;
-  absl::Status s = JsonToProto(
-      json::parse(R"({"spec": {"model": {"layers": "many"}}})"), &job);
+  absl::Status s = JsonToProto(json::parse(R"({"spec": {"model": {"layers": "many"}}})"), &job);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(),
-              HasSubstr("spec.model.layers: expected a 32-bit integer"));
+  EXPECT_THAT(s.message(), HasSubstr("spec.model.layers: expected a 32-bit integer"));
 
   s = JsonToProto(json::parse(R"({"spec": {"modle": {}}})"), &job);
   EXPECT_THAT(s.message(), HasSubstr("unknown field 'spec.modle'"));
 
-  s = JsonToProto(json::parse(R"({"spec": {"model": {"layers": 3000000000}}})"),
-                  &job);
+  s = JsonToProto(json::parse(R"({"spec": {"model": {"layers": 3000000000}}})"), &job);
   EXPECT_THAT(s.message(), HasSubstr("spec.model.layers"));
 
-  s = JsonToProto(json::parse(R"({"spec": {"memory": {"recompute": "FULL"}}})"),
-                  &job);
-  EXPECT_THAT(
-      s.message(),
-      HasSubstr("spec.memory.recompute: expected a value of RecomputeMode"));
+  s = JsonToProto(json::parse(R"({"spec": {"memory": {"recompute": "FULL"}}})"), &job);
+  EXPECT_THAT(s.message(), HasSubstr("spec.memory.recompute: expected a value of RecomputeMode"));
 
-  s = JsonToProto(
-      json::parse(R"({"spec": {"parallel": {"layers_per_chunk": [1, "x"]}}})"),
-      &job);
+  s = JsonToProto(json::parse(R"({"spec": {"parallel": {"layers_per_chunk": [1, "x"]}}})"), &job);
   EXPECT_THAT(s.message(), HasSubstr("spec.parallel.layers_per_chunk[1]"));
 
-  s = JsonToProto(json::parse(R"({"metadata": {"created_at": "yesterday"}})"),
-                  &job);
-  EXPECT_THAT(s.message(),
-              HasSubstr("metadata.created_at: expected an RFC 3339 time"));
+  s = JsonToProto(json::parse(R"({"metadata": {"created_at": "yesterday"}})"), &job);
+  EXPECT_THAT(s.message(), HasSubstr("metadata.created_at: expected an RFC 3339 time"));
 
   s = JsonToProto(json::parse(R"([1])"), &job);
   EXPECT_THAT(s.message(), HasSubstr("expected an object"));
@@ -216,19 +203,16 @@ TEST(ProtoJsonYamlTest, BlockStyleWithQuotesWhereNeeded) {
       {"nested", {{"k", "v"}}},
   };
   const std::string yaml = JsonToYaml(j);
-  EXPECT_THAT(
-      yaml,
-      AllOf(HasSubstr("name: plain\n"), HasSubstr("looks_bool: \"true\"\n"),
-            HasSubstr("looks_yes: \"yes\"\n"),
-            HasSubstr("looks_num: \"1.5\"\n"), HasSubstr("empty: \"\"\n"),
-            HasSubstr("null_word: \"null\"\n"),
-            HasSubstr("time: \"2023-11-14T22:13:20Z\"\n"),
-            HasSubstr("negative: \"-1\"\n"), HasSubstr("dot: \".5\"\n"),
-            HasSubstr("path: ../data/x.txt\n"),
-            HasSubstr("int: 1099511627776\n"), HasSubstr("float: 0.25\n"),
-            HasSubstr("flag: false\n"), HasSubstr("empty_list: []\n"),
-            HasSubstr("empty_map: {}\n"), HasSubstr("list:\n  - 1\n  - 2\n"),
-            HasSubstr("nested:\n  k: v\n"), Not(HasSubstr("{k"))));
+  EXPECT_THAT(yaml,
+              AllOf(HasSubstr("name: plain\n"), HasSubstr("looks_bool: \"true\"\n"),
+                    HasSubstr("looks_yes: \"yes\"\n"), HasSubstr("looks_num: \"1.5\"\n"),
+                    HasSubstr("empty: \"\"\n"), HasSubstr("null_word: \"null\"\n"),
+                    HasSubstr("time: \"2023-11-14T22:13:20Z\"\n"), HasSubstr("negative: \"-1\"\n"),
+                    HasSubstr("dot: \".5\"\n"), HasSubstr("path: ../data/x.txt\n"),
+                    HasSubstr("int: 1099511627776\n"), HasSubstr("float: 0.25\n"),
+                    HasSubstr("flag: false\n"), HasSubstr("empty_list: []\n"),
+                    HasSubstr("empty_map: {}\n"), HasSubstr("list:\n  - 1\n  - 2\n"),
+                    HasSubstr("nested:\n  k: v\n"), Not(HasSubstr("{k"))));
   // Read back with a YAML parser: the same values and types.
   const YAML::Node node = YAML::Load(yaml);
   EXPECT_EQ(node["looks_bool"].Tag(), "!");  // quoted: a string
@@ -246,8 +230,7 @@ TEST(ProtoJsonYamlTest, SpecPrintedAsYamlParsesAsAJobSpec) {
   const std::string yaml = JsonToYaml(ProtoToJson(spec));
   absl::StatusOr<v1::JobSpec> back = ParseJobSpecYaml(yaml);
   ASSERT_TRUE(back.ok()) << back.status() << "\n" << yaml;
-  EXPECT_TRUE(MessageDifferencer::Equals(spec, *back)) << yaml << "\n"
-                                                       << back->DebugString();
+  EXPECT_TRUE(MessageDifferencer::Equals(spec, *back)) << yaml << "\n" << back->DebugString();
 }
 
 }  // namespace

@@ -5,9 +5,9 @@
 #include <set>
 #include <utility>
 
+#include "core/validator.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "core/validator.h"
 #include "tests/core/schedule_test_util.h"
 
 namespace chronos {
@@ -44,8 +44,7 @@ TEST_P(OneFOneBClosedForm, StageDHoldsMinOfPMinusDAndMActivations) {
   for (int d = 0; d < p; ++d) {
     const int inflight = std::min(p - d, m);
     EXPECT_EQ(r.devices[d].max_inflight, inflight) << "device " << d;
-    EXPECT_EQ(r.devices[d].peak_activation_bytes,
-              inflight * cm->KeptBytes(d, SaveMode::kAll))
+    EXPECT_EQ(r.devices[d].peak_activation_bytes, inflight * cm->KeptBytes(d, SaveMode::kAll))
         << "device " << d;
   }
 }
@@ -150,8 +149,8 @@ TEST(SimulatorTest, RecomputeCostsTimeAndSavesMemory) {
   auto cm = UniformCosts(p, 1.0, 1.0, 1.0);
   SimResult rk = Replay(Build(ScheduleShape("gpipe", p, 1, m, *cm), *cm), *cm);
   SimResult rr = Replay(Build(ScheduleShape("gpipe", p, 1, m, *cm), *cm,
-                           MemoryPolicy::Recompute(Granularity::kChunk)),
-                     *cm);
+                              MemoryPolicy::Recompute(Granularity::kChunk)),
+                        *cm);
   for (int d = 0; d < p; ++d) {
     EXPECT_GT(rr.devices[d].recompute_seconds, 0);
     EXPECT_LT(rr.devices[d].peak_activation_bytes, rk.devices[d].peak_activation_bytes);
@@ -173,7 +172,6 @@ TEST(SimulatorTest, PeakIsTheSumOfItsCategories) {
     EXPECT_EQ(max_total, d.peak_bytes);
   }
 }
-
 
 // Optimizer state in host memory: a profile with asynchronous copies and
 // round numbers, a 1F1B pipeline whose compute (seconds) dwarfs the state's

@@ -61,9 +61,9 @@ TEST(SizeParseTest, BareCountsAndSurroundingSpace) {
 }
 
 TEST(SizeParseTest, RejectsNegativeGarbageAndOverflow) {
-  for (const char* bad : {"-1GiB", "-5", "", "   ", "GiB", "abc", "1.5", "1.5B",
-                          "12XB", "1EB", "1..5GiB", "1 GiB extra", "9999999TiB",
-                          "9223372036854775808", "1e30GB", "0x10", "1,000"}) {
+  for (const char* bad :
+       {"-1GiB", "-5", "", "   ", "GiB", "abc", "1.5", "1.5B", "12XB", "1EB", "1..5GiB",
+        "1 GiB extra", "9999999TiB", "9223372036854775808", "1e30GB", "0x10", "1,000"}) {
     absl::StatusOr<int64_t> v = ParseByteSize(bad);
     EXPECT_FALSE(v.ok()) << "'" << bad << "' parsed as " << *v;
     if (!v.ok()) {
@@ -72,8 +72,7 @@ TEST(SizeParseTest, RejectsNegativeGarbageAndOverflow) {
     }
   }
   EXPECT_THAT(ParseByteSize("-1GiB").status().message(), HasSubstr("negative"));
-  EXPECT_THAT(ParseByteSize("12XB").status().message(),
-              HasSubstr("unknown unit 'xb'"));
+  EXPECT_THAT(ParseByteSize("12XB").status().message(), HasSubstr("unknown unit 'xb'"));
 }
 
 TEST(SizeFormatTest, HumanReadable) {
@@ -93,9 +92,8 @@ TEST(SizeFormatTest, ExactFormRoundTrips) {
   EXPECT_EQ(FormatByteSize(1536 * kMiB), "1536MiB");
   EXPECT_EQ(FormatByteSize(1000), "1000");
   EXPECT_EQ(FormatByteSize(0), "0");
-  for (int64_t v :
-       {int64_t{0}, int64_t{1}, int64_t{1000}, 3 * kGiB / 2, 80 * kGiB,
-        5 * kTiB + kKiB, std::numeric_limits<int64_t>::max()}) {
+  for (int64_t v : {int64_t{0}, int64_t{1}, int64_t{1000}, 3 * kGiB / 2, 80 * kGiB, 5 * kTiB + kKiB,
+                    std::numeric_limits<int64_t>::max()}) {
     EXPECT_EQ(Parse(FormatByteSize(v)), v) << FormatByteSize(v);
   }
 }

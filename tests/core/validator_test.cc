@@ -3,21 +3,21 @@
 #include <algorithm>
 #include <limits>
 
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "core/cost_model.h"
 #include "core/device_profile.h"
 #include "core/generate.h"
 #include "core/simulator.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "tests/core/schedule_test_util.h"
 
 namespace chronos {
 namespace {
 
-using ::testing::HasSubstr;
 using ::chronos::testing::Build;
 using ::chronos::testing::Llama7B;
 using ::chronos::testing::UniformCosts;
+using ::testing::HasSubstr;
 
 Schedule OneFOneB(int p, int m) {
   auto cm = UniformCosts(p, 1, 1, 1);
@@ -167,7 +167,8 @@ CostModel LlamaCosts(int p, int v, int num_layers = 64) {
   shape.layers = num_layers;
   absl::StatusOr<std::vector<int>> layers = PartitionLayers(shape, p * v, {});
   EXPECT_TRUE(layers.ok()) << layers.status();
-  return CostModel(shape, *BuiltinDeviceProfile("h100"), layers.ok() ? *layers : std::vector<int>{});
+  return CostModel(shape, *BuiltinDeviceProfile("h100"),
+                   layers.ok() ? *layers : std::vector<int>{});
 }
 
 TEST(GeneratorTest, GluedBlocksAreValidForEveryShape) {
@@ -186,8 +187,8 @@ TEST(GeneratorTest, GluedBlocksAreValidForEveryShape) {
               absl::StatusOr<Schedule> s = GenerateSchedule(shape);
               ASSERT_TRUE(s.ok()) << "p=" << p << " v=" << v << " m=" << m << ": " << s.status();
               EXPECT_TRUE(ValidateSchedule(*s).ok())
-                  << "p=" << p << " v=" << v << " m=" << m << " T=" << scale
-                  << "x slot=" << slot << ": " << ValidateSchedule(*s);
+                  << "p=" << p << " v=" << v << " m=" << m << " T=" << scale << "x slot=" << slot
+                  << ": " << ValidateSchedule(*s);
             }
           }
         }

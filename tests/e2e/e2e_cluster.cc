@@ -39,8 +39,7 @@ std::string Tail(const std::string& text, size_t n) {
 
 }  // namespace
 
-CommandResult RunCommand(const std::string& path,
-                         const std::vector<std::string>& args,
+CommandResult RunCommand(const std::string& path, const std::vector<std::string>& args,
                          absl::Duration timeout) {
   CommandResult r;
   char out_tmpl[] = "/tmp/chronos-e2e-out-XXXXXX";
@@ -71,8 +70,8 @@ CommandResult RunCommand(const std::string& path,
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status)
-                                  : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  r.exit_code =
+      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   close(out_fd);
   close(err_fd);
   r.out = ReadFile(out_tmpl);
@@ -82,12 +81,10 @@ CommandResult RunCommand(const std::string& path,
   return r;
 }
 
-absl::StatusOr<std::string> HttpGet(const std::string& address,
-                                    const std::string& path) {
+absl::StatusOr<std::string> HttpGet(const std::string& address, const std::string& path) {
   const size_t colon = address.rfind(':');
   int port = 0;
-  if (colon == std::string::npos ||
-      !absl::SimpleAtoi(address.substr(colon + 1), &port)) {
+  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port)) {
     return absl::InvalidArgumentError(absl::StrCat("bad address ", address));
   }
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -101,8 +98,8 @@ absl::StatusOr<std::string> HttpGet(const std::string& address,
     close(fd);
     return absl::UnavailableError(absl::StrCat("cannot connect to ", address));
   }
-  const std::string req = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", address,
-                                       "\r\nConnection: close\r\n\r\n");
+  const std::string req =
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", address, "\r\nConnection: close\r\n\r\n");
   send(fd, req.data(), req.size(), MSG_NOSIGNAL);
   std::string resp;
   char buf[65536];
@@ -139,8 +136,7 @@ absl::StatusOr<std::string> HttpGet(const std::string& address,
   return text;
 }
 
-double Scrape::Sum(const std::string& name,
-                   const std::vector<std::string>& label_filters) const {
+double Scrape::Sum(const std::string& name, const std::vector<std::string>& label_filters) const {
   double sum = 0;
   bool any = false;
   for (const auto& [key, value] : samples) {
@@ -198,7 +194,8 @@ absl::Status PromtoolCheck(const std::string& text) {
   const int fd = mkstemp(tmpl);
   (void)!write(fd, text.data(), text.size());
   close(fd);
-  CommandResult r = RunCommand("/bin/sh", {"-c", absl::StrCat(promtool, " check metrics < ", tmpl)});
+  CommandResult r =
+      RunCommand("/bin/sh", {"-c", absl::StrCat(promtool, " check metrics < ", tmpl)});
   unlink(tmpl);
   if (r.exit_code != 0) {
     return absl::InvalidArgumentError(absl::StrCat("promtool check metrics: ", r.out, r.err));
@@ -256,9 +253,9 @@ absl::Status Cluster::StartWorker(int i) {
   workers_[i].reset();
   auto p = client::ChildProcess::Start(
       absl::StrCat("worker-", i), CHRONOS_WORKER_PATH,
-      {"--coordinator", grpc_address_, "--metrics-listen", "127.0.0.1:0", "--listen",
-       "127.0.0.1:0", "--device", "cpu", "--name", absl::StrCat("e2e-worker-", i),
-       "--threads", absl::StrCat(o_.threads_per_worker), "--comm-timeout-seconds", "60",
+      {"--coordinator", grpc_address_, "--metrics-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0",
+       "--device", "cpu", "--name", absl::StrCat("e2e-worker-", i), "--threads",
+       absl::StrCat(o_.threads_per_worker), "--comm-timeout-seconds", "60",
        "--rendezvous-timeout-seconds", "60"},
       log);
   if (!p.ok()) return p.status();
@@ -314,8 +311,8 @@ CommandResult Cluster::Ctl(const std::vector<std::string>& args, absl::Duration 
 absl::StatusOr<nlohmann::json> Cluster::DescribeJson(const std::string& job) {
   CommandResult r = Ctl({"describe", job, "-o", "json"}, absl::Seconds(30));
   if (r.exit_code != 0) {
-    return absl::UnavailableError(absl::StrCat("chronosctl describe exited ", r.exit_code,
-                                               ": ", r.err));
+    return absl::UnavailableError(
+        absl::StrCat("chronosctl describe exited ", r.exit_code, ": ", r.err));
   }
   nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return absl::DataLossError("describe -o json: not JSON: " + r.out);
@@ -340,8 +337,7 @@ absl::StatusOr<nlohmann::json> Cluster::WaitJob(
   }
   return absl::DeadlineExceededError(absl::StrCat(
       "job ", job, " did not reach the expected state in ", absl::FormatDuration(timeout),
-      "; last status: ", seen.is_null() ? last.ToString() : seen["status"].dump(),
-      "\n", Logs()));
+      "; last status: ", seen.is_null() ? last.ToString() : seen["status"].dump(), "\n", Logs()));
 }
 
 std::string Cluster::WriteFile(const std::string& name, const std::string& text) {

@@ -30,8 +30,7 @@ struct CommandResult {
 };
 
 // Runs `path args...` to completion (at most `timeout`, then SIGKILL).
-CommandResult RunCommand(const std::string& path,
-                         const std::vector<std::string>& args,
+CommandResult RunCommand(const std::string& path, const std::vector<std::string>& args,
                          absl::Duration timeout = absl::Minutes(2));
 
 // GET http://address/metrics; the body.
@@ -46,8 +45,7 @@ struct Scrape {
   std::map<std::string, std::string> types;  // family -> counter|gauge|...
   // Sum of the samples of `name` whose label text contains every one of
   // `label_filters` (e.g. {"stage=\"0\""}); nullopt-like: -1 when none.
-  double Sum(const std::string& name,
-             const std::vector<std::string>& label_filters = {}) const;
+  double Sum(const std::string& name, const std::vector<std::string>& label_filters = {}) const;
   bool Has(const std::string& name) const;  // some sample of that name
 };
 Scrape ParseScrape(const std::string& text);
@@ -70,9 +68,9 @@ class Cluster {
   // (Re)starts the coordinator on the same gRPC address and data directory.
   absl::Status StartCoordinator();
   absl::Status StartWorker(int i);
-  void KillCoordinator();      // SIGKILL, reaped
-  void KillWorker(int i);      // SIGKILL, reaped; no-op once it exited
-  void StopAll();              // SIGTERM everything, then SIGKILL
+  void KillCoordinator();  // SIGKILL, reaped
+  void KillWorker(int i);  // SIGKILL, reaped; no-op once it exited
+  void StopAll();          // SIGTERM everything, then SIGKILL
 
   // chronosctl --server <coordinator> args...
   CommandResult Ctl(const std::vector<std::string>& args,
@@ -80,9 +78,9 @@ class Cluster {
   // `chronosctl describe JOB -o json`, parsed.
   absl::StatusOr<nlohmann::json> DescribeJson(const std::string& job);
   // Polls DescribeJson until `done(job)` or `timeout`; the last job seen.
-  absl::StatusOr<nlohmann::json> WaitJob(
-      const std::string& job, const std::function<bool(const nlohmann::json&)>& done,
-      absl::Duration timeout);
+  absl::StatusOr<nlohmann::json> WaitJob(const std::string& job,
+                                         const std::function<bool(const nlohmann::json&)>& done,
+                                         absl::Duration timeout);
 
   const std::string& dir() const { return dir_; }
   const std::string& grpc_address() const { return grpc_address_; }

@@ -44,11 +44,8 @@ std::string SmallJob(const std::string& name, int iterations, const std::string&
       "data:     {path: ", SourcePath("../shared/data/tinyshakespeare.txt"), ", format: text}\n",
       "training: {iterations: ", iterations,
       ", micro_batch_size: 4, microbatches: 8, lr: 1.0e-3, seed: 7, precision: fp32",
-      extra_training, "}\n",
-      "parallel: {pipeline: 4, data: 1, chunks_per_device: 2}\n",
-      "schedule: {kind: chronos}\n",
-      "memory:   {", memory, "}\n",
-      "device:   {profile: cpu}\n");
+      extra_training, "}\n", "parallel: {pipeline: 4, data: 1, chunks_per_device: 2}\n",
+      "schedule: {kind: chronos}\n", "memory:   {", memory, "}\n", "device:   {profile: cpu}\n");
 }
 
 std::vector<std::string> WorkerMetricNames() {
@@ -151,8 +148,8 @@ class E2eTest : public ::testing::Test {
     return cluster_->WaitJob(
         job,
         [](const json& j) {
-          return Terminal(j) || (j["status"].value("checkpoint_iteration", int64_t{0}) >= 5 &&
-                                 Iteration(j) >= 7);
+          return Terminal(j) ||
+                 (j["status"].value("checkpoint_iteration", int64_t{0}) >= 5 && Iteration(j) >= 7);
         },
         absl::Minutes(3));
   }
@@ -226,9 +223,9 @@ TEST_F(E2eTest, LiveOffloadRatioAppliesWithinOneIterationAndMetricsMove) {
   for (const std::string& name : WorkerMetricNames()) {
     EXPECT_TRUE(families.count(name)) << "no worker exports " << name;
   }
-  for (const char* counter : {"chronos_worker_iterations_total", "chronos_worker_tokens_total",
-                              "chronos_worker_iteration_seconds_count",
-                              "chronos_worker_iteration_seconds_sum"}) {
+  for (const char* counter :
+       {"chronos_worker_iterations_total", "chronos_worker_tokens_total",
+        "chronos_worker_iteration_seconds_count", "chronos_worker_iteration_seconds_sum"}) {
     EXPECT_GT(JobSum(after, counter, job), JobSum(before, counter, job)) << counter;
   }
   // The offload knob took effect: ratio 0.5 everywhere, bytes now copied.
@@ -302,9 +299,7 @@ TEST_F(E2eTest, LiveOffloadRatioAppliesWithinOneIterationAndMetricsMove) {
   // A worker ends its assignment after the coordinator has recorded the
   // job's end (and tears the stage down first), so allow it a few seconds.
   std::vector<Scrape> ended = ScrapeWorkers();
-  for (int i = 0; i < 100 &&
-                  JobSum(ended, "chronos_worker_iterations_total", job) != -1;
-       ++i) {
+  for (int i = 0; i < 100 && JobSum(ended, "chronos_worker_iterations_total", job) != -1; ++i) {
     absl::SleepFor(absl::Milliseconds(100));
     ended = ScrapeWorkers();
   }
@@ -362,8 +357,8 @@ TEST_F(E2eTest, CoordinatorSigkillMidRunLosesNoJobRecordAndTheJobFinishes) {
   cluster_->KillCoordinator();
   ASSERT_TRUE(cluster_->StartCoordinator().ok()) << cluster_->Logs();
 
-  absl::StatusOr<json> done =
-      cluster_->WaitJob(job, [](const json& j) { return Terminal(j); }, absl::Minutes(4));
+  absl::StatusOr<json> done = cluster_->WaitJob(
+      job, [](const json& j) { return Terminal(j); }, absl::Minutes(4));
   ASSERT_TRUE(done.ok()) << done.status();
   EXPECT_EQ(State(*done), "SUCCEEDED") << done->dump() << cluster_->Logs();
   // Same job, same identity, history kept: every event from before the kill
@@ -418,15 +413,14 @@ TEST_F(E2eTest, WorkerSigkillMidIterationRecoversFromCheckpointAndFinishes) {
   ASSERT_GE(victim, 0) << victim_id;
   cluster_->KillWorker(victim);
 
-  absl::StatusOr<json> done =
-      cluster_->WaitJob(job, [](const json& j) { return Terminal(j); }, absl::Minutes(5));
+  absl::StatusOr<json> done = cluster_->WaitJob(
+      job, [](const json& j) { return Terminal(j); }, absl::Minutes(5));
   ASSERT_TRUE(done.ok()) << done.status();
   ASSERT_EQ(State(*done), "SUCCEEDED") << done->dump(1) << cluster_->Logs();
   EXPECT_GE((*done)["status"].value("attempt", 0), 2);
   bool recovering = false;
   for (const json& e : (*done)["events"]) {
-    if (absl::EndsWith(e.value("state", ""), "RECOVERING") ||
-        e.value("type", "") == "Recovering") {
+    if (absl::EndsWith(e.value("state", ""), "RECOVERING") || e.value("type", "") == "Recovering") {
       recovering = true;
     }
   }
@@ -443,8 +437,8 @@ TEST_F(E2eTest, SecondLiveWorkerUnderOneNameStopsTheFirstForGood) {
   auto start = [&](const std::string& tag) {
     return client::ChildProcess::Start(
         tag, CHRONOS_WORKER_PATH,
-        {"--coordinator", cluster_->grpc_address(), "--metrics-listen", "127.0.0.1:0",
-         "--listen", "127.0.0.1:0", "--device", "cpu", "--name", "e2e-twin", "--threads", "1"},
+        {"--coordinator", cluster_->grpc_address(), "--metrics-listen", "127.0.0.1:0", "--listen",
+         "127.0.0.1:0", "--device", "cpu", "--name", "e2e-twin", "--threads", "1"},
         absl::StrCat(cluster_->dir(), "/logs/", tag, ".log"));
   };
   auto live_twins = [&]() {
@@ -511,8 +505,8 @@ TEST_F(E2eTest, WorkerLostWithNoSpareReplansOntoFewerStagesFromTheCheckpoint) {
   }
   cluster_->KillWorker(stage1);
 
-  absl::StatusOr<json> done =
-      cluster_->WaitJob(job, [](const json& j) { return Terminal(j); }, absl::Minutes(5));
+  absl::StatusOr<json> done = cluster_->WaitJob(
+      job, [](const json& j) { return Terminal(j); }, absl::Minutes(5));
   ASSERT_TRUE(done.ok()) << done.status();
   ASSERT_EQ(State(*done), "SUCCEEDED") << done->dump(1) << cluster_->Logs();
   EXPECT_EQ((*done)["status"].value("pipeline", 0), 3) << (*done)["status"].dump(1);

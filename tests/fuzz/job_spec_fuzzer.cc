@@ -30,8 +30,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto& m = spec->model();
   // (The block generator's search for p = 8, m = 32 takes seconds under
   // ASan; that is cost, not a hang, and would drown the crash search.)
-  if (m.layers() > 16 || spec->parallel().pipeline() > 4 ||
-      spec->training().microbatches() > 8 || spec->parallel().chunks_per_device() > 3) {
+  if (m.layers() > 16 || spec->parallel().pipeline() > 4 || spec->training().microbatches() > 8 ||
+      spec->parallel().chunks_per_device() > 3) {
     return 0;
   }
   absl::StatusOr<chronos::v1::DeviceProfile> profile =

@@ -67,10 +67,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!s.ok()) return 0;
   MemoryPolicy policy = MemoryPolicy::Keep();
   switch (policy_byte % 4) {
-    case 1: policy = MemoryPolicy::Offload((policy_byte >> 5) / 7.0); break;
-    case 2: policy = MemoryPolicy::Recompute(Granularity::kLayer); break;
-    case 3: policy = MemoryPolicy::Recompute(Granularity::kChunk); break;
-    default: break;
+    case 1:
+      policy = MemoryPolicy::Offload((policy_byte >> 5) / 7.0);
+      break;
+    case 2:
+      policy = MemoryPolicy::Recompute(Granularity::kLayer);
+      break;
+    case 3:
+      policy = MemoryPolicy::Recompute(Granularity::kChunk);
+      break;
+    default:
+      break;
   }
   if (!ApplyMemoryPolicy(&*s, UniformPolicy(*s, policy), cm).ok()) return 0;
   if (!ValidateSchedule(*s).ok()) std::abort();  // generated schedules are valid
@@ -83,13 +90,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t i = in.Next() % list.size();
     const size_t j = in.Next() % list.size();
     switch (op % 7) {
-      case 0: std::swap(list[i], list[j]); break;
-      case 1: list.erase(list.begin() + i); break;
-      case 2: list.insert(list.begin() + j, list[i]); break;
-      case 3: list[i].peer = static_cast<int8_t>(in.Next()); break;
-      case 4: list[i].chunk = static_cast<int8_t>(in.Next()); break;
-      case 5: list[i].microbatch = static_cast<int8_t>(in.Next()); break;
-      case 6: list[i].type = static_cast<ActionType>(in.Next() % 13); break;
+      case 0:
+        std::swap(list[i], list[j]);
+        break;
+      case 1:
+        list.erase(list.begin() + i);
+        break;
+      case 2:
+        list.insert(list.begin() + j, list[i]);
+        break;
+      case 3:
+        list[i].peer = static_cast<int8_t>(in.Next());
+        break;
+      case 4:
+        list[i].chunk = static_cast<int8_t>(in.Next());
+        break;
+      case 5:
+        list[i].microbatch = static_cast<int8_t>(in.Next());
+        break;
+      case 6:
+        list[i].type = static_cast<ActionType>(in.Next() % 13);
+        break;
     }
   }
   (void)FindScheduleErrors(*s);

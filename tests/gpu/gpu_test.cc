@@ -43,8 +43,7 @@ class GpuTest : public ::testing::Test {
   }
 };
 
-testing::PipelineRun GpuRun(const TinyJob& job, const PolicyTable& policy,
-                            v1::JobSpec* spec_out) {
+testing::PipelineRun GpuRun(const TinyJob& job, const PolicyTable& policy, v1::JobSpec* spec_out) {
   const std::vector<int> layers(job.pipeline, job.layers / job.pipeline);
   v1::JobSpec spec = testing::MakeSpec(job, "1f1b", 1, layers);
   spec.mutable_training()->set_precision(v1::PRECISION_BF16);
@@ -86,8 +85,7 @@ TEST_F(GpuTest, TwoStagesOnOneGpuMatchTheSingleProcessReference) {
       ASSERT_TRUE(ref.first_grads.count(name)) << name;
       const at::Tensor want = ref.first_grads.at(name).to(at::kDouble);
       const at::Tensor got = grad.to(at::kCPU).to(at::kDouble);
-      const double err =
-          (got - want).norm().item<double>() / want.norm().item<double>();
+      const double err = (got - want).norm().item<double>() / want.norm().item<double>();
       EXPECT_LE(err, kGradTol) << name;
       ++seen;
     }
@@ -119,16 +117,18 @@ TEST_F(GpuTest, OffloadOnAndOffGiveEqualLosses) {
 }
 
 TEST_F(GpuTest, AllocatorPeakIsWithinTenPercentOfThePlannersPrediction) {
-  absl::StatusOr<v1::JobSpec> spec = ParseJobSpecYaml(absl::StrCat(
-      "name: gpu-peak\n"
-      "model: {layers: 8, hidden: 1024, heads: 8, ffn_hidden: 2816, "
-      "vocab: 256, seq_len: 1024}\n"
-      "data: {path: ", testing::AnyTextCorpus(), ", format: text}\n"
-      "training: {iterations: 3, micro_batch_size: 1, microbatches: 8, "
-      "lr: 1.0e-4, precision: bf16}\n"
-      "parallel: {pipeline: 2}\n"
-      "schedule: {kind: chronos}\n"
-      "device: {profile: h100}\n"));
+  absl::StatusOr<v1::JobSpec> spec = ParseJobSpecYaml(
+      absl::StrCat("name: gpu-peak\n"
+                   "model: {layers: 8, hidden: 1024, heads: 8, ffn_hidden: 2816, "
+                   "vocab: 256, seq_len: 1024}\n"
+                   "data: {path: ",
+                   testing::AnyTextCorpus(),
+                   ", format: text}\n"
+                   "training: {iterations: 3, micro_batch_size: 1, microbatches: 8, "
+                   "lr: 1.0e-4, precision: bf16}\n"
+                   "parallel: {pipeline: 2}\n"
+                   "schedule: {kind: chronos}\n"
+                   "device: {profile: h100}\n"));
   ASSERT_TRUE(spec.ok()) << spec.status();
   StageEmulationOptions o;
   o.device = "cuda:0";

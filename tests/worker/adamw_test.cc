@@ -22,9 +22,7 @@ Param MakeParam(const char* name, std::vector<float> values, bool decay) {
   return p;
 }
 
-void SetGrad(Param& p, std::vector<float> g) {
-  p.grad.copy_(at::tensor(g, at::kFloat));
-}
+void SetGrad(Param& p, std::vector<float> g) { p.grad.copy_(at::tensor(g, at::kFloat)); }
 
 TEST(AdamWTest, LearningRateWarmupThenCosine) {
   AdamWOptions o;
@@ -36,8 +34,7 @@ TEST(AdamWTest, LearningRateWarmupThenCosine) {
   EXPECT_DOUBLE_EQ(LearningRate(o, 5), 0.5);
   EXPECT_DOUBLE_EQ(LearningRate(o, 10), 1.0);  // end of warm-up
   // 11: progress 1/100 of the cosine.
-  EXPECT_DOUBLE_EQ(LearningRate(o, 11),
-                   0.1 + 0.45 * (1 + std::cos(M_PI * 0.01)));
+  EXPECT_DOUBLE_EQ(LearningRate(o, 11), 0.1 + 0.45 * (1 + std::cos(M_PI * 0.01)));
   EXPECT_NEAR(LearningRate(o, 60), 0.55, 1e-15);  // half way: mean
   EXPECT_DOUBLE_EQ(LearningRate(o, 110), 0.1);    // end: min_lr
   EXPECT_DOUBLE_EQ(LearningRate(o, 500), 0.1);    // clamped past the end
@@ -62,8 +59,7 @@ TEST(AdamWTest, ThreeStepsMatchHandComputation) {
   Param b = MakeParam("b", {0.5f}, /*decay=*/false);
   AdamW opt({&a, &b}, o);
 
-  const std::vector<std::vector<double>> ga = {
-      {0.1, -0.2}, {-0.3, 0.4}, {0.05, 0.0}};
+  const std::vector<std::vector<double>> ga = {{0.1, -0.2}, {-0.3, 0.4}, {0.05, 0.0}};
   const std::vector<std::vector<double>> gb = {{0.3}, {0.3}, {-1.0}};
   // lr(1) = 0.1 (warm-up: 0.1*1/1); lr(2) = 0.01 + 0.5*0.09*(1+cos(pi/2));
   // lr(3) = 0.01 + 0.5*0.09*(1+cos(pi)).
@@ -72,9 +68,8 @@ TEST(AdamWTest, ThreeStepsMatchHandComputation) {
   // The arithmetic, in doubles.
   std::vector<double> wa = {1.0, -2.0}, ma = {0, 0}, va = {0, 0};
   std::vector<double> wb = {0.5}, mb = {0}, vb = {0};
-  auto ref_step = [&](std::vector<double>& w, std::vector<double>& m,
-                      std::vector<double>& v, const std::vector<double>& g,
-                      bool decay, int t, double lr) {
+  auto ref_step = [&](std::vector<double>& w, std::vector<double>& m, std::vector<double>& v,
+                      const std::vector<double>& g, bool decay, int t, double lr) {
     for (size_t k = 0; k < w.size(); ++k) {
       m[k] = 0.9 * m[k] + 0.1 * g[k];
       v[k] = 0.95 * v[k] + 0.05 * g[k] * g[k];
@@ -86,8 +81,7 @@ TEST(AdamWTest, ThreeStepsMatchHandComputation) {
   };
 
   for (int it = 1; it <= 3; ++it) {
-    SetGrad(a, {static_cast<float>(ga[it - 1][0]),
-                static_cast<float>(ga[it - 1][1])});
+    SetGrad(a, {static_cast<float>(ga[it - 1][0]), static_cast<float>(ga[it - 1][1])});
     SetGrad(b, {static_cast<float>(gb[it - 1][0])});
     EXPECT_DOUBLE_EQ(LearningRate(o, it), lrs[it - 1]);
     opt.Step(it, /*global_grad_norm=*/1.0);

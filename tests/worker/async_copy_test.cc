@@ -217,8 +217,8 @@ TEST(PinnedPoolTest, ReusesBlocksStaysUnderItsLimitAndCountsFallbacks) {
   const size_t g = PinnedPool::kGranule;
   PinnedPool pool(counting, static_cast<int64_t>(4 * g));
   for (int round = 0; round < 3; ++round) {
-    void* a = pool.Allocate(g);       // one granule
-    void* b = pool.Allocate(g + 1);   // rounds up to two
+    void* a = pool.Allocate(g);      // one granule
+    void* b = pool.Allocate(g + 1);  // rounds up to two
     ASSERT_NE(a, nullptr);
     ASSERT_NE(b, nullptr);
     pool.Free(a);
@@ -252,11 +252,10 @@ TEST(PinnedPoolTest, ReusesBlocksStaysUnderItsLimitAndCountsFallbacks) {
 }
 
 TEST(PinnedPoolTest, PooledTensorsReturnTheirBlockAndFallBackToPageable) {
-  auto pool = std::make_shared<PinnedPool>(
-      PageableHostMemory(), static_cast<int64_t>(PinnedPool::kGranule));
+  auto pool = std::make_shared<PinnedPool>(PageableHostMemory(),
+                                           static_cast<int64_t>(PinnedPool::kGranule));
   at::Tensor a = EmptyPooledHostTensor(pool, {256}, at::kFloat);
-  EXPECT_EQ(pool->Stats().in_use_bytes,
-            static_cast<int64_t>(PinnedPool::kGranule));
+  EXPECT_EQ(pool->Stats().in_use_bytes, static_cast<int64_t>(PinnedPool::kGranule));
   at::Tensor b = EmptyPooledHostTensor(pool, {256}, at::kFloat);  // no room
   EXPECT_EQ(pool->Stats().fallback_allocations, 1);
   b.fill_(2);

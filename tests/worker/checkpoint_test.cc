@@ -41,11 +41,9 @@ StageCheckpoint Sample(int64_t iteration, int device, int data_rank) {
 }
 
 bool SameBits(const at::Tensor& a, const at::Tensor& b) {
-  if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type())
-    return false;
+  if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type()) return false;
   at::Tensor x = a.contiguous(), y = b.contiguous();
-  return std::memcmp(x.data_ptr(), y.data_ptr(),
-                     x.numel() * x.element_size()) == 0;
+  return std::memcmp(x.data_ptr(), y.data_ptr(), x.numel() * x.element_size()) == 0;
 }
 
 class CheckpointTest : public ::testing::Test {
@@ -62,8 +60,7 @@ class CheckpointTest : public ::testing::Test {
 TEST_F(CheckpointTest, RoundTripIsBitExact) {
   const StageCheckpoint ck = Sample(120, 1, 2);
   ASSERT_TRUE(WriteStageCheckpoint(dir_, ck).ok());
-  EXPECT_EQ(StageCheckpointPath(dir_, 120, 1, 2),
-            dir_ + "/iter-120/stage-1-dp2.ckpt");
+  EXPECT_EQ(StageCheckpointPath(dir_, 120, 1, 2), dir_ + "/iter-120/stage-1-dp2.ckpt");
   auto back = ReadStageCheckpoint(dir_, 120, 1, 2);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->iteration, 120);
@@ -89,8 +86,7 @@ TEST_F(CheckpointTest, RoundTripIsBitExact) {
 }
 
 TEST_F(CheckpointTest, MissingFileIsNotFound) {
-  EXPECT_EQ(ReadStageCheckpoint(dir_, 1, 0, 0).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadStageCheckpoint(dir_, 1, 0, 0).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(CheckpointTest, TruncatedOrCorruptFilesAreDataLoss) {
@@ -133,8 +129,7 @@ TEST_F(CheckpointTest, LatestCompleteNeedsEveryStageAndIgnoresTmpFiles) {
   // Iteration 20: stage 1 crashed mid-write and left only its temp file.
   ASSERT_TRUE(WriteStageCheckpoint(dir_, Sample(20, 0, 0)).ok());
   {
-    std::FILE* f = std::fopen(
-        (StageCheckpointPath(dir_, 20, 1, 0) + ".tmp.12345").c_str(), "wb");
+    std::FILE* f = std::fopen((StageCheckpointPath(dir_, 20, 1, 0) + ".tmp.12345").c_str(), "wb");
     ASSERT_NE(f, nullptr);
     std::fputs("partial", f);
     std::fclose(f);
@@ -142,8 +137,7 @@ TEST_F(CheckpointTest, LatestCompleteNeedsEveryStageAndIgnoresTmpFiles) {
   fs::create_directories(dir_ + "/iter-oops");
   fs::create_directories(dir_ + "/unrelated");
   EXPECT_EQ(LatestCompleteCheckpoint(dir_, 2, 1), 10);
-  EXPECT_EQ(ReadStageCheckpoint(dir_, 20, 1, 0).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadStageCheckpoint(dir_, 20, 1, 0).status().code(), absl::StatusCode::kNotFound);
   // A 2 x 2 job needs dp1 files too.
   EXPECT_EQ(LatestCompleteCheckpoint(dir_, 2, 2), 0);
   ASSERT_TRUE(WriteStageCheckpoint(dir_, Sample(20, 1, 0)).ok());

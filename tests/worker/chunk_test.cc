@@ -41,7 +41,6 @@ ModelDims TinyDims(bool flash) {
   return d;
 }
 
-
 struct ChunkCase {
   std::string name;
   ChunkSpec spec;
@@ -50,12 +49,9 @@ struct ChunkCase {
 std::vector<ChunkCase> Cases() {
   // Tiny model of 3 layers, cut in the ways a pipeline can cut it.
   return {
-      {"EmbeddingOnly", {0, 0, 0, true, false}},
-      {"EmbeddingAndLayers", {0, 0, 2, true, false}},
-      {"MiddleLayers", {1, 1, 2, false, false}},
-      {"LayersAndHead", {2, 1, 2, false, true}},
-      {"HeadOnly", {3, 3, 0, false, true}},
-      {"WholeModel", {0, 0, 3, true, true}},
+      {"EmbeddingOnly", {0, 0, 0, true, false}}, {"EmbeddingAndLayers", {0, 0, 2, true, false}},
+      {"MiddleLayers", {1, 1, 2, false, false}}, {"LayersAndHead", {2, 1, 2, false, true}},
+      {"HeadOnly", {3, 3, 0, false, true}},      {"WholeModel", {0, 0, 3, true, true}},
   };
 }
 
@@ -94,8 +90,7 @@ struct Result {
 };
 
 // Autograd through the reference units with the chunk's initial parameters.
-Result AutogradResult(const ModelDims& d, const ChunkSpec& spec,
-                      const ChunkData& data) {
+Result AutogradResult(const ModelDims& d, const ChunkSpec& spec, const ChunkData& data) {
   Chunk chunk(d, spec, kSeed, at::TensorOptions().dtype(at::kFloat));
   NamedTensors p;
   for (Param* param : chunk.params()) {
@@ -109,14 +104,12 @@ Result AutogradResult(const ModelDims& d, const ChunkSpec& spec,
   }
   at::Tensor leaf = x;
   for (int i = 0; i < spec.num_layers; ++i) {
-    x = reference::RefLayer(
-        d, reference::LayerParamsFrom(p, spec.first_layer + i), x);
+    x = reference::RefLayer(d, reference::LayerParamsFrom(p, spec.first_layer + i), x);
   }
   Result r;
   at::Tensor objective;
   if (spec.has_head) {
-    x = reference::RefHeadLoss(d, p.at("head.gf"), p.at("head.w"), x,
-                               data.targets);
+    x = reference::RefHeadLoss(d, p.at("head.gf"), p.at("head.w"), x, data.targets);
     // Chunk's backward starts from d(sum of token losses * loss_scale).
     objective = x * (double(data.targets.numel()) * data.loss_scale);
   } else {
@@ -129,16 +122,14 @@ Result AutogradResult(const ModelDims& d, const ChunkSpec& spec,
   return r;
 }
 
-int64_t UnitBytes(const std::vector<StashTensor>& t, const ModelDims& d,
-                  int64_t act_bytes) {
+int64_t UnitBytes(const std::vector<StashTensor>& t, const ModelDims& d, int64_t act_bytes) {
   return StashBytes(t, d.tokens(), act_bytes);
 }
 
 // Runs F (+RECOMPUTE) and B or BI+BW on a fresh chunk for one micro-batch and
 // checks, on the way, the stash bytes and the ledger peak the layout implies.
-Result RunChunk(const ModelDims& d, const ChunkSpec& spec,
-                const ChunkData& data, SaveMode mode, bool split,
-                at::ScalarType dtype = at::kFloat) {
+Result RunChunk(const ModelDims& d, const ChunkSpec& spec, const ChunkData& data, SaveMode mode,
+                bool split, at::ScalarType dtype = at::kFloat) {
   const int mb = 5;
   const int64_t act_bytes = dtype == at::kFloat ? 4 : 2;
   Chunk chunk(d, spec, kSeed, at::TensorOptions().dtype(dtype));
@@ -150,12 +141,9 @@ Result RunChunk(const ModelDims& d, const ChunkSpec& spec,
   int64_t kept_total = 0;
   for (int u = 0; u < chunk.num_units(); ++u) {
     const UnitKind kind = chunk.unit_kind(u);
-    forward_bytes.push_back(
-        UnitBytes(ForwardStash(kind, layout), d, act_bytes));
-    kept_bytes.push_back(
-        UnitBytes(KeptStash(kind, layout, mode, u == 0), d, act_bytes));
-    wgrad_bytes.push_back(
-        UnitBytes(WeightGradStash(kind, layout), d, act_bytes));
+    forward_bytes.push_back(UnitBytes(ForwardStash(kind, layout), d, act_bytes));
+    kept_bytes.push_back(UnitBytes(KeptStash(kind, layout, mode, u == 0), d, act_bytes));
+    wgrad_bytes.push_back(UnitBytes(WeightGradStash(kind, layout), d, act_bytes));
     kept_total += kept_bytes.back();
   }
 
@@ -242,8 +230,7 @@ void ExpectIdentical(const Result& got, const Result& want) {
   }
 }
 
-class ChunkGradientTest
-    : public ::testing::TestWithParam<std::tuple<ChunkCase, bool>> {};
+class ChunkGradientTest : public ::testing::TestWithParam<std::tuple<ChunkCase, bool>> {};
 
 TEST_P(ChunkGradientTest, EveryModeAndSplitMatchesAutogradAndEachOther) {
   const auto& [c, flash] = GetParam();
@@ -255,8 +242,7 @@ TEST_P(ChunkGradientTest, EveryModeAndSplitMatchesAutogradAndEachOther) {
     SCOPED_TRACE("kAll, B vs autograd");
     ExpectClose(base, want, kTol);
   }
-  for (SaveMode mode : {SaveMode::kAll, SaveMode::kLayer, SaveMode::kSelective,
-                        SaveMode::kChunk}) {
+  for (SaveMode mode : {SaveMode::kAll, SaveMode::kLayer, SaveMode::kSelective, SaveMode::kChunk}) {
     for (bool split : {false, true}) {
       SCOPED_TRACE(std::string(ModeName(mode)) + (split ? " BI+BW" : " B"));
       ExpectIdentical(RunChunk(d, c.spec, data, mode, split), base);
@@ -264,13 +250,12 @@ TEST_P(ChunkGradientTest, EveryModeAndSplitMatchesAutogradAndEachOther) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Chunks, ChunkGradientTest,
-    ::testing::Combine(::testing::ValuesIn(Cases()), ::testing::Bool()),
-    [](const ::testing::TestParamInfo<ChunkGradientTest::ParamType>& info) {
-      return std::get<0>(info.param).name +
-             (std::get<1>(info.param) ? "Flash" : "Standard");
-    });
+INSTANTIATE_TEST_SUITE_P(Chunks, ChunkGradientTest,
+                         ::testing::Combine(::testing::ValuesIn(Cases()), ::testing::Bool()),
+                         [](const ::testing::TestParamInfo<ChunkGradientTest::ParamType>& info) {
+                           return std::get<0>(info.param).name +
+                                  (std::get<1>(info.param) ? "Flash" : "Standard");
+                         });
 
 TEST(ChunkTest, GradientsAccumulateOverInterleavedMicroBatches) {
   const ModelDims d = TinyDims(false);
@@ -290,9 +275,7 @@ TEST(ChunkTest, GradientsAccumulateOverInterleavedMicroBatches) {
 
   const Result ra = AutogradResult(d, spec, a), rb = AutogradResult(d, spec, b);
   for (Param* p : chunk.params()) {
-    EXPECT_LE(MaxRelErr(p->grad, ra.grads.at(p->name) + rb.grads.at(p->name)),
-              kTol)
-        << p->name;
+    EXPECT_LE(MaxRelErr(p->grad, ra.grads.at(p->name) + rb.grads.at(p->name)), kTol) << p->name;
   }
 }
 
@@ -306,8 +289,7 @@ TEST(ChunkTest, OffloadedStashGivesIdenticalGradientsAfterReload) {
   MemoryLedger ledger;
   ActivationStash stash(&ledger);
   Result r;
-  r.output =
-      chunk.Forward(0, data.input, data.targets, SaveMode::kSelective, &stash);
+  r.output = chunk.Forward(0, data.input, data.targets, SaveMode::kSelective, &stash);
   const int64_t before = stash.ResidentBytes(0, spec.index);
   const int64_t moved = stash.Offload(0, spec.index, 0.5);
   EXPECT_GT(moved, 0);
@@ -378,19 +360,14 @@ TEST(ChunkTest, ParamsAreNamedAndInitializedIndependentlyOfThePartition) {
 
 TEST(InitialParameterTest, DeterministicDistinctAndScaled) {
   const at::Tensor a = InitialParameter(7, 2, "layers.2.wqkv", {64, 64}, 0.02);
-  EXPECT_TRUE(
-      at::equal(a, InitialParameter(7, 2, "layers.2.wqkv", {64, 64}, 0.02)));
-  EXPECT_FALSE(
-      at::equal(a, InitialParameter(8, 2, "layers.2.wqkv", {64, 64}, 0.02)));
-  EXPECT_FALSE(
-      at::equal(a, InitialParameter(7, 3, "layers.2.wqkv", {64, 64}, 0.02)));
-  EXPECT_FALSE(
-      at::equal(a, InitialParameter(7, 2, "layers.2.wo", {64, 64}, 0.02)));
+  EXPECT_TRUE(at::equal(a, InitialParameter(7, 2, "layers.2.wqkv", {64, 64}, 0.02)));
+  EXPECT_FALSE(at::equal(a, InitialParameter(8, 2, "layers.2.wqkv", {64, 64}, 0.02)));
+  EXPECT_FALSE(at::equal(a, InitialParameter(7, 3, "layers.2.wqkv", {64, 64}, 0.02)));
+  EXPECT_FALSE(at::equal(a, InitialParameter(7, 2, "layers.2.wo", {64, 64}, 0.02)));
   EXPECT_NEAR(a.std().item<double>(), 0.02, 0.002);
   EXPECT_NEAR(a.mean().item<double>(), 0.0, 0.002);
   EXPECT_EQ(a.scalar_type(), at::kFloat);
-  EXPECT_TRUE(at::equal(InitialParameter(7, 2, "layers.2.g1", {16}, 0.02),
-                        at::ones({16})));
+  EXPECT_TRUE(at::equal(InitialParameter(7, 2, "layers.2.g1", {16}, 0.02), at::ones({16})));
 }
 
 TEST(ModelDimsFromSpecTest, CopiesFieldsAndAppliesDefaults) {

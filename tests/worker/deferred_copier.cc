@@ -22,8 +22,7 @@ namespace {
 
 class DeferredEvent : public CopyEvent {
  public:
-  explicit DeferredEvent(std::shared_ptr<DeferredCopier::Job> job)
-      : job_(std::move(job)) {}
+  explicit DeferredEvent(std::shared_ptr<DeferredCopier::Job> job) : job_(std::move(job)) {}
   bool Done() override {
     std::lock_guard<std::mutex> l(job_->mu);
     return job_->landed && job_->acknowledged;
@@ -84,12 +83,10 @@ PendingCopy DeferredCopier::Start(const at::Tensor& src, at::Tensor dst) {
 }
 
 PendingCopy DeferredCopier::StartToHost(const at::Tensor& src) {
-  return Start(src, EmptyPooledHostTensor(o_.pool, src.sizes(),
-                                          src.scalar_type()));
+  return Start(src, EmptyPooledHostTensor(o_.pool, src.sizes(), src.scalar_type()));
 }
 
-PendingCopy DeferredCopier::StartToDevice(const at::Tensor& host,
-                                          c10::Device device) {
+PendingCopy DeferredCopier::StartToDevice(const at::Tensor& host, c10::Device device) {
   return Start(host, at::empty(host.sizes(), host.options().device(device)));
 }
 
@@ -122,9 +119,7 @@ void DeferredCopier::Loop() {
     std::shared_ptr<Job> job;
     {
       std::unique_lock<std::mutex> l(mu_);
-      cv_.wait(l, [&] {
-        return stop_ || (!queue_.empty() && (!o_.manual || released_ > 0));
-      });
+      cv_.wait(l, [&] { return stop_ || (!queue_.empty() && (!o_.manual || released_ > 0)); });
       if (queue_.empty()) return;
       job = queue_.front();
       queue_.pop_front();
@@ -144,6 +139,7 @@ void DeferredCopier::Loop() {
       job->landed = true;
       if (stopping) job->acknowledged = true;
       job->src = at::Tensor();
+      job->dst = at::Tensor();  // the caller holds it; the thread must not
       job->cv.notify_all();
     }
     {

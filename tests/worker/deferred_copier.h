@@ -36,8 +36,7 @@ class DeferredCopier : public HostCopier {
   ~DeferredCopier() override;
 
   PendingCopy StartToHost(const at::Tensor& src) override;
-  PendingCopy StartToDevice(const at::Tensor& host,
-                            c10::Device device) override;
+  PendingCopy StartToDevice(const at::Tensor& host, c10::Device device) override;
 
   // Manual mode: runs every queued copy and returns once their data has
   // landed ...
@@ -58,7 +57,7 @@ class DeferredCopier : public HostCopier {
   std::deque<std::shared_ptr<Job>> queue_;
   int released_ = 0;  // manual mode: jobs that may run
   int started_ = 0;
-  bool running_ = false;  // a job is being copied
+  bool running_ = false;                      // a job is being copied
   std::vector<std::shared_ptr<Job>> landed_;  // manual mode: not yet acked
   bool stop_ = false;
   std::thread thread_;

@@ -67,8 +67,8 @@ TEST_P(EquivalenceTest, LossesAndGradientsMatchSingleProcessReference) {
   tuning.greedy = c.order == 2;
   OrderSearchOptions search;
   if (c.order == 3) search.steps = 20'000;
-  auto schedule = testing::BuildSchedule(spec, c.kind, c.v, layers,
-                                         testing::MixedPolicy(C, c.m), tuning, search);
+  auto schedule = testing::BuildSchedule(spec, c.kind, c.v, layers, testing::MixedPolicy(C, c.m),
+                                         tuning, search);
   ASSERT_TRUE(schedule.ok()) << schedule.status();
   if (c.order != 0) {
     auto plain = testing::BuildSchedule(spec, c.kind, c.v, layers, testing::MixedPolicy(C, c.m));
@@ -82,8 +82,8 @@ TEST_P(EquivalenceTest, LossesAndGradientsMatchSingleProcessReference) {
   run.capture_first_grads = true;
   const std::vector<testing::RankOutcome> ranks = testing::RunPipeline(run);
   for (const auto& r : ranks) {
-    ASSERT_TRUE(r.status.ok()) << "device " << r.device << " replica "
-                               << r.data_rank << ": " << r.status;
+    ASSERT_TRUE(r.status.ok()) << "device " << r.device << " replica " << r.data_rank << ": "
+                               << r.status;
     ASSERT_EQ(r.reports.size(), static_cast<size_t>(job.iterations));
   }
 
@@ -91,8 +91,7 @@ TEST_P(EquivalenceTest, LossesAndGradientsMatchSingleProcessReference) {
   const std::vector<double> losses = testing::ReplicaMeanLosses(ranks);
   ASSERT_EQ(losses.size(), ref.losses.size());
   for (size_t i = 0; i < losses.size(); ++i) {
-    EXPECT_NEAR(losses[i], ref.losses[i], kTol * std::abs(ref.losses[i]))
-        << "iteration " << i + 1;
+    EXPECT_NEAR(losses[i], ref.losses[i], kTol * std::abs(ref.losses[i])) << "iteration " << i + 1;
   }
 
   // Every parameter's gradient, from whichever device (and every replica:
@@ -104,29 +103,27 @@ TEST_P(EquivalenceTest, LossesAndGradientsMatchSingleProcessReference) {
       const at::Tensor want = ref.first_grads.at(name).to(at::kDouble);
       const double scale = want.norm().item<double>();
       const double err =
-          (grad.to(at::kDouble) - want).norm().item<double>() /
-          std::max(scale, 1e-30);
-      EXPECT_LT(err, kTol) << name << " on device " << r.device
-                           << " replica " << r.data_rank;
+          (grad.to(at::kDouble) - want).norm().item<double>() / std::max(scale, 1e-30);
+      EXPECT_LT(err, kTol) << name << " on device " << r.device << " replica " << r.data_rank;
       if (r.data_rank == 0) ++seen;
     }
   }
   EXPECT_EQ(seen, ref.first_grads.size());
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Schedules, EquivalenceTest,
-    ::testing::Values(Case{"1f1b", 2, 1, 4}, Case{"interleaved", 2, 2, 4},
-                      Case{"chronos", 2, 2, 4}, Case{"zbh1", 2, 1, 4},
-                      Case{"gpipe", 2, 1, 2}, Case{"1f1b", 4, 1, 4},
-                      Case{"interleaved", 4, 2, 8}, Case{"chronos", 4, 2, 8},
-                      Case{"chronos", 2, 2, 4, /*d=*/2}, Case{"chronos", 2, 4, 4},
-                      Case{"chronos", 4, 4, 8}, Case{"chronos", 4, 2, 8, 1, /*order=*/1},
-                      Case{"chronos", 3, 2, 7, 1, /*order=*/1},
-                      Case{"chronos", 4, 2, 8, 1, /*order=*/2},
-                      Case{"chronos", 4, 4, 8, 1, /*order=*/3},
-                      Case{"chronos", 3, 2, 7, 1, /*order=*/3}),
-    CaseName);
+INSTANTIATE_TEST_SUITE_P(Schedules, EquivalenceTest,
+                         ::testing::Values(Case{"1f1b", 2, 1, 4}, Case{"interleaved", 2, 2, 4},
+                                           Case{"chronos", 2, 2, 4}, Case{"zbh1", 2, 1, 4},
+                                           Case{"gpipe", 2, 1, 2}, Case{"1f1b", 4, 1, 4},
+                                           Case{"interleaved", 4, 2, 8}, Case{"chronos", 4, 2, 8},
+                                           Case{"chronos", 2, 2, 4, /*d=*/2},
+                                           Case{"chronos", 2, 4, 4}, Case{"chronos", 4, 4, 8},
+                                           Case{"chronos", 4, 2, 8, 1, /*order=*/1},
+                                           Case{"chronos", 3, 2, 7, 1, /*order=*/1},
+                                           Case{"chronos", 4, 2, 8, 1, /*order=*/2},
+                                           Case{"chronos", 4, 4, 8, 1, /*order=*/3},
+                                           Case{"chronos", 3, 2, 7, 1, /*order=*/3}),
+                         CaseName);
 
 }  // namespace
 }  // namespace chronos::worker

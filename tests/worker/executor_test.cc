@@ -38,9 +38,8 @@ class ExecutorTest : public ::testing::Test {
 
   static std::string TempDir(const std::string& name) {
     const char* tmp = std::getenv("TEST_TMPDIR");
-    std::filesystem::path p =
-        std::filesystem::path(tmp != nullptr ? tmp : "/tmp") /
-        ("executor_test_" + name + "_" + std::to_string(::getpid()));
+    std::filesystem::path p = std::filesystem::path(tmp != nullptr ? tmp : "/tmp") /
+                              ("executor_test_" + name + "_" + std::to_string(::getpid()));
     std::filesystem::remove_all(p);
     return p.string();
   }
@@ -78,16 +77,15 @@ struct Stage {
   std::vector<Batch> Batches(int64_t it) const {
     std::vector<Batch> b;
     for (int mb = 0; mb < schedule.num_microbatches; ++mb) {
-      b.push_back(tokens->Get(it, 0, 1, mb, schedule.num_microbatches,
-                              dims.micro_batch, dims.seq_len, 1234));
+      b.push_back(tokens->Get(it, 0, 1, mb, schedule.num_microbatches, dims.micro_batch,
+                              dims.seq_len, 1234));
     }
     return b;
   }
 };
 
 // Device `device` of a p-device 1f1b job with a mixed memory policy.
-std::unique_ptr<Stage> MakeStage(int p, int device,
-                                 std::unique_ptr<Communicator> comm) {
+std::unique_ptr<Stage> MakeStage(int p, int device, std::unique_ptr<Communicator> comm) {
   auto st = std::make_unique<Stage>();
   TinyJob job;
   job.pipeline = p;
@@ -107,8 +105,7 @@ std::unique_ptr<Stage> MakeStage(int p, int device,
   for (int c = 0; c < p; ++c) {
     if (c == device) {
       ChunkSpec cs{c, first, layers[c], c == 0, c == p - 1};
-      st->chunks.push_back(
-          std::make_unique<Chunk>(st->dims, cs, 1234, at::kFloat));
+      st->chunks.push_back(std::make_unique<Chunk>(st->dims, cs, 1234, at::kFloat));
       raw.push_back(st->chunks.back().get());
       for (Param* prm : raw.back()->params()) params.push_back(prm);
     }
@@ -120,12 +117,11 @@ std::unique_ptr<Stage> MakeStage(int p, int device,
   eo.device = device;
   eo.dims = st->dims;
   eo.act_options = at::TensorOptions().dtype(at::kFloat);
-  auto e = Executor::Create(eo, st->schedule, raw, st->stash.get(),
-                            &st->ledger, st->comm.get(), st->adam.get());
+  auto e = Executor::Create(eo, st->schedule, raw, st->stash.get(), &st->ledger, st->comm.get(),
+                            st->adam.get());
   EXPECT_TRUE(e.ok()) << e.status();
   st->executor = std::move(*e);
-  st->tokens = std::move(*TokenSource::Open(job.data_path, TokenFormat::kText,
-                                            256, job.seq_len));
+  st->tokens = std::move(*TokenSource::Open(job.data_path, TokenFormat::kText, 256, job.seq_len));
   return st;
 }
 
@@ -147,8 +143,7 @@ TEST_F(ExecutorTest, MissingPeerTimesOutWithDeadlineExceededNamingDeviceAndActio
   Action f = Action::Compute(ActionType::kF, 1, 0);
   EXPECT_NE(st.message().find("device 1"), std::string::npos) << st;
   EXPECT_NE(st.message().find(ActionToString(f)), std::string::npos) << st;
-  EXPECT_NE(st.message().find("RECV_ACT from device 0"), std::string::npos)
-      << st;
+  EXPECT_NE(st.message().find("RECV_ACT from device 0"), std::string::npos) << st;
   EXPECT_TRUE(ranks[1].reports.empty());
 }
 
@@ -162,8 +157,7 @@ TEST_F(ExecutorTest, StopBeforeRunCancelsWithoutIterations) {
   ASSERT_TRUE(s.ok()) << s.status();
   o.schedule = *s;
   o.threads = 1;
-  auto runner =
-      StageRunner::Create(o, std::make_unique<LoopbackCommunicator>());
+  auto runner = StageRunner::Create(o, std::make_unique<LoopbackCommunicator>());
   ASSERT_TRUE(runner.ok()) << runner.status();
   (*runner)->Stop();
   EXPECT_EQ((*runner)->Run(nullptr).code(), absl::StatusCode::kCancelled);
@@ -191,8 +185,7 @@ TEST_F(ExecutorTest, StopFromEveryStageEndsPipelineAtIterationBoundary) {
 
 TEST_F(ExecutorTest, StopMidIterationCancelsAndNextIterationStartsClean) {
   std::atomic<bool> stop{false};
-  auto st =
-      MakeStage(2, 0, std::make_unique<StopOnSendCommunicator>(&stop, 0, 2));
+  auto st = MakeStage(2, 0, std::make_unique<StopOnSendCommunicator>(&stop, 0, 2));
   auto r = st->executor->RunIteration(1, st->Batches(1), &stop);
   ASSERT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
   EXPECT_NE(r.status().message().find("device 0"), std::string::npos);
@@ -234,8 +227,7 @@ TEST_F(ExecutorTest, LibTorchErrorsBecomeStatusesNamingDeviceAndAction) {
   ASSERT_EQ(r.status().code(), absl::StatusCode::kInternal) << r.status();
   const Action f = st->executor->actions()[0];
   EXPECT_NE(r.status().message().find("device 0"), std::string::npos);
-  EXPECT_NE(r.status().message().find(ActionToString(f)), std::string::npos)
-      << r.status();
+  EXPECT_NE(r.status().message().find(ActionToString(f)), std::string::npos) << r.status();
   EXPECT_EQ(st->ledger.Snapshot().resident_bytes, 0);
 }
 
@@ -248,17 +240,14 @@ TEST_F(ExecutorTest, ExceptionMappingSendsOutOfMemoryToResourceExhausted) {
     }
     return absl::OkStatus();
   };
-  EXPECT_EQ(convert([] { throw std::bad_alloc(); }).code(),
-            absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(convert([] { TORCH_CHECK(false, "CUDA out of memory. Tried"); })
-                .code(),
+  EXPECT_EQ(convert([] { throw std::bad_alloc(); }).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(convert([] { TORCH_CHECK(false, "CUDA out of memory. Tried"); }).code(),
             absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(convert([] { TORCH_CHECK(false, "shape mismatch"); }).code(),
             absl::StatusCode::kInternal);
   // A real allocation failure: 512 TiB, beyond any address space, so it
   // fails even where the kernel overcommits.
-  const absl::Status huge =
-      convert([] { at::empty({int64_t{1} << 47}, at::kFloat); });
+  const absl::Status huge = convert([] { at::empty({int64_t{1} << 47}, at::kFloat); });
   EXPECT_EQ(huge.code(), absl::StatusCode::kResourceExhausted) << huge;
   EXPECT_EQ(huge.message().substr(0, 3), "ctx");
 }
@@ -278,22 +267,18 @@ TEST_F(ExecutorTest, StageTooLargeForMemoryFailsCreateWithResourceExhausted) {
   auto s = testing::BuildSchedule(o.spec, "1f1b", 1, {1}, {});
   ASSERT_TRUE(s.ok()) << s.status();
   o.schedule = *s;
-  auto runner =
-      StageRunner::Create(o, std::make_unique<LoopbackCommunicator>());
-  EXPECT_EQ(runner.status().code(), absl::StatusCode::kResourceExhausted)
-      << runner.status();
+  auto runner = StageRunner::Create(o, std::make_unique<LoopbackCommunicator>());
+  EXPECT_EQ(runner.status().code(), absl::StatusCode::kResourceExhausted) << runner.status();
 }
 
 TEST_F(ExecutorTest, SetScheduleRejectsAnotherPartition) {
   auto st = MakeStage(2, 0, std::make_unique<LoopbackCommunicator>(0, 2));
   Schedule other = st->schedule;
   other.chunk_layers = {1, 3};
-  EXPECT_EQ(st->executor->SetSchedule(other).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(st->executor->SetSchedule(other).code(), absl::StatusCode::kInvalidArgument);
   Schedule fewer = st->schedule;
   fewer.num_microbatches = 2;
-  EXPECT_EQ(st->executor->SetSchedule(fewer).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(st->executor->SetSchedule(fewer).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(st->executor->SetSchedule(st->schedule).ok());
 }
 
@@ -305,8 +290,7 @@ TEST_F(ExecutorTest, UpdateScheduleSwitchesOffloadAtNextIteration) {
   const v1::JobSpec spec = testing::MakeSpec(job, "chronos", 2, layers);
   auto keep = testing::BuildSchedule(spec, "chronos", 2, layers, {});
   ASSERT_TRUE(keep.ok()) << keep.status();
-  PolicyTable off(4, std::vector<MemoryPolicy>(job.microbatches,
-                                               MemoryPolicy::Offload(0.5)));
+  PolicyTable off(4, std::vector<MemoryPolicy>(job.microbatches, MemoryPolicy::Offload(0.5)));
   auto offload = testing::BuildSchedule(spec, "chronos", 2, layers, off);
   ASSERT_TRUE(offload.ok()) << offload.status();
   auto sim = Simulate(*offload, testing::CpuCostModel(spec, layers));
@@ -315,8 +299,7 @@ TEST_F(ExecutorTest, UpdateScheduleSwitchesOffloadAtNextIteration) {
   testing::PipelineRun base;
   base.spec = spec;
   base.schedule = *keep;
-  const std::vector<double> base_losses =
-      testing::ReplicaMeanLosses(testing::RunPipeline(base));
+  const std::vector<double> base_losses = testing::ReplicaMeanLosses(testing::RunPipeline(base));
 
   testing::PipelineRun run = base;
   const Schedule next = *offload;
@@ -329,16 +312,15 @@ TEST_F(ExecutorTest, UpdateScheduleSwitchesOffloadAtNextIteration) {
     ASSERT_TRUE(r.status.ok()) << r.status;
     ASSERT_EQ(r.reports.size(), 4u);
     for (const v1::ProgressReport& rep : r.reports) {
-      SCOPED_TRACE(::testing::Message() << "device " << r.device
-                                        << " iteration " << rep.iteration());
+      SCOPED_TRACE(::testing::Message()
+                   << "device " << r.device << " iteration " << rep.iteration());
       if (rep.iteration() <= 2) {
         EXPECT_EQ(rep.device().offload_copied_bytes(), 0);
         EXPECT_EQ(rep.device().peak_offloaded_bytes(), 0);
         EXPECT_EQ(rep.policy_generation(), 0);
       } else {
         EXPECT_GT(rep.device().offload_copied_bytes(), 0);
-        EXPECT_EQ(rep.device().peak_offloaded_bytes(),
-                  sim->devices[r.device].peak_offloaded_bytes);
+        EXPECT_EQ(rep.device().peak_offloaded_bytes(), sim->devices[r.device].peak_offloaded_bytes);
         EXPECT_EQ(rep.device().peak_activation_bytes(),
                   sim->devices[r.device].peak_activation_bytes);
         EXPECT_EQ(rep.policy_generation(), 7);
@@ -358,8 +340,8 @@ TEST_F(ExecutorTest, ResumeFromCheckpointOnFreshRunnersReproducesLossesExactly) 
   v1::JobSpec spec = testing::MakeSpec(job, "chronos", 2, layers);
   spec.mutable_training()->set_checkpoint_every(3);
   const std::string dir = TempDir("resume");
-  auto s = testing::BuildSchedule(spec, "chronos", 2, layers,
-                                  testing::MixedPolicy(4, job.microbatches));
+  auto s =
+      testing::BuildSchedule(spec, "chronos", 2, layers, testing::MixedPolicy(4, job.microbatches));
   ASSERT_TRUE(s.ok()) << s.status();
 
   testing::PipelineRun whole;
@@ -397,8 +379,7 @@ absl::StatusOr<std::vector<testing::RankOutcome>> TrainWithCheckpoints(
     const std::vector<int>& layers, const std::string& dir) {
   v1::JobSpec spec = testing::MakeSpec(job, kind, chunks_per_device, layers);
   spec.mutable_training()->set_checkpoint_every(3);
-  absl::StatusOr<Schedule> s =
-      testing::BuildSchedule(spec, kind, chunks_per_device, layers, {});
+  absl::StatusOr<Schedule> s = testing::BuildSchedule(spec, kind, chunks_per_device, layers, {});
   if (!s.ok()) return s.status();
   testing::PipelineRun whole;
   whole.spec = spec;
@@ -596,8 +577,8 @@ TEST_F(ExecutorTest, ResumeOnFewerReplicasWithMoreMicroBatchesContinuesTheRun) {
     one.pipeline = pipeline;
     one.data = 1;
     one.microbatches = job.microbatches * job.data;
-    ExpectResumedLossesMatch(
-        ResumeAtIteration3(one, "1f1b", 1, FourLayersOn(pipeline), {}, dir), *want);
+    ExpectResumedLossesMatch(ResumeAtIteration3(one, "1f1b", 1, FourLayersOn(pipeline), {}, dir),
+                             *want);
   }
   std::filesystem::remove_all(dir);
 }
@@ -613,8 +594,7 @@ TEST_F(ExecutorTest, ResumeFromMissingCheckpointFailsWithoutRunning) {
   o.schedule = *s;
   o.resume_iteration = 3;
   o.checkpoint_dir = TempDir("missing");
-  auto runner =
-      StageRunner::Create(o, std::make_unique<LoopbackCommunicator>());
+  auto runner = StageRunner::Create(o, std::make_unique<LoopbackCommunicator>());
   ASSERT_TRUE(runner.ok()) << runner.status();
   EXPECT_EQ((*runner)->Run(nullptr).code(), absl::StatusCode::kNotFound);
 }

@@ -95,8 +95,7 @@ TEST(GlooCommunicatorTest, SendRecvAddressesPipelineDevicesOfOwnReplica) {
     } else {
       at::Tensor t = at::full({4}, -1.0);
       ASSERT_TRUE(c.Recv(t, 0, 0)->Wait(absl::Seconds(30)).ok());
-      EXPECT_TRUE(
-          at::equal(t, at::full({4}, static_cast<double>(c.data_rank()))));
+      EXPECT_TRUE(at::equal(t, at::full({4}, static_cast<double>(c.data_rank()))));
     }
   });
 }
@@ -126,8 +125,7 @@ TEST(GlooCommunicatorTest, AllReduceSumsEachTensorSeparately) {
     std::vector<at::Tensor> ts{base.t(), at::full({5}, k, at::kDouble),
                                at::full({2}, 10 * k, at::kFloat)};
     ASSERT_TRUE(c.AllReduceSum(ts, Group::kWorld).ok());
-    EXPECT_TRUE(
-        at::equal(ts[0], at::arange(6, at::kFloat).reshape({2, 3}).t() * 3));
+    EXPECT_TRUE(at::equal(ts[0], at::arange(6, at::kFloat).reshape({2, 3}).t() * 3));
     EXPECT_TRUE(at::equal(ts[1], at::full({5}, 3.0, at::kDouble)));
     EXPECT_TRUE(at::equal(ts[2], at::full({2}, 30.0, at::kFloat)));
   });
@@ -152,8 +150,7 @@ TEST(GlooCommunicatorTest, RecvWithNoSenderTimesOut) {
     absl::Status s = w->Wait(absl::Milliseconds(100));
     EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
     // The result is final.
-    EXPECT_EQ(w->Wait(absl::Milliseconds(1)).code(),
-              absl::StatusCode::kDeadlineExceeded);
+    EXPECT_EQ(w->Wait(absl::Milliseconds(1)).code(), absl::StatusCode::kDeadlineExceeded);
   });
 }
 
@@ -162,22 +159,19 @@ TEST(GlooCommunicatorTest, RejectsBadPeerWithoutTouchingGloo) {
     at::Tensor t = at::zeros({2});
     EXPECT_EQ(c.Send(t, c.device(), 0)->Wait(absl::Seconds(1)).code(),
               absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(c.Recv(t, 2, 0)->Wait(absl::Seconds(1)).code(),
-              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(c.Recv(t, 2, 0)->Wait(absl::Seconds(1)).code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(c.Send(t, 1 - c.device(), -1)->Wait(absl::Seconds(1)).code(),
               absl::StatusCode::kInvalidArgument);
   });
 }
 
 TEST(GlooCommunicatorTest, CreateRejectsRankOutsideJob) {
-  auto store = NewKvC10dStore(std::make_shared<InMemoryKeyValueStore>(),
-                              absl::Seconds(1));
+  auto store = NewKvC10dStore(std::make_shared<InMemoryKeyValueStore>(), absl::Seconds(1));
   GlooCommunicatorOptions o;
   o.world_rank = 4;
   o.pipeline = 2;
   o.data_parallel = 2;
-  EXPECT_EQ(CreateGlooCommunicator(store, o).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CreateGlooCommunicator(store, o).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(InMemoryKvStoreTest, GetWaitsForSet) {
@@ -206,8 +200,7 @@ TEST(InMemoryKvStoreTest, AddCheckDelete) {
   EXPECT_EQ(*kv.Add("n", 5), 7);
   EXPECT_EQ(*kv.Get("n", absl::ZeroDuration()), "7");
   ASSERT_TRUE(kv.Set("s", "x").ok());
-  EXPECT_EQ(kv.Add("s", 1).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(kv.Add("s", 1).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(*kv.Check({"n", "s"}));
   EXPECT_FALSE(*kv.Check({"n", "t"}));
   EXPECT_EQ(*kv.NumKeys(), 2);
@@ -232,15 +225,11 @@ TEST(KvC10dStoreTest, ForwardsToKeyValueStore) {
 }
 
 TEST(KvC10dStoreTest, TimeoutsAndUnsupportedCallsThrowC10Errors) {
-  auto store = NewKvC10dStore(std::make_shared<InMemoryKeyValueStore>(),
-                              absl::Milliseconds(10));
+  auto store = NewKvC10dStore(std::make_shared<InMemoryKeyValueStore>(), absl::Milliseconds(10));
   EXPECT_THROW(store->get("absent"), c10::Error);
   EXPECT_THROW(store->wait({"absent"}), c10::Error);
-  EXPECT_THROW(store->wait({"absent"}, std::chrono::milliseconds(5)),
-               c10::Error);
-  EXPECT_THROW(store->compareSet("k", std::vector<uint8_t>{},
-                                 std::vector<uint8_t>{1}),
-               c10::Error);
+  EXPECT_THROW(store->wait({"absent"}, std::chrono::milliseconds(5)), c10::Error);
+  EXPECT_THROW(store->compareSet("k", std::vector<uint8_t>{}, std::vector<uint8_t>{1}), c10::Error);
 }
 
 TEST(LoopbackCommunicatorTest, RecvIsDeterministicPerTag) {

@@ -32,11 +32,9 @@ PolicyTable MakePolicy(const std::string& name, int C, int m) {
   for (int c = 0; c < C; ++c) {
     for (int mb = 0; mb < m; ++mb) {
       if (name == "offload") t[c][mb] = MemoryPolicy::Offload(c % 2 ? 0.5 : 1.0);
-      if (name == "recompute-chunk")
-        t[c][mb] = MemoryPolicy::Recompute(Granularity::kChunk);
+      if (name == "recompute-chunk") t[c][mb] = MemoryPolicy::Recompute(Granularity::kChunk);
       if (name == "recompute-early" && c < C / 2)
-        t[c][mb] = MemoryPolicy::Recompute(mb % 2 ? Granularity::kSelective
-                                                  : Granularity::kLayer);
+        t[c][mb] = MemoryPolicy::Recompute(mb % 2 ? Granularity::kSelective : Granularity::kLayer);
     }
   }
   return t;
@@ -59,8 +57,7 @@ TEST_P(LedgerVsSimulatorTest, PeakActivationBytesEqualSimulatorExactly) {
   layers[0] = 2;  // uneven, so devices differ
   job.layers = C + 1;
   const v1::JobSpec spec = testing::MakeSpec(job, c.kind, c.v, layers);
-  auto schedule = testing::BuildSchedule(spec, c.kind, c.v, layers,
-                                         MakePolicy(c.policy, C, c.m));
+  auto schedule = testing::BuildSchedule(spec, c.kind, c.v, layers, MakePolicy(c.policy, C, c.m));
   ASSERT_TRUE(schedule.ok()) << schedule.status();
 
   // Same ModelShape as the worker: fp32 (act_bytes 4), no flash, micro-batch b.
@@ -93,16 +90,14 @@ TEST_P(LedgerVsSimulatorTest, PeakActivationBytesEqualSimulatorExactly) {
 
 INSTANTIATE_TEST_SUITE_P(
     Schedules, LedgerVsSimulatorTest,
-    ::testing::Values(
-        Case{"OneFOneBKeep", "1f1b", 2, 1, 4, "keep"},
-        Case{"OneFOneBMixed", "1f1b", 4, 1, 6, "mixed"},
-        Case{"GpipeOffload", "gpipe", 2, 1, 3, "offload"},
-        Case{"InterleavedRecomputeChunk", "interleaved", 2, 2, 4,
-             "recompute-chunk"},
-        Case{"ZbH1Mixed", "zbh1", 2, 1, 4, "mixed"},
-        Case{"ChronosKeep", "chronos", 4, 2, 8, "keep"},
-        Case{"ChronosRecomputeEarly", "chronos", 2, 2, 6, "recompute-early"},
-        Case{"ChronosMixed", "chronos", 4, 2, 8, "mixed"}),
+    ::testing::Values(Case{"OneFOneBKeep", "1f1b", 2, 1, 4, "keep"},
+                      Case{"OneFOneBMixed", "1f1b", 4, 1, 6, "mixed"},
+                      Case{"GpipeOffload", "gpipe", 2, 1, 3, "offload"},
+                      Case{"InterleavedRecomputeChunk", "interleaved", 2, 2, 4, "recompute-chunk"},
+                      Case{"ZbH1Mixed", "zbh1", 2, 1, 4, "mixed"},
+                      Case{"ChronosKeep", "chronos", 4, 2, 8, "keep"},
+                      Case{"ChronosRecomputeEarly", "chronos", 2, 2, 6, "recompute-early"},
+                      Case{"ChronosMixed", "chronos", 4, 2, 8, "mixed"}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
 }  // namespace

@@ -45,8 +45,7 @@ class BridgeCommunicator : public Communicator {
     std::unique_ptr<Work> w = c_->Recv(host, peer, tag);
     return std::make_unique<StagedRecv>(std::move(w), host, t);
   }
-  absl::Status AllReduceSum(std::vector<at::Tensor>& tensors,
-                            Group group) override {
+  absl::Status AllReduceSum(std::vector<at::Tensor>& tensors, Group group) override {
     bool all_cpu = true;
     for (const at::Tensor& t : tensors) all_cpu &= t.is_cpu();
     if (all_cpu) return c_->AllReduceSum(tensors, group);
@@ -103,8 +102,8 @@ class CollectingSink : public ProgressSink {
 
 }  // namespace
 
-v1::JobSpec MakeSpec(const TinyJob& job, const std::string& kind,
-                     int chunks_per_device, const std::vector<int>& layers) {
+v1::JobSpec MakeSpec(const TinyJob& job, const std::string& kind, int chunks_per_device,
+                     const std::vector<int>& layers) {
   v1::JobSpec spec;
   spec.set_name("executor-test");
   v1::ModelSpec* m = spec.mutable_model();
@@ -141,18 +140,14 @@ v1::JobSpec MakeSpec(const TinyJob& job, const std::string& kind,
   return spec;
 }
 
-CostModel CpuCostModel(const v1::JobSpec& spec,
-                       const std::vector<int>& layers) {
+CostModel CpuCostModel(const v1::JobSpec& spec, const std::vector<int>& layers) {
   v1::DeviceProfile cpu = *BuiltinDeviceProfile("cpu");
   return CostModel(ModelShapeFromSpec(spec, cpu), cpu, layers);
 }
 
-absl::StatusOr<Schedule> BuildSchedule(const v1::JobSpec& spec,
-                                       const std::string& kind,
-                                       int chunks_per_device,
-                                       const std::vector<int>& layers,
-                                       const PolicyTable& policy,
-                                       const BlockTuning& tuning,
+absl::StatusOr<Schedule> BuildSchedule(const v1::JobSpec& spec, const std::string& kind,
+                                       int chunks_per_device, const std::vector<int>& layers,
+                                       const PolicyTable& policy, const BlockTuning& tuning,
                                        const OrderSearchOptions& search) {
   CostModel costs = CpuCostModel(spec, layers);
   ShapeSpec shape = ScheduleShape(kind, spec.parallel().pipeline(), chunks_per_device,
@@ -162,8 +157,7 @@ absl::StatusOr<Schedule> BuildSchedule(const v1::JobSpec& spec,
   CHRONOS_ASSIGN_OR_RETURN(Schedule s, GenerateSchedule(shape));
   MemoryPassOptions mo;
   mo.data_parallel = spec.parallel().data();
-  const PolicyTable table =
-      policy.empty() ? UniformPolicy(s, MemoryPolicy::Keep()) : policy;
+  const PolicyTable table = policy.empty() ? UniformPolicy(s, MemoryPolicy::Keep()) : policy;
   CHRONOS_RETURN_IF_ERROR(ApplyMemoryPolicy(&s, table, costs, mo));
   CHRONOS_RETURN_IF_ERROR(ValidateSchedule(s));
   return s;
@@ -171,12 +165,9 @@ absl::StatusOr<Schedule> BuildSchedule(const v1::JobSpec& spec,
 
 PolicyTable MixedPolicy(int num_chunks, int microbatches) {
   const MemoryPolicy kinds[] = {
-      MemoryPolicy::Recompute(Granularity::kLayer),
-      MemoryPolicy::Offload(0.5),
-      MemoryPolicy::Recompute(Granularity::kSelective),
-      MemoryPolicy::Keep(),
-      MemoryPolicy::Recompute(Granularity::kChunk),
-      MemoryPolicy::Offload(1.0),
+      MemoryPolicy::Recompute(Granularity::kLayer),     MemoryPolicy::Offload(0.5),
+      MemoryPolicy::Recompute(Granularity::kSelective), MemoryPolicy::Keep(),
+      MemoryPolicy::Recompute(Granularity::kChunk),     MemoryPolicy::Offload(1.0),
   };
   PolicyTable t(num_chunks, std::vector<MemoryPolicy>(microbatches));
   for (int c = 0; c < num_chunks; ++c) {
@@ -196,8 +187,7 @@ std::string AnyTextCorpus() {
   std::string p = ShakespearePath();
   if (!p.empty()) return p;
   const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::string path =
-      std::string(tmp != nullptr ? tmp : "/tmp") + "/executor_test_corpus.txt";
+  const std::string path = std::string(tmp != nullptr ? tmp : "/tmp") + "/executor_test_corpus.txt";
   std::ofstream out(path);
   for (int i = 0; i < 2000; ++i) {
     out << "To be, or not to be, that is the question " << i << ".\n";
@@ -254,19 +244,16 @@ std::vector<RankOutcome> RunPipeline(const PipelineRun& run) {
           }
         }
         if (run.capture_first_grads) {
-          extras.before_optim_step = [&o](int64_t it,
-                                          const std::vector<Param*>& params) {
+          extras.before_optim_step = [&o](int64_t it, const std::vector<Param*>& params) {
             if (it != 1) return;
             for (Param* prm : params) o.first_grads[prm->name] = prm->grad.clone();
           };
         }
-        auto runner =
-            runtime_status.ok()
-                ? CreateStageRunner(
-                      std::move(so),
-                      std::make_unique<BridgeCommunicator>(comm->get()),
-                      std::move(extras))
-                : absl::StatusOr<std::unique_ptr<StageRunner>>(runtime_status);
+        auto runner = runtime_status.ok()
+                          ? CreateStageRunner(std::move(so),
+                                              std::make_unique<BridgeCommunicator>(comm->get()),
+                                              std::move(extras))
+                          : absl::StatusOr<std::unique_ptr<StageRunner>>(runtime_status);
         if (!runner.ok()) {
           o.status = runner.status();
         } else {

@@ -52,8 +52,8 @@ struct TinyJob {
 
 // A spec with defaults applied (fp32, standard attention, "cpu"); its
 // model.layers is the sum of `layers` (job.layers when empty).
-v1::JobSpec MakeSpec(const TinyJob& job, const std::string& kind,
-                     int chunks_per_device, const std::vector<int>& layers);
+v1::JobSpec MakeSpec(const TinyJob& job, const std::string& kind, int chunks_per_device,
+                     const std::vector<int>& layers);
 
 // The cost model the simulator and ApplyMemoryPolicy use for `spec` on the
 // built-in "cpu" profile.
@@ -61,12 +61,9 @@ CostModel CpuCostModel(const v1::JobSpec& spec, const std::vector<int>& layers);
 
 // GenerateSchedule (with `tuning` for the block and list orders) +
 // ApplyMemoryPolicy with `policy` (uniform keep when empty); validated.
-absl::StatusOr<Schedule> BuildSchedule(const v1::JobSpec& spec,
-                                       const std::string& kind,
-                                       int chunks_per_device,
-                                       const std::vector<int>& layers,
-                                       const PolicyTable& policy,
-                                       const BlockTuning& tuning = {},
+absl::StatusOr<Schedule> BuildSchedule(const v1::JobSpec& spec, const std::string& kind,
+                                       int chunks_per_device, const std::vector<int>& layers,
+                                       const PolicyTable& policy, const BlockTuning& tuning = {},
                                        const OrderSearchOptions& search = {});
 
 // Every kind of policy, spread over (chunk, micro-batch): keep, recompute at
@@ -93,8 +90,7 @@ struct PipelineRun {
   std::set<int> idle_ranks;
   // Called on each rank's Run thread after every iteration; a non-OK status
   // stops that rank.
-  std::function<absl::Status(int rank, StageRunner& runner,
-                             const v1::ProgressReport& report)>
+  std::function<absl::Status(int rank, StageRunner& runner, const v1::ProgressReport& report)>
       on_iteration;
   // Each rank's host copier (asynchronous-copy tests); null = synchronous.
   std::function<std::shared_ptr<HostCopier>()> make_copier;

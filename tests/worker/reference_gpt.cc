@@ -18,8 +18,7 @@ at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& g, double eps) {
 // Rotary embedding, rotate-half form, on [b, heads, s, hd].
 at::Tensor Rotary(const at::Tensor& t, double theta) {
   const int64_t s = t.size(2), hd = t.size(3);
-  at::Tensor freqs =
-      1.0 / at::pow(theta, at::arange(0, hd, 2, at::kDouble) / hd);
+  at::Tensor freqs = 1.0 / at::pow(theta, at::arange(0, hd, 2, at::kDouble) / hd);
   at::Tensor ang = at::arange(s, at::kDouble).unsqueeze(1) * freqs.unsqueeze(0);
   at::Tensor cos = at::cat({ang, ang}, 1).cos().to(at::kFloat);
   at::Tensor sin = at::cat({ang, ang}, 1).sin().to(at::kFloat);
@@ -46,15 +45,12 @@ at::Tensor RefEmbedding(const at::Tensor& wte, const at::Tensor& ids) {
   return at::embedding(wte, ids);
 }
 
-at::Tensor RefLayer(const ModelDims& d, const RefLayerParams& p,
-                    const at::Tensor& x) {
+at::Tensor RefLayer(const ModelDims& d, const RefLayerParams& p, const at::Tensor& x) {
   const int64_t b = x.size(0), s = x.size(1), h = d.hidden, nh = d.heads;
   const int64_t hd = h / nh;
   at::Tensor qkv = at::linear(RmsNorm(x, p.g1, d.norm_eps), p.wqkv);
   std::vector<at::Tensor> parts = qkv.split(h, -1);
-  auto heads = [&](const at::Tensor& t) {
-    return t.view({b, s, nh, hd}).permute({0, 2, 1, 3});
-  };
+  auto heads = [&](const at::Tensor& t) { return t.view({b, s, nh, hd}).permute({0, 2, 1, 3}); };
   at::Tensor q = Rotary(heads(parts[0]), d.rope_theta);
   at::Tensor k = Rotary(heads(parts[1]), d.rope_theta);
   at::Tensor v = heads(parts[2]);
@@ -65,26 +61,22 @@ at::Tensor RefLayer(const ModelDims& d, const RefLayerParams& p,
   o = o.permute({0, 2, 1, 3}).reshape({b, s, h});
   at::Tensor x2 = x + at::linear(o, p.wo);
   at::Tensor xn2 = RmsNorm(x2, p.g2, d.norm_eps);
-  at::Tensor mlp = at::linear(
-      at::silu(at::linear(xn2, p.w_gate)) * at::linear(xn2, p.w_up), p.w_down);
+  at::Tensor mlp =
+      at::linear(at::silu(at::linear(xn2, p.w_gate)) * at::linear(xn2, p.w_up), p.w_down);
   return x2 + mlp;
 }
 
-at::Tensor RefHeadLoss(const ModelDims& d, const at::Tensor& gf,
-                       const at::Tensor& w, const at::Tensor& xf,
-                       const at::Tensor& targets) {
+at::Tensor RefHeadLoss(const ModelDims& d, const at::Tensor& gf, const at::Tensor& w,
+                       const at::Tensor& xf, const at::Tensor& targets) {
   at::Tensor logits = at::linear(RmsNorm(xf, gf, d.norm_eps), w);
-  return at::cross_entropy_loss(logits.reshape({-1, d.vocab}),
-                                targets.reshape({-1}));
+  return at::cross_entropy_loss(logits.reshape({-1, d.vocab}), targets.reshape({-1}));
 }
 
 ReferenceGpt::ReferenceGpt(const ModelDims& d, uint64_t seed) : dims_(d) {
   const double std = d.init_std;
   const double proj_std = d.init_std / std::sqrt(2.0 * d.layers);
-  auto add = [&](int layer, const std::string& name, std::vector<int64_t> shape,
-                 double sd) {
-    params_[name] =
-        InitialParameter(seed, layer, name, shape, sd).requires_grad_(true);
+  auto add = [&](int layer, const std::string& name, std::vector<int64_t> shape, double sd) {
+    params_[name] = InitialParameter(seed, layer, name, shape, sd).requires_grad_(true);
   };
   add(-1, "embedding.wte", {d.vocab, d.hidden}, std);
   for (int l = 0; l < d.layers; ++l) {
@@ -101,9 +93,8 @@ ReferenceGpt::ReferenceGpt(const ModelDims& d, uint64_t seed) : dims_(d) {
   add(-2, "head.w", {d.vocab, d.hidden}, std);
 }
 
-ReferenceGpt::LossAndGrads ReferenceGpt::Compute(
-    const std::vector<at::Tensor>& ids,
-    const std::vector<at::Tensor>& targets) {
+ReferenceGpt::LossAndGrads ReferenceGpt::Compute(const std::vector<at::Tensor>& ids,
+                                                 const std::vector<at::Tensor>& targets) {
   at::Tensor total = at::zeros({}, at::kFloat);
   int64_t tokens = 0;
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -112,8 +103,7 @@ ReferenceGpt::LossAndGrads ReferenceGpt::Compute(
       x = RefLayer(dims_, LayerParamsFrom(params_, l), x);
     }
     // Per-micro-batch mean times its token count: a sum over tokens.
-    total = total + RefHeadLoss(dims_, params_.at("head.gf"),
-                                params_.at("head.w"), x, targets[i]) *
+    total = total + RefHeadLoss(dims_, params_.at("head.gf"), params_.at("head.w"), x, targets[i]) *
                         double(ids[i].numel());
     tokens += ids[i].numel();
   }
@@ -138,22 +128,18 @@ double RefLearningRate(const RefTrainOptions& o, int64_t it) {
   if (o.warmup_iterations > 0 && it <= o.warmup_iterations) {
     return o.lr * double(it) / double(o.warmup_iterations);
   }
-  const double span =
-      double(std::max<int64_t>(1, o.total_iterations - o.warmup_iterations));
+  const double span = double(std::max<int64_t>(1, o.total_iterations - o.warmup_iterations));
   const double progress = double(it - o.warmup_iterations) / span;
   return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + std::cos(M_PI * progress));
 }
 
-double RefAdamW::Step(int64_t it, NamedTensors* params,
-                      const NamedTensors& grads) {
+double RefAdamW::Step(int64_t it, NamedTensors* params, const NamedTensors& grads) {
   at::NoGradGuard no_grad;
   double sq = 0;
-  for (const auto& [name, g] : grads)
-    sq += g.to(at::kDouble).pow(2).sum().item<double>();
+  for (const auto& [name, g] : grads) sq += g.to(at::kDouble).pow(2).sum().item<double>();
   const double norm = std::sqrt(sq);
   // min(1, clip / (norm + eps)), as torch.nn.utils.clip_grad_norm_.
-  const double clip =
-      o_.grad_clip > 0 ? std::min(1.0, o_.grad_clip / (norm + 1e-6)) : 1.0;
+  const double clip = o_.grad_clip > 0 ? std::min(1.0, o_.grad_clip / (norm + 1e-6)) : 1.0;
   const double lr = RefLearningRate(o_, it);
   ++steps_;
   const double bc1 = 1 - std::pow(o_.beta1, double(steps_));
@@ -175,8 +161,7 @@ double RefAdamW::Step(int64_t it, NamedTensors* params,
 }
 
 double RefTrainStep(ReferenceGpt* model, RefAdamW* optimizer, int64_t it,
-                    const std::vector<at::Tensor>& ids,
-                    const std::vector<at::Tensor>& targets) {
+                    const std::vector<at::Tensor>& ids, const std::vector<at::Tensor>& targets) {
   ReferenceGpt::LossAndGrads lg = model->Compute(ids, targets);
   optimizer->Step(it, &model->params(), lg.grads);
   return lg.loss;

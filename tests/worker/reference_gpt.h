@@ -35,12 +35,10 @@ RefLayerParams LayerParamsFrom(const NamedTensors& params, int layer);
 
 // Autograd building blocks, usable on their own for per-unit checks.
 at::Tensor RefEmbedding(const at::Tensor& wte, const at::Tensor& ids);
-at::Tensor RefLayer(const ModelDims& dims, const RefLayerParams& p,
-                    const at::Tensor& x);
+at::Tensor RefLayer(const ModelDims& dims, const RefLayerParams& p, const at::Tensor& x);
 // Mean cross-entropy over all b*s tokens (0-dim).
-at::Tensor RefHeadLoss(const ModelDims& dims, const at::Tensor& gf,
-                       const at::Tensor& w, const at::Tensor& xf,
-                       const at::Tensor& targets);
+at::Tensor RefHeadLoss(const ModelDims& dims, const at::Tensor& gf, const at::Tensor& w,
+                       const at::Tensor& xf, const at::Tensor& targets);
 
 class ReferenceGpt {
  public:
@@ -57,8 +55,7 @@ class ReferenceGpt {
     NamedTensors grads;  // d loss / d param, by name
   };
   // ids, targets: one int64 [b, s] tensor per micro-batch.
-  LossAndGrads Compute(const std::vector<at::Tensor>& ids,
-                       const std::vector<at::Tensor>& targets);
+  LossAndGrads Compute(const std::vector<at::Tensor>& ids, const std::vector<at::Tensor>& targets);
 
  private:
   ModelDims dims_;
@@ -94,8 +91,7 @@ class RefAdamW {
 // One training iteration of `model`: loss and gradients over the micro-
 // batches, then an optimizer step. Returns the loss.
 double RefTrainStep(ReferenceGpt* model, RefAdamW* optimizer, int64_t it,
-                    const std::vector<at::Tensor>& ids,
-                    const std::vector<at::Tensor>& targets);
+                    const std::vector<at::Tensor>& ids, const std::vector<at::Tensor>& targets);
 
 }  // namespace chronos::worker::reference
 

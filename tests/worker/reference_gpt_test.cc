@@ -41,7 +41,6 @@ ModelDims SmallDims(bool flash) {
   return d;
 }
 
-
 struct Batch {
   std::vector<at::Tensor> ids, targets;
 };
@@ -50,10 +49,8 @@ Batch MakeBatch(const ModelDims& d, int m, int salt) {
   at::manual_seed(1000 + salt);
   Batch b;
   for (int i = 0; i < m; ++i) {
-    b.ids.push_back(
-        at::randint(d.vocab, {d.micro_batch, d.seq_len}, at::kLong));
-    b.targets.push_back(
-        at::randint(d.vocab, {d.micro_batch, d.seq_len}, at::kLong));
+    b.ids.push_back(at::randint(d.vocab, {d.micro_batch, d.seq_len}, at::kLong));
+    b.targets.push_back(at::randint(d.vocab, {d.micro_batch, d.seq_len}, at::kLong));
   }
   return b;
 }
@@ -69,8 +66,7 @@ class ChunkPipeline {
     for (int c = 0; c < n; ++c) {
       ChunkSpec spec{c, first, layers_per_chunk[c], c == 0, c == n - 1};
       first += layers_per_chunk[c];
-      chunks_.push_back(
-          std::make_unique<Chunk>(d, spec, kSeed, at::TensorOptions()));
+      chunks_.push_back(std::make_unique<Chunk>(d, spec, kSeed, at::TensorOptions()));
     }
   }
 
@@ -78,14 +74,13 @@ class ChunkPipeline {
   double Run(const Batch& batch) {
     const int m = static_cast<int>(batch.ids.size());
     const int n = static_cast<int>(chunks_.size());
-    const SaveMode modes[] = {SaveMode::kChunk, SaveMode::kLayer,
-                              SaveMode::kAll, SaveMode::kSelective};
+    const SaveMode modes[] = {SaveMode::kChunk, SaveMode::kLayer, SaveMode::kAll,
+                              SaveMode::kSelective};
     double loss = 0;
     for (int mb = 0; mb < m; ++mb) {
       at::Tensor x = batch.ids[mb];
       for (int c = 0; c < n; ++c) {
-        x = chunks_[c]->Forward(mb, x,
-                                c == n - 1 ? batch.targets[mb] : at::Tensor(),
+        x = chunks_[c]->Forward(mb, x, c == n - 1 ? batch.targets[mb] : at::Tensor(),
                                 modes[(c + mb) % 4], &stash_);
       }
       loss += x.item<double>() / m;
@@ -124,8 +119,8 @@ class ChunkPipeline {
   std::vector<std::unique_ptr<Chunk>> chunks_;
 };
 
-class ReferenceVsChunksTest
-    : public ::testing::TestWithParam<std::tuple<bool, std::vector<int>>> {};
+class ReferenceVsChunksTest : public ::testing::TestWithParam<std::tuple<bool, std::vector<int>>> {
+};
 
 TEST_P(ReferenceVsChunksTest, LossAndEveryGradientAgree) {
   const auto& [flash, layers_per_chunk] = GetParam();
@@ -148,12 +143,11 @@ TEST_P(ReferenceVsChunksTest, LossAndEveryGradientAgree) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Partitions, ReferenceVsChunksTest,
-    ::testing::Combine(::testing::Bool(),
-                       ::testing::Values(std::vector<int>{3},
-                                         std::vector<int>{1, 1, 1},
-                                         std::vector<int>{0, 2, 1, 0})));
+INSTANTIATE_TEST_SUITE_P(Partitions, ReferenceVsChunksTest,
+                         ::testing::Combine(::testing::Bool(),
+                                            ::testing::Values(std::vector<int>{3},
+                                                              std::vector<int>{1, 1, 1},
+                                                              std::vector<int>{0, 2, 1, 0})));
 
 TEST(ReferenceTrainingTest, ChunksWithRefAdamWFollowTheReference) {
   const ModelDims d = SmallDims(true);
@@ -174,8 +168,7 @@ TEST(ReferenceTrainingTest, ChunksWithRefAdamWFollowTheReference) {
   std::vector<double> losses;
   for (int it = 1; it <= o.total_iterations; ++it) {
     const Batch batch = MakeBatch(d, 2, it);
-    const double want =
-        reference::RefTrainStep(&ref, &ref_opt, it, batch.ids, batch.targets);
+    const double want = reference::RefTrainStep(&ref, &ref_opt, it, batch.ids, batch.targets);
     const double got = pipeline.Run(batch);
     EXPECT_NEAR(got, want, kTol * want) << "iteration " << it;
     NamedTensors grads;
@@ -191,8 +184,7 @@ TEST(ReferenceTrainingTest, ChunksWithRefAdamWFollowTheReference) {
   // differences between the two backwards become visible in the update, so
   // the weights agree less tightly than the losses and gradients do.
   for (Param* p : pipeline.params()) {
-    EXPECT_LE(MaxRelErr(p->master, ref.params().at(p->name).detach()), 1e-3)
-        << p->name;
+    EXPECT_LE(MaxRelErr(p->master, ref.params().at(p->name).detach()), 1e-3) << p->name;
   }
   // Training on fresh random tokens still fits their unigram noise a little.
   EXPECT_LT(losses.back(), losses.front());
@@ -233,26 +225,22 @@ TEST(RefAdamWTest, MatchesTorchAdamWWithParamGroups) {
   NamedTensors mine = {{"m", at::randn({4, 3})}, {"g", at::randn({3})}};
   at::Tensor tm = mine["m"].clone(), tg = mine["g"].clone();
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(std::vector<at::Tensor>{tm},
-                      std::make_unique<torch::optim::AdamWOptions>(
-                          torch::optim::AdamWOptions(o.lr)
-                              .betas({o.beta1, o.beta2})
-                              .eps(o.eps)
-                              .weight_decay(o.weight_decay)));
-  groups.emplace_back(std::vector<at::Tensor>{tg},
-                      std::make_unique<torch::optim::AdamWOptions>(
-                          torch::optim::AdamWOptions(o.lr)
-                              .betas({o.beta1, o.beta2})
-                              .eps(o.eps)
-                              .weight_decay(0)));
+  groups.emplace_back(std::vector<at::Tensor>{tm}, std::make_unique<torch::optim::AdamWOptions>(
+                                                       torch::optim::AdamWOptions(o.lr)
+                                                           .betas({o.beta1, o.beta2})
+                                                           .eps(o.eps)
+                                                           .weight_decay(o.weight_decay)));
+  groups.emplace_back(
+      std::vector<at::Tensor>{tg},
+      std::make_unique<torch::optim::AdamWOptions>(
+          torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(0)));
   torch::optim::AdamW torch_opt(groups);
   RefAdamW ref_opt(o);
   for (int it = 1; it <= o.total_iterations; ++it) {
-    NamedTensors grads = {{"m", at::randn({4, 3}) * it},
-                          {"g", at::randn({3}) * it}};
+    NamedTensors grads = {{"m", at::randn({4, 3}) * it}, {"g", at::randn({3}) * it}};
     const double norm = ref_opt.Step(it, &mine, grads);
-    const double want_norm = std::sqrt(grads["m"].pow(2).sum().item<double>() +
-                                       grads["g"].pow(2).sum().item<double>());
+    const double want_norm =
+        std::sqrt(grads["m"].pow(2).sum().item<double>() + grads["g"].pow(2).sum().item<double>());
     EXPECT_NEAR(norm, want_norm, 1e-5 * want_norm);
     const double scale = std::min(1.0, o.grad_clip / want_norm);
     tm.mutable_grad() = grads["m"] * scale;

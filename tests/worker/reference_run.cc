@@ -19,8 +19,7 @@ Reference RunReference(const v1::JobSpec& spec, const TinyJob& job) {
   o.weight_decay = job.weight_decay;
   o.grad_clip = job.grad_clip;
   reference::RefAdamW adam(o);
-  auto tokens = TokenSource::Open(job.data_path, TokenFormat::kText, job.vocab,
-                                  job.seq_len);
+  auto tokens = TokenSource::Open(job.data_path, TokenFormat::kText, job.vocab, job.seq_len);
   EXPECT_TRUE(tokens.ok()) << tokens.status();
   Reference ref;
   for (int it = 1; it <= job.iterations; ++it) {
@@ -28,8 +27,8 @@ Reference RunReference(const v1::JobSpec& spec, const TinyJob& job) {
     std::vector<at::Tensor> ids, targets;
     for (int r = 0; r < job.data; ++r) {
       for (int mb = 0; mb < job.microbatches; ++mb) {
-        Batch b = (*tokens)->Get(it, r, job.data, mb, job.microbatches,
-                                 job.micro_batch, job.seq_len, job.seed);
+        Batch b = (*tokens)->Get(it, r, job.data, mb, job.microbatches, job.micro_batch,
+                                 job.seq_len, job.seed);
         ids.push_back(b.inputs);
         targets.push_back(b.targets);
       }

@@ -16,17 +16,23 @@ namespace chronos::worker {
 namespace {
 
 v1::JobSpec Spec(const std::string& kind, double offload_ratio) {
-  absl::StatusOr<v1::JobSpec> spec = ParseJobSpecYaml(absl::StrCat(
-      "name: emu\n"
-      "model: {layers: 8, hidden: 32, heads: 4, ffn_hidden: 64, vocab: 256, "
-      "seq_len: 16}\n"
-      "data: {path: ", testing::AnyTextCorpus(), ", format: text}\n"
-      "training: {iterations: 2, micro_batch_size: 2, microbatches: 8, "
-      "lr: 1.0e-3, seed: 3, precision: fp32}\n"
-      "parallel: {pipeline: 4, data: 2}\n"
-      "schedule: {kind: ", kind, "}\n"
-      "memory: {offload_ratio: ", offload_ratio, "}\n"
-      "device: {profile: cpu}\n"));
+  absl::StatusOr<v1::JobSpec> spec = ParseJobSpecYaml(
+      absl::StrCat("name: emu\n"
+                   "model: {layers: 8, hidden: 32, heads: 4, ffn_hidden: 64, vocab: 256, "
+                   "seq_len: 16}\n"
+                   "data: {path: ",
+                   testing::AnyTextCorpus(),
+                   ", format: text}\n"
+                   "training: {iterations: 2, micro_batch_size: 2, microbatches: 8, "
+                   "lr: 1.0e-3, seed: 3, precision: fp32}\n"
+                   "parallel: {pipeline: 4, data: 2}\n"
+                   "schedule: {kind: ",
+                   kind,
+                   "}\n"
+                   "memory: {offload_ratio: ",
+                   offload_ratio,
+                   "}\n"
+                   "device: {profile: cpu}\n"));
   EXPECT_TRUE(spec.ok()) << spec.status();
   return *spec;
 }
@@ -38,8 +44,7 @@ TEST(StageEmulationTest, EveryStagesLedgerPeakIsThePlannersPrediction) {
       o.warmup_iterations = 1;
       o.iterations = 1;
       o.threads = 1;
-      absl::StatusOr<StageEmulationReport> r =
-          EmulateStages(Spec(kind, ratio), o);
+      absl::StatusOr<StageEmulationReport> r = EmulateStages(Spec(kind, ratio), o);
       ASSERT_TRUE(r.ok()) << r.status();
       ASSERT_EQ(r->pipeline, 4);
       ASSERT_EQ(r->rows.size(), 4u);
@@ -47,8 +52,7 @@ TEST(StageEmulationTest, EveryStagesLedgerPeakIsThePlannersPrediction) {
       for (const StageEmulationRow& row : r->rows) {
         SCOPED_TRACE(absl::StrCat(kind, " ratio ", ratio, " stage ", row.stage));
         EXPECT_GT(row.peak_activation_bytes, 0);
-        EXPECT_EQ(row.peak_activation_bytes,
-                  row.predicted_peak_activation_bytes);
+        EXPECT_EQ(row.peak_activation_bytes, row.predicted_peak_activation_bytes);
         EXPECT_GT(row.median_seconds, 0);
         EXPECT_GT(row.predicted_busy_seconds, 0);
         EXPECT_EQ(row.hbm_peak_bytes, 0);  // no allocator figures on CPU

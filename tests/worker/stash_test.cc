@@ -72,8 +72,7 @@ TEST(ActivationStashTest, EraseChunkTouchesOnlyThatMicroBatchAndChunk) {
   EXPECT_EQ(ledger.Snapshot().offloaded_bytes, 0);
 }
 
-class OffloadTest
-    : public ::testing::TestWithParam<std::tuple<double, bool, bool>> {};
+class OffloadTest : public ::testing::TestWithParam<std::tuple<double, bool, bool>> {};
 
 // Every tensor a layer, the head and the embedding save, at once.
 TEST_P(OffloadTest, MovesExactlyTheLayoutsBytesAndReloadsBitIdentical) {
@@ -87,8 +86,7 @@ TEST_P(OffloadTest, MovesExactlyTheLayoutsBytesAndReloadsBitIdentical) {
   std::vector<StashTensor> all;
   std::vector<at::Tensor> originals;
   int unit = 0;
-  for (UnitKind kind :
-       {UnitKind::kEmbedding, UnitKind::kLayer, UnitKind::kHead}) {
+  for (UnitKind kind : {UnitKind::kEmbedding, UnitKind::kLayer, UnitKind::kHead}) {
     for (const StashTensor& t : ForwardStash(kind, Dims(flash))) {
       at::Tensor v = Make(t, tokens, act);
       if (t.name == "q") v = v.t();  // a non-contiguous entry
@@ -122,8 +120,7 @@ TEST_P(OffloadTest, MovesExactlyTheLayoutsBytesAndReloadsBitIdentical) {
   EXPECT_EQ(s.reloaded_total_bytes, expected);
   size_t i = 0;
   unit = 0;
-  for (UnitKind kind :
-       {UnitKind::kEmbedding, UnitKind::kLayer, UnitKind::kHead}) {
+  for (UnitKind kind : {UnitKind::kEmbedding, UnitKind::kLayer, UnitKind::kHead}) {
     for (const StashTensor& t : ForwardStash(kind, Dims(flash))) {
       at::Tensor back = stash.Get(2, 3, unit, t.name);
       EXPECT_EQ(back.sizes(), originals[i].sizes()) << t.name;
@@ -135,10 +132,9 @@ TEST_P(OffloadTest, MovesExactlyTheLayoutsBytesAndReloadsBitIdentical) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Fractions, OffloadTest,
-    ::testing::Combine(::testing::Values(0.0, 0.3, 0.5, 1.0), ::testing::Bool(),
-                       ::testing::Bool()));
+INSTANTIATE_TEST_SUITE_P(Fractions, OffloadTest,
+                         ::testing::Combine(::testing::Values(0.0, 0.3, 0.5, 1.0),
+                                            ::testing::Bool(), ::testing::Bool()));
 
 // Counts the copies (synchronous ones, like a CPU worker's).
 class CountingCopier : public SyncHostCopier {
@@ -147,8 +143,7 @@ class CountingCopier : public SyncHostCopier {
     ++to_host;
     return SyncHostCopier::StartToHost(src);
   }
-  PendingCopy StartToDevice(const at::Tensor& host,
-                            c10::Device device) override {
+  PendingCopy StartToDevice(const at::Tensor& host, c10::Device device) override {
     ++to_device;
     return SyncHostCopier::StartToDevice(host, device);
   }

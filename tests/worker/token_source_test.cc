@@ -39,8 +39,7 @@ std::string Shard(int32_t magic, int32_t version, const std::vector<T>& tokens,
   header[1] = version;
   header[2] = static_cast<int32_t>(claimed >= 0 ? claimed : tokens.size());
   std::string out(reinterpret_cast<const char*>(header.data()), 1024);
-  out.append(reinterpret_cast<const char*>(tokens.data()),
-             tokens.size() * sizeof(T));
+  out.append(reinterpret_cast<const char*>(tokens.data()), tokens.size() * sizeof(T));
   return out;
 }
 
@@ -70,8 +69,7 @@ TEST_F(TokenSourceTest, TextBatchesAreDeterministicWindowsWithShiftedTargets) {
   EXPECT_TRUE(at::equal(a.targets, b.targets));
   ASSERT_EQ(a.inputs.sizes(), (std::vector<int64_t>{4, s}));
   EXPECT_EQ(a.inputs.scalar_type(), at::kLong);
-  EXPECT_TRUE(
-      at::equal(a.inputs.narrow(1, 1, s - 1), a.targets.narrow(1, 0, s - 1)));
+  EXPECT_TRUE(at::equal(a.inputs.narrow(1, 1, s - 1), a.targets.narrow(1, 0, s - 1)));
   for (int64_t row = 0; row < 4; ++row) {
     // Each row starts at a multiple of seq_len: token = start % 251.
     const int64_t first = a.inputs[row][0].item<int64_t>();
@@ -99,8 +97,7 @@ TEST_F(TokenSourceTest, EachEpochVisitsEveryWindowOnceAndRanksDiffer) {
           Batch batch = (*src)->Get(it, r, 2, mb, 2, 4, s, 7);
           for (int64_t row = 0; row < 4; ++row) {
             at::Tensor x = batch.inputs[row].contiguous();
-            rows.insert(std::vector<int64_t>(x.data_ptr<int64_t>(),
-                                             x.data_ptr<int64_t>() + s));
+            rows.insert(std::vector<int64_t>(x.data_ptr<int64_t>(), x.data_ptr<int64_t>() + s));
           }
         }
       }
@@ -123,8 +120,7 @@ TEST_F(TokenSourceTest, TextNeedsByteVocab) {
   WriteBytes(path, TextOf(100));
   auto src = TokenSource::Open(path, TokenFormat::kText, 100);
   EXPECT_EQ(src.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(src.status().message().find("model.vocab"), std::string::npos)
-      << src.status();
+  EXPECT_NE(src.status().message().find("model.vocab"), std::string::npos) << src.status();
 }
 
 TEST_F(TokenSourceTest, TooShortForSeqLen) {
@@ -169,8 +165,7 @@ TEST_F(TokenSourceTest, LlmcReadsBothMagicsFromDirectoryAndGlob) {
       EXPECT_EQ(batch.targets[0][k].item<int64_t>(), all[k + 1]);
     }
   }
-  auto one =
-      TokenSource::Open(dir_ + "/shard_001.bin", TokenFormat::kLlmc, 100000);
+  auto one = TokenSource::Open(dir_ + "/shard_001.bin", TokenFormat::kLlmc, 100000);
   ASSERT_TRUE(one.ok()) << one.status();
   EXPECT_EQ((*one)->num_tokens(), 3);
 }
@@ -187,24 +182,19 @@ TEST_F(TokenSourceTest, LlmcErrorsNameTheFile) {
   const std::string version = dir_ + "/version.bin";
   WriteBytes(version, Shard<uint16_t>(20240520, 9, {1, 2, 3}));
   for (const auto& [path, needle] :
-       std::vector<std::pair<std::string, std::string>>{
-           {bad_magic, "magic"},
-           {truncated, "does not match"},
-           {big_token, "model.vocab"},
-           {tiny, "header"},
-           {version, "version"}}) {
+       std::vector<std::pair<std::string, std::string>>{{bad_magic, "magic"},
+                                                        {truncated, "does not match"},
+                                                        {big_token, "model.vocab"},
+                                                        {tiny, "header"},
+                                                        {version, "version"}}) {
     auto src = TokenSource::Open(path, TokenFormat::kLlmc, 50257);
     ASSERT_FALSE(src.ok()) << path;
     EXPECT_EQ(src.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_TRUE(IsInputFault(src.status())) << path;
-    EXPECT_NE(src.status().message().find(path), std::string::npos)
-        << src.status();
-    EXPECT_NE(src.status().message().find(needle), std::string::npos)
-        << src.status();
+    EXPECT_NE(src.status().message().find(path), std::string::npos) << src.status();
+    EXPECT_NE(src.status().message().find(needle), std::string::npos) << src.status();
   }
-  EXPECT_EQ(TokenSource::Open(dir_ + "/none_*.bin", TokenFormat::kLlmc, 10)
-                .status()
-                .code(),
+  EXPECT_EQ(TokenSource::Open(dir_ + "/none_*.bin", TokenFormat::kLlmc, 10).status().code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -217,8 +207,7 @@ TEST_F(TokenSourceTest, ManyBatchesFromMegabytesOfTextStayCheap) {
   int64_t sum = 0;
   for (int64_t it = 1; it <= 500; ++it) {
     for (int mb = 0; mb < 4; ++mb) {
-      sum +=
-          (*src)->Get(it, 0, 1, mb, 4, 8, 256, 1).inputs[0][0].item<int64_t>();
+      sum += (*src)->Get(it, 0, 1, mb, 4, 8, 256, 1).inputs[0][0].item<int64_t>();
     }
   }
   EXPECT_GE(sum, 0);

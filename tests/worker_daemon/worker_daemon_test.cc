@@ -13,12 +13,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "tests/testing/http_get.h"
 #include "worker/daemon/assignment_run.h"
 #include "worker/daemon/host_probe.h"
 #include "worker/daemon/progress_reporter.h"
 #include "worker/daemon/worker_metrics.h"
 #include "worker/input_fault.h"
-#include "tests/testing/http_get.h"
 
 namespace chronos::worker {
 namespace {
@@ -78,8 +78,7 @@ TEST(WorkerMetricsTest, JobSeriesAppearWithLabelsMoveAndVanishWhenTheJobEnds) {
   EXPECT_THAT(text, HasSubstr("chronos_worker_loss{" + lab + "} 3.5"));
   EXPECT_THAT(text, HasSubstr("chronos_worker_hbm_capacity_bytes{" + lab + "} 1000"));
   EXPECT_THAT(text, HasSubstr("chronos_worker_iteration_seconds_count{" + lab + "} 2"));
-  EXPECT_THAT(text, HasSubstr("chronos_worker_iteration_seconds_bucket{" + lab +
-                              ",le=\"0.5\"} 2"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_iteration_seconds_bucket{" + lab + ",le=\"0.5\"} 2"));
   EXPECT_THAT(text, HasSubstr("chronos_worker_faults_total{data_rank=\"0\",job=\"job-a\","
                               "kind=\"out_of_memory\",stage=\"2\"} 1"));
   EXPECT_THAT(text, HasSubstr("chronos_worker_faults_total{data_rank=\"0\",job=\"job-a\","
@@ -189,8 +188,7 @@ TEST(ProgressReporterTest, RetriesUnavailableAndDeliversInOrder) {
   c.FailNext(absl::UnavailableError("restarting"));
   std::vector<std::string> stops;
   ProgressReporter r([&](const v1::ProgressReport& p) { return c.Send(p); },
-                     [&](const std::string& why) { stops.push_back(why); },
-                     absl::Milliseconds(20));
+                     [&](const std::string& why) { stops.push_back(why); }, absl::Milliseconds(20));
   for (int i = 1; i <= 3; ++i) r.Enqueue(Report(i));
   ASSERT_TRUE(r.Flush(absl::Seconds(10)));
   EXPECT_EQ(c.delivered(), (std::vector<int64_t>{1, 2, 3}));

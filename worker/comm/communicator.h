@@ -46,8 +46,7 @@ class Communicator {
   // Receives into `t` (preallocated with the right shape and dtype).
   virtual std::unique_ptr<Work> Recv(at::Tensor& t, int peer, int tag) = 0;
   // In-place sum over `group`.
-  virtual absl::Status AllReduceSum(std::vector<at::Tensor>& tensors,
-                                    Group group) = 0;
+  virtual absl::Status AllReduceSum(std::vector<at::Tensor>& tensors, Group group) = 0;
   virtual absl::Status Barrier(Group group) = 0;
 };
 

@@ -11,8 +11,7 @@ namespace chronos::worker {
 
 class DoneWork : public Work {
  public:
-  explicit DoneWork(absl::Status status = absl::OkStatus())
-      : status_(std::move(status)) {}
+  explicit DoneWork(absl::Status status = absl::OkStatus()) : status_(std::move(status)) {}
   bool IsCompleted() override { return true; }
   absl::Status Wait(absl::Duration) override { return status_; }
 

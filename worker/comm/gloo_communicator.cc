@@ -13,9 +13,8 @@
 
 namespace chronos::worker {
 
-absl::StatusOr<std::unique_ptr<ProcessGroupCommunicator>>
-CreateGlooCommunicator(c10::intrusive_ptr<c10d::Store> store,
-                       const GlooCommunicatorOptions& o) {
+absl::StatusOr<std::unique_ptr<ProcessGroupCommunicator>> CreateGlooCommunicator(
+    c10::intrusive_ptr<c10d::Store> store, const GlooCommunicatorOptions& o) {
   std::shared_ptr<::gloo::transport::Device> device;
   auto make = [&](c10::intrusive_ptr<c10d::Store> group_store, int rank,
                   int size) -> c10::intrusive_ptr<c10d::Backend> {
@@ -24,12 +23,10 @@ CreateGlooCommunicator(c10::intrusive_ptr<c10d::Store> store,
     }
     // Gloo needs a finite timeout; a day stands in for "forever".
     auto opts = c10d::ProcessGroupGloo::Options::create(
-        std::chrono::milliseconds(absl::ToInt64Milliseconds(
-            std::min(o.timeout, absl::Hours(24)))));
+        std::chrono::milliseconds(absl::ToInt64Milliseconds(std::min(o.timeout, absl::Hours(24)))));
     opts->devices.push_back(device);
     opts->threads = 1;
-    return c10::make_intrusive<c10d::ProcessGroupGloo>(group_store, rank, size,
-                                                       opts);
+    return c10::make_intrusive<c10d::ProcessGroupGloo>(group_store, rank, size, opts);
   };
   return ProcessGroupCommunicator::Create(std::move(store), o, "Gloo",
                                           /*stream_ordered=*/false, make);

@@ -14,9 +14,8 @@ namespace chronos::worker {
 using GlooCommunicatorOptions = ProcessGroupOptions;
 
 // See ProcessGroupCommunicator::Create.
-absl::StatusOr<std::unique_ptr<ProcessGroupCommunicator>>
-CreateGlooCommunicator(c10::intrusive_ptr<c10d::Store> store,
-                       const GlooCommunicatorOptions& options);
+absl::StatusOr<std::unique_ptr<ProcessGroupCommunicator>> CreateGlooCommunicator(
+    c10::intrusive_ptr<c10d::Store> store, const GlooCommunicatorOptions& options);
 
 }  // namespace chronos::worker
 

@@ -5,8 +5,7 @@
 
 namespace chronos::worker {
 
-absl::Status InMemoryKeyValueStore::Set(const std::string& key,
-                                        const std::string& value) {
+absl::Status InMemoryKeyValueStore::Set(const std::string& key, const std::string& value) {
   absl::MutexLock lock(&mu_);
   map_[key] = value;
   changed_.SignalAll();
@@ -21,22 +20,20 @@ absl::StatusOr<std::string> InMemoryKeyValueStore::Get(const std::string& key,
     auto it = map_.find(key);
     if (it != map_.end()) return it->second;
     if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "key '", key, "' not set within ", absl::FormatDuration(timeout)));
+      return absl::DeadlineExceededError(
+          absl::StrCat("key '", key, "' not set within ", absl::FormatDuration(timeout)));
     }
     // May wake early or spuriously; the loop re-checks key and clock.
     changed_.WaitWithDeadline(&mu_, deadline);
   }
 }
 
-absl::StatusOr<int64_t> InMemoryKeyValueStore::Add(const std::string& key,
-                                                   int64_t delta) {
+absl::StatusOr<int64_t> InMemoryKeyValueStore::Add(const std::string& key, int64_t delta) {
   absl::MutexLock lock(&mu_);
   int64_t value = 0;
   auto it = map_.find(key);
   if (it != map_.end() && !absl::SimpleAtoi(it->second, &value)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("key '", key, "' does not hold an integer"));
+    return absl::FailedPreconditionError(absl::StrCat("key '", key, "' does not hold an integer"));
   }
   value += delta;
   map_[key] = absl::StrCat(value);
@@ -44,8 +41,7 @@ absl::StatusOr<int64_t> InMemoryKeyValueStore::Add(const std::string& key,
   return value;
 }
 
-absl::StatusOr<bool> InMemoryKeyValueStore::Check(
-    const std::vector<std::string>& keys) {
+absl::StatusOr<bool> InMemoryKeyValueStore::Check(const std::vector<std::string>& keys) {
   absl::MutexLock lock(&mu_);
   for (const std::string& key : keys) {
     if (!map_.contains(key)) return false;

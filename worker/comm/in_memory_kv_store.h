@@ -17,8 +17,7 @@ namespace chronos::worker {
 class InMemoryKeyValueStore : public KeyValueStore {
  public:
   absl::Status Set(const std::string& key, const std::string& value) override;
-  absl::StatusOr<std::string> Get(const std::string& key,
-                                  absl::Duration timeout) override;
+  absl::StatusOr<std::string> Get(const std::string& key, absl::Duration timeout) override;
   absl::StatusOr<int64_t> Add(const std::string& key, int64_t delta) override;
   absl::StatusOr<bool> Check(const std::vector<std::string>& keys) override;
   absl::StatusOr<bool> Delete(const std::string& key) override;

@@ -22,8 +22,7 @@ absl::Duration FromChrono(std::chrono::milliseconds ms) {
 
 std::chrono::milliseconds ToChrono(absl::Duration d) {
   if (d == absl::InfiniteDuration()) return c10d::Store::kNoTimeout;
-  return std::chrono::milliseconds(
-      std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
+  return std::chrono::milliseconds(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
 }
 
 // c10d's callers expect exceptions; this is the one place they are thrown.
@@ -31,14 +30,11 @@ void ThrowIfError(const absl::Status& s, const char* op) {
   TORCH_CHECK(s.ok(), "KvC10dStore::", op, ": ", s.ToString());
 }
 
-std::string ToString(const std::vector<uint8_t>& v) {
-  return std::string(v.begin(), v.end());
-}
+std::string ToString(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
 
 class KvC10dStore : public c10d::Store {
  public:
-  KvC10dStore(std::shared_ptr<KeyValueStore> kv,
-              std::chrono::milliseconds timeout)
+  KvC10dStore(std::shared_ptr<KeyValueStore> kv, std::chrono::milliseconds timeout)
       : Store(timeout), kv_(std::move(kv)) {}
 
   // c10d clones a store to use it from another thread; ours is a handle
@@ -51,11 +47,9 @@ class KvC10dStore : public c10d::Store {
     ThrowIfError(kv_->Set(key, ToString(value)), "set");
   }
 
-  std::vector<uint8_t> compareSet(
-      const std::string& key, const std::vector<uint8_t>& current,
-      const std::vector<uint8_t>& desired) override {
-    TORCH_CHECK(false, "KvC10dStore::compareSet is not supported (key ", key,
-                ")");
+  std::vector<uint8_t> compareSet(const std::string& key, const std::vector<uint8_t>& current,
+                                  const std::vector<uint8_t>& desired) override {
+    TORCH_CHECK(false, "KvC10dStore::compareSet is not supported (key ", key, ")");
   }
 
   std::vector<uint8_t> get(const std::string& key) override {
@@ -88,9 +82,7 @@ class KvC10dStore : public c10d::Store {
     return *v;
   }
 
-  void wait(const std::vector<std::string>& keys) override {
-    wait(keys, timeout_);
-  }
+  void wait(const std::vector<std::string>& keys) override { wait(keys, timeout_); }
 
   void wait(const std::vector<std::string>& keys,
             const std::chrono::milliseconds& timeout) override {
@@ -98,8 +90,7 @@ class KvC10dStore : public c10d::Store {
     const absl::Time deadline = absl::Now() + total;
     for (const std::string& key : keys) {
       // One deadline for all keys, as c10d's TCPStore does.
-      absl::Duration left =
-          std::max(deadline - absl::Now(), absl::ZeroDuration());
+      absl::Duration left = std::max(deadline - absl::Now(), absl::ZeroDuration());
       ThrowIfError(kv_->Get(key, left).status(), "wait");
     }
   }
@@ -110,8 +101,8 @@ class KvC10dStore : public c10d::Store {
 
 }  // namespace
 
-c10::intrusive_ptr<c10d::Store> NewKvC10dStore(
-    std::shared_ptr<KeyValueStore> kv, absl::Duration timeout) {
+c10::intrusive_ptr<c10d::Store> NewKvC10dStore(std::shared_ptr<KeyValueStore> kv,
+                                               absl::Duration timeout) {
   return c10::make_intrusive<KvC10dStore>(std::move(kv), ToChrono(timeout));
 }
 

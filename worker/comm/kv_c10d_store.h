@@ -24,8 +24,8 @@ namespace chronos::worker {
 // GlooCommunicator factory catches them). `timeout` bounds get() and wait()
 // without an explicit timeout. compareSet and watchKey are not supported:
 // ProcessGroupGloo does not use them.
-c10::intrusive_ptr<c10d::Store> NewKvC10dStore(
-    std::shared_ptr<KeyValueStore> kv, absl::Duration timeout);
+c10::intrusive_ptr<c10d::Store> NewKvC10dStore(std::shared_ptr<KeyValueStore> kv,
+                                               absl::Duration timeout);
 
 }  // namespace chronos::worker
 

@@ -24,16 +24,13 @@ class KeyValueStore {
  public:
   virtual ~KeyValueStore() = default;
 
-  virtual absl::Status Set(const std::string& key,
-                           const std::string& value) = 0;
+  virtual absl::Status Set(const std::string& key, const std::string& value) = 0;
   // Blocks until `key` exists or `timeout` passes (kDeadlineExceeded).
   // absl::InfiniteDuration() waits forever.
-  virtual absl::StatusOr<std::string> Get(const std::string& key,
-                                          absl::Duration timeout) = 0;
+  virtual absl::StatusOr<std::string> Get(const std::string& key, absl::Duration timeout) = 0;
   // Adds `delta` to the counter at `key` (absent = 0); returns the new value.
   // kFailedPrecondition if the key holds something that is not an integer.
-  virtual absl::StatusOr<int64_t> Add(const std::string& key,
-                                      int64_t delta) = 0;
+  virtual absl::StatusOr<int64_t> Add(const std::string& key, int64_t delta) = 0;
   // Whether every key in `keys` exists now (does not wait).
   virtual absl::StatusOr<bool> Check(const std::vector<std::string>& keys) = 0;
   // Removes `key`; returns whether it existed.

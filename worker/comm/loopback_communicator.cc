@@ -20,20 +20,16 @@ uint64_t Mix(uint64_t x) {
 
 }  // namespace
 
-std::unique_ptr<Work> LoopbackCommunicator::Send(const at::Tensor& t, int peer,
-                                                 int tag) {
+std::unique_ptr<Work> LoopbackCommunicator::Send(const at::Tensor& t, int peer, int tag) {
   return std::make_unique<DoneWork>();
 }
 
-std::unique_ptr<Work> LoopbackCommunicator::Recv(at::Tensor& t, int peer,
-                                                 int tag) {
+std::unique_ptr<Work> LoopbackCommunicator::Recv(at::Tensor& t, int peer, int tag) {
   if (!t.defined()) {
-    return std::make_unique<DoneWork>(
-        absl::InvalidArgumentError("Recv into an undefined tensor"));
+    return std::make_unique<DoneWork>(absl::InvalidArgumentError("Recv into an undefined tensor"));
   }
   // Generated on the CPU so values do not depend on the device's generator.
-  at::Generator gen =
-      at::detail::createCPUGenerator(Mix(static_cast<uint64_t>(tag)));
+  at::Generator gen = at::detail::createCPUGenerator(Mix(static_cast<uint64_t>(tag)));
   at::Tensor values;
   if (at::isFloatingType(t.scalar_type())) {
     values = at::empty(t.sizes(), at::kFloat).normal_(0.0, 1.0, gen);
@@ -44,13 +40,10 @@ std::unique_ptr<Work> LoopbackCommunicator::Recv(at::Tensor& t, int peer,
   return std::make_unique<DoneWork>();
 }
 
-absl::Status LoopbackCommunicator::AllReduceSum(
-    std::vector<at::Tensor>& tensors, Group group) {
+absl::Status LoopbackCommunicator::AllReduceSum(std::vector<at::Tensor>& tensors, Group group) {
   return absl::OkStatus();
 }
 
-absl::Status LoopbackCommunicator::Barrier(Group group) {
-  return absl::OkStatus();
-}
+absl::Status LoopbackCommunicator::Barrier(Group group) { return absl::OkStatus(); }
 
 }  // namespace chronos::worker

@@ -25,8 +25,7 @@ class LoopbackCommunicator : public Communicator {
   std::unique_ptr<Work> Send(const at::Tensor& t, int peer, int tag) override;
   // Floating tensors get N(0, 1) values, integer ones values in [0, 1000).
   std::unique_ptr<Work> Recv(at::Tensor& t, int peer, int tag) override;
-  absl::Status AllReduceSum(std::vector<at::Tensor>& tensors,
-                            Group group) override;
+  absl::Status AllReduceSum(std::vector<at::Tensor>& tensors, Group group) override;
   absl::Status Barrier(Group group) override;
 
  private:

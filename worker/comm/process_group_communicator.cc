@@ -8,8 +8,8 @@
 #include <chrono>
 #include <map>
 #include <string>
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -20,12 +20,10 @@ namespace chronos::worker {
 namespace {
 
 std::chrono::milliseconds ToChrono(absl::Duration d) {
-  if (d == absl::InfiniteDuration())
-    return std::chrono::milliseconds(0);  // c10d's kNoTimeout
+  if (d == absl::InfiniteDuration()) return std::chrono::milliseconds(0);  // c10d's kNoTimeout
   // c10d reads 0 ms as "wait forever"; a zero or negative timeout means
   // "poll once", the closest being 1 ms.
-  return std::chrono::milliseconds(
-      std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
+  return std::chrono::milliseconds(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
 }
 
 // Gloo and c10d report timeouts only through their messages ("Timed out
@@ -35,8 +33,7 @@ absl::Status FromMessage(const std::string& message, const std::string& op) {
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return std::tolower(c); });
   std::string text = absl::StrCat(op, ": ", message);
-  if (absl::StrContains(lower, "timed out") ||
-      absl::StrContains(lower, "timeout")) {
+  if (absl::StrContains(lower, "timed out") || absl::StrContains(lower, "timeout")) {
     return absl::DeadlineExceededError(text);
   }
   return absl::UnavailableError(text);
@@ -56,8 +53,7 @@ absl::Status Guarded(const std::string& op, Fn&& fn) {
   }
 }
 
-absl::Status WaitWork(c10d::Work& work, absl::Duration timeout,
-                      const std::string& op) {
+absl::Status WaitWork(c10d::Work& work, absl::Duration timeout, const std::string& op) {
   return Guarded(op, [&]() -> absl::Status {
     if (!work.wait(ToChrono(timeout))) {
       return absl::UnavailableError(absl::StrCat(op, ": aborted"));
@@ -68,10 +64,8 @@ absl::Status WaitWork(c10d::Work& work, absl::Duration timeout,
 
 class BackendWork : public Work {
  public:
-  BackendWork(c10::intrusive_ptr<c10d::Work> work, std::string op,
-              bool stream_ordered)
-      : work_(std::move(work)), op_(std::move(op)),
-        stream_ordered_(stream_ordered) {}
+  BackendWork(c10::intrusive_ptr<c10d::Work> work, std::string op, bool stream_ordered)
+      : work_(std::move(work)), op_(std::move(op)), stream_ordered_(stream_ordered) {}
 
   bool IsCompleted() override {
     if (done_) return true;
@@ -86,9 +80,7 @@ class BackendWork : public Work {
   // result is final and repeated Waits return it.
   absl::Status Wait(absl::Duration timeout) override {
     if (!done_) {
-      status_ = WaitWork(*work_, stream_ordered_ ? absl::InfiniteDuration()
-                                                 : timeout,
-                         op_);
+      status_ = WaitWork(*work_, stream_ordered_ ? absl::InfiniteDuration() : timeout, op_);
       done_ = true;
     }
     return status_;
@@ -123,63 +115,52 @@ struct ProcessGroupCommunicator::Groups {
   }
 };
 
-absl::StatusOr<std::unique_ptr<ProcessGroupCommunicator>>
-ProcessGroupCommunicator::Create(c10::intrusive_ptr<c10d::Store> store,
-                                 const ProcessGroupOptions& o,
-                                 const std::string& name, bool stream_ordered,
-                                 const BackendFactory& make_backend) {
+absl::StatusOr<std::unique_ptr<ProcessGroupCommunicator>> ProcessGroupCommunicator::Create(
+    c10::intrusive_ptr<c10d::Store> store, const ProcessGroupOptions& o, const std::string& name,
+    bool stream_ordered, const BackendFactory& make_backend) {
   if (!store) {
     return absl::InvalidArgumentError(absl::StrCat(name, ": null store"));
   }
   if (o.pipeline < 1 || o.data_parallel < 1 || o.world_rank < 0 ||
       o.world_rank >= o.pipeline * o.data_parallel) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        name, ": world_rank ", o.world_rank, " outside a ", o.pipeline, " x ",
-        o.data_parallel, " job"));
+    return absl::InvalidArgumentError(absl::StrCat(name, ": world_rank ", o.world_rank,
+                                                   " outside a ", o.pipeline, " x ",
+                                                   o.data_parallel, " job"));
   }
   if (o.timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, ": timeout must be > 0"));
+    return absl::InvalidArgumentError(absl::StrCat(name, ": timeout must be > 0"));
   }
   const int device = o.world_rank % o.pipeline;
   const int replica = o.world_rank / o.pipeline;
   auto groups = std::make_unique<Groups>();
-  absl::Status s =
-      Guarded(absl::StrCat(name, " rendezvous"), [&]() -> absl::Status {
-        auto make = [&](const std::string& group, int rank, int size) {
-          auto prefixed = c10::make_intrusive<c10d::PrefixStore>(
-              absl::StrCat(o.key_prefix, "/", group), store);
-          return make_backend(prefixed, rank, size);
-        };
-        groups->world =
-            make("world", o.world_rank, o.pipeline * o.data_parallel);
-        groups->pipeline =
-            make(absl::StrCat("pipe", replica), device, o.pipeline);
-        groups->data =
-            make(absl::StrCat("data", device), replica, o.data_parallel);
-        return absl::OkStatus();
-      });
+  absl::Status s = Guarded(absl::StrCat(name, " rendezvous"), [&]() -> absl::Status {
+    auto make = [&](const std::string& group, int rank, int size) {
+      auto prefixed =
+          c10::make_intrusive<c10d::PrefixStore>(absl::StrCat(o.key_prefix, "/", group), store);
+      return make_backend(prefixed, rank, size);
+    };
+    groups->world = make("world", o.world_rank, o.pipeline * o.data_parallel);
+    groups->pipeline = make(absl::StrCat("pipe", replica), device, o.pipeline);
+    groups->data = make(absl::StrCat("data", device), replica, o.data_parallel);
+    return absl::OkStatus();
+  });
   if (!s.ok()) return s;
-  return std::unique_ptr<ProcessGroupCommunicator>(new ProcessGroupCommunicator(
-      o, name, stream_ordered, std::move(groups)));
+  return std::unique_ptr<ProcessGroupCommunicator>(
+      new ProcessGroupCommunicator(o, name, stream_ordered, std::move(groups)));
 }
 
-ProcessGroupCommunicator::ProcessGroupCommunicator(
-    const ProcessGroupOptions& o, std::string name, bool stream_ordered,
-    std::unique_ptr<Groups> groups)
-    : o_(o),
-      name_(std::move(name)),
-      stream_ordered_(stream_ordered),
-      groups_(std::move(groups)) {}
+ProcessGroupCommunicator::ProcessGroupCommunicator(const ProcessGroupOptions& o, std::string name,
+                                                   bool stream_ordered,
+                                                   std::unique_ptr<Groups> groups)
+    : o_(o), name_(std::move(name)), stream_ordered_(stream_ordered), groups_(std::move(groups)) {}
 
 ProcessGroupCommunicator::~ProcessGroupCommunicator() = default;
 
-absl::Status ProcessGroupCommunicator::CheckPeer(const at::Tensor& t, int peer,
-                                         int tag) const {
+absl::Status ProcessGroupCommunicator::CheckPeer(const at::Tensor& t, int peer, int tag) const {
   if (peer < 0 || peer >= o_.pipeline || peer == device()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("peer ", peer, " is not another device of a ", o_.pipeline,
-                     "-device pipeline (this is ", device(), ")"));
+    return absl::InvalidArgumentError(absl::StrCat("peer ", peer, " is not another device of a ",
+                                                   o_.pipeline, "-device pipeline (this is ",
+                                                   device(), ")"));
   }
   if (tag < 0) return absl::InvalidArgumentError("negative tag");
   if (!t.defined() || !t.is_contiguous()) {
@@ -188,8 +169,7 @@ absl::Status ProcessGroupCommunicator::CheckPeer(const at::Tensor& t, int peer,
   return absl::OkStatus();
 }
 
-std::unique_ptr<Work> ProcessGroupCommunicator::Send(const at::Tensor& t, int peer,
-                                             int tag) {
+std::unique_ptr<Work> ProcessGroupCommunicator::Send(const at::Tensor& t, int peer, int tag) {
   absl::Status s = CheckPeer(t, peer, tag);
   if (!s.ok()) return std::make_unique<DoneWork>(s);
   const std::string op = absl::StrCat("send to device ", peer, " tag ", tag);
@@ -197,8 +177,7 @@ std::unique_ptr<Work> ProcessGroupCommunicator::Send(const at::Tensor& t, int pe
   s = Guarded(op, [&]() -> absl::Status {
     std::vector<at::Tensor> buf{t};
     work =
-        std::make_unique<BackendWork>(
-        groups_->pipeline->send(buf, peer, tag), op, stream_ordered_);
+        std::make_unique<BackendWork>(groups_->pipeline->send(buf, peer, tag), op, stream_ordered_);
     return absl::OkStatus();
   });
   if (!s.ok()) return std::make_unique<DoneWork>(s);
@@ -213,16 +192,14 @@ std::unique_ptr<Work> ProcessGroupCommunicator::Recv(at::Tensor& t, int peer, in
   s = Guarded(op, [&]() -> absl::Status {
     std::vector<at::Tensor> buf{t};
     work =
-        std::make_unique<BackendWork>(
-        groups_->pipeline->recv(buf, peer, tag), op, stream_ordered_);
+        std::make_unique<BackendWork>(groups_->pipeline->recv(buf, peer, tag), op, stream_ordered_);
     return absl::OkStatus();
   });
   if (!s.ok()) return std::make_unique<DoneWork>(s);
   return work;
 }
 
-absl::Status ProcessGroupCommunicator::AllReduceSum(std::vector<at::Tensor>& tensors,
-                                            Group group) {
+absl::Status ProcessGroupCommunicator::AllReduceSum(std::vector<at::Tensor>& tensors, Group group) {
   // c10d's multi-tensor allreduce would also sum the inputs with each other
   // (they are meant as per-device replicas), so each dtype is flattened into
   // one buffer instead: one collective per dtype, in a fixed order.
@@ -236,16 +213,13 @@ absl::Status ProcessGroupCommunicator::AllReduceSum(std::vector<at::Tensor>& ten
   c10d::Backend& pg = groups_->Get(group);
   // A stream-ordered wait returns at once; the copy-back below runs on the
   // same stream, after the reduction.
-  const absl::Duration timeout =
-      stream_ordered_ ? absl::InfiniteDuration() : o_.timeout;
+  const absl::Duration timeout = stream_ordered_ ? absl::InfiniteDuration() : o_.timeout;
   for (const auto& entry : by_dtype) {
     const std::vector<size_t>& indices = entry.second;
-    const std::string op =
-        absl::StrCat("all-reduce of ", indices.size(), " tensors (",
-                     c10::toString(entry.first), ")");
+    const std::string op = absl::StrCat("all-reduce of ", indices.size(), " tensors (",
+                                        c10::toString(entry.first), ")");
     absl::Status s = Guarded(op, [&]() -> absl::Status {
-      const bool direct =
-          indices.size() == 1 && tensors[indices[0]].is_contiguous();
+      const bool direct = indices.size() == 1 && tensors[indices[0]].is_contiguous();
       std::vector<at::Tensor> buf(1);
       if (direct) {
         buf[0] = tensors[indices[0]];

@@ -68,8 +68,7 @@ class ProcessGroupCommunicator : public Communicator {
   // errors; `stream_ordered` selects the wait semantics above.
   static absl::StatusOr<std::unique_ptr<ProcessGroupCommunicator>> Create(
       c10::intrusive_ptr<c10d::Store> store, const ProcessGroupOptions& options,
-      const std::string& name, bool stream_ordered,
-      const BackendFactory& make_backend);
+      const std::string& name, bool stream_ordered, const BackendFactory& make_backend);
   ~ProcessGroupCommunicator() override;
 
   int world_rank() const override { return o_.world_rank; }
@@ -82,14 +81,13 @@ class ProcessGroupCommunicator : public Communicator {
   std::unique_ptr<Work> Send(const at::Tensor& t, int peer, int tag) override;
   std::unique_ptr<Work> Recv(at::Tensor& t, int peer, int tag) override;
   // Tensors of one dtype are flattened into a single all-reduce.
-  absl::Status AllReduceSum(std::vector<at::Tensor>& tensors,
-                            Group group) override;
+  absl::Status AllReduceSum(std::vector<at::Tensor>& tensors, Group group) override;
   absl::Status Barrier(Group group) override;
 
  private:
   struct Groups;  // the c10d process groups
-  ProcessGroupCommunicator(const ProcessGroupOptions& o, std::string name,
-                           bool stream_ordered, std::unique_ptr<Groups> groups);
+  ProcessGroupCommunicator(const ProcessGroupOptions& o, std::string name, bool stream_ordered,
+                           std::unique_ptr<Groups> groups);
 
   absl::Status CheckPeer(const at::Tensor& t, int peer, int tag) const;
 

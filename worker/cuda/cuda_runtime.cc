@@ -58,8 +58,7 @@ class CudaHostCopier : public HostCopier {
     CUDAEvent produced;
     produced.record(c10::cuda::getCurrentCUDAStream());
     produced.block(to_host_);
-    at::Tensor dst =
-        EmptyPooledHostTensor(pool_, src.sizes(), src.scalar_type());
+    at::Tensor dst = EmptyPooledHostTensor(pool_, src.sizes(), src.scalar_type());
     CUDAEvent done;
     {
       c10::cuda::CUDAStreamGuard guard(to_host_);
@@ -71,8 +70,7 @@ class CudaHostCopier : public HostCopier {
     return {dst, std::make_unique<CudaCopyEvent>(std::move(done), at::Tensor())};
   }
 
-  PendingCopy StartToDevice(const at::Tensor& host,
-                            c10::Device device) override {
+  PendingCopy StartToDevice(const at::Tensor& host, c10::Device device) override {
     if (!device.is_cuda()) return sync_.StartToDevice(host, device);
     at::Tensor dst;
     CUDAEvent done;
@@ -112,14 +110,12 @@ class CudaRuntime : public DeviceRuntime {
   explicit CudaRuntime(const CudaRuntimeOptions& o)
       : device_(static_cast<c10::DeviceIndex>(o.device)),
         compute_(c10::cuda::getStreamFromPool(false, device_)),
-        pool_(std::make_shared<PinnedPool>(PinnedHostMemory(),
-                                           o.pinned_pool_bytes)),
+        pool_(std::make_shared<PinnedPool>(PinnedHostMemory(), o.pinned_pool_bytes)),
         copier_(std::make_shared<CudaHostCopier>(device_, pool_)) {}
 
   std::shared_ptr<void> Enter() override {
     struct Scope {
-      explicit Scope(c10::DeviceIndex d, CUDAStream s)
-          : device(d), stream(s) {}
+      explicit Scope(c10::DeviceIndex d, CUDAStream s) : device(d), stream(s) {}
       c10::cuda::CUDAGuard device;
       c10::cuda::CUDAStreamGuard stream;
     };
@@ -171,9 +167,9 @@ int CudaDeviceCount() {
 absl::StatusOr<CudaDeviceInfo> DescribeCudaDevice(int index) {
   const int n = CudaDeviceCount();
   if (index < 0 || index >= n) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--device cuda:", index, ": this machine has ", n,
-        " CUDA device(s) visible to this process"));
+    return absl::FailedPreconditionError(absl::StrCat("--device cuda:", index,
+                                                      ": this machine has ", n,
+                                                      " CUDA device(s) visible to this process"));
   }
   cudaDeviceProp prop{};
   if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) {
@@ -187,16 +183,14 @@ absl::StatusOr<CudaDeviceInfo> DescribeCudaDevice(int index) {
   return info;
 }
 
-absl::StatusOr<std::shared_ptr<DeviceRuntime>> NewCudaRuntime(
-    const CudaRuntimeOptions& options) {
+absl::StatusOr<std::shared_ptr<DeviceRuntime>> NewCudaRuntime(const CudaRuntimeOptions& options) {
   absl::StatusOr<CudaDeviceInfo> info = DescribeCudaDevice(options.device);
   if (!info.ok()) return info.status();
   try {
-    return std::shared_ptr<DeviceRuntime>(
-        std::make_shared<CudaRuntime>(options));
+    return std::shared_ptr<DeviceRuntime>(std::make_shared<CudaRuntime>(options));
   } catch (const std::exception& e) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cuda:", options.device, ": starting the GPU runtime: ", e.what()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cuda:", options.device, ": starting the GPU runtime: ", e.what()));
   }
 }
 

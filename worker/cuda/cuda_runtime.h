@@ -32,8 +32,7 @@ struct CudaRuntimeOptions {
 };
 
 // kFailedPrecondition when the device does not exist (or CUDA has none).
-absl::StatusOr<std::shared_ptr<DeviceRuntime>> NewCudaRuntime(
-    const CudaRuntimeOptions& options);
+absl::StatusOr<std::shared_ptr<DeviceRuntime>> NewCudaRuntime(const CudaRuntimeOptions& options);
 
 // How many CUDA devices this process sees (0 without a GPU or driver).
 int CudaDeviceCount();

@@ -17,9 +17,8 @@
 namespace chronos::worker {
 
 // `options.cuda_device` is the device every group is bound to.
-absl::StatusOr<std::unique_ptr<ProcessGroupCommunicator>>
-CreateNcclCommunicator(c10::intrusive_ptr<c10d::Store> store,
-                       const ProcessGroupOptions& options);
+absl::StatusOr<std::unique_ptr<ProcessGroupCommunicator>> CreateNcclCommunicator(
+    c10::intrusive_ptr<c10d::Store> store, const ProcessGroupOptions& options);
 
 }  // namespace chronos::worker
 

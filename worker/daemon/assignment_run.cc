@@ -30,8 +30,8 @@ struct JobFigures {
   int64_t capacity_bytes = 0;
 };
 
-JobFigures FiguresFor(const v1::JobSpec& spec, const Schedule& schedule,
-                      int device, int64_t device_memory_bytes) {
+JobFigures FiguresFor(const v1::JobSpec& spec, const Schedule& schedule, int device,
+                      int64_t device_memory_bytes) {
   JobFigures f;
   f.pipeline = std::max(1, schedule.num_devices);
   absl::StatusOr<v1::DeviceProfile> profile = ResolveDeviceProfile(spec.device());
@@ -90,8 +90,7 @@ v1::FaultKind FaultKindOf(const absl::Status& status) {
 // Turns each completed iteration into metrics and a queued ProgressReport.
 class AssignmentRun::Sink : public ProgressSink {
  public:
-  Sink(AssignmentRun* run, JobFigures figures)
-      : run_(run), figures_(std::move(figures)) {}
+  Sink(AssignmentRun* run, JobFigures figures) : run_(run), figures_(std::move(figures)) {}
 
   absl::Status OnIteration(const v1::ProgressReport& report) override {
     const v1::Assignment& a = run_->a_;
@@ -126,8 +125,7 @@ class AssignmentRun::Sink : public ProgressSink {
   const JobFigures figures_;
 };
 
-AssignmentRun::AssignmentRun(v1::Assignment assignment,
-                             AssignmentServices services,
+AssignmentRun::AssignmentRun(v1::Assignment assignment, AssignmentServices services,
                              std::unique_ptr<AssignmentRun> previous)
     : a_(std::move(assignment)),
       services_(std::move(services)),
@@ -149,15 +147,13 @@ AssignmentRun::~AssignmentRun() {
 
 void AssignmentRun::Stop(const std::string& reason) {
   if (!stop_.exchange(true)) {
-    LOG(INFO) << "stopping job " << a_.job() << " attempt " << a_.attempt()
-              << ": " << reason;
+    LOG(INFO) << "stopping job " << a_.job() << " attempt " << a_.attempt() << ": " << reason;
   }
   absl::MutexLock lock(&mu_);
   if (runner_ != nullptr) runner_->Stop();
 }
 
-void AssignmentRun::UpdatePolicy(int64_t generation,
-                                 const v1::Schedule& schedule,
+void AssignmentRun::UpdatePolicy(int64_t generation, const v1::Schedule& schedule,
                                  double offload_ratio) {
   absl::MutexLock lock(&mu_);
   if (generation <= generation_) return;
@@ -167,16 +163,14 @@ void AssignmentRun::UpdatePolicy(int64_t generation,
   }
   absl::StatusOr<Schedule> s = ScheduleFromProto(schedule);
   if (!s.ok()) {
-    LOG(ERROR) << "policy generation " << generation
-               << " has an unusable schedule: " << s.status();
+    LOG(ERROR) << "policy generation " << generation << " has an unusable schedule: " << s.status();
     return;
   }
   generation_ = generation;
   runner_->UpdateSchedule(*s, generation, offload_ratio);
   services_.metrics->SetOffloadRatio(labels_, offload_ratio);
-  LOG(INFO) << "job " << a_.job() << ": policy generation " << generation
-            << " (offload ratio " << offload_ratio
-            << ") applies from the next iteration";
+  LOG(INFO) << "job " << a_.job() << ": policy generation " << generation << " (offload ratio "
+            << offload_ratio << ") applies from the next iteration";
 }
 
 void AssignmentRun::ResendRecentProgress() {
@@ -212,13 +206,12 @@ absl::Status AssignmentRun::result() const {
 absl::Status AssignmentRun::Train() {
   CHRONOS_ASSIGN_OR_RETURN(Schedule schedule, ScheduleFromProto(a_.schedule()));
   if (a_.device() < 0 || a_.device() >= schedule.num_devices) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("assignment: device ", a_.device(), " outside a ",
-                     schedule.num_devices, "-device schedule"));
+    return absl::InvalidArgumentError(absl::StrCat("assignment: device ", a_.device(),
+                                                   " outside a ", schedule.num_devices,
+                                                   "-device schedule"));
   }
   const WorkerOptions& o = *services_.options;
-  JobFigures figures =
-      FiguresFor(a_.spec(), schedule, a_.device(), services_.device_memory_bytes);
+  JobFigures figures = FiguresFor(a_.spec(), schedule, a_.device(), services_.device_memory_bytes);
   services_.metrics->BeginJob(labels_, figures.capacity_bytes, a_.offload_ratio());
   state_bytes_.store(figures.state_bytes);
 
@@ -233,8 +226,7 @@ absl::Status AssignmentRun::Train() {
   lo.runner.resume_iteration = a_.resume_iteration();
   lo.runner.checkpoint_num_devices = a_.checkpoint_num_devices();
   lo.runner.checkpoint_dir = ResolveDir(
-      !a_.checkpoint_dir().empty() ? a_.checkpoint_dir()
-                                   : a_.spec().training().checkpoint_dir(),
+      !a_.checkpoint_dir().empty() ? a_.checkpoint_dir() : a_.spec().training().checkpoint_dir(),
       o.data_dir);
   lo.runner.device_name = o.device;
   lo.runner.threads = o.threads;
@@ -246,13 +238,11 @@ absl::Status AssignmentRun::Train() {
   lo.rendezvous_timeout = o.rendezvous_timeout;
   lo.comm_timeout = o.comm_timeout;
   lo.pinned_pool_bytes = o.pinned_pool_bytes;
-  LOG(INFO) << "job " << a_.job() << " attempt " << a_.attempt() << ": stage "
-            << a_.device() << " of " << a_.num_devices() << ", data rank "
-            << a_.data_rank() << ", resuming after iteration "
-            << a_.resume_iteration() << "; rendezvous under "
+  LOG(INFO) << "job " << a_.job() << " attempt " << a_.attempt() << ": stage " << a_.device()
+            << " of " << a_.num_devices() << ", data rank " << a_.data_rank()
+            << ", resuming after iteration " << a_.resume_iteration() << "; rendezvous under "
             << a_.store_prefix();
-  CHRONOS_ASSIGN_OR_RETURN(std::unique_ptr<StageRunner> runner,
-                           LaunchStage(std::move(lo)));
+  CHRONOS_ASSIGN_OR_RETURN(std::unique_ptr<StageRunner> runner, LaunchStage(std::move(lo)));
   {
     absl::MutexLock lock(&mu_);
     if (stop_.load()) return absl::CancelledError("stopped before training");
@@ -268,8 +258,7 @@ absl::Status AssignmentRun::Train() {
     if (checkpoint_pending_) runner_->RequestCheckpoint();
     checkpoint_pending_ = false;
   }
-  LOG(INFO) << "job " << a_.job() << ": stage " << a_.device()
-            << " joined its peers; training";
+  LOG(INFO) << "job " << a_.job() << ": stage " << a_.device() << " joined its peers; training";
   Sink sink(this, figures);
   absl::Status s = runner->Run(&sink);
   {
@@ -315,14 +304,11 @@ void AssignmentRun::Main() {
     }
   }
   if (s.ok()) {
-    LOG(INFO) << "job " << a_.job() << ": stage " << a_.device()
-              << " finished all iterations";
+    LOG(INFO) << "job " << a_.job() << ": stage " << a_.device() << " finished all iterations";
   } else if (stop_.load() || absl::IsCancelled(s)) {
-    LOG(INFO) << "job " << a_.job() << ": stage " << a_.device()
-              << " stopped: " << s.message();
+    LOG(INFO) << "job " << a_.job() << ": stage " << a_.device() << " stopped: " << s.message();
   } else {
-    LOG(ERROR) << "job " << a_.job() << ": stage " << a_.device()
-               << " failed: " << s;
+    LOG(ERROR) << "job " << a_.job() << ": stage " << a_.device() << " failed: " << s;
     ReportFault(s);
   }
   // Deliver what is queued (the final report above all) unless told to

@@ -68,8 +68,7 @@ class AssignmentRun {
   void Stop(const std::string& reason);
   // Hands a new action list to the engine, from the next iteration on.
   // Older or equal generations are ignored.
-  void UpdatePolicy(int64_t generation, const v1::Schedule& schedule,
-                    double offload_ratio);
+  void UpdatePolicy(int64_t generation, const v1::Schedule& schedule, double offload_ratio);
   void RequestCheckpoint();
   // After a reconnect: delivers the last acknowledged progress reports
   // again (see ProgressReporter::ResendRecent).
@@ -104,7 +103,7 @@ class AssignmentRun {
 
   mutable absl::Mutex mu_;
   StageRunner* runner_ ABSL_GUARDED_BY(mu_) = nullptr;  // while training
-  int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // newest handed over
+  int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;         // newest handed over
   struct Pending {
     int64_t generation;
     v1::Schedule schedule;

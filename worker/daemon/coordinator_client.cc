@@ -7,15 +7,13 @@
 
 namespace chronos::worker {
 
-CoordinatorClient::CoordinatorClient(std::shared_ptr<grpc::Channel> channel,
-                                     std::string token,
+CoordinatorClient::CoordinatorClient(std::shared_ptr<grpc::Channel> channel, std::string token,
                                      absl::Duration rpc_timeout)
     : stub_(v1::WorkerService::NewStub(channel)),
       token_(std::move(token)),
       rpc_timeout_(rpc_timeout) {}
 
-std::unique_ptr<grpc::ClientContext> CoordinatorClient::Context(
-    absl::Duration timeout) const {
+std::unique_ptr<grpc::ClientContext> CoordinatorClient::Context(absl::Duration timeout) const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   rpc::AddBearerToken(token_, ctx.get());
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
@@ -27,8 +25,7 @@ std::string CoordinatorClient::worker_id() const {
   return worker_id_;
 }
 
-absl::StatusOr<v1::RegisterResponse> CoordinatorClient::Register(
-    const v1::WorkerInfo& info) {
+absl::StatusOr<v1::RegisterResponse> CoordinatorClient::Register(const v1::WorkerInfo& info) {
   v1::RegisterRequest req;
   *req.mutable_info() = info;
   req.set_previous_worker_id(worker_id());
@@ -41,8 +38,7 @@ absl::StatusOr<v1::RegisterResponse> CoordinatorClient::Register(
   return resp;
 }
 
-absl::StatusOr<bool> CoordinatorClient::Heartbeat(const std::string& job,
-                                                  int attempt,
+absl::StatusOr<bool> CoordinatorClient::Heartbeat(const std::string& job, int attempt,
                                                   int64_t iteration) {
   v1::HeartbeatRequest req;
   req.set_worker_id(worker_id());
@@ -56,8 +52,7 @@ absl::StatusOr<bool> CoordinatorClient::Heartbeat(const std::string& job,
   return resp.known();
 }
 
-absl::StatusOr<v1::ProgressAck> CoordinatorClient::ReportProgress(
-    v1::ProgressReport report) {
+absl::StatusOr<v1::ProgressAck> CoordinatorClient::ReportProgress(v1::ProgressReport report) {
   report.set_worker_id(worker_id());
   v1::ProgressAck ack;
   auto ctx = Context(rpc_timeout_);
@@ -84,8 +79,7 @@ absl::Status CoordinatorClient::Attach(
   }
   v1::AttachRequest req;
   req.set_worker_id(worker_id());
-  std::unique_ptr<grpc::ClientReader<v1::WorkerCommand>> reader =
-      stub_->Attach(&ctx, req);
+  std::unique_ptr<grpc::ClientReader<v1::WorkerCommand>> reader = stub_->Attach(&ctx, req);
   reader->WaitForInitialMetadata();
   // A refused stream still "delivers" metadata (with the final status), so
   // readiness is confirmed by the first successful Read or by the stream

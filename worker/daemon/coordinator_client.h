@@ -32,8 +32,7 @@ class CoordinatorClient {
   // the id the coordinator assigned.
   absl::StatusOr<v1::RegisterResponse> Register(const v1::WorkerInfo& info);
   // False when the coordinator does not know this worker any more.
-  absl::StatusOr<bool> Heartbeat(const std::string& job, int attempt,
-                                 int64_t iteration);
+  absl::StatusOr<bool> Heartbeat(const std::string& job, int attempt, int64_t iteration);
   absl::StatusOr<v1::ProgressAck> ReportProgress(v1::ProgressReport report);
   absl::Status ReportFault(v1::FaultReport report);
 

@@ -22,8 +22,8 @@ constexpr absl::Duration kMaxWaitSlice = absl::Minutes(1);
 // Runs `call(ctx)` with the token and a deadline until it succeeds, fails
 // with something other than UNAVAILABLE, or `until` passes.
 template <typename Call>
-absl::Status WithRetry(const std::string& token, absl::Duration per_call,
-                       absl::Time until, Call&& call) {
+absl::Status WithRetry(const std::string& token, absl::Duration per_call, absl::Time until,
+                       Call&& call) {
   while (true) {
     grpc::ClientContext ctx;
     rpc::AddBearerToken(token, &ctx);
@@ -36,53 +36,43 @@ absl::Status WithRetry(const std::string& token, absl::Duration per_call,
 
 }  // namespace
 
-GrpcKeyValueStore::GrpcKeyValueStore(v1::WorkerService::Stub* stub,
-                                     std::string token,
+GrpcKeyValueStore::GrpcKeyValueStore(v1::WorkerService::Stub* stub, std::string token,
                                      absl::Duration rpc_timeout)
     : stub_(stub), token_(std::move(token)), rpc_timeout_(rpc_timeout) {}
 
-absl::Status GrpcKeyValueStore::Set(const std::string& key,
-                                    const std::string& value) {
+absl::Status GrpcKeyValueStore::Set(const std::string& key, const std::string& value) {
   v1::StoreSetRequest req;
   req.set_key(key);
   req.set_value(value);
   v1::StoreSetResponse resp;
   return WithRetry(token_, rpc_timeout_, absl::Now() + rpc_timeout_ * 3,
-                   [&](grpc::ClientContext* ctx) {
-                     return stub_->StoreSet(ctx, req, &resp);
-                   });
+                   [&](grpc::ClientContext* ctx) { return stub_->StoreSet(ctx, req, &resp); });
 }
 
-absl::StatusOr<std::string> GrpcKeyValueStore::Get(const std::string& key,
-                                                   absl::Duration timeout) {
-  const absl::Time until = timeout == absl::InfiniteDuration()
-                               ? absl::InfiniteFuture()
-                               : absl::Now() + timeout;
+absl::StatusOr<std::string> GrpcKeyValueStore::Get(const std::string& key, absl::Duration timeout) {
+  const absl::Time until =
+      timeout == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + timeout;
   while (true) {
     const absl::Duration left = until - absl::Now();
-    const absl::Duration slice =
-        std::max(absl::ZeroDuration(), std::min(left, kMaxWaitSlice));
+    const absl::Duration slice = std::max(absl::ZeroDuration(), std::min(left, kMaxWaitSlice));
     v1::StoreGetRequest req;
     req.set_key(key);
     req.set_timeout_ms(std::max<int64_t>(1, absl::ToInt64Milliseconds(slice)));
     v1::StoreGetResponse resp;
-    absl::Status s = WithRetry(
-        token_, slice + rpc_timeout_, until, [&](grpc::ClientContext* ctx) {
-          return stub_->StoreGet(ctx, req, &resp);
-        });
+    absl::Status s = WithRetry(token_, slice + rpc_timeout_, until, [&](grpc::ClientContext* ctx) {
+      return stub_->StoreGet(ctx, req, &resp);
+    });
     if (s.ok()) return std::move(*resp.mutable_value());
     const bool waited_out = absl::IsDeadlineExceeded(s) || absl::IsNotFound(s);
     if (!waited_out) return s;
     if (absl::Now() >= until) {
       return absl::DeadlineExceededError(absl::StrCat(
-          "rendezvous key '", key, "' did not appear within ",
-          absl::FormatDuration(timeout)));
+          "rendezvous key '", key, "' did not appear within ", absl::FormatDuration(timeout)));
     }
   }
 }
 
-absl::StatusOr<int64_t> GrpcKeyValueStore::Add(const std::string& key,
-                                               int64_t delta) {
+absl::StatusOr<int64_t> GrpcKeyValueStore::Add(const std::string& key, int64_t delta) {
   v1::StoreAddRequest req;
   req.set_key(key);
   req.set_delta(delta);
@@ -98,15 +88,13 @@ absl::StatusOr<int64_t> GrpcKeyValueStore::Add(const std::string& key,
   return resp.value();
 }
 
-absl::StatusOr<bool> GrpcKeyValueStore::Check(
-    const std::vector<std::string>& keys) {
+absl::StatusOr<bool> GrpcKeyValueStore::Check(const std::vector<std::string>& keys) {
   v1::StoreCheckRequest req;
   for (const std::string& k : keys) req.add_keys(k);
   v1::StoreCheckResponse resp;
-  absl::Status s = WithRetry(token_, rpc_timeout_, absl::Now() + rpc_timeout_ * 3,
-                             [&](grpc::ClientContext* ctx) {
-                               return stub_->StoreCheck(ctx, req, &resp);
-                             });
+  absl::Status s =
+      WithRetry(token_, rpc_timeout_, absl::Now() + rpc_timeout_ * 3,
+                [&](grpc::ClientContext* ctx) { return stub_->StoreCheck(ctx, req, &resp); });
   if (!s.ok()) return s;
   return resp.ready();
 }
@@ -115,10 +103,9 @@ absl::StatusOr<bool> GrpcKeyValueStore::Delete(const std::string& key) {
   v1::StoreDeleteRequest req;
   req.set_key(key);
   v1::StoreDeleteResponse resp;
-  absl::Status s = WithRetry(token_, rpc_timeout_, absl::Now() + rpc_timeout_ * 3,
-                             [&](grpc::ClientContext* ctx) {
-                               return stub_->StoreDelete(ctx, req, &resp);
-                             });
+  absl::Status s =
+      WithRetry(token_, rpc_timeout_, absl::Now() + rpc_timeout_ * 3,
+                [&](grpc::ClientContext* ctx) { return stub_->StoreDelete(ctx, req, &resp); });
   if (!s.ok()) return s;
   return resp.deleted();
 }

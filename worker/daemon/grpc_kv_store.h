@@ -30,8 +30,7 @@ class GrpcKeyValueStore : public KeyValueStore {
                     absl::Duration rpc_timeout = absl::Seconds(10));
 
   absl::Status Set(const std::string& key, const std::string& value) override;
-  absl::StatusOr<std::string> Get(const std::string& key,
-                                  absl::Duration timeout) override;
+  absl::StatusOr<std::string> Get(const std::string& key, absl::Duration timeout) override;
   absl::StatusOr<int64_t> Add(const std::string& key, int64_t delta) override;
   absl::StatusOr<bool> Check(const std::vector<std::string>& keys) override;
   absl::StatusOr<bool> Delete(const std::string& key) override;

@@ -53,8 +53,7 @@ class HealthServer::Service final : public ::grpc::health::v1::Health::Service {
       {
         absl::MutexLock lock(&mu_);
         auto it = status_.find(req->service());
-        resp.set_status(it == status_.end() ? HealthCheckResponse::SERVICE_UNKNOWN
-                                            : it->second);
+        resp.set_status(it == status_.end() ? HealthCheckResponse::SERVICE_UNKNOWN : it->second);
         done = shutdown_;
       }
       if (resp.status() != last) {
@@ -69,8 +68,7 @@ class HealthServer::Service final : public ::grpc::health::v1::Health::Service {
 
  private:
   absl::Mutex mu_;
-  std::map<std::string, HealthCheckResponse::ServingStatus> status_
-      ABSL_GUARDED_BY(mu_);
+  std::map<std::string, HealthCheckResponse::ServingStatus> status_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -87,19 +85,17 @@ absl::Status HealthServer::Start(const std::string& listen) {
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port == 0) {
     server_.reset();
-    return absl::UnavailableError(absl::StrCat(
-        "--listen: cannot serve the health service on ", listen,
-        " (address in use or not local?)"));
+    return absl::UnavailableError(absl::StrCat("--listen: cannot serve the health service on ",
+                                               listen, " (address in use or not local?)"));
   }
   const size_t colon = listen.rfind(':');
-  address_ = absl::StrCat(
-      colon == std::string::npos ? listen : listen.substr(0, colon), ":", port);
+  address_ = absl::StrCat(colon == std::string::npos ? listen : listen.substr(0, colon), ":", port);
   return absl::OkStatus();
 }
 
 void HealthServer::SetConnected(bool connected) {
-  service_->Set(kWorkerHealthService, connected ? HealthCheckResponse::SERVING
-                                                : HealthCheckResponse::NOT_SERVING);
+  service_->Set(kWorkerHealthService,
+                connected ? HealthCheckResponse::SERVING : HealthCheckResponse::NOT_SERVING);
 }
 
 void HealthServer::Shutdown() {

@@ -17,8 +17,8 @@ namespace {
 
 // cgroup v2 (memory.max) or v1 (memory.limit_in_bytes); 0 = none.
 int64_t CgroupLimitBytes() {
-  for (const char* path : {"/sys/fs/cgroup/memory.max",
-                           "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+  for (const char* path :
+       {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
     std::ifstream in(path);
     std::string text;
     if (!(in >> text)) continue;
@@ -46,16 +46,13 @@ double MeasureCopyBandwidth(int64_t buffer_bytes, absl::Duration budget) {
   // Touch both buffers so page faults are not measured.
   std::memset(src.get(), 1, buffer_bytes);
   std::memset(dst.get(), 0, buffer_bytes);
-  const auto until = std::chrono::steady_clock::now() +
-                     absl::ToChronoNanoseconds(budget);
+  const auto until = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(budget);
   double best = 0;
-  for (int round = 0; round < 2 || std::chrono::steady_clock::now() < until;
-       ++round) {
+  for (int round = 0; round < 2 || std::chrono::steady_clock::now() < until; ++round) {
     const auto start = std::chrono::steady_clock::now();
     std::memcpy(dst.get(), src.get(), buffer_bytes);
-    const double seconds = std::chrono::duration<double>(
-                               std::chrono::steady_clock::now() - start)
-                               .count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (seconds > 0) best = std::max(best, buffer_bytes / seconds);
     src[round % buffer_bytes] ^= dst[(round * 7) % buffer_bytes];
     if (round > 1000) break;

@@ -32,11 +32,11 @@ void WriteAll(int fd, const std::string& data) {
   }
 }
 
-std::string Response(int code, const char* reason, const std::string& type,
-                     const std::string& body, bool head) {
+std::string Response(int code, const char* reason, const std::string& type, const std::string& body,
+                     bool head) {
   return absl::StrCat("HTTP/1.1 ", code, " ", reason, "\r\nContent-Type: ", type,
-                      "\r\nContent-Length: ", body.size(),
-                      "\r\nConnection: close\r\n\r\n", head ? "" : body);
+                      "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n",
+                      head ? "" : body);
 }
 
 }  // namespace
@@ -49,11 +49,9 @@ MetricsHttpServer::~MetricsHttpServer() { Stop(); }
 absl::Status MetricsHttpServer::Start(const std::string& listen) {
   const size_t colon = listen.rfind(':');
   int port = -1;
-  if (colon == std::string::npos ||
-      !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 ||
-      port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", listen, "' is not HOST:PORT"));
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
+      port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("'", listen, "' is not HOST:PORT"));
   }
   std::string host = listen.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
@@ -65,16 +63,13 @@ absl::Status MetricsHttpServer::Start(const std::string& listen) {
   hints.ai_flags = AI_PASSIVE;
   addrinfo* res = nullptr;
   const std::string service = absl::StrCat(port);
-  const int gai = getaddrinfo(host.empty() ? nullptr : host.c_str(),
-                              service.c_str(), &hints, &res);
+  const int gai = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
   if (gai != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot resolve ", listen, ": ", gai_strerror(gai)));
+    return absl::UnavailableError(absl::StrCat("cannot resolve ", listen, ": ", gai_strerror(gai)));
   }
   std::string error = "no address";
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-                          ai->ai_protocol);
+    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) continue;
     const int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -87,15 +82,13 @@ absl::Status MetricsHttpServer::Start(const std::string& listen) {
   }
   freeaddrinfo(res);
   if (listen_fd_ < 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot serve metrics on ", listen, ": ", error));
+    return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", listen, ": ", error));
   }
   sockaddr_storage bound{};
   socklen_t len = sizeof(bound);
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
-  port_ = bound.ss_family == AF_INET6
-              ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-              : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  port_ = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                      : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   if (pipe2(wake_fd_, O_CLOEXEC) != 0) {
     close(listen_fd_);
     listen_fd_ = -1;
@@ -135,8 +128,7 @@ void MetricsHttpServer::Loop() {
 void MetricsHttpServer::Serve(int fd) {
   std::string request;
   char buf[1024];
-  while (request.find("\r\n\r\n") == std::string::npos &&
-         request.size() < kMaxRequestBytes) {
+  while (request.find("\r\n\r\n") == std::string::npos && request.size() < kMaxRequestBytes) {
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, kReadTimeoutMs) <= 0) return;
     const ssize_t r = recv(fd, buf, sizeof(buf), 0);
@@ -148,21 +140,18 @@ void MetricsHttpServer::Serve(int fd) {
   const bool get = absl::StartsWith(line, "GET ");
   const bool head = absl::StartsWith(line, "HEAD ");
   if (!get && !head) {
-    WriteAll(fd, Response(405, "Method Not Allowed", "text/plain",
-                          "only GET /metrics\n", false));
+    WriteAll(fd, Response(405, "Method Not Allowed", "text/plain", "only GET /metrics\n", false));
     return;
   }
   const size_t path_start = line.find(' ') + 1;
   const size_t path_end = line.find_first_of(" ?", path_start);
   const std::string path = line.substr(path_start, path_end - path_start);
   if (path != "/metrics") {
-    WriteAll(fd, Response(404, "Not Found", "text/plain",
-                          "metrics are at /metrics\n", head));
+    WriteAll(fd, Response(404, "Not Found", "text/plain", "metrics are at /metrics\n", head));
     return;
   }
   const std::string body = render_();
-  WriteAll(fd, Response(200, "OK", "text/plain; version=0.0.4; charset=utf-8",
-                        body, head));
+  WriteAll(fd, Response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, head));
 }
 
 }  // namespace chronos::worker

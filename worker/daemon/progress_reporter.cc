@@ -8,9 +8,8 @@
 
 namespace chronos::worker {
 
-ProgressReporter::ProgressReporter(
-    SendFn send, std::function<void(const std::string&)> on_stop,
-    absl::Duration max_backoff)
+ProgressReporter::ProgressReporter(SendFn send, std::function<void(const std::string&)> on_stop,
+                                   absl::Duration max_backoff)
     : send_(std::move(send)),
       on_stop_(std::move(on_stop)),
       max_backoff_(max_backoff),
@@ -58,9 +57,7 @@ void ProgressReporter::Loop() {
     v1::ProgressReport report;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-        return !queue_.empty() || closing_;
-      };
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !queue_.empty() || closing_; };
       mu_.Await(absl::Condition(&ready));
       if (closing_) return;
       report = queue_.front();
@@ -71,18 +68,14 @@ void ProgressReporter::Loop() {
     std::string stop_reason;
     if (ack.ok()) {
       if (ack->stop()) stop_reason = "the coordinator ended this attempt";
-    } else if (absl::IsUnavailable(ack.status()) ||
-               absl::IsDeadlineExceeded(ack.status()) ||
-               absl::IsResourceExhausted(ack.status()) ||
-               absl::IsInternal(ack.status())) {
+    } else if (absl::IsUnavailable(ack.status()) || absl::IsDeadlineExceeded(ack.status()) ||
+               absl::IsResourceExhausted(ack.status()) || absl::IsInternal(ack.status())) {
       retry = true;
     } else {
       LOG(WARNING) << "progress report of iteration " << report.iteration()
                    << " refused: " << ack.status();
-      if (absl::IsNotFound(ack.status()) ||
-          absl::IsFailedPrecondition(ack.status())) {
-        stop_reason = absl::StrCat("the coordinator refused progress: ",
-                                   ack.status().message());
+      if (absl::IsNotFound(ack.status()) || absl::IsFailedPrecondition(ack.status())) {
+        stop_reason = absl::StrCat("the coordinator refused progress: ", ack.status().message());
       }
     }
     // Before the report counts as handled, so that Flush() returning means

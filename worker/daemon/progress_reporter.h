@@ -25,8 +25,7 @@ namespace chronos::worker {
 
 class ProgressReporter {
  public:
-  using SendFn =
-      std::function<absl::StatusOr<v1::ProgressAck>(const v1::ProgressReport&)>;
+  using SendFn = std::function<absl::StatusOr<v1::ProgressAck>(const v1::ProgressReport&)>;
   // `on_stop(reason)` runs on the reporter's thread.
   ProgressReporter(SendFn send, std::function<void(const std::string&)> on_stop,
                    absl::Duration max_backoff = absl::Seconds(2));

@@ -4,9 +4,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "glog/logging.h"
 #include "rpc/address.h"
 #include "rpc/credentials.h"
-#include "glog/logging.h"
 #include "worker/daemon/grpc_kv_store.h"
 #include "worker/daemon/host_probe.h"
 #include "worker/stage_launcher.h"
@@ -61,11 +61,9 @@ absl::Status WorkerDaemon::Start() {
         absl::StrCat("--coordinator/--tls-ca: ", channel.status().message()));
   }
   client_ = std::make_unique<CoordinatorClient>(*channel, o_.token, o_.rpc_timeout);
-  store_ = std::make_shared<GrpcKeyValueStore>(client_->stub(), o_.token,
-                                               o_.rpc_timeout);
+  store_ = std::make_shared<GrpcKeyValueStore>(client_->stub(), o_.token, o_.rpc_timeout);
 
-  const int64_t host_memory =
-      o_.host_memory_bytes > 0 ? o_.host_memory_bytes : HostMemoryBytes();
+  const int64_t host_memory = o_.host_memory_bytes > 0 ? o_.host_memory_bytes : HostMemoryBytes();
   const double bandwidth = MeasureCopyBandwidth();
   info_.set_name(o_.name.empty() ? DefaultWorkerName(HostName(), o_.device) : o_.name);
   info_.set_device(o_.device);
@@ -78,9 +76,9 @@ absl::Status WorkerDaemon::Start() {
   info_.set_advertise_host(o_.advertise_host);
   info_.set_metrics_endpoint(metrics_.address());
   info_.set_version(o_.version);
-  LOG(INFO) << "worker " << info_.name() << ": device " << o_.device << " ("
-            << info_.device_name() << "), host memory " << host_memory
-            << " bytes, copy bandwidth " << bandwidth / 1e9 << " GB/s";
+  LOG(INFO) << "worker " << info_.name() << ": device " << o_.device << " (" << info_.device_name()
+            << "), host memory " << host_memory << " bytes, copy bandwidth " << bandwidth / 1e9
+            << " GB/s";
 
   session_ = std::thread([this] { SessionLoop(); });
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
@@ -117,9 +115,7 @@ void WorkerDaemon::Shutdown() {
 
 bool WorkerDaemon::Pause(absl::Duration d) {
   absl::MutexLock lock(&mu_);
-  auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return shutting_down_;
-  };
+  auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return shutting_down_; };
   mu_.AwaitWithTimeout(absl::Condition(&stopping), d);
   return !shutting_down_;
 }
@@ -149,8 +145,8 @@ void WorkerDaemon::SessionLoop() {
       // Retrying would take the name back and push the other worker out,
       // which would do the same to this one: the two would alternate for
       // ever.
-      LOG(ERROR) << "register with " << o_.coordinator << ": "
-                 << reg.status().message() << "; stopping";
+      LOG(ERROR) << "register with " << o_.coordinator << ": " << reg.status().message()
+                 << "; stopping";
       {
         absl::MutexLock lock(&mu_);
         fatal_ = reg.status();
@@ -171,8 +167,7 @@ void WorkerDaemon::SessionLoop() {
         heartbeat_interval_ = absl::Milliseconds(reg->heartbeat_interval_ms());
       }
     }
-    LOG(INFO) << "registered with " << o_.coordinator << " as "
-              << reg->worker_id();
+    LOG(INFO) << "registered with " << o_.coordinator << " as " << reg->worker_id();
     absl::Status s = client_->Attach(
         [&] {
           metrics_.SetConnected(true);
@@ -272,8 +267,7 @@ void WorkerDaemon::Assign(const v1::Assignment& a) {
     run_->ResendRecentProgress();
     return;
   }
-  LOG(INFO) << "assigned job " << a.job() << " attempt " << a.attempt()
-            << ", stage " << a.device();
+  LOG(INFO) << "assigned job " << a.job() << " attempt " << a.attempt() << ", stage " << a.device();
   std::unique_ptr<AssignmentRun> previous = std::move(run_);
   if (previous != nullptr) previous->Stop("replaced by a new assignment");
   AssignmentServices services;
@@ -282,8 +276,7 @@ void WorkerDaemon::Assign(const v1::Assignment& a) {
   services.metrics = &metrics_;
   services.store = store_;
   services.device_memory_bytes = device_memory_bytes_;
-  run_ = std::make_unique<AssignmentRun>(a, std::move(services),
-                                         std::move(previous));
+  run_ = std::make_unique<AssignmentRun>(a, std::move(services), std::move(previous));
 }
 
 }  // namespace chronos::worker

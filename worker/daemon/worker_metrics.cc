@@ -18,8 +18,7 @@ const prometheus::Histogram::BucketBoundaries& IterationBuckets() {
 }
 
 constexpr v1::FaultKind kFaultKinds[] = {v1::FAULT_TRANSPORT, v1::FAULT_OUT_OF_MEMORY,
-                                         v1::FAULT_DATA, v1::FAULT_INTERNAL,
-                                         v1::FAULT_INPUT};
+                                         v1::FAULT_DATA, v1::FAULT_INTERNAL, v1::FAULT_INPUT};
 
 }  // namespace
 
@@ -50,8 +49,7 @@ struct WorkerMetrics::Series {
   std::map<v1::FaultKind, prometheus::Counter*> faults;
 };
 
-WorkerMetrics::WorkerMetrics(const std::string& version,
-                             const std::string& device)
+WorkerMetrics::WorkerMetrics(const std::string& version, const std::string& device)
     : registry_(std::make_shared<prometheus::Registry>()) {
   using prometheus::BuildCounter;
   using prometheus::BuildGauge;
@@ -65,21 +63,19 @@ WorkerMetrics::WorkerMetrics(const std::string& version,
   hbm_allocated_ = gauge("chronos_worker_hbm_allocated_bytes",
                          "Device memory allocated to tensors (CPU: bytes the "
                          "memory ledger accounts).");
-  hbm_reserved_ = gauge("chronos_worker_hbm_reserved_bytes",
-                        "Device memory held by the caching allocator.");
-  hbm_peak_ = gauge("chronos_worker_hbm_peak_bytes",
-                    "Peak allocated device memory in the last iteration.");
-  pinned_reserved_ = gauge(
-      "chronos_worker_pinned_host_reserved_bytes",
-      "GPU: pinned host memory held by the stage's pool (offloaded "
-      "activations and optimizer state); bounded by --pinned-pool.");
+  hbm_reserved_ =
+      gauge("chronos_worker_hbm_reserved_bytes", "Device memory held by the caching allocator.");
+  hbm_peak_ =
+      gauge("chronos_worker_hbm_peak_bytes", "Peak allocated device memory in the last iteration.");
+  pinned_reserved_ = gauge("chronos_worker_pinned_host_reserved_bytes",
+                           "GPU: pinned host memory held by the stage's pool (offloaded "
+                           "activations and optimizer state); bounded by --pinned-pool.");
   pinned_peak_ = gauge("chronos_worker_pinned_host_peak_bytes",
                        "GPU: peak pinned host memory in use in the last "
                        "iteration.");
-  pinned_fallback_ = gauge(
-      "chronos_worker_pinned_host_fallback_bytes",
-      "GPU: bytes offloaded to pageable memory because the pinned pool was "
-      "full, since the stage started (copies of these are synchronous).");
+  pinned_fallback_ = gauge("chronos_worker_pinned_host_fallback_bytes",
+                           "GPU: bytes offloaded to pageable memory because the pinned pool was "
+                           "full, since the stage started (copies of these are synchronous).");
   hbm_capacity_ = gauge("chronos_worker_hbm_capacity_bytes",
                         "Device memory capacity (CPU: the planner's budget).");
   act_resident_ = gauge("chronos_worker_activation_resident_bytes",
@@ -88,39 +84,34 @@ WorkerMetrics::WorkerMetrics(const std::string& version,
                          "Stashed activation bytes offloaded to host memory.");
   act_peak_ = gauge("chronos_worker_activation_peak_bytes",
                     "Peak resident activation bytes in the last iteration.");
-  offloaded_total_ = counter("chronos_worker_offloaded_bytes_total",
-                             "Bytes copied device to host by offloading.");
-  reloaded_total_ = counter("chronos_worker_reloaded_bytes_total",
-                            "Bytes copied host to device by reloading.");
+  offloaded_total_ =
+      counter("chronos_worker_offloaded_bytes_total", "Bytes copied device to host by offloading.");
+  reloaded_total_ =
+      counter("chronos_worker_reloaded_bytes_total", "Bytes copied host to device by reloading.");
   recompute_seconds_ = counter("chronos_worker_recompute_seconds_total",
                                "Seconds spent recomputing dropped activations.");
   iteration_seconds_ = &BuildHistogram()
                             .Name("chronos_worker_iteration_seconds")
                             .Help("Wall time of one training iteration.")
                             .Register(*registry_);
-  iterations_total_ = counter("chronos_worker_iterations_total",
-                              "Completed training iterations.");
-  tokens_total_ = counter("chronos_worker_tokens_total",
-                          "Training tokens consumed by this pipeline replica.");
-  tokens_per_second_ = gauge("chronos_worker_tokens_per_second",
-                             "Tokens of the last iteration per second of it.");
-  loss_ = gauge("chronos_worker_loss",
-                "Mean training loss of the last iteration (last stage only).");
-  bubble_ratio_ = gauge("chronos_worker_bubble_ratio",
-                        "Measured idle fraction of the last iteration.");
-  offload_ratio_ = gauge("chronos_worker_offload_ratio",
-                         "Activation offload ratio in force.");
-  mfu_ = gauge("chronos_worker_mfu_ratio",
-               "Model FLOPs utilisation of the last iteration.");
-  grad_norm_ = gauge("chronos_worker_grad_norm",
-                     "Global gradient L2 norm before clipping.");
-  faults_ = counter("chronos_worker_faults_total",
-                    "Faults this worker reported to the coordinator.");
+  iterations_total_ = counter("chronos_worker_iterations_total", "Completed training iterations.");
+  tokens_total_ =
+      counter("chronos_worker_tokens_total", "Training tokens consumed by this pipeline replica.");
+  tokens_per_second_ =
+      gauge("chronos_worker_tokens_per_second", "Tokens of the last iteration per second of it.");
+  loss_ =
+      gauge("chronos_worker_loss", "Mean training loss of the last iteration (last stage only).");
+  bubble_ratio_ =
+      gauge("chronos_worker_bubble_ratio", "Measured idle fraction of the last iteration.");
+  offload_ratio_ = gauge("chronos_worker_offload_ratio", "Activation offload ratio in force.");
+  mfu_ = gauge("chronos_worker_mfu_ratio", "Model FLOPs utilisation of the last iteration.");
+  grad_norm_ = gauge("chronos_worker_grad_norm", "Global gradient L2 norm before clipping.");
+  faults_ =
+      counter("chronos_worker_faults_total", "Faults this worker reported to the coordinator.");
   gauge("chronos_worker_info", "Build and device metadata (constant 1).")
       ->Add({{"version", version}, {"device", device}})
       .Set(1);
-  connected_ = &gauge("chronos_worker_connected",
-                      "1 while the worker holds a live command stream.")
+  connected_ = &gauge("chronos_worker_connected", "1 while the worker holds a live command stream.")
                     ->Add({});
 }
 
@@ -150,9 +141,7 @@ std::string WorkerMetrics::Render() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
-void WorkerMetrics::SetConnected(bool connected) {
-  connected_->Set(connected ? 1 : 0);
-}
+void WorkerMetrics::SetConnected(bool connected) { connected_->Set(connected ? 1 : 0); }
 
 std::string WorkerMetrics::FaultKindLabel(v1::FaultKind kind) {
   switch (kind) {
@@ -182,10 +171,9 @@ void WorkerMetrics::BeginJob(const JobLabels& labels, int64_t capacity_bytes,
     s->offload_ratio->Set(offload_ratio);
     return;
   }
-  const std::map<std::string, std::string> l = {
-      {"job", labels.job},
-      {"stage", absl::StrCat(labels.stage)},
-      {"data_rank", absl::StrCat(labels.data_rank)}};
+  const std::map<std::string, std::string> l = {{"job", labels.job},
+                                                {"stage", absl::StrCat(labels.stage)},
+                                                {"data_rank", absl::StrCat(labels.data_rank)}};
   auto s = std::make_unique<Series>();
   auto g = [&](GaugeFamily* f) {
     prometheus::Gauge* m = &f->Add(l);
@@ -229,8 +217,7 @@ void WorkerMetrics::BeginJob(const JobLabels& labels, int64_t capacity_bytes,
   series_[labels] = std::move(s);
 }
 
-void WorkerMetrics::RecordIteration(const JobLabels& labels,
-                                    const v1::ProgressReport& r,
+void WorkerMetrics::RecordIteration(const JobLabels& labels, const v1::ProgressReport& r,
                                     const IterationDerived& derived) {
   absl::MutexLock lock(&mu_);
   Series* s = Find(labels);
@@ -269,8 +256,8 @@ void WorkerMetrics::RecordIteration(const JobLabels& labels,
   s->grad_norm->Set(r.grad_norm());
 }
 
-void WorkerMetrics::SetActivationBytes(const JobLabels& labels,
-                                       int64_t resident, int64_t offloaded) {
+void WorkerMetrics::SetActivationBytes(const JobLabels& labels, int64_t resident,
+                                       int64_t offloaded) {
   absl::MutexLock lock(&mu_);
   Series* s = Find(labels);
   if (s == nullptr) return;
@@ -278,8 +265,8 @@ void WorkerMetrics::SetActivationBytes(const JobLabels& labels,
   s->act_offloaded->Set(static_cast<double>(offloaded));
 }
 
-void WorkerMetrics::SetHbmAllocatedBytes(const JobLabels& labels,
-                                         int64_t allocated, int64_t reserved) {
+void WorkerMetrics::SetHbmAllocatedBytes(const JobLabels& labels, int64_t allocated,
+                                         int64_t reserved) {
   absl::MutexLock lock(&mu_);
   Series* s = Find(labels);
   if (s == nullptr) return;

@@ -68,18 +68,15 @@ class WorkerMetrics {
   void SetConnected(bool connected);
 
   // Creates the assignment's series (zeros, capacity and offload ratio set).
-  void BeginJob(const JobLabels& labels, int64_t capacity_bytes,
-                double offload_ratio);
+  void BeginJob(const JobLabels& labels, int64_t capacity_bytes, double offload_ratio);
   // One iteration's record (chronos.v1.ProgressReport: the same figures
   // the progress report carries, with the same definitions).
   void RecordIteration(const JobLabels& labels, const v1::ProgressReport& r,
                        const IterationDerived& derived);
   // Live activation bytes (from the ledger) and, on CPU, the allocated
   // bytes they imply, sampled at scrape time.
-  void SetActivationBytes(const JobLabels& labels, int64_t resident,
-                          int64_t offloaded);
-  void SetHbmAllocatedBytes(const JobLabels& labels, int64_t allocated,
-                            int64_t reserved);
+  void SetActivationBytes(const JobLabels& labels, int64_t resident, int64_t offloaded);
+  void SetHbmAllocatedBytes(const JobLabels& labels, int64_t allocated, int64_t reserved);
   void SetOffloadRatio(const JobLabels& labels, double ratio);
   void RecordFault(const JobLabels& labels, v1::FaultKind kind);
   // Removes the assignment's series.

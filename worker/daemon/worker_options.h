@@ -15,14 +15,14 @@ namespace chronos::worker {
 struct WorkerOptions {
   std::string coordinator = "127.0.0.1:7070";  // HOST:PORT of the coordinator
   std::string token;                           // bearer token; "" = none
-  std::string tls_ca_file;  // PEM roots: TLS to the coordinator when set
-  bool tls = false;         // TLS with the system roots
-  std::string tls_server_name;  // certificate name override (tests)
+  std::string tls_ca_file;                     // PEM roots: TLS to the coordinator when set
+  bool tls = false;                            // TLS with the system roots
+  std::string tls_server_name;                 // certificate name override (tests)
   // Prometheus /metrics (HOST:PORT, port 0 = any free port; "" = off).
   std::string metrics_listen = "0.0.0.0:9465";
   // gRPC health service (HOST:PORT, port 0 = any free port; "" = off).
   std::string health_listen = "127.0.0.1:0";
-  std::string device = "cpu";     // "cpu" or "cuda:N"
+  std::string device = "cpu";  // "cpu" or "cuda:N"
   // Stable name (pod name); "" = the host name, plus "-cudaN" for a GPU, so
   // that one worker per GPU on a node gets a name of its own.
   std::string name;

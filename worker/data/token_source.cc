@@ -29,8 +29,8 @@ constexpr int64_t kHeaderBytes = kHeaderInts * sizeof(int32_t);
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
-    return absl::NotFoundError(absl::StrCat("cannot open data file ", path,
-                                            ": ", std::strerror(errno)));
+    return absl::NotFoundError(
+        absl::StrCat("cannot open data file ", path, ": ", std::strerror(errno)));
   }
   std::string data;
   char buf[1 << 16];
@@ -71,31 +71,28 @@ absl::StatusOr<std::vector<std::string>> ShardPaths(const std::string& path) {
 
 template <typename T>
 absl::Status AppendTokens(const std::string& data, int64_t count, int64_t vocab,
-                          const std::string& path,
-                          std::vector<int32_t>* tokens) {
+                          const std::string& path, std::vector<int32_t>* tokens) {
   const char* p = data.data() + kHeaderBytes;
   tokens->reserve(tokens->size() + count);
   for (int64_t i = 0; i < count; ++i) {
     T t;
     std::memcpy(&t, p + i * sizeof(T), sizeof(T));
     if (static_cast<int64_t>(t) >= vocab) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": token ", static_cast<int64_t>(t), " at index ",
-                       i, " is >= model.vocab ", vocab));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": token ", static_cast<int64_t>(t),
+                                                     " at index ", i, " is >= model.vocab ",
+                                                     vocab));
     }
     tokens->push_back(static_cast<int32_t>(t));
   }
   return absl::OkStatus();
 }
 
-absl::Status ReadLlmcShard(const std::string& path, int64_t vocab,
-                           std::vector<int32_t>* tokens) {
+absl::Status ReadLlmcShard(const std::string& path, int64_t vocab, std::vector<int32_t>* tokens) {
   CHRONOS_ASSIGN_OR_RETURN(std::string data, ReadFile(path));
   const int64_t size = static_cast<int64_t>(data.size());
   if (size < kHeaderBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": ", size, " bytes, shorter than the ",
-                     kHeaderBytes, "-byte llmc header"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", size, " bytes, shorter than the ",
+                                                   kHeaderBytes, "-byte llmc header"));
   }
   int32_t header[kHeaderInts];
   std::memcpy(header, data.data(), kHeaderBytes);
@@ -105,23 +102,20 @@ absl::Status ReadLlmcShard(const std::string& path, int64_t vocab,
   } else if (header[0] == kMagicU32) {
     width = 4;
   } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": bad llmc magic ", header[0], " (expected ",
-                     kMagicU16, " or ", kMagicU32, ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": bad llmc magic ", header[0], " (expected ", kMagicU16, " or ", kMagicU32, ")"));
   }
   // 1 and 2 are what our own tooling writes; llm.c's Llama-3 exporter
   // writes 7 for the uint32 layout, which is otherwise identical.
   const int32_t version = header[1];
   if (version != 1 && version != 2 && version != 7) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": unsupported llmc version ", version));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": unsupported llmc version ", version));
   }
   const int64_t count = header[2];
   if (count < 0 || size != kHeaderBytes + count * width) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ": size ", size, " does not match the header (",
-                     count, " tokens of ", width, " bytes -> ",
-                     kHeaderBytes + count * width, "); truncated?"));
+        absl::StrCat(path, ": size ", size, " does not match the header (", count, " tokens of ",
+                     width, " bytes -> ", kHeaderBytes + count * width, "); truncated?"));
   }
   return width == 2 ? AppendTokens<uint16_t>(data, count, vocab, path, tokens)
                     : AppendTokens<uint32_t>(data, count, vocab, path, tokens);
@@ -143,9 +137,9 @@ struct TokenSource::Permutation {
   std::vector<int64_t> order;
 };
 
-absl::StatusOr<std::unique_ptr<TokenSource>> TokenSource::Open(
-    const std::string& path, TokenFormat format, int64_t vocab,
-    int64_t seq_len) {
+absl::StatusOr<std::unique_ptr<TokenSource>> TokenSource::Open(const std::string& path,
+                                                               TokenFormat format, int64_t vocab,
+                                                               int64_t seq_len) {
   // Every way this can fail is the corpus's, and a restart would read the
   // same bytes: mark it so (worker/input_fault.h).
   auto open = [&]() -> absl::StatusOr<std::unique_ptr<TokenSource>> {
@@ -153,9 +147,9 @@ absl::StatusOr<std::unique_ptr<TokenSource>> TokenSource::Open(
     auto src = std::make_unique<TokenSource>();
     if (format == TokenFormat::kText) {
       if (vocab < 256) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "text data ", path, " has byte tokens (0..255) but model.vocab is ",
-            vocab, "; it must be >= 256"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("text data ", path, " has byte tokens (0..255) but model.vocab is ", vocab,
+                         "; it must be >= 256"));
       }
       CHRONOS_ASSIGN_OR_RETURN(std::string data, ReadFile(path));
       src->tokens_.resize(data.size());
@@ -170,9 +164,9 @@ absl::StatusOr<std::unique_ptr<TokenSource>> TokenSource::Open(
     }
     const int64_t need = std::max<int64_t>(seq_len, 1) + 1;
     if (src->num_tokens() < need) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("data.path ", path, " has ", src->num_tokens(),
-                       " tokens; need at least ", need, " (model.seq_len + 1)"));
+      return absl::InvalidArgumentError(absl::StrCat("data.path ", path, " has ", src->num_tokens(),
+                                                     " tokens; need at least ", need,
+                                                     " (model.seq_len + 1)"));
     }
     return src;
   };
@@ -181,8 +175,9 @@ absl::StatusOr<std::unique_ptr<TokenSource>> TokenSource::Open(
   return src;
 }
 
-std::shared_ptr<const TokenSource::Permutation> TokenSource::EpochOrder(
-    uint64_t seed, int64_t windows, int64_t epoch) const {
+std::shared_ptr<const TokenSource::Permutation> TokenSource::EpochOrder(uint64_t seed,
+                                                                        int64_t windows,
+                                                                        int64_t epoch) const {
   absl::MutexLock lock(&mu_);
   for (const auto& p : cache_) {
     if (p->seed == seed && p->windows == windows && p->epoch == epoch) return p;
@@ -196,11 +191,9 @@ std::shared_ptr<const TokenSource::Permutation> TokenSource::EpochOrder(
   // mt19937_64's output is fixed by the standard; std::shuffle and the
   // distributions are not, so the swap index is taken by modulo (bias
   // < W / 2^64, irrelevant here).
-  std::mt19937_64 rng(
-      SplitMix64(seed ^ SplitMix64(static_cast<uint64_t>(epoch))));
+  std::mt19937_64 rng(SplitMix64(seed ^ SplitMix64(static_cast<uint64_t>(epoch))));
   for (int64_t i = windows - 1; i > 0; --i) {
-    const int64_t j =
-        static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1));
+    const int64_t j = static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1));
     std::swap(p->order[i], p->order[j]);
   }
   constexpr size_t kKeep = 4;
@@ -209,17 +202,14 @@ std::shared_ptr<const TokenSource::Permutation> TokenSource::EpochOrder(
   return p;
 }
 
-Batch TokenSource::Get(int64_t iteration, int data_rank, int data_parallel,
-                       int mb, int microbatches, int64_t micro_batch_size,
-                       int64_t seq_len, uint64_t seed) const {
-  TORCH_CHECK(iteration >= 1, "TokenSource: iteration is 1-based, got ",
-              iteration);
-  TORCH_CHECK(data_rank >= 0 && data_rank < data_parallel,
-              "TokenSource: data_rank ", data_rank, " of ", data_parallel);
-  TORCH_CHECK(mb >= 0 && mb < microbatches, "TokenSource: micro-batch ", mb,
-              " of ", microbatches);
-  TORCH_CHECK(micro_batch_size > 0 && seq_len > 0,
-              "TokenSource: empty micro-batch shape");
+Batch TokenSource::Get(int64_t iteration, int data_rank, int data_parallel, int mb,
+                       int microbatches, int64_t micro_batch_size, int64_t seq_len,
+                       uint64_t seed) const {
+  TORCH_CHECK(iteration >= 1, "TokenSource: iteration is 1-based, got ", iteration);
+  TORCH_CHECK(data_rank >= 0 && data_rank < data_parallel, "TokenSource: data_rank ", data_rank,
+              " of ", data_parallel);
+  TORCH_CHECK(mb >= 0 && mb < microbatches, "TokenSource: micro-batch ", mb, " of ", microbatches);
+  TORCH_CHECK(micro_batch_size > 0 && seq_len > 0, "TokenSource: empty micro-batch shape");
   const int64_t windows = num_windows(seq_len);
   TORCH_CHECK(windows > 0, "TokenSource: ", num_tokens(),
               " tokens hold no window of seq_len + 1 = ", seq_len + 1);
@@ -229,8 +219,7 @@ Batch TokenSource::Get(int64_t iteration, int data_rank, int data_parallel,
   int64_t* in = inputs.data_ptr<int64_t>();
   int64_t* tg = targets.data_ptr<int64_t>();
   const int64_t first =
-      (((iteration - 1) * data_parallel + data_rank) * microbatches + mb) *
-      micro_batch_size;
+      (((iteration - 1) * data_parallel + data_rank) * microbatches + mb) * micro_batch_size;
   std::shared_ptr<const Permutation> perm;
   for (int64_t row = 0; row < micro_batch_size; ++row) {
     const int64_t g = first + row;

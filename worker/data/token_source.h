@@ -42,9 +42,9 @@ class TokenSource {
   // naming the file on bad magic or version, sizes that disagree with the
   // header, tokens >= vocab, text with vocab < 256, or fewer tokens than
   // seq_len + 1 (checked when seq_len > 0); kNotFound when nothing matches.
-  static absl::StatusOr<std::unique_ptr<TokenSource>> Open(
-      const std::string& path, TokenFormat format, int64_t vocab,
-      int64_t seq_len = 0);
+  static absl::StatusOr<std::unique_ptr<TokenSource>> Open(const std::string& path,
+                                                           TokenFormat format, int64_t vocab,
+                                                           int64_t seq_len = 0);
 
   int64_t num_tokens() const { return static_cast<int64_t>(tokens_.size()); }
 
@@ -56,9 +56,8 @@ class TokenSource {
   // Micro-batch `mb` (of `microbatches`) of 1-based `iteration` for
   // data-parallel rank `data_rank` of `data_parallel`. Arguments out of range
   // (or W == 0) are programming errors: c10::Error, like other ATen misuse.
-  Batch Get(int64_t iteration, int data_rank, int data_parallel, int mb,
-            int microbatches, int64_t micro_batch_size, int64_t seq_len,
-            uint64_t seed) const;
+  Batch Get(int64_t iteration, int data_rank, int data_parallel, int mb, int microbatches,
+            int64_t micro_batch_size, int64_t seq_len, uint64_t seed) const;
 
  private:
   struct Permutation;  // one epoch's window order
@@ -68,8 +67,7 @@ class TokenSource {
   std::vector<int32_t> tokens_;
   // A few recent epochs: a micro-batch spans at most two unless W is tiny.
   mutable absl::Mutex mu_;
-  mutable std::vector<std::shared_ptr<const Permutation>> cache_
-      ABSL_GUARDED_BY(mu_);
+  mutable std::vector<std::shared_ptr<const Permutation>> cache_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace chronos::worker

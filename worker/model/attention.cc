@@ -8,24 +8,20 @@
 
 namespace chronos::worker {
 
-CausalAttention::CausalAttention(int64_t seq_len, int64_t head_dim,
-                                 c10::Device device)
-    : future_(at::ones({seq_len, seq_len},
-                       at::TensorOptions().dtype(at::kBool).device(device))
+CausalAttention::CausalAttention(int64_t seq_len, int64_t head_dim, c10::Device device)
+    : future_(at::ones({seq_len, seq_len}, at::TensorOptions().dtype(at::kBool).device(device))
                   .triu(1)),
       scale_(1.0 / std::sqrt(static_cast<double>(head_dim))) {}
 
-at::Tensor CausalAttention::Scores(const at::Tensor& q,
-                                   const at::Tensor& k) const {
+at::Tensor CausalAttention::Scores(const at::Tensor& q, const at::Tensor& k) const {
   return at::matmul(q, k.transpose(-2, -1))
       .to(at::kFloat)
       .mul(scale_)
       .masked_fill(future_, -std::numeric_limits<float>::infinity());
 }
 
-at::Tensor CausalAttention::Probs(const at::Tensor& q, const at::Tensor& k,
-                                  bool flash, at::Tensor* probs,
-                                  at::Tensor* lse) const {
+at::Tensor CausalAttention::Probs(const at::Tensor& q, const at::Tensor& k, bool flash,
+                                  at::Tensor* probs, at::Tensor* lse) const {
   at::Tensor scores = Scores(q, k);
   if (flash) {
     *lse = at::logsumexp(scores, -1);
@@ -40,21 +36,19 @@ at::Tensor CausalAttention::Probs(const at::Tensor& q, const at::Tensor& k,
 }
 
 at::Tensor CausalAttention::SavedProbs(const at::Tensor& q, const at::Tensor& k,
-                                       const at::Tensor& probs,
-                                       const at::Tensor& lse) const {
+                                       const at::Tensor& probs, const at::Tensor& lse) const {
   if (probs.defined()) return probs.to(at::kFloat);
   return Scores(q, k).sub(lse.unsqueeze(-1)).exp();
 }
 
-at::Tensor CausalAttention::Output(const at::Tensor& probs32,
-                                   const at::Tensor& v) const {
+at::Tensor CausalAttention::Output(const at::Tensor& probs32, const at::Tensor& v) const {
   at::Tensor o = at::matmul(probs32.to(v.scalar_type()), v);  // [b,nh,s,hd]
   return o.transpose(1, 2).reshape({o.size(0), o.size(2), -1});
 }
 
-CausalAttention::Grads CausalAttention::Backward(
-    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-    const at::Tensor& probs32, const at::Tensor& dattn) const {
+CausalAttention::Grads CausalAttention::Backward(const at::Tensor& q, const at::Tensor& k,
+                                                 const at::Tensor& v, const at::Tensor& probs32,
+                                                 const at::Tensor& dattn) const {
   const int64_t b = q.size(0), nh = q.size(1), s = q.size(2), hd = q.size(3);
   at::Tensor dout = dattn.reshape({b, s, nh, hd}).transpose(1, 2);
   at::Tensor p = probs32.to(v.scalar_type());
@@ -62,8 +56,7 @@ CausalAttention::Grads CausalAttention::Backward(
   g.dv = at::matmul(p.transpose(-2, -1), dout);
   at::Tensor dp = at::matmul(dout, v.transpose(-2, -1)).to(at::kFloat);
   // Softmax backward; masked entries have p == 0 and get no gradient.
-  at::Tensor ds =
-      probs32.mul(dp.sub(dp.mul(probs32).sum(-1, /*keepdim=*/true)));
+  at::Tensor ds = probs32.mul(dp.sub(dp.mul(probs32).sum(-1, /*keepdim=*/true)));
   ds = ds.mul(scale_).to(q.scalar_type());
   g.dq = at::matmul(ds, k);
   g.dk = at::matmul(ds.transpose(-2, -1), q);
@@ -92,27 +85,25 @@ bool CausalAttention::HasFusedFlash(const at::Tensor& q) {
 }
 
 at::Tensor CausalAttention::FusedFlash(const at::Tensor& q, const at::Tensor& k,
-                                       const at::Tensor& v,
-                                       at::Tensor* lse) const {
+                                       const at::Tensor& v, at::Tensor* lse) const {
   at::Tensor out;
   if (q.is_cpu()) {
     std::tie(out, *lse) = at::_scaled_dot_product_flash_attention_for_cpu(
-        q, k, v, /*dropout_p=*/0.0, /*is_causal=*/true, /*attn_mask=*/{},
-        scale_);
+        q, k, v, /*dropout_p=*/0.0, /*is_causal=*/true, /*attn_mask=*/{}, scale_);
   } else {
-    auto r = at::_scaled_dot_product_flash_attention(
-        q, k, v, /*dropout_p=*/0.0, /*is_causal=*/true,
-        /*return_debug_mask=*/false, scale_);
+    auto r = at::_scaled_dot_product_flash_attention(q, k, v, /*dropout_p=*/0.0, /*is_causal=*/true,
+                                                     /*return_debug_mask=*/false, scale_);
     out = std::get<0>(r);
     *lse = std::get<1>(r);
   }
   return Merge(out);
 }
 
-CausalAttention::Grads CausalAttention::FusedFlashBackward(
-    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-    const at::Tensor& attn, const at::Tensor& lse,
-    const at::Tensor& dattn) const {
+CausalAttention::Grads CausalAttention::FusedFlashBackward(const at::Tensor& q, const at::Tensor& k,
+                                                           const at::Tensor& v,
+                                                           const at::Tensor& attn,
+                                                           const at::Tensor& lse,
+                                                           const at::Tensor& dattn) const {
   const int64_t heads = q.size(1);
   const at::Tensor out = SplitMerged(attn, heads);
   const at::Tensor dout = SplitMerged(dattn.to(q.scalar_type()), heads);

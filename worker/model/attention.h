@@ -28,12 +28,12 @@ class CausalAttention {
 
   // Forward probabilities, fp32. Sets exactly one of *probs (standard: the
   // matrix in q's dtype) and *lse (flash) to what must be saved.
-  at::Tensor Probs(const at::Tensor& q, const at::Tensor& k, bool flash,
-                   at::Tensor* probs, at::Tensor* lse) const;
+  at::Tensor Probs(const at::Tensor& q, const at::Tensor& k, bool flash, at::Tensor* probs,
+                   at::Tensor* lse) const;
   // The fp32 probabilities the forward used, from what it saved (`probs`
   // when defined, else q, k and `lse`).
-  at::Tensor SavedProbs(const at::Tensor& q, const at::Tensor& k,
-                        const at::Tensor& probs, const at::Tensor& lse) const;
+  at::Tensor SavedProbs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& probs,
+                        const at::Tensor& lse) const;
   // probs @ v with heads merged: [b, s, heads * hd] in v's dtype.
   at::Tensor Output(const at::Tensor& probs32, const at::Tensor& v) const;
 
@@ -48,12 +48,11 @@ class CausalAttention {
   static bool HasFusedFlash(const at::Tensor& q);
   // Fused flash forward: the output with heads merged, [b, s, heads * hd],
   // and the log-sum-exp in *lse ([b, heads, s], fp32).
-  at::Tensor FusedFlash(const at::Tensor& q, const at::Tensor& k,
-                        const at::Tensor& v, at::Tensor* lse) const;
+  at::Tensor FusedFlash(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                        at::Tensor* lse) const;
   // Its backward from the saved output (`attn`, heads merged) and lse.
-  Grads FusedFlashBackward(const at::Tensor& q, const at::Tensor& k,
-                           const at::Tensor& v, const at::Tensor& attn,
-                           const at::Tensor& lse,
+  Grads FusedFlashBackward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const at::Tensor& attn, const at::Tensor& lse,
                            const at::Tensor& dattn) const;
 
  private:

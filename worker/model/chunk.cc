@@ -32,9 +32,7 @@ struct LayerParams {
   }
 };
 
-void Accumulate(Param* p, const at::Tensor& g) {
-  p->grad.add_(g.to(at::kFloat));
-}
+void Accumulate(Param* p, const at::Tensor& g) { p->grad.add_(g.to(at::kFloat)); }
 
 // The name of the tensor through which unit 0 of a chunk takes its input.
 std::string InputName(UnitKind kind) {
@@ -68,42 +66,35 @@ void Param::SyncValue() {
 }
 
 struct Chunk::Impl {
-  Impl(const ModelDims& d, const ChunkSpec& s, uint64_t seed,
-       c10::TensorOptions options);
+  Impl(const ModelDims& d, const ChunkSpec& s, uint64_t seed, c10::TensorOptions options);
 
-  Param* AddParam(uint64_t seed, int layer, const std::string& name,
-                  std::vector<int64_t> shape, double std, bool decay);
+  Param* AddParam(uint64_t seed, int layer, const std::string& name, std::vector<int64_t> shape,
+                  double std, bool decay);
   UnitKind Kind(int unit) const;
-  const LayerParams& Layer(int unit) const {
-    return layers[unit - (spec.has_embedding ? 1 : 0)];
-  }
+  const LayerParams& Layer(int unit) const { return layers[unit - (spec.has_embedding ? 1 : 0)]; }
 
   // Runs F over every unit, storing what KeptStash(mode) lists. With
   // `only_missing`, entries already in the stash are left alone (a chunk
   // recompute keeps the input and targets it started from).
-  at::Tensor RunForward(int mb, const at::Tensor& input,
-                        const at::Tensor& targets, SaveMode mode,
+  at::Tensor RunForward(int mb, const at::Tensor& input, const at::Tensor& targets, SaveMode mode,
                         bool only_missing, ActivationStash* stash);
   // B (split = false) or BI (split = true).
-  at::Tensor RunBackward(int mb, const at::Tensor& grad_output,
-                         double loss_scale, bool split, ActivationStash* stash);
+  at::Tensor RunBackward(int mb, const at::Tensor& grad_output, double loss_scale, bool split,
+                         ActivationStash* stash);
 
   // Loads the unit's forward tensors into *saved, rebuilds the missing ones
   // with `rebuild` and stores those (the stash's "Put(rebuilt)" step).
   template <typename Saved, typename Rebuild>
-  void LoadOrRebuild(int mb, int unit, ActivationStash* stash, Saved* saved,
-                     Rebuild rebuild);
+  void LoadOrRebuild(int mb, int unit, ActivationStash* stash, Saved* saved, Rebuild rebuild);
   void EraseForward(int mb, int unit, ActivationStash* stash) const;
   // Accumulates the weight gradients a unit's W-stash implies (B and BW).
   void ApplyWeightGrads(int unit, const HeadWGradInputs& wg);
   void ApplyWeightGrads(int unit, const LayerWGradInputs& wg);
   void ApplyWeightGrads(int unit, const EmbeddingWGradInputs& wg);
   template <typename WGrad>
-  void PutWeightGradStash(int mb, int unit, WGrad* wg,
-                          ActivationStash* stash) const;
+  void PutWeightGradStash(int mb, int unit, WGrad* wg, ActivationStash* stash) const;
   template <typename WGrad>
-  void TakeWeightGradStash(int mb, int unit, WGrad* wg,
-                           ActivationStash* stash) const;
+  void TakeWeightGradStash(int mb, int unit, WGrad* wg, ActivationStash* stash) const;
 
   ModelDims dims;
   ChunkSpec spec;
@@ -122,8 +113,7 @@ struct Chunk::Impl {
   std::map<int, SaveMode> modes;
 };
 
-Chunk::Impl::Impl(const ModelDims& d, const ChunkSpec& s, uint64_t seed,
-                  c10::TensorOptions options)
+Chunk::Impl::Impl(const ModelDims& d, const ChunkSpec& s, uint64_t seed, c10::TensorOptions options)
     : dims(d),
       spec(s),
       layout(d.layout()),
@@ -135,8 +125,7 @@ Chunk::Impl::Impl(const ModelDims& d, const ChunkSpec& s, uint64_t seed,
   const double std = d.init_std;
   // Output projections feeding the residual stream are scaled down by
   // sqrt(2 * layers) (GPT-2) so the stream's variance does not grow with depth.
-  const double out_std =
-      d.init_std / std::sqrt(2.0 * std::max<int64_t>(1, d.layers));
+  const double out_std = d.init_std / std::sqrt(2.0 * std::max<int64_t>(1, d.layers));
   if (s.has_embedding) {
     wte = AddParam(seed, -1, "embedding.wte", {v, h}, std, true);
   }
@@ -161,8 +150,7 @@ Chunk::Impl::Impl(const ModelDims& d, const ChunkSpec& s, uint64_t seed,
 }
 
 Param* Chunk::Impl::AddParam(uint64_t seed, int layer, const std::string& name,
-                             std::vector<int64_t> shape, double std,
-                             bool decay) {
+                             std::vector<int64_t> shape, double std, bool decay) {
   auto p = std::make_unique<Param>();
   p->name = name;
   p->master = InitialParameter(seed, layer, name, shape, std).to(device);
@@ -180,9 +168,8 @@ UnitKind Chunk::Impl::Kind(int unit) const {
   return UnitKind::kLayer;
 }
 
-at::Tensor Chunk::Impl::RunForward(int mb, const at::Tensor& input,
-                                   const at::Tensor& targets, SaveMode mode,
-                                   bool only_missing, ActivationStash* stash) {
+at::Tensor Chunk::Impl::RunForward(int mb, const at::Tensor& input, const at::Tensor& targets,
+                                   SaveMode mode, bool only_missing, ActivationStash* stash) {
   at::Tensor h = input;
   for (int u = 0; u < num_units; ++u) {
     const UnitKind kind = Kind(u);
@@ -190,8 +177,7 @@ at::Tensor Chunk::Impl::RunForward(int mb, const at::Tensor& input,
       if (only_missing && stash->Has(mb, spec.index, u, name)) return;
       stash->Put(mb, spec.index, u, name, t);
     };
-    const std::vector<StashTensor> kept =
-        KeptStash(kind, layout, mode, /*first_unit=*/u == 0);
+    const std::vector<StashTensor> kept = KeptStash(kind, layout, mode, /*first_unit=*/u == 0);
     switch (kind) {
       case UnitKind::kEmbedding: {
         at::Tensor ids = h;
@@ -200,8 +186,8 @@ at::Tensor Chunk::Impl::RunForward(int mb, const at::Tensor& input,
         break;
       }
       case UnitKind::kLayer: {
-        TORCH_CHECK(h.scalar_type() == dtype && h.dim() == 3 &&
-                        h.size(1) == dims.seq_len && h.size(2) == dims.hidden,
+        TORCH_CHECK(h.scalar_type() == dtype && h.dim() == 3 && h.size(1) == dims.seq_len &&
+                        h.size(2) == dims.hidden,
                     "layer input must be [b, ", dims.seq_len, ", ", dims.hidden,
                     "] in the compute dtype");
         const LayerParams& lp = Layer(u);
@@ -228,8 +214,8 @@ at::Tensor Chunk::Impl::RunForward(int mb, const at::Tensor& input,
 }
 
 template <typename Saved, typename Rebuild>
-void Chunk::Impl::LoadOrRebuild(int mb, int unit, ActivationStash* stash,
-                                Saved* saved, Rebuild rebuild) {
+void Chunk::Impl::LoadOrRebuild(int mb, int unit, ActivationStash* stash, Saved* saved,
+                                Rebuild rebuild) {
   std::vector<std::string> missing;
   for (const StashTensor& t : ForwardStash(Kind(unit), layout)) {
     if (stash->Has(mb, spec.index, unit, t.name)) {
@@ -270,40 +256,35 @@ void Chunk::Impl::ApplyWeightGrads(int unit, const EmbeddingWGradInputs& wg) {
 }
 
 template <typename WGrad>
-void Chunk::Impl::PutWeightGradStash(int mb, int unit, WGrad* wg,
-                                     ActivationStash* stash) const {
+void Chunk::Impl::PutWeightGradStash(int mb, int unit, WGrad* wg, ActivationStash* stash) const {
   for (const StashTensor& t : WeightGradStash(Kind(unit), layout)) {
     stash->Put(mb, spec.index, unit, t.name, *wg->Field(t.name));
   }
 }
 
 template <typename WGrad>
-void Chunk::Impl::TakeWeightGradStash(int mb, int unit, WGrad* wg,
-                                      ActivationStash* stash) const {
+void Chunk::Impl::TakeWeightGradStash(int mb, int unit, WGrad* wg, ActivationStash* stash) const {
   for (const StashTensor& t : WeightGradStash(Kind(unit), layout)) {
     *wg->Field(t.name) = stash->Get(mb, spec.index, unit, t.name);
     stash->Erase(mb, spec.index, unit, t.name);
   }
 }
 
-at::Tensor Chunk::Impl::RunBackward(int mb, const at::Tensor& grad_output,
-                                    double loss_scale, bool split,
-                                    ActivationStash* stash) {
+at::Tensor Chunk::Impl::RunBackward(int mb, const at::Tensor& grad_output, double loss_scale,
+                                    bool split, ActivationStash* stash) {
   at::Tensor g = grad_output;
-  TORCH_CHECK(spec.has_head != g.defined(),
-              spec.has_head ? "the last chunk's backward starts from its loss"
-                            : "backward needs the output gradient");
+  TORCH_CHECK(spec.has_head != g.defined(), spec.has_head
+                                                ? "the last chunk's backward starts from its loss"
+                                                : "backward needs the output gradient");
   for (int u = num_units - 1; u >= 0; --u) {
     switch (Kind(u)) {
       case UnitKind::kHead: {
         HeadSaved s;
-        LoadOrRebuild(mb, u, stash, &s, [&](HeadSaved* hs) {
-          head_math.Rebuild(gf->value, head_w->value, hs);
-        });
+        LoadOrRebuild(mb, u, stash, &s,
+                      [&](HeadSaved* hs) { head_math.Rebuild(gf->value, head_w->value, hs); });
         HeadWGradInputs wg;
         at::Tensor dgf;
-        g = head_math.BackwardInput(gf->value, head_w->value, s, loss_scale,
-                                    &wg, &dgf);
+        g = head_math.BackwardInput(gf->value, head_w->value, s, loss_scale, &wg, &dgf);
         Accumulate(gf, dgf);
         EraseForward(mb, u, stash);
         if (split) {
@@ -317,8 +298,7 @@ at::Tensor Chunk::Impl::RunBackward(int mb, const at::Tensor& grad_output,
         const LayerParams& lp = Layer(u);
         const LayerWeights w = lp.Values();
         LayerSaved s;
-        LoadOrRebuild(mb, u, stash, &s,
-                      [&](LayerSaved* ls) { layer_math.Rebuild(w, ls); });
+        LoadOrRebuild(mb, u, stash, &s, [&](LayerSaved* ls) { layer_math.Rebuild(w, ls); });
         LayerWGradInputs wg;
         at::Tensor dg1, dg2;
         g = layer_math.BackwardInput(w, s, g, &wg, &dg1, &dg2);
@@ -353,9 +333,7 @@ at::Tensor Chunk::Impl::RunBackward(int mb, const at::Tensor& grad_output,
 
 Chunk::Chunk(const ModelDims& dims, const ChunkSpec& spec, uint64_t seed,
              c10::TensorOptions options)
-    : dims_(dims),
-      spec_(spec),
-      impl_(std::make_unique<Impl>(dims, spec, seed, options)) {}
+    : dims_(dims), spec_(spec), impl_(std::make_unique<Impl>(dims, spec, seed, options)) {}
 
 Chunk::~Chunk() = default;
 
@@ -369,13 +347,11 @@ std::vector<Param*> Chunk::params() {
   return out;
 }
 
-at::Tensor Chunk::Forward(int mb, const at::Tensor& input,
-                          const at::Tensor& targets, SaveMode mode,
+at::Tensor Chunk::Forward(int mb, const at::Tensor& input, const at::Tensor& targets, SaveMode mode,
                           ActivationStash* stash) {
   c10::NoGradGuard no_grad;
   impl_->modes[mb] = mode;
-  return impl_->RunForward(mb, input, targets, mode, /*only_missing=*/false,
-                           stash);
+  return impl_->RunForward(mb, input, targets, mode, /*only_missing=*/false, stash);
 }
 
 void Chunk::Recompute(int mb, ActivationStash* stash) {
@@ -385,22 +361,18 @@ void Chunk::Recompute(int mb, ActivationStash* stash) {
   if (it == impl_->modes.end() || it->second != SaveMode::kChunk) return;
   const int last = impl_->num_units - 1;
   at::Tensor input = stash->Get(mb, spec_.index, 0, InputName(impl_->Kind(0)));
-  at::Tensor targets = spec_.has_head
-                           ? stash->Get(mb, spec_.index, last, "targets")
-                           : at::Tensor();
-  impl_->RunForward(mb, input, targets, SaveMode::kAll, /*only_missing=*/true,
-                    stash);
+  at::Tensor targets = spec_.has_head ? stash->Get(mb, spec_.index, last, "targets") : at::Tensor();
+  impl_->RunForward(mb, input, targets, SaveMode::kAll, /*only_missing=*/true, stash);
 }
 
-at::Tensor Chunk::Backward(int mb, const at::Tensor& grad_output,
-                           double loss_scale, ActivationStash* stash) {
+at::Tensor Chunk::Backward(int mb, const at::Tensor& grad_output, double loss_scale,
+                           ActivationStash* stash) {
   c10::NoGradGuard no_grad;
-  return impl_->RunBackward(mb, grad_output, loss_scale, /*split=*/false,
-                            stash);
+  return impl_->RunBackward(mb, grad_output, loss_scale, /*split=*/false, stash);
 }
 
-at::Tensor Chunk::BackwardInput(int mb, const at::Tensor& grad_output,
-                                double loss_scale, ActivationStash* stash) {
+at::Tensor Chunk::BackwardInput(int mb, const at::Tensor& grad_output, double loss_scale,
+                                ActivationStash* stash) {
   c10::NoGradGuard no_grad;
   return impl_->RunBackward(mb, grad_output, loss_scale, /*split=*/true, stash);
 }

@@ -28,7 +28,7 @@ namespace chronos::worker {
 // is what compute reads: the same tensor in fp32, a bf16 copy otherwise.
 // `grad` is fp32 and accumulates over micro-batches.
 struct Param {
-  std::string name;     // e.g. "layers.3.wqkv", "embedding.wte", "head.w"
+  std::string name;  // e.g. "layers.3.wqkv", "embedding.wte", "head.w"
   at::Tensor master;
   at::Tensor value;
   at::Tensor grad;
@@ -42,8 +42,7 @@ class Chunk {
   // Parameters are created on `options.device()` in `options.dtype()` (the
   // compute dtype); their initial values depend only on (seed, global layer,
   // parameter name), so any partition of the model starts identically.
-  Chunk(const ModelDims& dims, const ChunkSpec& spec, uint64_t seed,
-        c10::TensorOptions options);
+  Chunk(const ModelDims& dims, const ChunkSpec& spec, uint64_t seed, c10::TensorOptions options);
   ~Chunk();
 
   const ChunkSpec& spec() const { return spec_; }
@@ -58,8 +57,8 @@ class Chunk {
   // micro-batch's mean cross-entropy as a 0-dim fp32 tensor. The stash keeps
   // `input` and `targets` themselves, not copies (they are the unit inputs
   // the layout counts): do not write into them until B of this micro-batch.
-  at::Tensor Forward(int mb, const at::Tensor& input, const at::Tensor& targets,
-                     SaveMode mode, ActivationStash* stash);
+  at::Tensor Forward(int mb, const at::Tensor& input, const at::Tensor& targets, SaveMode mode,
+                     ActivationStash* stash);
 
   // RECOMPUTE. Chunk granularity: re-runs the whole chunk from its kept input
   // and stores the full stash. Layer/selective granularity: nothing here;
@@ -80,8 +79,8 @@ class Chunk {
 
   // BI: like Backward but only norm-gain gradients are accumulated; per unit
   // the stash sees Put(rebuilt), Erase(forward tensors), Put(WeightGradStash).
-  at::Tensor BackwardInput(int mb, const at::Tensor& grad_output,
-                           double loss_scale, ActivationStash* stash);
+  at::Tensor BackwardInput(int mb, const at::Tensor& grad_output, double loss_scale,
+                           ActivationStash* stash);
   // BW: the weight gradients of the linear layers (and the embedding) from
   // the WeightGradStash, which it then erases.
   void BackwardWeight(int mb, ActivationStash* stash);

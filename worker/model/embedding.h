@@ -11,8 +11,7 @@ namespace chronos::worker {
 at::Tensor EmbeddingForward(const at::Tensor& wte, const at::Tensor& ids);
 
 // grad[ids[i]] += demb[i] (fp32), without materializing a dense [V, h] delta.
-void AccumulateEmbeddingGrad(const at::Tensor& ids, const at::Tensor& demb,
-                             at::Tensor* grad);
+void AccumulateEmbeddingGrad(const at::Tensor& ids, const at::Tensor& demb, at::Tensor* grad);
 
 }  // namespace chronos::worker
 

@@ -40,10 +40,8 @@ bool IsNormGain(const std::string& name) {
 at::Tensor InitialParameter(uint64_t seed, int layer, const std::string& name,
                             at::IntArrayRef shape, double std) {
   if (IsNormGain(name)) return at::ones(shape, at::kFloat);
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
-      HashParameter(seed, layer, name));
-  return at::normal(0.0, std, shape, gen,
-                    at::TensorOptions().dtype(at::kFloat));
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(HashParameter(seed, layer, name));
+  return at::normal(0.0, std, shape, gen, at::TensorOptions().dtype(at::kFloat));
 }
 
 }  // namespace chronos::worker

@@ -37,15 +37,13 @@ class LmHead {
   // Fills the missing rstdf and probs_v from xf (and targets); returns the
   // mean cross-entropy over the b*s tokens (0-dim fp32) when it computed
   // probs_v, else an undefined tensor.
-  at::Tensor Rebuild(const at::Tensor& gf, const at::Tensor& w,
-                     HeadSaved* s) const;
+  at::Tensor Rebuild(const at::Tensor& gf, const at::Tensor& w, HeadSaved* s) const;
 
   // Starts the backward from dlogits = (probs_v - onehot(targets)) *
   // loss_scale; returns the gradient of xf (xf's dtype) and fills *wg and
   // the fp32 gradient of the final norm's gain *dgf.
-  at::Tensor BackwardInput(const at::Tensor& gf, const at::Tensor& w,
-                           const HeadSaved& s, double loss_scale,
-                           HeadWGradInputs* wg, at::Tensor* dgf) const;
+  at::Tensor BackwardInput(const at::Tensor& gf, const at::Tensor& w, const HeadSaved& s,
+                           double loss_scale, HeadWGradInputs* wg, at::Tensor* dgf) const;
   // Gradient of the LM head weight [V, h] in the compute dtype.
   at::Tensor BackwardWeight(const HeadWGradInputs& wg) const;
 

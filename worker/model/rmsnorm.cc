@@ -9,13 +9,12 @@ at::Tensor RmsNormRstd(const at::Tensor& x, double eps) {
   return at::rsqrt(x32.mul(x32).mean(-1, /*keepdim=*/true).add(eps));
 }
 
-at::Tensor RmsNormApply(const at::Tensor& x, const at::Tensor& rstd,
-                        const at::Tensor& g) {
+at::Tensor RmsNormApply(const at::Tensor& x, const at::Tensor& rstd, const at::Tensor& g) {
   return x.to(at::kFloat).mul(rstd).mul(g.to(at::kFloat)).to(x.scalar_type());
 }
 
-RmsNormGrads RmsNormBackward(const at::Tensor& dy, const at::Tensor& x,
-                             const at::Tensor& rstd, const at::Tensor& g) {
+RmsNormGrads RmsNormBackward(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& rstd,
+                             const at::Tensor& g) {
   const int64_t h = x.size(-1);
   at::Tensor dy32 = dy.to(at::kFloat);
   at::Tensor nhat = x.to(at::kFloat).mul(rstd);

@@ -15,8 +15,7 @@ at::Tensor RmsNormRstd(const at::Tensor& x, double eps);
 // x * rstd * g in fp32, returned in x's dtype. Forward, recompute and the
 // backward's rebuild of the normalized input all call this, so they agree
 // bit for bit.
-at::Tensor RmsNormApply(const at::Tensor& x, const at::Tensor& rstd,
-                        const at::Tensor& g);
+at::Tensor RmsNormApply(const at::Tensor& x, const at::Tensor& rstd, const at::Tensor& g);
 
 struct RmsNormGrads {
   at::Tensor dx;  // fp32, x's shape
@@ -24,8 +23,8 @@ struct RmsNormGrads {
 };
 
 // Gradients given dy = dL/dy (any float dtype).
-RmsNormGrads RmsNormBackward(const at::Tensor& dy, const at::Tensor& x,
-                             const at::Tensor& rstd, const at::Tensor& g);
+RmsNormGrads RmsNormBackward(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& rstd,
+                             const at::Tensor& g);
 
 }  // namespace chronos::worker
 

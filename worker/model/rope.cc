@@ -13,15 +13,12 @@ at::Tensor RotateHalf(const at::Tensor& t) {
 
 }  // namespace
 
-Rope::Rope(int64_t seq_len, int64_t head_dim, double theta,
-           c10::Device device) {
+Rope::Rope(int64_t seq_len, int64_t head_dim, double theta, c10::Device device) {
   TORCH_CHECK(head_dim % 2 == 0, "rope needs an even head_dim, got ", head_dim);
   auto f64 = at::TensorOptions().dtype(at::kDouble);
   // Angles in fp64, then rounded once: the table does not depend on how a
   // device computes pow/cos in fp32.
-  at::Tensor inv_freq =
-      at::pow(theta, at::arange(0, head_dim, 2, f64).div(head_dim))
-          .reciprocal();
+  at::Tensor inv_freq = at::pow(theta, at::arange(0, head_dim, 2, f64).div(head_dim)).reciprocal();
   at::Tensor angles = at::outer(at::arange(seq_len, f64), inv_freq);
   angles = at::cat({angles, angles}, -1);
   cos_ = angles.cos().to(device, at::kFloat);

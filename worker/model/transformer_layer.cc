@@ -10,9 +10,7 @@
 namespace chronos::worker {
 namespace {
 
-at::Tensor Linear(const at::Tensor& x, const at::Tensor& w) {
-  return at::matmul(x, w.t());
-}
+at::Tensor Linear(const at::Tensor& x, const at::Tensor& w) { return at::matmul(x, w.t()); }
 
 // [b, s, heads * hd] -> [b, heads, s, hd] (a view).
 at::Tensor SplitHeads(const at::Tensor& t, int64_t heads) {
@@ -26,14 +24,11 @@ at::Tensor MergeHeads(const at::Tensor& t) {
 
 // silu(gate) * up, in fp32, returned in gate's dtype.
 at::Tensor SwiGlu(const at::Tensor& gate, const at::Tensor& up) {
-  return at::silu(gate.to(at::kFloat))
-      .mul(up.to(at::kFloat))
-      .to(gate.scalar_type());
+  return at::silu(gate.to(at::kFloat)).mul(up.to(at::kFloat)).to(gate.scalar_type());
 }
 
-void SwiGluBackward(const at::Tensor& gate, const at::Tensor& up,
-                    const at::Tensor& dact, at::Tensor* dgate,
-                    at::Tensor* dup) {
+void SwiGluBackward(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& dact,
+                    at::Tensor* dgate, at::Tensor* dup) {
   at::Tensor g32 = gate.to(at::kFloat);
   at::Tensor d32 = dact.to(at::kFloat);
   at::Tensor sig = at::sigmoid(g32);
@@ -84,8 +79,8 @@ TransformerLayer::TransformerLayer(const ModelDims& dims, c10::Device device)
     : dims_(dims),
       rope_(dims.seq_len, dims.head_dim(), dims.rope_theta, device),
       attention_(dims.seq_len, dims.head_dim(), device) {
-  TORCH_CHECK(dims.heads > 0 && dims.hidden % dims.heads == 0, "hidden ",
-              dims.hidden, " is not a multiple of heads ", dims.heads);
+  TORCH_CHECK(dims.heads > 0 && dims.hidden % dims.heads == 0, "hidden ", dims.hidden,
+              " is not a multiple of heads ", dims.heads);
 }
 
 void TransformerLayer::Rebuild(const LayerWeights& w, LayerSaved* s) const {
@@ -137,23 +132,20 @@ void TransformerLayer::Rebuild(const LayerWeights& w, LayerSaved* s) const {
   }
 }
 
-at::Tensor TransformerLayer::Output(const LayerWeights& w,
-                                    const LayerSaved& s) const {
+at::Tensor TransformerLayer::Output(const LayerWeights& w, const LayerSaved& s) const {
   return s.x2.add(Linear(SwiGlu(s.gate, s.up), w.w_down));
 }
 
-at::Tensor TransformerLayer::BackwardInput(
-    const LayerWeights& w, const LayerSaved& s, const at::Tensor& dout,
-    LayerWGradInputs* wg, at::Tensor* dg1, at::Tensor* dg2) const {
+at::Tensor TransformerLayer::BackwardInput(const LayerWeights& w, const LayerSaved& s,
+                                           const at::Tensor& dout, LayerWGradInputs* wg,
+                                           at::Tensor* dg1, at::Tensor* dg2) const {
   const at::ScalarType dtype = s.x.scalar_type();
   // MLP block: out = x2 + act @ w_down^T.
   wg->dmlp = dout.to(dtype);
   wg->xn2 = RmsNormApply(s.x2, s.rstd2, w.g2);
   wg->act = SwiGlu(s.gate, s.up);
-  SwiGluBackward(s.gate, s.up, at::matmul(wg->dmlp, w.w_down), &wg->dgate,
-                 &wg->dup);
-  at::Tensor dxn2 =
-      at::matmul(wg->dgate, w.w_gate).add(at::matmul(wg->dup, w.w_up));
+  SwiGluBackward(s.gate, s.up, at::matmul(wg->dmlp, w.w_down), &wg->dgate, &wg->dup);
+  at::Tensor dxn2 = at::matmul(wg->dgate, w.w_gate).add(at::matmul(wg->dup, w.w_up));
   RmsNormGrads n2 = RmsNormBackward(dxn2, s.x2, s.rstd2, w.g2);
   // The residual stream's gradient stays fp32 inside the layer.
   at::Tensor dx2 = n2.dx.add(dout.to(at::kFloat));
@@ -169,19 +161,17 @@ at::Tensor TransformerLayer::BackwardInput(
     at::Tensor probs32 = attention_.SavedProbs(s.q, s.k, s.probs, s.lse);
     ag = attention_.Backward(s.q, s.k, s.v, probs32, dattn);
   }
-  wg->dqkv = at::cat({MergeHeads(rope_.Backward(ag.dq)),
-                      MergeHeads(rope_.Backward(ag.dk)), MergeHeads(ag.dv)},
-                     -1);
+  wg->dqkv = at::cat(
+      {MergeHeads(rope_.Backward(ag.dq)), MergeHeads(rope_.Backward(ag.dk)), MergeHeads(ag.dv)},
+      -1);
   wg->xn1 = RmsNormApply(s.x, s.rstd1, w.g1);
-  RmsNormGrads n1 =
-      RmsNormBackward(at::matmul(wg->dqkv, w.wqkv), s.x, s.rstd1, w.g1);
+  RmsNormGrads n1 = RmsNormBackward(at::matmul(wg->dqkv, w.wqkv), s.x, s.rstd1, w.g1);
   *dg1 = n1.dg;
   *dg2 = n2.dg;
   return n1.dx.add(dx2).to(dtype);
 }
 
-LayerWeightGrads TransformerLayer::BackwardWeight(
-    const LayerWGradInputs& wg) const {
+LayerWeightGrads TransformerLayer::BackwardWeight(const LayerWGradInputs& wg) const {
   LayerWeightGrads g;
   g.wqkv = LinearWeightGrad(wg.dqkv, wg.xn1);
   g.wo = LinearWeightGrad(wg.dproj, wg.attn);

@@ -89,9 +89,8 @@ class TransformerLayer {
 
   // Input gradient (x's dtype) from the output gradient `dout` and a complete
   // `s`; fills *wg and the fp32 norm-gain gradients *dg1, *dg2.
-  at::Tensor BackwardInput(const LayerWeights& w, const LayerSaved& s,
-                           const at::Tensor& dout, LayerWGradInputs* wg,
-                           at::Tensor* dg1, at::Tensor* dg2) const;
+  at::Tensor BackwardInput(const LayerWeights& w, const LayerSaved& s, const at::Tensor& dout,
+                           LayerWGradInputs* wg, at::Tensor* dg1, at::Tensor* dg2) const;
   LayerWeightGrads BackwardWeight(const LayerWGradInputs& wg) const;
 
  private:

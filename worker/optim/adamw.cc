@@ -12,13 +12,12 @@ namespace chronos::worker {
 
 double LearningRate(const AdamWOptions& o, int64_t it) {
   if (o.warmup_iterations > 0 && it <= o.warmup_iterations) {
-    return o.lr * static_cast<double>(it) /
-           static_cast<double>(o.warmup_iterations);
+    return o.lr * static_cast<double>(it) / static_cast<double>(o.warmup_iterations);
   }
-  const double span = static_cast<double>(
-      std::max<int64_t>(1, o.total_iterations - o.warmup_iterations));
-  const double progress = std::clamp(
-      static_cast<double>(it - o.warmup_iterations) / span, 0.0, 1.0);
+  const double span =
+      static_cast<double>(std::max<int64_t>(1, o.total_iterations - o.warmup_iterations));
+  const double progress =
+      std::clamp(static_cast<double>(it - o.warmup_iterations) / span, 0.0, 1.0);
   return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 
@@ -30,10 +29,8 @@ AdamW::AdamW(std::vector<Param*> params, AdamWOptions options)
     if (o_.offload_state) {
       // Pinned host memory (the stage's pool) lets the per-param copies run
       // at the link's rate on a GPU.
-      m_.push_back(EmptyPooledHostTensor(o_.host_pool, p->master.sizes(),
-                                         at::kFloat).zero_());
-      v_.push_back(EmptyPooledHostTensor(o_.host_pool, p->master.sizes(),
-                                         at::kFloat).zero_());
+      m_.push_back(EmptyPooledHostTensor(o_.host_pool, p->master.sizes(), at::kFloat).zero_());
+      v_.push_back(EmptyPooledHostTensor(o_.host_pool, p->master.sizes(), at::kFloat).zero_());
       continue;
     }
     at::TensorOptions opts = p->master.options().dtype(at::kFloat);
