@@ -23,7 +23,8 @@ inline constexpr int64_t kMaxStoreValueBytes = 4 << 20;
 
 // Message size limits, and keepalive pings accepted from clients every 5 s
 // or more (clients ping every 10 s) even without active calls, so that a
-// worker's idle Attach stream keeps its connection alive through NATs.
+// worker's idle Attach stream keeps its connection alive through NATs; and
+// no SO_REUSEPORT, so no second process can share the listening port.
 void ApplyServerLimits(grpc::ServerBuilder* builder);
 
 }  // namespace chronos::rpc

@@ -1076,3 +1076,26 @@ TEST_F(JobFlowTest, ShutdownEndsOpenStreamsPromptly) {
 
 }  // namespace
 }  // namespace chronos::coordinator::testing
+
+namespace chronos::coordinator::testing {
+namespace {
+
+// gRPC's default SO_REUSEPORT would let a second coordinator bind the same
+// address and take half of the new connections (and their bearer tokens).
+TEST(ListenTest, ASecondCoordinatorCannotShareTheAddressAndSaysWhichOne) {
+  Harness first{Harness::Config()};
+  ASSERT_TRUE(first.Start().ok());
+  CoordinatorOptions o;
+  o.listen = first.coordinator()->grpc_address();
+  o.metrics_listen = "";
+  absl::StatusOr<std::unique_ptr<Coordinator>> second = Coordinator::Create(o);
+  ASSERT_TRUE(second.ok()) << second.status();
+  const absl::Status s = (*second)->Start();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find(o.listen), std::string::npos) << s;
+  // The first one still answers.
+  EXPECT_TRUE(first.Submit(TinySpec("still-mine")).ok());
+}
+
+}  // namespace
+}  // namespace chronos::coordinator::testing

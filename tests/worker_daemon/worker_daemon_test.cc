@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "tests/testing/http_get.h"
 #include "worker/daemon/assignment_run.h"
+#include "worker/daemon/health_server.h"
 #include "worker/daemon/host_probe.h"
 #include "worker/daemon/progress_reporter.h"
 #include "worker/daemon/worker_metrics.h"
@@ -38,6 +39,17 @@ int PortOf(const std::string& address) {
 
 // One worker per GPU on a node must not share a default name: the
 // coordinator takes a second live registration under a name for a restart.
+// One listening port, one process: a second worker health service on the
+// same address fails to start naming it (no SO_REUSEPORT sharing).
+TEST(HealthServerTest, ASecondServerCannotShareTheAddress) {
+  HealthServer first;
+  ASSERT_TRUE(first.Start("127.0.0.1:0").ok());
+  HealthServer second;
+  const absl::Status s = second.Start(first.address());
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find(first.address()), std::string::npos) << s;
+}
+
 TEST(DefaultWorkerNameTest, GpuWorkersOnOneHostGetNamesOfTheirOwn) {
   EXPECT_EQ(DefaultWorkerName("node7", "cuda:0"), "node7-cuda0");
   EXPECT_EQ(DefaultWorkerName("node7", "cuda:3"), "node7-cuda3");
