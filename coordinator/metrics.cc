@@ -143,17 +143,18 @@ Metrics::Metrics(const std::string& version) : registry_(std::make_shared<promet
 Metrics::~Metrics() = default;
 
 absl::Status Metrics::Serve(const std::string& listen) {
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(listen, /*num_threads=*/2);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", listen, ": ", e.what()));
+  // The same bounded server as the worker's: slow or half-open clients
+  // cannot keep a scrape out (rpc/metrics_http_server.h).
+  auto server = std::make_unique<rpc::MetricsHttpServer>([this] { return Render(); });
+  absl::Status s = server->Start(listen);
+  if (!s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("--metrics-listen: ", s.message()));
   }
-  exposer_->RegisterCollectable(registry_);
-  const std::vector<int> ports = exposer_->GetListeningPorts();
   std::string host = listen;
   const size_t colon = listen.rfind(':');
   if (colon != std::string::npos) host = listen.substr(0, colon);
-  address_ = absl::StrCat(host, ":", ports.empty() ? 0 : ports.front());
+  address_ = absl::StrCat(host, ":", server->port());
+  server_ = std::move(server);
   return absl::OkStatus();
 }
 

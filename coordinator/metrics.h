@@ -9,7 +9,6 @@
 #include <grpcpp/support/server_interceptor.h>
 #include <grpcpp/support/status.h>
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -24,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "chronos/v1/job.pb.h"
 #include "chronos/v1/worker.pb.h"
+#include "rpc/metrics_http_server.h"
 
 namespace chronos::coordinator {
 
@@ -63,7 +63,7 @@ class Metrics {
   std::string MethodLabel(absl::string_view method) const;
 
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<rpc::MetricsHttpServer> server_;
   std::string address_;
   std::set<std::string> known_methods_;
 

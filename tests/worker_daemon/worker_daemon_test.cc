@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "rpc/metrics_http_server.h"
 #include "tests/testing/http_get.h"
 #include "worker/daemon/assignment_run.h"
 #include "worker/daemon/health_server.h"
@@ -267,6 +268,51 @@ TEST(FaultKindTest, EngineStatusCodesMapToWhatTheCoordinatorDoes) {
   EXPECT_EQ(FaultKindOf(AsInputFault(absl::InvalidArgumentError("short"))), v1::FAULT_INPUT);
   EXPECT_EQ(FaultKindOf(AsInputFault(absl::NotFoundError("no corpus"))), v1::FAULT_INPUT);
   EXPECT_TRUE(AsInputFault(absl::OkStatus()).ok());
+}
+
+}  // namespace
+}  // namespace chronos::worker
+
+namespace chronos::worker {
+namespace {
+
+using ::chronos::testing::ConnectOnly;
+using ::chronos::testing::HttpRequest;
+using ::testing::HasSubstr;
+
+// Slow and half-open clients cannot keep a scrape out: every connection is
+// polled at once, each has a whole-request deadline, and past the limit the
+// oldest make room.
+TEST(MetricsHttpServerTest, ScrapesAreAnsweredWhileHostileClientsHoldConnections) {
+  rpc::MetricsHttpServer server([] { return std::string("up 1\n"); });
+  ASSERT_TRUE(server.Start("127.0.0.1:0").ok());
+  const int port = server.port();
+  std::vector<int> held;
+  for (int i = 0; i < 20; ++i) held.push_back(ConnectOnly(port));  // never send
+  int slow = ConnectOnly(port);
+  ASSERT_GE(slow, 0);
+  ASSERT_EQ(send(slow, "G", 1, MSG_NOSIGNAL), 1);  // a request that never ends
+  const absl::Time start = absl::Now();
+  EXPECT_THAT(HttpRequest(port, "GET /metrics HTTP/1.1", /*timeout_seconds=*/3), HasSubstr("up 1"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  // More connections than the server keeps: the oldest are closed for new ones.
+  for (int i = 0; i < 2 * rpc::MetricsHttpServer::kMaxConnections; ++i) {
+    held.push_back(ConnectOnly(port));
+  }
+  EXPECT_THAT(HttpRequest(port, "GET /metrics HTTP/1.1", /*timeout_seconds=*/3), HasSubstr("up 1"));
+  // A client that trickles a request is cut off at its deadline (EOF), not
+  // held for ever: a bounded wait on the server closing it.
+  close(slow);
+  slow = ConnectOnly(port);
+  ASSERT_EQ(send(slow, "GET", 3, MSG_NOSIGNAL), 3);
+  timeval tv{absl::ToInt64Seconds(rpc::MetricsHttpServer::kRequestDeadline) + 3, 0};
+  setsockopt(slow, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char c;
+  EXPECT_EQ(recv(slow, &c, 1, 0), 0) << "the server should close a request past its deadline";
+  close(slow);
+  for (int fd : held) {
+    if (fd >= 0) close(fd);
+  }
 }
 
 }  // namespace

@@ -121,7 +121,7 @@ WorkerMetrics::~WorkerMetrics() {
 }
 
 absl::Status WorkerMetrics::Serve(const std::string& listen) {
-  auto server = std::make_unique<MetricsHttpServer>([this] { return Render(); });
+  auto server = std::make_unique<rpc::MetricsHttpServer>([this] { return Render(); });
   absl::Status s = server->Start(listen);
   if (!s.ok()) {
     return absl::Status(s.code(), absl::StrCat("--metrics-listen: ", s.message()));

@@ -26,7 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "chronos/v1/worker.pb.h"
-#include "worker/daemon/metrics_http_server.h"
+#include "rpc/metrics_http_server.h"
 
 namespace chronos::worker {
 
@@ -91,7 +91,7 @@ class WorkerMetrics {
 
   std::shared_ptr<prometheus::Registry> registry_;
   // Not prometheus::Exposer: see metrics_http_server.h.
-  std::unique_ptr<MetricsHttpServer> server_;
+  std::unique_ptr<rpc::MetricsHttpServer> server_;
   std::string address_;
   std::function<void()> hook_;
 

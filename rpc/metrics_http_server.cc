@@ -1,26 +1,29 @@
-#include "worker/daemon/metrics_http_server.h"
+#include "rpc/metrics_http_server.h"
 
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
-namespace chronos::worker {
+namespace chronos::rpc {
 namespace {
 
-constexpr size_t kMaxRequestBytes = 8192;
-constexpr int kReadTimeoutMs = 2000;
+// A reader that does not take its response within this long is dropped.
+constexpr int kSendTimeoutMs = 2000;
 
 void WriteAll(int fd, const std::string& data) {
   size_t off = 0;
@@ -73,7 +76,9 @@ absl::Status MetricsHttpServer::Start(const std::string& listen) {
     if (fd < 0) continue;
     const int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, 64) == 0) {
+    // Non-blocking: the loop accepts every pending connection at once.
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, 128) == 0) {
       listen_fd_ = fd;
       break;
     }
@@ -111,30 +116,76 @@ void MetricsHttpServer::Stop() {
 }
 
 void MetricsHttpServer::Loop() {
+  std::vector<Conn> conns;  // oldest first
+  auto close_conn = [](Conn& c) {
+    close(c.fd);
+    c.fd = -1;
+  };
   while (true) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_[0], POLLIN, 0}};
-    const int n = poll(fds, 2, -1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 || (fds[1].revents & POLLIN)) return;
-    if (fds[0].revents & POLLIN) {
-      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) continue;
-      Serve(fd);
-      close(fd);
+    std::vector<pollfd> fds = {{listen_fd_, POLLIN, 0}, {wake_fd_[0], POLLIN, 0}};
+    absl::Time next = absl::InfiniteFuture();
+    for (const Conn& c : conns) {
+      fds.push_back({c.fd, POLLIN, 0});
+      next = std::min(next, c.deadline);
     }
+    const int timeout_ms = next == absl::InfiniteFuture()
+                               ? -1
+                               : static_cast<int>(std::max<int64_t>(
+                                     0, absl::ToInt64Milliseconds(next - absl::Now()) + 1));
+    const int n = poll(fds.data(), fds.size(), timeout_ms);
+    if (n < 0 && errno != EINTR) break;
+    if (n > 0 && (fds[1].revents & POLLIN)) break;
+    for (size_t i = 0; i < conns.size(); ++i) {
+      if (n > 0 && (fds[i + 2].revents & (POLLIN | POLLHUP | POLLERR)) && Read(conns[i])) {
+        close_conn(conns[i]);
+      }
+    }
+    const absl::Time now = absl::Now();
+    for (Conn& c : conns) {
+      if (c.fd >= 0 && now >= c.deadline) close_conn(c);
+    }
+    conns.erase(std::remove_if(conns.begin(), conns.end(), [](const Conn& c) { return c.fd < 0; }),
+                conns.end());
+    if (n > 0 && (fds[0].revents & POLLIN)) {
+      while (true) {
+        const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) break;
+        if (static_cast<int>(conns.size()) >= kMaxConnections) {
+          // Full: the oldest unfinished request makes room, so a client that
+          // holds connections open cannot keep a scrape out.
+          close_conn(conns.front());
+          conns.erase(conns.begin());
+        }
+        conns.push_back(Conn{fd, std::string(), absl::Now() + kRequestDeadline});
+      }
+    }
+  }
+  for (Conn& c : conns) close_conn(c);
+}
+
+bool MetricsHttpServer::Read(Conn& c) {
+  char buf[1024];
+  while (true) {
+    const ssize_t r = recv(c.fd, buf, sizeof(buf), 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
+    if (r == 0) return true;  // the peer closed before a whole request
+    c.request.append(buf, static_cast<size_t>(r));
+    if (c.request.find("\r\n\r\n") != std::string::npos) {
+      Answer(c.fd, c.request);
+      return true;
+    }
+    if (c.request.size() >= kMaxRequestBytes) return true;
   }
 }
 
-void MetricsHttpServer::Serve(int fd) {
-  std::string request;
-  char buf[1024];
-  while (request.find("\r\n\r\n") == std::string::npos && request.size() < kMaxRequestBytes) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, kReadTimeoutMs) <= 0) return;
-    const ssize_t r = recv(fd, buf, sizeof(buf), 0);
-    if (r <= 0) return;
-    request.append(buf, static_cast<size_t>(r));
-  }
+void MetricsHttpServer::Answer(int fd, const std::string& request) {
+  // Blocking with a send timeout: the response is small, and a client that
+  // does not read it holds the thread at most kSendTimeoutMs.
+  const int flags = fcntl(fd, F_GETFL, 0);
+  fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  const timeval tv{kSendTimeoutMs / 1000, (kSendTimeoutMs % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   const size_t eol = request.find("\r\n");
   const std::string line = request.substr(0, eol);
   const bool get = absl::StartsWith(line, "GET ");
@@ -154,4 +205,4 @@ void MetricsHttpServer::Serve(int fd) {
   WriteAll(fd, Response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, head));
 }
 
-}  // namespace chronos::worker
+}  // namespace chronos::rpc
