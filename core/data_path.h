@@ -11,8 +11,10 @@
 namespace chronos {
 
 // kNotFound when `path` does not exist (an llmc shard pattern with * ? [ is
-// left to whoever expands it), kInvalidArgument when a text corpus is a
-// directory. The messages name data.path.
+// left to whoever expands it); kInvalidArgument when a text corpus is a
+// directory, or when it is neither a regular file nor (llmc) a directory: a
+// FIFO would block its reader, a device like /dev/zero never ends. The
+// messages name data.path.
 absl::Status CheckDataPath(const std::string& path, bool llmc);
 
 }  // namespace chronos

@@ -4,7 +4,10 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
 #include <stdlib.h>
+#include <tuple>
 
 #include <cstdint>
 #include <cstdio>
@@ -145,6 +148,24 @@ TEST_F(TokenSourceTest, TextPathThatIsADirectorySaysSo) {
   EXPECT_NE(st.message().find("is a directory"), std::string::npos) << st;
   EXPECT_NE(st.message().find("data.path"), std::string::npos) << st;
   EXPECT_TRUE(IsInputFault(st));
+}
+
+// A device never ends (/dev/zero grew a worker by gigabytes) and a FIFO
+// blocks its reader in open() until someone writes: both are refused at
+// once, naming data.path, as input faults (no restart would help).
+TEST_F(TokenSourceTest, DevicesAndFifosAreRefusedWithoutReadingOrBlocking) {
+  const std::string fifo = dir_ + "/corpus.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  for (const auto& [path, format, what] :
+       {std::tuple<std::string, TokenFormat, std::string>{"/dev/zero", TokenFormat::kText,
+                                                          "a character device"},
+        {fifo, TokenFormat::kText, "a FIFO"},
+        {fifo, TokenFormat::kLlmc, "a FIFO"}}) {
+    const absl::Status st = TokenSource::Open(path, format, 256).status();
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << path << ": " << st;
+    EXPECT_NE(st.message().find("data.path " + path + " is " + what), std::string::npos) << st;
+    EXPECT_TRUE(IsInputFault(st)) << st;
+  }
 }
 
 TEST_F(TokenSourceTest, LlmcReadsBothMagicsFromDirectoryAndGlob) {

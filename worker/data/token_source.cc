@@ -2,7 +2,10 @@
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
+#include <fcntl.h>
 #include <glob.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -26,19 +29,36 @@ constexpr int32_t kMagicU32 = 20240801;
 constexpr int64_t kHeaderInts = 256;
 constexpr int64_t kHeaderBytes = kHeaderInts * sizeof(int32_t);
 
+// Reads a regular file, at most the size it had when opened: opened
+// without blocking (a FIFO swapped in after CheckDataPath must not block
+// the stage) and refused unless fstat says it is a regular file.
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
+  const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
     return absl::NotFoundError(
         absl::StrCat("cannot open data file ", path, ": ", std::strerror(errno)));
   }
-  std::string data;
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) data.append(buf, n);
-  const bool failed = std::ferror(f);
-  std::fclose(f);
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return absl::InvalidArgumentError(absl::StrCat("data file ", path, " is not a regular file"));
+  }
+  std::string data(static_cast<size_t>(st.st_size), '\0');
+  size_t off = 0;
+  bool failed = false;
+  while (off < data.size()) {
+    const ssize_t n = read(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      failed = true;
+      break;
+    }
+    if (n == 0) break;  // the file shrank
+    off += static_cast<size_t>(n);
+  }
+  close(fd);
   if (failed) return absl::DataLossError(absl::StrCat("read error in ", path));
+  data.resize(off);
   return data;
 }
 
