@@ -17,6 +17,25 @@
 #include "core/schedule_proto.h"
 
 namespace chronos::coordinator {
+namespace {
+
+// Why a fault of `kind` fails the job at once ("" for one a restart may
+// cure).
+std::string PermanentReason(v1::FaultKind kind) {
+  switch (kind) {
+    case v1::FAULT_INPUT:
+      return "a new attempt would read the same data (fix data.path or its files, then "
+             "submit again)";
+    case v1::FAULT_STORAGE:
+      return "training.checkpoint_dir is out of space, and re-planning would not free any "
+             "(free space or raise the quota, then submit again; the last complete "
+             "checkpoint is kept)";
+    default:
+      return "";
+  }
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------- admission
 
@@ -227,17 +246,16 @@ void JobController::EndAttempt(JobRuntime* rt, const std::string& stop_reason, b
 
 void JobController::FailAttempt(JobRuntime* rt, const std::string& reason,
                                 const std::string& message,
-                                const absl::StatusOr<SharedPlan>* smaller_plan, bool permanent) {
+                                const absl::StatusOr<SharedPlan>* smaller_plan,
+                                const std::string& permanent) {
   Mutation m = Begin(*rt);
   AddEvent(&m, reason, message);
   v1::JobStatus* st = m.job.mutable_status();
   const int restarts = st->restarts();
   std::string give_up;
   SharedPlan smaller;
-  if (permanent) {
-    give_up = absl::StrCat(message,
-                           "; not restarting: a new attempt would read the same data (fix "
-                           "data.path or its files, then submit again)");
+  if (!permanent.empty()) {
+    give_up = absl::StrCat(message, "; not restarting: ", permanent);
   } else if (restarts >= recovery_.max_restarts) {
     give_up =
         absl::StrCat(message, "; giving up after ", restarts, " restart", restarts == 1 ? "" : "s",
@@ -534,7 +552,7 @@ absl::Status JobController::ReportFault(const v1::FaultReport& report) {
       absl::StrCat("worker ", report.worker_id(), " (stage ", stage->device(), ", data rank ",
                    stage->data_rank(), ") reported ", v1::FaultKind_Name(report.kind()),
                    " at iteration ", report.iteration(), ": ", message),
-      smaller ? &*smaller : nullptr, report.kind() == v1::FAULT_INPUT);
+      smaller ? &*smaller : nullptr, PermanentReason(report.kind()));
   return absl::OkStatus();
 }
 

@@ -201,11 +201,11 @@ class JobController {
   // move the job to RECOVERING (restarted later by AdmitPending), or to
   // FAILED once the restart limit is reached, after an out-of-memory fault
   // when nothing fits a smaller budget (`smaller`, planned by the caller
-  // outside the lock), or at once when the fault is `permanent` (the
-  // training data: every attempt would fail the same way).
+  // outside the lock), or at once when `permanent` says why every attempt
+  // would fail the same way (the training data, a full checkpoint disk).
   void FailAttempt(JobRuntime* rt, const std::string& reason, const std::string& message,
-                   const absl::StatusOr<SharedPlan>* smaller = nullptr, bool permanent = false)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                   const absl::StatusOr<SharedPlan>* smaller = nullptr,
+                   const std::string& permanent = "") ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The HBM budget an out-of-memory re-plan asks for after `current`.
   int64_t OomBudget(int64_t current) const;
   // Worker `id`, bound to `binding`, is gone (`why` completes the event's

@@ -153,6 +153,7 @@ void ValidateTraining(const v1::JobSpec& spec, Problems* p) {
   p->NonNegative("training.weight_decay", t.weight_decay());
   p->NonNegative("training.grad_clip", t.grad_clip());
   p->AtLeast("training.checkpoint_every", t.checkpoint_every(), 0);
+  p->AtLeast("training.keep_checkpoints", t.keep_checkpoints(), 1);
   if (t.checkpoint_every() > 0 && t.checkpoint_dir().empty()) {
     p->Add(
         "training.checkpoint_dir must not be empty when "
@@ -307,6 +308,7 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec) {
   if (training->beta1() == 0) training->set_beta1(0.9);
   if (training->beta2() == 0) training->set_beta2(0.95);
   if (training->eps() == 0) training->set_eps(1e-8);
+  if (training->keep_checkpoints() == 0) training->set_keep_checkpoints(3);
   if (training->checkpoint_dir().empty()) {
     training->set_checkpoint_dir("./checkpoints");
   }

@@ -12,15 +12,19 @@
 #include <torch/csrc/jit/serialization/pickle.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <system_error>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "worker/input_fault.h"
 
 namespace chronos::worker {
 namespace {
@@ -123,7 +127,12 @@ StageCheckpoint Decode(const std::vector<char>& payload) {
 absl::Status IoError(const std::string& what, const std::string& path) {
   const int err = errno;
   std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(err));
-  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(msg);
+  if (err == ENOSPC || err == EDQUOT) {
+    return AsStorageFault(absl::ResourceExhaustedError(
+        absl::StrCat(msg,
+                     " (training.checkpoint_dir is out of space; the previous checkpoint "
+                     "stays usable)")));
+  }
   return absl::UnavailableError(msg);
 }
 
@@ -299,6 +308,40 @@ int64_t LatestCompleteCheckpoint(const std::string& dir, int num_devices, int da
     if (complete) latest = iteration;
   }
   return latest;
+}
+
+void PruneStageCheckpoints(const std::string& dir, int device, int data_rank, int keep) {
+  std::error_code ec;
+  const std::string own = absl::StrCat("stage-", device, "-dp", data_rank, ".ckpt");
+  std::vector<int64_t> mine;
+  std::vector<fs::path> iter_dirs;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    int64_t iteration;
+    if (!absl::StartsWith(name, "iter-") || !absl::SimpleAtoi(name.substr(5), &iteration)) {
+      continue;
+    }
+    iter_dirs.push_back(it->path());
+    std::error_code fe;
+    for (fs::directory_iterator f(it->path(), fe), fend; !fe && f != fend; f.increment(fe)) {
+      const std::string file = f->path().filename().string();
+      if (absl::StartsWith(file, own + ".tmp.")) {
+        std::error_code re;
+        fs::remove(f->path(), re);
+      } else if (file == own) {
+        mine.push_back(iteration);
+      }
+    }
+  }
+  std::sort(mine.begin(), mine.end(), std::greater<>());
+  for (size_t i = static_cast<size_t>(std::max(keep, 1)); i < mine.size(); ++i) {
+    std::error_code re;
+    fs::remove(StageCheckpointPath(dir, mine[i], device, data_rank), re);
+  }
+  for (const fs::path& d : iter_dirs) {
+    std::error_code re;
+    if (fs::is_empty(d, re) && !re) fs::remove(d, re);
+  }
 }
 
 }  // namespace chronos::worker

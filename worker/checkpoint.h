@@ -44,6 +44,15 @@ absl::StatusOr<StageCheckpoint> ReadStageCheckpoint(const std::string& dir, int6
 // p x d job exists; 0 if none.
 int64_t LatestCompleteCheckpoint(const std::string& dir, int num_devices, int data_parallel);
 
+// Keeps this stage's `keep` newest checkpoints under `dir` and removes its
+// older files, its orphan "*.tmp.<pid>" files (a writer killed mid-write)
+// and iteration directories left empty. Only this (device, data_rank)'s
+// files are touched: the other stages prune their own. A stage is never
+// more than one checkpoint ahead of another, so the newest complete
+// checkpoint survives any keep >= 2. Best effort: a file that cannot be
+// removed is left.
+void PruneStageCheckpoints(const std::string& dir, int device, int data_rank, int keep);
+
 }  // namespace chronos::worker
 
 #endif  // CHRONOS_WORKER_CHECKPOINT_H_

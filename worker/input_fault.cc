@@ -9,6 +9,7 @@ namespace {
 
 constexpr char kPayloadUrl[] = "type.chronos.dev/chronos.v1.FaultKind";
 constexpr char kInput[] = "FAULT_INPUT";
+constexpr char kStorage[] = "FAULT_STORAGE";
 
 }  // namespace
 
@@ -20,6 +21,16 @@ absl::Status AsInputFault(absl::Status s) {
 bool IsInputFault(const absl::Status& s) {
   const auto payload = s.GetPayload(kPayloadUrl);
   return payload.has_value() && *payload == kInput;
+}
+
+absl::Status AsStorageFault(absl::Status s) {
+  if (!s.ok()) s.SetPayload(kPayloadUrl, absl::Cord(kStorage));
+  return s;
+}
+
+bool IsStorageFault(const absl::Status& s) {
+  const auto payload = s.GetPayload(kPayloadUrl);
+  return payload.has_value() && *payload == kStorage;
 }
 
 }  // namespace chronos::worker

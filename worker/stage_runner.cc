@@ -270,6 +270,12 @@ absl::Status StageRunnerImpl::WriteCheckpoint(int64_t iteration) {
   for (Param* p : AllParams()) ck.param_order.push_back(p->name);
   CHRONOS_RETURN_IF_ERROR(WriteStageCheckpoint(checkpoint_dir_, ck));
   checkpoint_iteration_ = iteration;
+  // keep_checkpoints is set by ApplyJobSpecDefaults; a spec without it
+  // (built by hand) keeps every checkpoint.
+  if (o_.spec.training().keep_checkpoints() > 0) {
+    PruneStageCheckpoints(checkpoint_dir_, o_.device, o_.data_rank,
+                          o_.spec.training().keep_checkpoints());
+  }
   return absl::OkStatus();
 }
 

@@ -933,6 +933,30 @@ TEST_F(JobFlowTest, InputFaultFailsTheJobWithoutRestarting) {
   for (const v1::Assignment& x : TakeAssignments(w)) EXPECT_EQ(x.job(), "next");
 }
 
+// A full checkpoint disk is a storage fault: the job fails naming
+// training.checkpoint_dir, with no restart and no re-plan for less memory
+// (which an out-of-memory fault would get, and which frees no disk).
+TEST_F(JobFlowTest, StorageFaultFailsTheJobNamingTheCheckpointDirWithoutReplanning) {
+  Workers w = StartWorkers(h_, 2);
+  ASSERT_TRUE(h_.Submit(TinySpec("full-disk")).ok());
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+  const int64_t budget = h_.Get("full-disk")->status().hbm_budget_bytes();
+  ASSERT_TRUE(Fault(*w[1], a[1], v1::FAULT_STORAGE,
+                    "cannot write ckpt/iter-50/stage-1-dp0.ckpt.tmp.7: No space left on device")
+                  .ok());
+  absl::StatusOr<v1::Job> job = h_.Get("full-disk", true);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(job->status().restarts(), 0);
+  EXPECT_EQ(job->status().hbm_budget_bytes(), budget);
+  EXPECT_FALSE(HasEvent(*job, "Replanned"));
+  EXPECT_NE(job->status().message().find("training.checkpoint_dir is out of space"),
+            std::string::npos)
+      << job->status().message();
+  EXPECT_TRUE(w[0]->Next()->has_stop());
+  EXPECT_TRUE(w[1]->Next()->has_stop());
+}
+
 TEST_F(JobFlowTest, CancellingARecoveringJobEndsIt) {
   Workers w = StartWorkers(h_, 2);
   ASSERT_TRUE(h_.Submit(TinySpec("undecided")).ok());

@@ -1,10 +1,14 @@
 // Stage checkpoints: bit-exact round trip, atomic-write leftovers ignored,
 // damage reported as kDataLoss, and latest-complete selection.
 #include "worker/checkpoint.h"
+#include "worker/input_fault.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -142,6 +146,70 @@ TEST_F(CheckpointTest, LatestCompleteNeedsEveryStageAndIgnoresTmpFiles) {
   EXPECT_EQ(LatestCompleteCheckpoint(dir_, 2, 2), 0);
   ASSERT_TRUE(WriteStageCheckpoint(dir_, Sample(20, 1, 0)).ok());
   EXPECT_EQ(LatestCompleteCheckpoint(dir_, 2, 1), 20);
+}
+
+TEST_F(CheckpointTest, PruneKeepsTheNewestOfThisStageAndRemovesItsOrphans) {
+  for (int64_t it : {10, 20, 30, 40}) {
+    for (int dev = 0; dev < 2; ++dev) {
+      ASSERT_TRUE(WriteStageCheckpoint(dir_, Sample(it, dev, 0)).ok());
+    }
+  }
+  // Orphans of killed writers, this stage's and another's.
+  for (int dev = 0; dev < 2; ++dev) {
+    std::FILE* f = std::fopen((StageCheckpointPath(dir_, 40, dev, 0) + ".tmp.999").c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fclose(f);
+  }
+  PruneStageCheckpoints(dir_, /*device=*/0, /*data_rank=*/0, /*keep=*/2);
+  for (int64_t it : {10, 20}) {
+    EXPECT_FALSE(fs::exists(StageCheckpointPath(dir_, it, 0, 0))) << it;
+    EXPECT_TRUE(fs::exists(StageCheckpointPath(dir_, it, 1, 0))) << "another stage's " << it;
+  }
+  for (int64_t it : {30, 40}) EXPECT_TRUE(fs::exists(StageCheckpointPath(dir_, it, 0, 0))) << it;
+  EXPECT_FALSE(fs::exists(StageCheckpointPath(dir_, 40, 0, 0) + ".tmp.999"));
+  EXPECT_TRUE(fs::exists(StageCheckpointPath(dir_, 40, 1, 0) + ".tmp.999"));
+  PruneStageCheckpoints(dir_, 1, 0, 2);
+  // Emptied iteration directories go too; the newest complete one stays.
+  EXPECT_FALSE(fs::exists(dir_ + "/iter-10"));
+  EXPECT_EQ(LatestCompleteCheckpoint(dir_, 2, 1), 40);
+  EXPECT_TRUE(ReadStageCheckpoint(dir_, 30, 1, 0).ok());
+}
+
+// A full disk is a storage fault, not out of memory: the checkpoint is
+// written into a 64 KiB tmpfs in a private mount namespace of a child
+// process (skipped where namespaces or tmpfs cannot be had).
+TEST_F(CheckpointTest, AFullDiskIsAStorageFaultAndLeavesNoTempFile) {
+  const std::string mnt = dir_ + "/small";
+  fs::create_directories(mnt);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (unshare(CLONE_NEWNS) != 0 ||
+        mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64k") != 0) {
+      _exit(77);
+    }
+    StageCheckpoint big = Sample(5, 0, 0);
+    big.params["layers.0.wqkv"] = at::randn({256, 256});  // 256 KiB
+    const absl::Status s = WriteStageCheckpoint(mnt, big);
+    bool tmp_left = false;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(mnt, ec), end; !ec && it != end; it.increment(ec)) {
+      tmp_left |= it->path().string().find(".tmp.") != std::string::npos;
+    }
+    const bool ok = absl::IsResourceExhausted(s) && IsStorageFault(s) &&
+                    s.message().find("training.checkpoint_dir") != std::string::npos && !tmp_left;
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) {
+    GTEST_SKIP() << "cannot mount a tmpfs in a private namespace here";
+  }
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "a write to a full disk must be ResourceExhausted, marked FAULT_STORAGE, naming "
+         "training.checkpoint_dir, and leave no temp file";
 }
 
 }  // namespace

@@ -71,6 +71,7 @@ std::string ResolveDir(const std::string& dir, const std::string& base) {
 
 v1::FaultKind FaultKindOf(const absl::Status& status) {
   if (IsInputFault(status)) return v1::FAULT_INPUT;
+  if (IsStorageFault(status)) return v1::FAULT_STORAGE;
   switch (status.code()) {
     case absl::StatusCode::kResourceExhausted:
       return v1::FAULT_OUT_OF_MEMORY;

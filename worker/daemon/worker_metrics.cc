@@ -18,7 +18,8 @@ const prometheus::Histogram::BucketBoundaries& IterationBuckets() {
 }
 
 constexpr v1::FaultKind kFaultKinds[] = {v1::FAULT_TRANSPORT, v1::FAULT_OUT_OF_MEMORY,
-                                         v1::FAULT_DATA, v1::FAULT_INTERNAL, v1::FAULT_INPUT};
+                                         v1::FAULT_DATA,      v1::FAULT_INTERNAL,
+                                         v1::FAULT_INPUT,     v1::FAULT_STORAGE};
 
 }  // namespace
 
@@ -153,6 +154,8 @@ std::string WorkerMetrics::FaultKindLabel(v1::FaultKind kind) {
       return "data";
     case v1::FAULT_INPUT:
       return "input";
+    case v1::FAULT_STORAGE:
+      return "storage";
     default:
       return "internal";
   }
