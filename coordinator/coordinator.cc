@@ -62,9 +62,10 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
   c->workers_ =
       std::make_unique<WorkerRegistry>(c->clock_, o.heartbeat_interval, o.heartbeat_misses);
   c->kv_ = std::make_unique<KvStore>();
-  c->controller_ = std::make_unique<JobController>(c->store_.get(), c->workers_.get(), c->kv_.get(),
-                                                   c->metrics_.get(), c->clock_,
-                                                   o.stream_poll_interval, o.recovery, o.replanner);
+  c->controller_ = std::make_unique<JobController>(
+      c->store_.get(), c->workers_.get(), c->kv_.get(), c->metrics_.get(), c->clock_,
+      o.stream_poll_interval, o.recovery, o.replanner,
+      PathRoots{o.allowed_data_roots, o.allowed_checkpoint_roots});
   absl::Status s = c->controller_->Load();
   if (!s.ok()) return s;
   c->control_service_ =

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "coordinator/clock.h"
@@ -47,6 +48,10 @@ struct CoordinatorOptions {
   RecoveryOptions recovery;
   // Time source; nullptr = the wall clock. Not owned.
   Clock* clock = nullptr;
+  // When set, jobs may only name data.path and training.checkpoint_dir
+  // under these directories (absolute paths); the workers check again.
+  std::vector<std::string> allowed_data_roots;
+  std::vector<std::string> allowed_checkpoint_roots;
   // Makes every plan of a job; nullptr = the standard Replanner (tests
   // stand in a slow one).
   std::shared_ptr<Replanner> replanner;

@@ -143,6 +143,8 @@ v1::Assignment JobController::BuildAssignment(const JobRuntime& rt,
   a.set_checkpoint_dir(job.spec().training().checkpoint_dir());
   a.set_policy_generation(job.metadata().generation());
   if (rt.plan) a.set_offload_ratio(EffectiveOffloadRatio(job.spec(), *rt.plan));
+  for (const std::string& r : roots_.data) a.add_allowed_data_roots(r);
+  for (const std::string& r : roots_.checkpoints) a.add_allowed_checkpoint_roots(r);
   return a;
 }
 

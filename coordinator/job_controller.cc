@@ -11,6 +11,7 @@
 #include "coordinator/job_lifecycle.h"
 #include "coordinator/request_checks.h"
 #include "core/job_spec.h"
+#include "core/path_roots.h"
 #include "core/schedule_proto.h"
 #include "rpc/limits.h"
 
@@ -27,7 +28,8 @@ bool SameSpec(const v1::JobSpec& a, const v1::JobSpec& b) {
 
 JobController::JobController(JobStore* store, WorkerRegistry* workers, KvStore* kv,
                              Metrics* metrics, Clock* clock, absl::Duration poll_interval,
-                             RecoveryOptions recovery, std::shared_ptr<Replanner> replanner)
+                             RecoveryOptions recovery, std::shared_ptr<Replanner> replanner,
+                             PathRoots roots)
     : store_(store),
       workers_(workers),
       kv_(kv),
@@ -36,6 +38,7 @@ JobController::JobController(JobStore* store, WorkerRegistry* workers, KvStore* 
       poll_interval_(poll_interval),
       recovery_(recovery),
       replanner_(replanner ? std::move(replanner) : std::make_shared<Replanner>()),
+      roots_(std::move(roots)),
       rng_(std::random_device()()) {}
 
 // ---------------------------------------------------------------- mutations
@@ -225,6 +228,12 @@ absl::StatusOr<v1::Job> JobController::SubmitJob(const v1::SubmitJobRequest& req
   ApplyJobSpecDefaults(&spec);
   absl::Status valid = ValidateJobSpec(spec);
   if (!valid.ok()) return AsInvalidArgument(valid);
+  valid = CheckUnderRoots(spec.data().path(), "", roots_.data, "data.path");
+  if (valid.ok()) {
+    valid = CheckUnderRoots(spec.training().checkpoint_dir(), "", roots_.checkpoints,
+                            "training.checkpoint_dir");
+  }
+  if (!valid.ok()) return valid;
   // Rejected here, before any worker receives anything.
   absl::StatusOr<std::shared_ptr<const PlannedSchedule>> plan =
       replanner_->PlanSpec(spec, "memory.hbm_budget");

@@ -61,6 +61,12 @@
 
 namespace chronos::coordinator {
 
+// Where jobs may read data and write checkpoints (empty: anywhere).
+struct PathRoots {
+  std::vector<std::string> data;
+  std::vector<std::string> checkpoints;
+};
+
 class JobController {
  public:
   // All pointers are borrowed and must outlive the controller. `replanner`
@@ -68,7 +74,7 @@ class JobController {
   JobController(JobStore* store, WorkerRegistry* workers, KvStore* kv, Metrics* metrics,
                 Clock* clock, absl::Duration poll_interval = absl::Milliseconds(200),
                 RecoveryOptions recovery = RecoveryOptions(),
-                std::shared_ptr<Replanner> replanner = nullptr);
+                std::shared_ptr<Replanner> replanner = nullptr, PathRoots roots = PathRoots());
 
   // Reads every job from the store (once, before serving). Jobs that were
   // running stay RUNNING: their workers get a heartbeat timeout to
@@ -226,6 +232,7 @@ class JobController {
   const absl::Duration poll_interval_;
   const RecoveryOptions recovery_;
   const std::shared_ptr<Replanner> replanner_;
+  const PathRoots roots_;
 
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<JobRuntime>> jobs_ ABSL_GUARDED_BY(mu_);

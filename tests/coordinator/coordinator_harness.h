@@ -80,6 +80,8 @@ class Harness {
     // Fake-clock time: tests advance past them explicitly.
     RecoveryOptions recovery;
     std::shared_ptr<Replanner> replanner;  // null = the standard one
+    std::vector<std::string> allowed_data_roots;
+    std::vector<std::string> allowed_checkpoint_roots;
   };
 
   explicit Harness(Config config) : config_(std::move(config)) {}
@@ -95,6 +97,8 @@ class Harness {
     o.heartbeat_misses = config_.heartbeat_misses;
     o.recovery = config_.recovery;
     o.replanner = config_.replanner;
+    o.allowed_data_roots = config_.allowed_data_roots;
+    o.allowed_checkpoint_roots = config_.allowed_checkpoint_roots;
     o.stream_poll_interval = absl::Milliseconds(50);
     // Maintenance is driven by the tests (RunMaintenance) with the fake
     // clock; the background pass only admits jobs.

@@ -1123,3 +1123,41 @@ TEST(ListenTest, ASecondCoordinatorCannotShareTheAddressAndSaysWhichOne) {
 
 }  // namespace
 }  // namespace chronos::coordinator::testing
+
+namespace chronos::coordinator::testing {
+namespace {
+
+// With allowed roots, a spec naming a path outside them is refused at
+// submission naming the field, before any worker hears of it; an accepted
+// job's assignments carry the roots so each worker checks again.
+TEST(AllowedRootsTest, PathsOutsideTheRootsAreRefusedAndWorkersGetTheRoots) {
+  Harness::Config config;
+  config.allowed_data_roots = {"/srv/data"};
+  config.allowed_checkpoint_roots = {"/srv/ckpt"};
+  Harness h(config);
+  ASSERT_TRUE(h.Start().ok());
+  Workers w = StartWorkers(h, 2);
+  v1::JobSpec spec = TinySpec("rooted");
+  spec.mutable_data()->set_path("/etc/shadow");
+  spec.mutable_training()->set_checkpoint_dir("/srv/ckpt/rooted");
+  absl::StatusOr<v1::Job> job = h.Submit(spec);
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument) << job.status();
+  EXPECT_NE(job.status().message().find("data.path"), std::string::npos) << job.status();
+  spec.mutable_data()->set_path("/srv/data/corpus.txt");
+  spec.mutable_training()->set_checkpoint_dir("./checkpoints");  // relative: unknown where
+  job = h.Submit(spec);
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument) << job.status();
+  EXPECT_NE(job.status().message().find("training.checkpoint_dir"), std::string::npos)
+      << job.status();
+  spec.mutable_training()->set_checkpoint_dir("/srv/ckpt/rooted");
+  ASSERT_TRUE(h.Submit(spec).ok());
+  for (const v1::Assignment& a : TakeAssignments(w)) {
+    ASSERT_EQ(a.allowed_data_roots_size(), 1);
+    EXPECT_EQ(a.allowed_data_roots(0), "/srv/data");
+    ASSERT_EQ(a.allowed_checkpoint_roots_size(), 1);
+    EXPECT_EQ(a.allowed_checkpoint_roots(0), "/srv/ckpt");
+  }
+}
+
+}  // namespace
+}  // namespace chronos::coordinator::testing

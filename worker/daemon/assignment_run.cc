@@ -10,6 +10,7 @@
 #include "core/cost_model.h"
 #include "core/device_profile.h"
 #include "core/job_spec_validation.h"
+#include "core/path_roots.h"
 #include "core/schedule_proto.h"
 #include "core/status_macros.h"
 #include "glog/logging.h"
@@ -229,6 +230,21 @@ absl::Status AssignmentRun::Train() {
   lo.runner.checkpoint_dir = ResolveDir(
       !a_.checkpoint_dir().empty() ? a_.checkpoint_dir() : a_.spec().training().checkpoint_dir(),
       o.data_dir);
+  // The coordinator's allowed roots, checked again on this machine's file
+  // system (its symlinks may differ): nothing outside them is opened.
+  const std::vector<std::string> data_roots(a_.allowed_data_roots().begin(),
+                                            a_.allowed_data_roots().end());
+  const std::vector<std::string> ckpt_roots(a_.allowed_checkpoint_roots().begin(),
+                                            a_.allowed_checkpoint_roots().end());
+  if (absl::Status s = CheckUnderRoots(lo.runner.spec.data().path(), "", data_roots, "data.path");
+      !s.ok()) {
+    return AsInputFault(s);
+  }
+  if (absl::Status s =
+          CheckUnderRoots(lo.runner.checkpoint_dir, "", ckpt_roots, "training.checkpoint_dir");
+      !s.ok()) {
+    return AsInputFault(s);
+  }
   lo.runner.device_name = o.device;
   lo.runner.threads = o.threads;
   lo.runner.policy_generation = a_.policy_generation();
