@@ -131,12 +131,18 @@ absl::Status Coordinator::Start() {
 }
 
 void Coordinator::MaintenanceLoop() {
+  absl::Time next_backup = absl::Now() + options_.store_backup_interval;
   absl::MutexLock lock(&stop_mu_);
   while (!stop_requested_) {
     if (stop_cv_.WaitWithTimeout(&stop_mu_, options_.maintenance_interval)) {
       // Timed out: time for a pass. Run it without our lock held.
       stop_mu_.Unlock();
       controller_->Tick();
+      if (absl::Now() >= next_backup) {
+        next_backup = absl::Now() + options_.store_backup_interval;
+        absl::Status s = store_->Backup();
+        if (!s.ok()) LOG(WARNING) << "job store backup failed: " << s;
+      }
       stop_mu_.Lock();
     }
   }

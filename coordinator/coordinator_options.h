@@ -41,6 +41,9 @@ struct CoordinatorOptions {
   // Longest time a streaming handler (Attach, WatchJob, StoreGet) waits
   // before re-checking cancellation and shutdown: bounds shutdown latency.
   absl::Duration stream_poll_interval = absl::Milliseconds(200);
+  // How often the SQLite store writes its last good copy
+  // (<data-dir>/chronos.db.backup) besides once at every start.
+  absl::Duration store_backup_interval = absl::Minutes(10);
   // Upper bound on StoreGet's wait whatever the request asks.
   absl::Duration max_store_wait = absl::Minutes(10);
   // Restart limit, back-off and re-planning of jobs whose worker died or

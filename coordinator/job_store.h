@@ -45,6 +45,9 @@ class JobStore {
 
   // Everything, for startup.
   virtual absl::StatusOr<StoreSnapshot> Load() = 0;
+  // Writes a consistent copy of the store beside it (the last good copy a
+  // damaged store is restored from); a store without a file does nothing.
+  virtual absl::Status Backup() { return absl::OkStatus(); }
   // kAlreadyExists when a job of that name is stored.
   virtual absl::Status Create(const JobWrite& write) = 0;
   // Replaces the object and appends the history rows. kNotFound when no job

@@ -1,8 +1,12 @@
 #include "coordinator/sqlite_job_store.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -158,6 +162,19 @@ absl::StatusOr<std::vector<T>> ReadHistory(sqlite3* db, const char* table, const
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path) {
+  const std::string way_out = absl::StrCat(
+      "; stop, then restore the last good copy (cp ", BackupPath(path), " ", path, ", and remove ",
+      path, "-wal and ", path, "-shm), or move ", path, " away to start with an empty store");
+  {
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec) && std::filesystem::file_size(path, ec) == 0 && !ec) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job store ", path,
+                       " is an empty file where a store should be (the "
+                       "coordinator creates it with its schema, never empty)",
+                       way_out));
+    }
+  }
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(
       path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -168,9 +185,26 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::
     sqlite3_close(db);
     return s;
   }
-  std::unique_ptr<SqliteJobStore> store(new SqliteJobStore(db));
+  std::unique_ptr<SqliteJobStore> store(new SqliteJobStore(db, path));
+  // Before the WAL and shared-memory files exist: SQLite gives them the
+  // database file's mode.
+  ::chmod(path.c_str(), 0600);
   // Waits (instead of failing) while another connection holds the lock.
   sqlite3_busy_timeout(db, 5000);
+  {
+    // A damaged file must not be served as if it were whole.
+    Statement st(db, "PRAGMA integrity_check(8)");
+    std::string problems;
+    while (st.ok() && st.Step() == SQLITE_ROW) {
+      const std::string row = st.Blob(0);
+      if (row != "ok") absl::StrAppend(&problems, problems.empty() ? "" : "; ", row);
+    }
+    if (!st.ok()) problems = sqlite3_errmsg(db);
+    if (!problems.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job store ", path, " is damaged (", problems, ")", way_out));
+    }
+  }
   // WAL: readers never block the writer. synchronous=FULL syncs every
   // commit: job records must survive a node crash, not only a process
   // crash, and the write rate is low.
@@ -193,7 +227,30 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::
     s = Exec(db, absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str());
   }
   if (!s.ok()) return s;
+  // Checked whole: this is the last good copy until the next one.
+  s = store->Backup();
+  if (!s.ok()) return s;
   return store;
+}
+
+absl::Status SqliteJobStore::Backup() {
+  const std::string target = BackupPath(path_);
+  const std::string tmp = target + ".tmp";
+  std::error_code ec;
+  std::filesystem::remove(tmp, ec);
+  {
+    absl::MutexLock lock(&mu_);
+    Statement st(db_, "VACUUM INTO ?1");
+    if (!st.ok()) return SqlError(db_, "prepare backup");
+    st.Bind(1, tmp);
+    if (st.Step() != SQLITE_DONE) return SqlError(db_, "back up");
+  }
+  ::chmod(tmp.c_str(), 0600);
+  if (std::rename(tmp.c_str(), target.c_str()) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot rename ", tmp, " to ", target, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::OpenInDirectory(

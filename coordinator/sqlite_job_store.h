@@ -25,15 +25,25 @@ namespace chronos::coordinator {
 
 class SqliteJobStore : public JobStore {
  public:
-  // Opens (creating if needed) `path`, sets WAL mode and creates the
-  // schema. kFailedPrecondition when the file was written by a newer schema;
-  // kUnavailable when it cannot be opened (e.g. locked by another process).
+  // Opens (creating if needed) `path` (mode 0600: job specs and history are
+  // the cluster's business), sets WAL mode and creates the schema.
+  // kFailedPrecondition, naming the file and the way out, when it was
+  // written by a newer schema, when it is an empty file where a store
+  // should be, or when SQLite's integrity check finds it damaged (a store
+  // served half-read would lose jobs without a word); kUnavailable when it
+  // cannot be opened (e.g. locked by another process). A fresh store gets a
+  // last good copy at once (Backup).
   static absl::StatusOr<std::unique_ptr<SqliteJobStore>> Open(const std::string& path);
   // Open(<dir>/chronos.db), creating `dir` if needed.
   static absl::StatusOr<std::unique_ptr<SqliteJobStore>> OpenInDirectory(const std::string& dir);
   ~SqliteJobStore() override;
 
   absl::StatusOr<StoreSnapshot> Load() override;
+  // VACUUM INTO <path>.backup.tmp, then an atomic rename to <path>.backup
+  // (mode 0600). Restore: stop the coordinator, copy the backup over
+  // <path> (removing <path>-wal and <path>-shm), start it (docs/deployment.md).
+  absl::Status Backup() override;
+  static std::string BackupPath(const std::string& path) { return path + ".backup"; }
   absl::Status Create(const JobWrite& write) override;
   absl::Status Update(const JobWrite& write) override;
   absl::Status Delete(const std::string& name, int64_t resource_version) override;
@@ -44,11 +54,12 @@ class SqliteJobStore : public JobStore {
                                                               int limit) override;
 
  private:
-  explicit SqliteJobStore(sqlite3* db) : db_(db) {}
+  SqliteJobStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   absl::Status Write(const JobWrite& write, bool create);
 
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  const std::string path_;
 };
 
 }  // namespace chronos::coordinator

@@ -43,8 +43,10 @@ absl::Status CheckUnderRoots(const std::string& path, const std::string& base,
   if (p.is_relative()) {
     if (base.empty()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(field, " '", path, "' must be an absolute path: this coordinator only "
-                       "allows paths under ", absl::StrJoin(roots, ", ")));
+          absl::StrCat(field, " '", path,
+                       "' must be an absolute path: this coordinator only "
+                       "allows paths under ",
+                       absl::StrJoin(roots, ", ")));
     }
     p = fs::path(base) / p;
   }
@@ -52,9 +54,9 @@ absl::Status CheckUnderRoots(const std::string& path, const std::string& base,
   for (const std::string& root : roots) {
     if (Inside(resolved, Resolve(fs::path(root)))) return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(absl::StrCat(field, " '", path, "' (", resolved.string(),
-                                                 ") is outside the allowed roots: ",
-                                                 absl::StrJoin(roots, ", ")));
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " '", path, "' (", resolved.string(),
+                   ") is outside the allowed roots: ", absl::StrJoin(roots, ", ")));
 }
 
 }  // namespace chronos

@@ -2,8 +2,10 @@
 // one across reopening.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -140,6 +142,86 @@ TEST(SqliteJobStoreTest, RefusesAFileFromANewerSchema) {
   auto s = SqliteJobStore::OpenInDirectory(dir);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(s.status().message().find("schema version 99"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace chronos::coordinator
+
+namespace chronos::coordinator {
+namespace {
+
+std::string DbIn(const std::string& dir) { return dir + "/chronos.db"; }
+
+// Two jobs written and closed cleanly.
+void WriteTwoJobs(const std::string& dir) {
+  auto s = SqliteJobStore::OpenInDirectory(dir);
+  ASSERT_TRUE(s.ok()) << s.status();
+  for (const char* name : {"a", "b"}) {
+    JobWrite w;
+    w.job.mutable_metadata()->set_name(name);
+    w.job.mutable_metadata()->set_uid(std::string(name) + "-uid");
+    w.resource_version = name[0] == 'a' ? 1 : 2;
+    for (int i = 1; i <= 200; ++i) {
+      v1::IterationRecord* r = &w.iterations.emplace_back();
+      r->set_sequence(i);
+      r->set_iteration(i);
+    }
+    ASSERT_TRUE((*s)->Create(w).ok());
+  }
+}
+
+TEST(SqliteJobStoreTest, TheStoreAndItsBackupAreOwnerOnly) {
+  const std::string dir = TempDir("mode");
+  WriteTwoJobs(dir);
+  struct stat st {};
+  ASSERT_EQ(stat(DbIn(dir).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(stat(SqliteJobStore::BackupPath(DbIn(dir)).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// Garbage in the middle of the file, or an empty file: the store refuses to
+// start, naming the file and the way out, instead of serving part of it;
+// the last good copy brings every job back.
+TEST(SqliteJobStoreTest, ADamagedOrEmptiedStoreRefusesToStartAndTheBackupRestoresIt) {
+  const std::string dir = TempDir("damage");
+  WriteTwoJobs(dir);
+  {
+    auto s = SqliteJobStore::OpenInDirectory(dir);  // backs up the whole store
+    ASSERT_TRUE(s.ok()) << s.status();
+  }
+  const std::string db = DbIn(dir);
+  const auto size = std::filesystem::file_size(db);
+  ASSERT_GT(size, 16384u);
+  {
+    std::fstream f(db, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size * 3 / 4));
+    const std::string garbage(2048, '\x5a');
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  auto damaged = SqliteJobStore::OpenInDirectory(dir);
+  ASSERT_EQ(damaged.status().code(), absl::StatusCode::kFailedPrecondition) << damaged.status();
+  EXPECT_NE(damaged.status().message().find(db), std::string::npos) << damaged.status();
+  EXPECT_NE(damaged.status().message().find(".backup"), std::string::npos) << damaged.status();
+
+  std::filesystem::resize_file(db, 0);
+  auto empty = SqliteJobStore::OpenInDirectory(dir);
+  ASSERT_EQ(empty.status().code(), absl::StatusCode::kFailedPrecondition) << empty.status();
+  EXPECT_NE(empty.status().message().find("empty file"), std::string::npos) << empty.status();
+
+  // The documented restore.
+  std::filesystem::copy_file(SqliteJobStore::BackupPath(db), db,
+                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::remove(db + "-wal");
+  std::filesystem::remove(db + "-shm");
+  auto restored = SqliteJobStore::OpenInDirectory(dir);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  absl::StatusOr<StoreSnapshot> snap = (*restored)->Load();
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->jobs.size(), 2u);
+  auto its = (*restored)->Iterations("b", 0, 0);
+  ASSERT_TRUE(its.ok());
+  EXPECT_EQ(its->size(), 200u);
 }
 
 }  // namespace

@@ -38,9 +38,8 @@ TEST_F(PathRootsTest, InsideIsAllowedAndEveryEscapeIsRefusedNamingTheField) {
   EXPECT_TRUE(CheckUnderRoots(P("data/sub/corpus.txt"), "", roots, "data.path").ok());
   EXPECT_TRUE(CheckUnderRoots(P("data/new/not-yet.txt"), "", roots, "data.path").ok());
   EXPECT_TRUE(CheckUnderRoots(P("data/shards/*.bin"), "", roots, "data.path").ok());
-  for (const std::string& bad :
-       {std::string("/etc/shadow"), P("data/../etc/x"), P("data/escape/x"), P("data2/x"),
-        P("data*/x")}) {
+  for (const std::string& bad : {std::string("/etc/shadow"), P("data/../etc/x"), P("data/escape/x"),
+                                 P("data2/x"), P("data*/x")}) {
     const absl::Status s = CheckUnderRoots(bad, "", roots, "data.path");
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_NE(s.message().find("data.path"), std::string::npos) << s;
@@ -52,8 +51,7 @@ TEST_F(PathRootsTest, RelativePathsNeedABaseAndResolveAgainstIt) {
   const absl::Status s = CheckUnderRoots("./checkpoints", "", roots, "training.checkpoint_dir");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("absolute"), std::string::npos) << s;
-  EXPECT_TRUE(
-      CheckUnderRoots("./checkpoints", P("data"), roots, "training.checkpoint_dir").ok());
+  EXPECT_TRUE(CheckUnderRoots("./checkpoints", P("data"), roots, "training.checkpoint_dir").ok());
   EXPECT_FALSE(CheckUnderRoots("../etc", P("data"), roots, "training.checkpoint_dir").ok());
 }
 
