@@ -69,7 +69,12 @@ class StageRunnerImpl : public StageRunner {
   absl::Status Init();
 
   absl::Status Run(ProgressSink* sink) override;
-  void Stop() override { stop_.store(true); }
+  // Also aborts the transport: a receive blocked on a hung peer returns at
+  // once, so a stopped attempt never holds up the next one.
+  void Stop() override {
+    stop_.store(true);
+    comm_->Abort();
+  }
   void UpdateSchedule(const Schedule& schedule, int64_t generation, double offload_ratio) override {
     absl::MutexLock l(&mu_);
     pending_ = PendingSchedule{schedule, generation, offload_ratio, current_iteration_.load()};

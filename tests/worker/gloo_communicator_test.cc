@@ -52,6 +52,45 @@ void RunRanks(int p, int d, const RankBody& body) {
   for (std::thread& t : threads) t.join();
 }
 
+// A receive blocked on a peer that hung (SIGSTOP, a dead host) returns as
+// soon as the attempt is stopped: Abort from another thread ends it at
+// once instead of after the transport's timeout, and later calls fail fast.
+TEST(GlooCommunicatorTest, AbortEndsABlockedReceiveAtOnce) {
+  auto kv = std::make_shared<InMemoryKeyValueStore>();
+  c10::intrusive_ptr<c10d::Store> store = NewKvC10dStore(kv, absl::Seconds(60));
+  std::vector<std::unique_ptr<ProcessGroupCommunicator>> comms(2);
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < 2; ++rank) {
+    threads.emplace_back([&, rank] {
+      GlooCommunicatorOptions o;
+      o.world_rank = rank;
+      o.pipeline = 2;
+      o.key_prefix = "abort";
+      o.timeout = absl::Seconds(120);
+      auto comm = CreateGlooCommunicator(store, o);
+      ASSERT_TRUE(comm.ok()) << comm.status();
+      comms[rank] = std::move(*comm);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  ASSERT_TRUE(comms[0] && comms[1]);
+  at::Tensor buf = at::zeros({8});
+  std::unique_ptr<Work> w = comms[1]->Recv(buf, /*peer=*/0, /*tag=*/7);  // never sent
+  std::thread stopper([&] {
+    absl::SleepFor(absl::Milliseconds(200));  // the receive is blocked by then
+    comms[1]->Abort();
+  });
+  const absl::Time start = absl::Now();
+  const absl::Status s = w->Wait(absl::Seconds(120));
+  stopper.join();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  const absl::Status again = comms[1]->Recv(buf, 0, 8)->Wait(absl::Seconds(120));
+  EXPECT_EQ(again.code(), absl::StatusCode::kUnavailable) << again;
+  std::vector<at::Tensor> t{buf};
+  EXPECT_EQ(comms[1]->AllReduceSum(t, Group::kPipeline).code(), absl::StatusCode::kUnavailable);
+}
+
 TEST(GlooCommunicatorTest, SendRecvIsExact) {
   const at::Tensor payload = at::randn({257, 3});
   RunRanks(2, 1, [&](ProcessGroupCommunicator& c) {

@@ -57,6 +57,7 @@ class BridgeCommunicator : public Communicator {
     return absl::OkStatus();
   }
   absl::Status Barrier(Group group) override { return c_->Barrier(group); }
+  void Abort() override { c_->Abort(); }
 
  private:
   // Lands a host-staged receive in its device buffer when waited for.

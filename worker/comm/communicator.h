@@ -4,7 +4,8 @@
 //
 // Send/Recv are asynchronous and return a Work handle (c10d's contract minus
 // exceptions). Messages between a pair of ranks are matched by tag.
-// Thread-compatible: one executor thread issues operations.
+// Thread-compatible: one executor thread issues operations; Abort may come
+// from any thread.
 #ifndef CHRONOS_WORKER_COMM_COMMUNICATOR_H_
 #define CHRONOS_WORKER_COMM_COMMUNICATOR_H_
 
@@ -48,6 +49,11 @@ class Communicator {
   // In-place sum over `group`.
   virtual absl::Status AllReduceSum(std::vector<at::Tensor>& tensors, Group group) = 0;
   virtual absl::Status Barrier(Group group) = 0;
+  // Aborts every operation in flight, from any thread: a Wait blocked on a
+  // peer that hung returns kUnavailable at once, and later operations fail
+  // at once. For a stopped attempt, so that it never holds up the next one.
+  // The communicator is unusable afterwards.
+  virtual void Abort() {}
 };
 
 }  // namespace chronos::worker

@@ -176,8 +176,10 @@ std::unique_ptr<Work> ProcessGroupCommunicator::Send(const at::Tensor& t, int pe
   std::unique_ptr<Work> work;
   s = Guarded(op, [&]() -> absl::Status {
     std::vector<at::Tensor> buf{t};
-    work =
-        std::make_unique<BackendWork>(groups_->pipeline->send(buf, peer, tag), op, stream_ordered_);
+    c10::intrusive_ptr<c10d::Work> w = groups_->pipeline->send(buf, peer, tag);
+    absl::Status tracked = Track(w);
+    if (!tracked.ok()) return tracked;
+    work = std::make_unique<BackendWork>(std::move(w), op, stream_ordered_);
     return absl::OkStatus();
   });
   if (!s.ok()) return std::make_unique<DoneWork>(s);
@@ -191,8 +193,10 @@ std::unique_ptr<Work> ProcessGroupCommunicator::Recv(at::Tensor& t, int peer, in
   std::unique_ptr<Work> work;
   s = Guarded(op, [&]() -> absl::Status {
     std::vector<at::Tensor> buf{t};
-    work =
-        std::make_unique<BackendWork>(groups_->pipeline->recv(buf, peer, tag), op, stream_ordered_);
+    c10::intrusive_ptr<c10d::Work> w = groups_->pipeline->recv(buf, peer, tag);
+    absl::Status tracked = Track(w);
+    if (!tracked.ok()) return tracked;
+    work = std::make_unique<BackendWork>(std::move(w), op, stream_ordered_);
     return absl::OkStatus();
   });
   if (!s.ok()) return std::make_unique<DoneWork>(s);
@@ -200,6 +204,12 @@ std::unique_ptr<Work> ProcessGroupCommunicator::Recv(at::Tensor& t, int peer, in
 }
 
 absl::Status ProcessGroupCommunicator::AllReduceSum(std::vector<at::Tensor>& tensors, Group group) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (aborted_) {
+      return absl::UnavailableError(absl::StrCat(name_, ": aborted (the attempt was stopped)"));
+    }
+  }
   // c10d's multi-tensor allreduce would also sum the inputs with each other
   // (they are meant as per-device replicas), so each dtype is flattened into
   // one buffer instead: one collective per dtype, in a fixed order.
@@ -243,6 +253,51 @@ absl::Status ProcessGroupCommunicator::AllReduceSum(std::vector<at::Tensor>& ten
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
+}
+
+absl::Status ProcessGroupCommunicator::Track(const c10::intrusive_ptr<c10d::Work>& work) {
+  absl::MutexLock lock(&mu_);
+  if (aborted_) {
+    try {
+      work->abort();
+    } catch (...) {
+    }
+    return absl::UnavailableError(absl::StrCat(name_, ": aborted (the attempt was stopped)"));
+  }
+  in_flight_.erase(std::remove_if(in_flight_.begin(), in_flight_.end(),
+                                  [](const c10::intrusive_ptr<c10d::Work>& w) {
+                                    try {
+                                      return w->isCompleted();
+                                    } catch (...) {
+                                      return true;
+                                    }
+                                  }),
+                   in_flight_.end());
+  in_flight_.push_back(work);
+  return absl::OkStatus();
+}
+
+void ProcessGroupCommunicator::Abort() {
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  {
+    absl::MutexLock lock(&mu_);
+    if (aborted_) return;
+    aborted_ = true;
+    works.swap(in_flight_);
+  }
+  // A blocked Wait on one of these returns at once with an error.
+  for (auto& w : works) {
+    try {
+      w->abort();
+    } catch (...) {
+    }
+  }
+  for (Group g : {Group::kPipeline, Group::kData, Group::kWorld}) {
+    try {
+      groups_->Get(g).abort();
+    } catch (...) {
+    }
+  }
 }
 
 absl::Status ProcessGroupCommunicator::Barrier(Group group) {

@@ -27,13 +27,16 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "worker/comm/communicator.h"
 
 namespace c10d {
 class Backend;
 class Store;
+class Work;
 }  // namespace c10d
 
 namespace chronos::worker {
@@ -83,6 +86,9 @@ class ProcessGroupCommunicator : public Communicator {
   // Tensors of one dtype are flattened into a single all-reduce.
   absl::Status AllReduceSum(std::vector<at::Tensor>& tensors, Group group) override;
   absl::Status Barrier(Group group) override;
+  // Aborts the point-to-point operations in flight (c10d Work::abort) and
+  // the groups (Backend::abort: NCCL's communicators); later calls fail.
+  void Abort() override;
 
  private:
   struct Groups;  // the c10d process groups
@@ -91,8 +97,15 @@ class ProcessGroupCommunicator : public Communicator {
 
   absl::Status CheckPeer(const at::Tensor& t, int peer, int tag) const;
 
+  // Remembers a Send/Recv in flight so Abort can reach it; drops finished
+  // ones. Fails (kUnavailable) once aborted.
+  absl::Status Track(const c10::intrusive_ptr<c10d::Work>& work);
+
   ProcessGroupOptions o_;
   std::string name_;
+  absl::Mutex mu_;
+  bool aborted_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<c10::intrusive_ptr<c10d::Work>> in_flight_ ABSL_GUARDED_BY(mu_);
   bool stream_ordered_;
   std::unique_ptr<Groups> groups_;
 };
