@@ -169,14 +169,17 @@ absl::Status ProcessGroupCommunicator::CheckPeer(const at::Tensor& t, int peer, 
   return absl::OkStatus();
 }
 
-std::unique_ptr<Work> ProcessGroupCommunicator::Send(const at::Tensor& t, int peer, int tag) {
+std::unique_ptr<Work> ProcessGroupCommunicator::PointToPoint(bool send, const at::Tensor& t,
+                                                             int peer, int tag) {
   absl::Status s = CheckPeer(t, peer, tag);
   if (!s.ok()) return std::make_unique<DoneWork>(s);
-  const std::string op = absl::StrCat("send to device ", peer, " tag ", tag);
+  const std::string op =
+      absl::StrCat(send ? "send to" : "recv from", " device ", peer, " tag ", tag);
   std::unique_ptr<Work> work;
   s = Guarded(op, [&]() -> absl::Status {
     std::vector<at::Tensor> buf{t};
-    c10::intrusive_ptr<c10d::Work> w = groups_->pipeline->send(buf, peer, tag);
+    c10::intrusive_ptr<c10d::Work> w =
+        send ? groups_->pipeline->send(buf, peer, tag) : groups_->pipeline->recv(buf, peer, tag);
     absl::Status tracked = Track(w);
     if (!tracked.ok()) return tracked;
     work = std::make_unique<BackendWork>(std::move(w), op, stream_ordered_);
@@ -186,21 +189,12 @@ std::unique_ptr<Work> ProcessGroupCommunicator::Send(const at::Tensor& t, int pe
   return work;
 }
 
+std::unique_ptr<Work> ProcessGroupCommunicator::Send(const at::Tensor& t, int peer, int tag) {
+  return PointToPoint(/*send=*/true, t, peer, tag);
+}
+
 std::unique_ptr<Work> ProcessGroupCommunicator::Recv(at::Tensor& t, int peer, int tag) {
-  absl::Status s = CheckPeer(t, peer, tag);
-  if (!s.ok()) return std::make_unique<DoneWork>(s);
-  const std::string op = absl::StrCat("recv from device ", peer, " tag ", tag);
-  std::unique_ptr<Work> work;
-  s = Guarded(op, [&]() -> absl::Status {
-    std::vector<at::Tensor> buf{t};
-    c10::intrusive_ptr<c10d::Work> w = groups_->pipeline->recv(buf, peer, tag);
-    absl::Status tracked = Track(w);
-    if (!tracked.ok()) return tracked;
-    work = std::make_unique<BackendWork>(std::move(w), op, stream_ordered_);
-    return absl::OkStatus();
-  });
-  if (!s.ok()) return std::make_unique<DoneWork>(s);
-  return work;
+  return PointToPoint(/*send=*/false, t, peer, tag);
 }
 
 absl::Status ProcessGroupCommunicator::AllReduceSum(std::vector<at::Tensor>& tensors, Group group) {

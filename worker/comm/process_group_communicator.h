@@ -96,6 +96,8 @@ class ProcessGroupCommunicator : public Communicator {
                            std::unique_ptr<Groups> groups);
 
   absl::Status CheckPeer(const at::Tensor& t, int peer, int tag) const;
+  // Send (`send`) or Recv over the pipeline group, tracked for Abort.
+  std::unique_ptr<Work> PointToPoint(bool send, const at::Tensor& t, int peer, int tag);
 
   // Remembers a Send/Recv in flight so Abort can reach it; drops finished
   // ones. Fails (kUnavailable) once aborted.
