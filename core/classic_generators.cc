@@ -1,4 +1,4 @@
-// GPipe, 1F1B and Megatron's interleaved 1F1B, as compute-only orders.
+// GPipe, 1F1B, ZB-H1 and Megatron's interleaved 1F1B, as compute-only orders.
 #include <algorithm>
 #include <map>
 
@@ -53,6 +53,30 @@ Schedule OneFOneBCompute(int p, int m) {
       a.push_back(Action::Compute(ActionType::kB, d, i));
     }
     for (int i = steady; i < m; ++i) a.push_back(Action::Compute(ActionType::kB, d, i));
+  }
+  return s;
+}
+
+Schedule ZeroBubbleH1Compute(int p, int m) {
+  Schedule s = Skeleton("zbh1", p, 1, m, LoopedPlacement(p, 1));
+  for (int d = 0; d < p; ++d) {
+    auto& a = s.devices[d];
+    // 1F1B's warm-up and F/BI alternation; device d runs the BW of
+    // micro-batch j - d after the BI of micro-batch j. The last device thus
+    // finishes its last BI p - 1 BWs early, so the final BI chain reaches
+    // device 0 (p - 1) * BW sooner than in 1F1B, and each device fills the
+    // wait with the BWs it held back: idle (p - 1)(F + BI - BW) per device
+    // (Qi et al., ICLR 2024). Every device holds at most p micro-batches
+    // from F to BW, 1F1B's peak (device 0's).
+    const int warmup = std::min(p - d - 1, m);
+    for (int i = 0; i < warmup; ++i) a.push_back(Action::Compute(ActionType::kF, d, i));
+    int weights = 0;
+    for (int j = 0; j < m; ++j) {
+      if (j + warmup < m) a.push_back(Action::Compute(ActionType::kF, d, j + warmup));
+      a.push_back(Action::Compute(ActionType::kBI, d, j));
+      if (j - d >= 0) a.push_back(Action::Compute(ActionType::kBW, d, weights++));
+    }
+    while (weights < m) a.push_back(Action::Compute(ActionType::kBW, d, weights++));
   }
   return s;
 }

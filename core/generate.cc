@@ -12,8 +12,8 @@
 namespace chronos {
 
 const std::vector<std::string>& ScheduleKinds() {
-  static const auto* kinds =
-      new std::vector<std::string>{"gpipe", "1f1b", "interleaved", "zbh1", "chronos"};
+  static const auto* kinds = new std::vector<std::string>{
+      "gpipe", "1f1b", "interleaved", "zbh1", "vmin", "vhalf", "vzb", "chronos"};
   return *kinds;
 }
 
@@ -29,6 +29,7 @@ std::string CanonicalScheduleKind(absl::string_view kind) {
   }
   if (key == "chronospipe") return "chronos";
   if (key == "interleaved1f1b") return "interleaved";
+  if (key == "zbv") return "vzb";  // the zero-bubble paper's name for V-ZB
   for (const std::string& k : ScheduleKinds()) {
     if (key == k) return k;
   }
@@ -44,8 +45,12 @@ absl::Status CheckMicrobatchGroups(absl::string_view kind, int p, int m) {
                                                  ") for schedule.kind interleaved"));
 }
 
+bool IsVShapeKind(absl::string_view kind) {
+  return kind == "vmin" || kind == "vhalf" || kind == "vzb";
+}
+
 int DefaultChunksPerDevice(absl::string_view kind) {
-  return (kind == "interleaved" || kind == "chronos") ? 2 : 1;
+  return (kind == "interleaved" || kind == "chronos" || IsVShapeKind(kind)) ? 2 : 1;
 }
 
 absl::Status CheckShape(const ShapeSpec& s) {
@@ -63,6 +68,10 @@ absl::Status CheckShape(const ShapeSpec& s) {
   if ((s.kind == "gpipe" || s.kind == "1f1b" || s.kind == "zbh1") && v != 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "parallel.chunks_per_device must be 1 for schedule.kind ", s.kind, " (got ", v, ")"));
+  }
+  if (IsVShapeKind(s.kind) && v != 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "parallel.chunks_per_device must be 2 for schedule.kind ", s.kind, " (got ", v, ")"));
   }
   if (s.kind == "interleaved" && v < 2) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -106,8 +115,18 @@ absl::StatusOr<Schedule> GenerateSchedule(const ShapeSpec& shape_in) {
   } else if (shape.kind == "interleaved") {
     s = internal::InterleavedCompute(p, v, m);
   } else if (shape.kind == "zbh1") {
-    CHRONOS_ASSIGN_OR_RETURN(s,
-                             internal::GreedyCompute(shape, internal::LoopedPlacement(p, 1), true));
+    s = internal::ZeroBubbleH1Compute(p, m);
+  } else if (shape.kind == "vmin" || shape.kind == "vhalf") {
+    CHRONOS_ASSIGN_OR_RETURN(
+        s, internal::VShapeCompute(p, m,
+                                   shape.kind == "vmin" ? internal::VShapeMemory::kMin
+                                                        : internal::VShapeMemory::kHalf));
+  } else if (shape.kind == "vzb") {
+    // V-ZB: the V list-scheduled with 1F1B's activation memory, p
+    // micro-batches in flight per device (2p chunk activations).
+    ShapeSpec zb = shape;
+    if (zb.inflight_cap == 0) zb.inflight_cap = p;
+    CHRONOS_ASSIGN_OR_RETURN(s, internal::GreedyCompute(zb, internal::VPlacement(p, v), true));
   } else if (shape.block.greedy) {
     CHRONOS_ASSIGN_OR_RETURN(s, internal::GreedyCompute(shape, internal::VPlacement(p, v), true));
   } else {

@@ -83,11 +83,11 @@ struct BlockTuning {
 };
 
 struct ShapeSpec {
-  std::string kind;               // gpipe | 1f1b | interleaved | chronos | zbh1
-  int num_devices = 1;            // p
-  int chunks_per_device = 0;      // v; 0 = the kind's default
-  int num_microbatches = 1;       // m
-  int inflight_cap = 0;           // max micro-batches in flight per device; 0 = auto
+  std::string kind;           // gpipe | 1f1b | interleaved | zbh1 | vmin | vhalf | vzb | chronos
+  int num_devices = 1;        // p
+  int chunks_per_device = 0;  // v; 0 = the kind's default
+  int num_microbatches = 1;   // m
+  int inflight_cap = 0;       // max micro-batches in flight per device; 0 = auto
   std::vector<int> chunk_layers;  // layers per chunk (for the Schedule)
   ChunkCosts costs;
   BlockTuning block;
@@ -102,7 +102,9 @@ bool IsKnownScheduleKind(absl::string_view kind);
 // "chronos-pipe" and "interleaved-1f1b"; `kind` unchanged when it spells
 // none, so that an error can quote what the user wrote.
 std::string CanonicalScheduleKind(absl::string_view kind);
-// Default v for a kind: 1 for gpipe/1f1b/zbh1, 2 for interleaved/chronos.
+// V-Min, V-Half and V-ZB (two chunks per device on the V placement).
+bool IsVShapeKind(absl::string_view kind);
+// Default v for a kind: 1 for gpipe/1f1b/zbh1, 2 for the others.
 int DefaultChunksPerDevice(absl::string_view kind);
 // Megatron's interleaved table groups micro-batches p at a time: for that
 // kind, m must be a multiple of p (kInvalidArgument naming both fields).

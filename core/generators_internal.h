@@ -25,6 +25,9 @@ Schedule Skeleton(const std::string& kind, int p, int v, int m, std::vector<int>
 
 Schedule GPipeCompute(int p, int m);
 Schedule OneFOneBCompute(int p, int m);
+// ZB-H1 as Qi et al. publish it: 1F1B's warm-up with B split into BI and
+// BW, device d deferring its BWs by d micro-batches.
+Schedule ZeroBubbleH1Compute(int p, int m);
 // Megatron's interleaved 1F1B: micro-batches in groups of p per model
 // chunk, warm-up (p-i-1)*2 + (v-1)*p forwards on device i.
 Schedule InterleavedCompute(int p, int v, int m);
@@ -35,6 +38,12 @@ Schedule InterleavedCompute(int p, int v, int m);
 // Backward split into BI and BW when `split`; BW fills the free slots.
 absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape, std::vector<int> placement,
                                       bool split);
+
+// The building-block V schedules of Qi et al. (NeurIPS 2024), two chunks
+// per device on the V placement: V-Min (activations of about p chunk
+// forwards per device, half of 1F1B's) and V-Half (about p/2 + 1 more).
+enum class VShapeMemory { kMin, kHalf };
+absl::StatusOr<Schedule> VShapeCompute(int p, int m, VShapeMemory memory);
 
 // List scheduling with the real costs (BlockTuning::greedy). Per chunk,
 // F, BI and BW run in micro-batch order, so every channel stays FIFO; the

@@ -25,17 +25,11 @@ absl::StatusOr<Schedule> GreedyCompute(const ShapeSpec& shape, std::vector<int> 
     return v.empty() ? 1.0 : std::max(v[c], 1e-12);
   };
   const double comm = shape.costs.p2p_seconds;
-  // ZB-H1 keeps 1F1B's activation memory: device d never holds more than
-  // p - d micro-batches, counting those whose BW is still pending (their
-  // weight-gradient stash is as large as the forward's, so deferring BW
-  // further would cost memory 1F1B does not pay).
-  const bool zb = shape.kind == "zbh1";
   std::vector<std::vector<int>> chunks(p);
   for (int c = 0; c < C; ++c) chunks[placement[c]].push_back(c);
   std::vector<int> cap(p);
   for (int d = 0; d < p; ++d) {
     cap[d] = shape.inflight_cap > 0 ? shape.inflight_cap : std::numeric_limits<int>::max();
-    if (zb) cap[d] = std::min(cap[d], p - d);
     if (shape.block.round_trip_caps) {
       // The chunks after the device's first, there and back, measured in
       // the device's own work per micro-batch (each of its chunks' F + B),

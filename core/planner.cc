@@ -456,9 +456,10 @@ absl::StatusOr<ScheduleVariant> ParseVariant(const std::string& name,
   for (size_t i = 1; i < parts.size(); ++i) absl::AsciiStrToLower(&parts[i]);
   v.name = absl::StrJoin(parts, "+");
   if (!IsKnownScheduleKind(v.kind)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "schedule '", name, "': unknown kind '", v.kind, "'; known: gpipe, 1f1b, ",
-        "interleaved, zbh1, chronos (optionally +plain, +recompute, +selective, +offload)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("schedule '", name, "': unknown kind '", v.kind,
+                     "'; known: ", absl::StrJoin(ScheduleKinds(), ", "),
+                     " (optionally +plain, +recompute, +selective, +offload)"));
   }
   v.memory = job_memory;
   if (parts.size() > 2) {

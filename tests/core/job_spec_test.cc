@@ -414,7 +414,10 @@ TEST(JobSpecDefaultsTest, SpellsTheKindCanonically) {
                {"1F1B", "1f1b", 1},
                {"Chronos-Pipe", "chronos", 2},
                {"interleaved-1f1b", "interleaved", 2},
-               {"GPipe", "gpipe", 1}};
+               {"GPipe", "gpipe", 1},
+               {"V-Min", "vmin", 2},
+               {"v_half", "vhalf", 2},
+               {"ZB-V", "vzb", 2}};
   for (const auto& c : cases) {
     v1::JobSpec spec = MustParse(absl::StrCat("schedule: {kind: ", c.given, "}"));
     ApplyJobSpecDefaults(&spec);
@@ -422,9 +425,9 @@ TEST(JobSpecDefaultsTest, SpellsTheKindCanonically) {
     EXPECT_EQ(spec.parallel().chunks_per_device(), c.chunks) << c.given;
   }
   // What spells no kind is left as written, so the error quotes it.
-  v1::JobSpec bad = MustParse("schedule: {kind: zb-v}");
+  v1::JobSpec bad = MustParse("schedule: {kind: zb-w}");
   ApplyJobSpecDefaults(&bad);
-  EXPECT_EQ(bad.schedule().kind(), "zb-v");
+  EXPECT_EQ(bad.schedule().kind(), "zb-w");
 }
 
 // ---------------------------------------------------------------------------
