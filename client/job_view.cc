@@ -188,6 +188,9 @@ void PrintJobDescription(std::ostream& out, const v1::Job& job, absl::Time now) 
   }
   if (spec.schedule().activation_cap_bytes() > 0) {
     absl::StrAppend(&schedule, ", activation cap ", Bytes(spec.schedule().activation_cap_bytes()));
+  } else if (spec.schedule().activation_cap_ratio() > 0) {
+    absl::StrAppend(&schedule, ", activation cap ", spec.schedule().activation_cap_ratio(),
+                    "x 1F1B's");
   }
   sub("Schedule", schedule);
   const v1::MemorySpec& mem = spec.memory();
@@ -199,7 +202,12 @@ void PrintJobDescription(std::ostream& out, const v1::Job& job, absl::Time now) 
           ", offload ratio ",
           mem.has_offload_ratio() ? FormatRatio(mem.offload_ratio()) : std::string("auto"),
           ", optimizer offload ",
-          ShortEnum(v1::OptimizerOffload_Name(mem.optimizer_offload()), "OPTIMIZER_OFFLOAD_")));
+          ShortEnum(v1::OptimizerOffload_Name(mem.optimizer_offload()), "OPTIMIZER_OFFLOAD_"),
+          mem.activation_budget_bytes() > 0
+              ? absl::StrCat(", activation budget ", Bytes(mem.activation_budget_bytes()))
+          : mem.activation_budget_ratio() > 0
+              ? absl::StrCat(", activation budget ", mem.activation_budget_ratio(), "x 1F1B's")
+              : ""));
   std::string device = spec.device().profile().empty() ? "cpu" : spec.device().profile();
   if (spec.device().has_custom()) absl::StrAppend(&device, " (custom profile inlined)");
   sub("Device", device);

@@ -118,7 +118,7 @@ absl::StatusOr<Schedule> GenerateSchedule(const ShapeSpec& shape_in) {
     s = internal::ZeroBubbleH1Compute(p, m);
   } else if (shape.kind == "vmin" || shape.kind == "vhalf") {
     CHRONOS_ASSIGN_OR_RETURN(
-        s, internal::VShapeCompute(p, m,
+        s, internal::VShapeCompute(shape.kind, p, m,
                                    shape.kind == "vmin" ? internal::VShapeMemory::kMin
                                                         : internal::VShapeMemory::kHalf));
   } else if (shape.kind == "vzb") {
@@ -127,6 +127,16 @@ absl::StatusOr<Schedule> GenerateSchedule(const ShapeSpec& shape_in) {
     ShapeSpec zb = shape;
     if (zb.inflight_cap == 0) zb.inflight_cap = p;
     CHRONOS_ASSIGN_OR_RETURN(s, internal::GreedyCompute(zb, internal::VPlacement(p, v), true));
+  } else if (shape.block.v_block > 0) {
+    if (v != 2) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("internal: a building-block V needs two chunks per device (got ", v, ")"));
+    }
+    CHRONOS_ASSIGN_OR_RETURN(
+        s, internal::VShapeCompute(shape.kind, p, m,
+                                   shape.block.v_block == 1 ? internal::VShapeMemory::kMin
+                                                            : internal::VShapeMemory::kHalf,
+                                   shape.block.squeeze_limit));
   } else if (shape.block.greedy) {
     CHRONOS_ASSIGN_OR_RETURN(s, internal::GreedyCompute(shape, internal::VPlacement(p, v), true));
   } else {

@@ -80,6 +80,13 @@ struct BlockTuning {
   // is pending (for a V, about p - d / 2), so a late device in the V does
   // not fill the cap with weight-gradient stashes it never needed.
   bool round_trip_caps = false;
+  // Chronos-Pipe on a building-block V (core/v_shape_schedule.cc) instead of
+  // its own block: 1 = V-Min's lifespans, 2 = V-Half's; 0 = not.
+  int v_block = 0;
+  // With v_block: the warm-up and cool-down may use up to this many chunk
+  // activations per device (0 = the block's own peak, as published), so
+  // the V starts and drains with less bubble at more memory.
+  int squeeze_limit = 0;
 };
 
 struct ShapeSpec {

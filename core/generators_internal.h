@@ -43,7 +43,11 @@ absl::StatusOr<Schedule> BlockCompute(const ShapeSpec& shape, std::vector<int> p
 // per device on the V placement: V-Min (activations of about p chunk
 // forwards per device, half of 1F1B's) and V-Half (about p/2 + 1 more).
 enum class VShapeMemory { kMin, kHalf };
-absl::StatusOr<Schedule> VShapeCompute(int p, int m, VShapeMemory memory);
+// `memory_limit` (chunk activations per device) lets the squeeze use more
+// memory than the block's own peak; 0 = the block's peak, as published.
+// The schedule is labelled `kind`.
+absl::StatusOr<Schedule> VShapeCompute(const std::string& kind, int p, int m, VShapeMemory memory,
+                                       int memory_limit = 0);
 
 // List scheduling with the real costs (BlockTuning::greedy). Per chunk,
 // F, BI and BW run in micro-batch order, so every channel stays FIFO; the

@@ -50,14 +50,14 @@ struct KeyAlias {
 constexpr KeyAlias kKeyAliases[] = {
     {"chronos.v1.MemorySpec.hbm_budget_bytes", "hbm_budget"},
     {"chronos.v1.ScheduleSpec.activation_cap_bytes", "activation_cap"},
+    {"chronos.v1.MemorySpec.activation_budget_bytes", "activation_budget"},
 };
 
 // Integer fields whose zero means "decide for me": "auto" reads as 0 and 0
 // is written as "auto". (Proto3 `optional` fields get "auto" = unset.)
 constexpr absl::string_view kAutoIntFields[] = {
-    "chronos.v1.MemorySpec.hbm_budget_bytes",
-    "chronos.v1.ScheduleSpec.inflight_cap",
-    "chronos.v1.ScheduleSpec.activation_cap_bytes",
+    "chronos.v1.MemorySpec.hbm_budget_bytes",       "chronos.v1.ScheduleSpec.inflight_cap",
+    "chronos.v1.ScheduleSpec.activation_cap_bytes", "chronos.v1.MemorySpec.activation_budget_bytes",
     "chronos.v1.ParallelSpec.chunks_per_device",
 };
 
@@ -105,6 +105,17 @@ bool IsAutoIntField(const FieldDescriptor* f) {
 // Proto3 `optional` scalars: unset is meaningful ("auto").
 bool IsOptionalScalar(const FieldDescriptor* f) {
   return f->has_optional_keyword() && f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE;
+}
+
+// The double field that holds a size field's relative form ("0.5x"):
+// activation_cap_bytes -> activation_cap_ratio; null when there is none.
+const FieldDescriptor* RatioField(const FieldDescriptor* f) {
+  if (f->cpp_type() != FieldDescriptor::CPPTYPE_INT64 || !absl::EndsWith(f->name(), "_bytes")) {
+    return nullptr;
+  }
+  const std::string name = absl::StrCat(f->name().substr(0, f->name().size() - 6), "_ratio");
+  const FieldDescriptor* r = f->containing_type()->FindFieldByName(name);
+  return r != nullptr && r->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE ? r : nullptr;
 }
 
 bool IsSizeField(const FieldDescriptor* f) {
@@ -358,6 +369,20 @@ class Parser {
       }
       case FieldDescriptor::CPPTYPE_INT64: {
         int64_t v;
+        // "0.5x": a size relative to 1F1B's worst device, where the message
+        // has a <name>_ratio field for it (resolved when planning).
+        const FieldDescriptor* ratio = RatioField(f);
+        if (ratio != nullptr && !add && absl::EndsWithIgnoreCase(text, "x")) {
+          double r;
+          if (absl::SimpleAtod(text.substr(0, text.size() - 1), &r) && std::isfinite(r) && r > 0) {
+            refl->ClearField(msg, f);
+            refl->SetDouble(msg, ratio, r);
+            return;
+          }
+          Error(absl::StrCat(path, ": expected a size such as 12GiB or a multiple of 1F1B's ",
+                             "activation memory such as 0.5x, got '", text, "'", Location(node)));
+          return;
+        }
         if (IsSizeField(f)) {
           absl::StatusOr<int64_t> size = ParseByteSize(text);
           if ((ok = size.ok())) v = *size;

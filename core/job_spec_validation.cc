@@ -249,6 +249,21 @@ void ValidateParallel(const v1::JobSpec& spec, Problems* p) {
   }
 }
 
+// A size given as a multiple of 1F1B's activations ("0.5x") or in bytes,
+// not both; the multiple is positive and at most kMaxRelativeSize.
+void CheckRelativeSize(absl::string_view field, int64_t bytes, double ratio, Problems* p) {
+  constexpr double kMaxRelativeSize = 64;
+  if (ratio == 0) return;
+  if (!(ratio > 0 && ratio <= kMaxRelativeSize)) {
+    p->Add(absl::StrCat(field, " must be a multiple in (0, ", kMaxRelativeSize,
+                        "] of 1F1B's activations, such as 0.5x (got ", ratio, "x)"));
+  }
+  if (bytes != 0) {
+    p->Add(
+        absl::StrCat(field, " is given both as a size and as a multiple (", ratio, "x); give one"));
+  }
+}
+
 void ValidateSchedule(const v1::ScheduleSpec& s, Problems* p) {
   if (!IsKnownScheduleKind(s.kind())) {
     p->Add(absl::StrCat("schedule.kind '", s.kind(),
@@ -258,10 +273,15 @@ void ValidateSchedule(const v1::ScheduleSpec& s, Problems* p) {
   p->InRange<int64_t>("schedule.order_search_steps", s.order_search_steps(), 0,
                       kMaxOrderSearchSteps);
   p->AtLeast<int64_t>("schedule.activation_cap", s.activation_cap_bytes(), 0);
+  CheckRelativeSize("schedule.activation_cap", s.activation_cap_bytes(), s.activation_cap_ratio(),
+                    p);
 }
 
 void ValidateMemory(const v1::MemorySpec& m, Problems* p) {
   p->AtLeast<int64_t>("memory.hbm_budget", m.hbm_budget_bytes(), 0);
+  p->AtLeast<int64_t>("memory.activation_budget", m.activation_budget_bytes(), 0);
+  CheckRelativeSize("memory.activation_budget", m.activation_budget_bytes(),
+                    m.activation_budget_ratio(), p);
   if (m.has_offload_ratio() && !(m.offload_ratio() >= 0 && m.offload_ratio() <= 1)) {
     p->Add(absl::StrCat("memory.offload_ratio must be in [0, 1] or auto (got ", m.offload_ratio(),
                         ")"));

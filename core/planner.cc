@@ -55,10 +55,11 @@ const char* RecomputeName(v1::RecomputeMode m) {
 class PolicyPlanner {
  public:
   PolicyPlanner(const CostModel& costs, const v1::MemorySpec& memory, int64_t budget,
-                int data_parallel, bool record_decisions)
+                int64_t activation_budget, int data_parallel, bool record_decisions)
       : costs_(costs),
         memory_(memory),
         budget_(budget),
+        activation_budget_(activation_budget),
         dp_(data_parallel),
         record_(record_decisions) {}
 
@@ -106,13 +107,21 @@ class PolicyPlanner {
       int64_t worst_over = 0;
       bool relieved = false;
       for (int d = 0; d < p; ++d) {
-        const int64_t over = a->sim.devices[d].peak_bytes - budget_;
+        const DeviceSimResult& dr = a->sim.devices[d];
+        int64_t over = dr.peak_bytes - budget_;
+        double at = dr.peak_time;
+        if (activation_budget_ > 0 && dr.peak_activation_bytes - activation_budget_ > over) {
+          // Relieve the activations' own peak, which the optimizer step's
+          // (the device total's) need not coincide with.
+          over = dr.peak_activation_bytes - activation_budget_;
+          at = dr.peak_activation_time;
+        }
         if (over <= 0) continue;
         if (over > worst_over) {
           worst_over = over;
           worst = d;
         }
-        relieved |= Relieve(a, d, over, recompute_auto, offload_auto, opt_auto);
+        relieved |= Relieve(a, d, at, over, recompute_auto, offload_auto, opt_auto);
       }
       if (worst < 0) {
         a->fits = true;
@@ -120,12 +129,15 @@ class PolicyPlanner {
       }
       if (!relieved) {
         const auto& dr = a->sim.devices[worst];
-        a->why = absl::StrCat("device ", worst, " needs ", FormatBytes(dr.peak_bytes), " (weights ",
-                              FormatBytes(dr.at_peak.weights), ", gradients ",
-                              FormatBytes(dr.at_peak.gradients), ", optimizer ",
-                              FormatBytes(dr.at_peak.optimizer), ", activations ",
-                              FormatBytes(dr.at_peak.activations), ") but the budget is ",
-                              FormatBytes(budget_), " and nothing more can be evicted");
+        a->why = absl::StrCat(
+            "device ", worst, " needs ", FormatBytes(dr.peak_bytes), " (weights ",
+            FormatBytes(dr.at_peak.weights), ", gradients ", FormatBytes(dr.at_peak.gradients),
+            ", optimizer ", FormatBytes(dr.at_peak.optimizer), ", activations ",
+            FormatBytes(dr.at_peak.activations), ") but the budget is ", FormatBytes(budget_),
+            activation_budget_ > 0 ? absl::StrCat(" (activations ", FormatBytes(activation_budget_),
+                                                  ", memory.activation_budget)")
+                                   : "",
+            " and nothing more can be evicted");
         return absl::OkStatus();
       }
     }
@@ -149,10 +161,9 @@ class PolicyPlanner {
 
  private:
   // One eviction step on device d; false when nothing is left to try.
-  bool Relieve(Attempt* a, int d, int64_t over, bool recompute_auto, bool offload_auto,
+  bool Relieve(Attempt* a, int d, double t, int64_t over, bool recompute_auto, bool offload_auto,
                bool opt_auto) {
     const DeviceSimResult& dr = a->sim.devices[d];
-    const double t = dr.peak_time;
     // Activations alive at the peak, largest bytes x lifetime first.
     std::vector<Cand> live, resident_offloaded;
     for (const ActivationLife& al : a->sim.activations) {
@@ -290,6 +301,7 @@ class PolicyPlanner {
   const CostModel& costs_;
   const v1::MemorySpec& memory_;
   const int64_t budget_;
+  const int64_t activation_budget_;  // 0 = none
   const int dp_;
   const bool record_;
 };
@@ -386,13 +398,41 @@ void ForEachOnAllCores(size_t n, Fn fn) {
 // caps (between the two: its 1F1B-like steady state keeps the host link
 // busy with offloads). A cap given in the spec is honoured by every
 // candidate.
+// What 1F1B's worst device holds with everything kept, for this model on p
+// devices with m micro-batches: the reference of relative sizes ("0.5x").
+absl::StatusOr<int64_t> OneFOneBActivationBytes(const ModelShape& shape,
+                                                const v1::DeviceProfile& profile, int p, int m) {
+  CHRONOS_ASSIGN_OR_RETURN(std::vector<int> layers, PartitionLayers(shape, p, {}));
+  CostModel costs(shape, profile, layers);
+  ShapeSpec s = ScheduleShape("1f1b", p, 1, m, costs);
+  CHRONOS_ASSIGN_OR_RETURN(Schedule order, GenerateSchedule(s));
+  CHRONOS_ASSIGN_OR_RETURN(OrderCost oc, ReplayOrders(order, s.costs));
+  return oc.worst_activation_bytes;
+}
+
 struct Candidate {
   BlockTuning tuning;
   int inflight_cap = 0;
 };
-std::vector<Candidate> ScheduleCandidates(const std::string& kind, int p, int spec_cap) {
+std::vector<Candidate> ScheduleCandidates(const std::string& kind, int p, int v, int spec_cap) {
   std::vector<Candidate> out(1);
   out[0].inflight_cap = spec_cap;
+  if (kind == "chronos" && v == 2 && spec_cap == 0) {
+    // The building-block V with V-Min's and V-Half's lifespans, and V-Half's
+    // squeezed under more memory (3p/2 and 2p chunk activations, the
+    // latter 1F1B's): the published front and points past it.
+    for (int block : {1, 2}) {
+      Candidate c;
+      c.tuning.v_block = block;
+      out.push_back(c);
+    }
+    for (int limit : {3 * p / 2, 2 * p}) {
+      Candidate c;
+      c.tuning.v_block = 2;
+      c.tuning.squeeze_limit = limit;
+      out.push_back(c);
+    }
+  }
   if (kind == "chronos") {
     Candidate glued = out[0];
     glued.tuning.glue_weights = true;
@@ -428,7 +468,12 @@ std::string DescribeOrder(const std::string& kind, const Candidate& cand) {
   const BlockTuning& t = cand.tuning;
   if (kind != "chronos") return kind;
   std::string out;
-  if (t.greedy) {
+  if (t.v_block > 0) {
+    out = absl::StrCat("building-block V, ", t.v_block == 1 ? "V-Min" : "V-Half", " lifespans");
+    if (t.squeeze_limit > 0) {
+      absl::StrAppend(&out, ", squeezed under ", t.squeeze_limit, " chunk activations");
+    }
+  } else if (t.greedy) {
     out = "list";
     if (t.round_trip_caps) absl::StrAppend(&out, ", round-trip caps");
   } else {
@@ -513,22 +558,41 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
                     : spec.memory().hbm_budget_bytes() > 0 ? spec.memory().hbm_budget_bytes()
                                                            : DefaultHbmBudget(profile);
   ShapeSpec shape_spec = ScheduleShape(kind, p, v, m, *ps.costs);
+  // Sizes given relative to 1F1B ("0.5x") are resolved against its worst
+  // device for this model and shape, everything kept.
+  int64_t one_f_one_b = 0;
+  const bool relative =
+      (same_kind && spec.schedule().activation_cap_ratio() > 0) ||
+      (options.activation_budget_bytes == 0 && ps.variant.memory.activation_budget_ratio() > 0);
+  if (relative) {
+    CHRONOS_ASSIGN_OR_RETURN(one_f_one_b, OneFOneBActivationBytes(shape, profile, p, m));
+  }
+  const int64_t activation_cap =
+      !same_kind ? 0
+      : spec.schedule().activation_cap_ratio() > 0
+          ? static_cast<int64_t>(spec.schedule().activation_cap_ratio() * one_f_one_b)
+          : spec.schedule().activation_cap_bytes();
+  const int64_t activation_budget =
+      options.activation_budget_bytes > 0 ? options.activation_budget_bytes
+      : ps.variant.memory.activation_budget_ratio() > 0
+          ? static_cast<int64_t>(ps.variant.memory.activation_budget_ratio() * one_f_one_b)
+          : ps.variant.memory.activation_budget_bytes();
+  ps.activation_budget_bytes = activation_budget;
   if (same_kind) {
     // Candidates are searched before they are compared: the one that wins
     // before the search is not always the one that wins after it.
     shape_spec.search.steps = spec.schedule().order_search_steps();
-    shape_spec.search.activation_cap_bytes = spec.schedule().activation_cap_bytes();
+    shape_spec.search.activation_cap_bytes = activation_cap;
     shape_spec.search.memo = options.search_memo;
   }
   const int dp = std::max(1, spec.parallel().data());
 
-  const int64_t activation_cap = same_kind ? spec.schedule().activation_cap_bytes() : 0;
   int64_t least_over = std::numeric_limits<int64_t>::max();
   std::unique_ptr<Attempt> best;
   std::string best_order;
   std::vector<v1::OrderCandidate> compared;
   const std::vector<Candidate> candidates =
-      ScheduleCandidates(kind, p, spec.schedule().inflight_cap());
+      ScheduleCandidates(kind, p, v, spec.schedule().inflight_cap());
   // Generation is pure; with the order search it is also most of the
   // planning time, so searched candidates are generated side by side.
   std::vector<absl::StatusOr<Schedule>> orders(candidates.size());
@@ -583,8 +647,9 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
     CHRONOS_ASSIGN_OR_RETURN(Schedule base, std::move(generated));
     // schedule.activation_cap binds the order itself (everything kept), not
     // only the search: an order over it is not a candidate.
+    CHRONOS_ASSIGN_OR_RETURN(OrderCost oc, ReplayOrders(base, shape_spec.costs));
+    row.set_kept_activation_bytes(oc.worst_activation_bytes);
     if (activation_cap > 0) {
-      CHRONOS_ASSIGN_OR_RETURN(OrderCost oc, ReplayOrders(base, shape_spec.costs));
       if (oc.worst_activation_bytes > activation_cap) {
         least_over = std::min(least_over, oc.worst_activation_bytes);
         row.set_error(absl::StrCat("activation peak ", FormatBytes(oc.worst_activation_bytes),
@@ -596,7 +661,7 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
     }
     auto a = std::make_unique<Attempt>();
     a->base = std::move(base);
-    PolicyPlanner planner(*ps.costs, ps.variant.memory, ps.budget_bytes, dp,
+    PolicyPlanner planner(*ps.costs, ps.variant.memory, ps.budget_bytes, activation_budget, dp,
                           options.include_decisions);
     CHRONOS_RETURN_IF_ERROR(planner.Plan(a.get()));
     a->decisions = std::move(planner.decisions_);

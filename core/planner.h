@@ -39,6 +39,9 @@ absl::StatusOr<ScheduleVariant> ParseVariant(const std::string& name,
 
 struct PlanOptions {
   int64_t hbm_budget_bytes = 0;  // 0 = memory.hbm_budget of the spec, or auto
+  // Activations any device may hold in HBM after offload and recompute;
+  // 0 = memory.activation_budget of the spec (none when unset).
+  int64_t activation_budget_bytes = 0;
   bool include_decisions = false;
   // MaxLayers only: a size counts as trainable only at this MFU or more.
   double min_mfu = 0;
@@ -59,6 +62,7 @@ struct PlannedSchedule {
   std::unique_ptr<CostModel> costs;
   SimResult sim;
   int64_t budget_bytes = 0;
+  int64_t activation_budget_bytes = 0;  // 0 = none
   bool fits = false;
   v1::SchedulePlan report;  // the row `chronosctl plan` prints
 };

@@ -597,7 +597,10 @@ class Replayer {
           cur.optimizer += e.delta;
           break;
       }
-      r.peak_activation_bytes = std::max(r.peak_activation_bytes, cur.activations);
+      if (cur.activations > r.peak_activation_bytes) {
+        r.peak_activation_bytes = cur.activations;
+        r.peak_activation_time = e.time;
+      }
       r.peak_offloaded_bytes = std::max(r.peak_offloaded_bytes, cur.offloaded);
       r.peak_buffer_bytes = std::max(r.peak_buffer_bytes, cur.buffers);
       if (cur.DeviceTotal() > r.peak_bytes) {

@@ -52,6 +52,7 @@ struct DeviceSimResult {
   double peak_time = 0;
   MemoryBreakdown at_peak;
   int64_t peak_activation_bytes = 0;
+  double peak_activation_time = 0;
   int64_t peak_offloaded_bytes = 0;
   int64_t peak_buffer_bytes = 0;
   int64_t optimizer_host_bytes = 0;

@@ -176,12 +176,11 @@ std::vector<Lanes> Compact(const std::vector<Lanes>& stages) {
 // the cool-down (after the last micro-batch's kFDown) to the earliest free
 // slot after their inputs that keeps the device within the peak memory the
 // block had. With `with_weights` the BWs are placed first and move too.
-std::vector<Lanes> Squeeze(std::vector<Lanes> stages, bool with_weights, int m) {
+std::vector<Lanes> Squeeze(std::vector<Lanes> stages, bool with_weights, int m, int limit) {
   const int p = static_cast<int>(stages.size());
   if (with_weights) {
     for (Lanes& s : stages) PlaceWeights(&s, false);
   }
-  int limit = 0;
   std::vector<MemoryCurve> curve(p);
   std::vector<std::vector<char>> taken(p);
   std::vector<std::tuple<int, int, int, int>> order;  // slot, device, type, micro-batch
@@ -228,8 +227,8 @@ std::vector<Lanes> Squeeze(std::vector<Lanes> stages, bool with_weights, int m) 
         // Only an F adds memory, over the slots it moves across; BIs and
         // BWs moved earlier cannot raise the peak.
         if (k == kFDown || k == kFUp) {
-          const int top = *std::max_element(curve[d].level.begin() + t,
-                                            curve[d].level.begin() + slot);
+          const int top =
+              *std::max_element(curve[d].level.begin() + t, curve[d].level.begin() + slot);
           if (top + 1 > limit) continue;
         }
         chosen = t;
@@ -255,7 +254,8 @@ std::vector<Lanes> Squeeze(std::vector<Lanes> stages, bool with_weights, int m) 
 
 }  // namespace
 
-absl::StatusOr<Schedule> VShapeCompute(int p, int m, VShapeMemory memory) {
+absl::StatusOr<Schedule> VShapeCompute(const std::string& kind, int p, int m, VShapeMemory memory,
+                                       int memory_limit) {
   if (p < 1 || m < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("internal: V shape needs p >= 1 and m >= 1 (got p = ", p, ", m = ", m, ")"));
@@ -272,16 +272,15 @@ absl::StatusOr<Schedule> VShapeCompute(int p, int m, VShapeMemory memory) {
   // First squeeze with the BWs placed, then again without them (the BWs
   // found room the first time; the second pass lets the cool-down's BIs
   // take it back), then the BWs go into the slots left, per chunk.
-  stages = Squeeze(std::move(stages), /*with_weights=*/true, m);
+  stages = Squeeze(std::move(stages), /*with_weights=*/true, m, memory_limit);
   for (Lanes& s : stages) s.resize(4);
-  stages = Squeeze(std::move(stages), /*with_weights=*/false, m);
+  stages = Squeeze(std::move(stages), /*with_weights=*/false, m, memory_limit);
   for (Lanes& s : stages) {
     s.resize(4);
     PlaceWeights(&s, /*split=*/true);
   }
 
-  Schedule out = Skeleton(memory == VShapeMemory::kMin ? "vmin" : "vhalf", p, 2, m,
-                          VPlacement(p, 2));
+  Schedule out = Skeleton(kind, p, 2, m, VPlacement(p, 2));
   for (int d = 0; d < p; ++d) {
     const int down = d, up = 2 * p - 1 - d;
     std::vector<std::tuple<int, int, int>> ops;  // slot, type, micro-batch
