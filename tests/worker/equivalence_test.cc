@@ -29,13 +29,14 @@ struct Case {
   int d = 1;
   // Chronos's other orders the planner may pick: 1 the block with slotted
   // BWs (a BW may run periods after its BI), 2 the list order, 3 the
-  // default block refined by the order search (actions moved one by one).
+  // default block refined by the order search (actions moved one by one),
+  // 4 the building-block V.
   int order = 0;
 };
 
 std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
   const Case& c = info.param;
-  const char* order[] = {"", "_slotted", "_list", "_searched"};
+  const char* order[] = {"", "_slotted", "_list", "_searched", "_vblock"};
   return c.kind + "_p" + std::to_string(c.p) + "_v" + std::to_string(c.v) + "_m" +
          std::to_string(c.m) + "_d" + std::to_string(c.d) + order[c.order];
 }
@@ -65,6 +66,10 @@ TEST_P(EquivalenceTest, LossesAndGradientsMatchSingleProcessReference) {
   tuning.glue_weights = c.order == 1;
   tuning.slot_weights = c.order == 1;
   tuning.greedy = c.order == 2;
+  if (c.order == 4) {  // the building-block V squeezed under 1F1B's memory
+    tuning.v_block = 2;
+    tuning.squeeze_limit = 2 * c.p;
+  }
   OrderSearchOptions search;
   if (c.order == 3) search.steps = 20'000;
   auto schedule = testing::BuildSchedule(spec, c.kind, c.v, layers, testing::MixedPolicy(C, c.m),
@@ -122,7 +127,11 @@ INSTANTIATE_TEST_SUITE_P(Schedules, EquivalenceTest,
                                            Case{"chronos", 3, 2, 7, 1, /*order=*/1},
                                            Case{"chronos", 4, 2, 8, 1, /*order=*/2},
                                            Case{"chronos", 4, 4, 8, 1, /*order=*/3},
-                                           Case{"chronos", 3, 2, 7, 1, /*order=*/3}),
+                                           Case{"chronos", 3, 2, 7, 1, /*order=*/3},
+                                           Case{"zbh1", 4, 1, 6}, Case{"vmin", 4, 2, 8},
+                                           Case{"vhalf", 4, 2, 8}, Case{"vhalf", 3, 2, 5},
+                                           Case{"vzb", 4, 2, 8},
+                                           Case{"chronos", 4, 2, 8, 1, /*order=*/4}),
                          CaseName);
 
 }  // namespace
