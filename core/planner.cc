@@ -385,19 +385,6 @@ void ForEachOnAllCores(size_t n, Fn fn) {
   for (std::thread& t : pool) t.join();
 }
 
-// Orders worth comparing under a budget. For chronos: the cost-aware block
-// (least bubble of the periodic layouts), the same with BWs that may be
-// glued behind their BIs (so the real period stays near T), the same with
-// a gap kept for every BW (slot_weights: the steady state runs at T even
-// on circles with no slack, at more activations in flight; at large models
-// under a budget usually the fastest), the unit-cost block (V-Min-like,
-// least memory), the same with weight gradients finished first,
-// list-scheduled orders with p and p + 2 micro-batches in flight (lower
-// bubble than any block at more memory, which the policy planner then
-// offloads or recomputes), and the list order with per-device round-trip
-// caps (between the two: its 1F1B-like steady state keeps the host link
-// busy with offloads). A cap given in the spec is honoured by every
-// candidate.
 // What 1F1B's worst device holds with everything kept, for this model on p
 // devices with m micro-batches: the reference of relative sizes ("0.5x").
 absl::StatusOr<int64_t> OneFOneBActivationBytes(const ModelShape& shape,
@@ -410,11 +397,28 @@ absl::StatusOr<int64_t> OneFOneBActivationBytes(const ModelShape& shape,
   return oc.worst_activation_bytes;
 }
 
-struct Candidate {
-  BlockTuning tuning;
-  int inflight_cap = 0;
-};
-std::vector<Candidate> ScheduleCandidates(const std::string& kind, int p, int v, int spec_cap) {
+// Orders worth comparing under a budget. For chronos: the cost-aware block
+// (least bubble of the periodic layouts), the same with BWs that may be
+// glued behind their BIs (so the real period stays near T), the same with
+// a gap kept for every BW (slot_weights: the steady state runs at T even
+// on circles with no slack, at more activations in flight; at large models
+// under a budget usually the fastest), the unit-cost block (V-Min-like,
+// least memory), the same with weight gradients finished first,
+// list-scheduled orders with p and p + 2 micro-batches in flight (lower
+// bubble than any block at more memory, which the policy planner then
+// offloads or recomputes), and the list order with per-device round-trip
+// caps (between the two: its 1F1B-like steady state keeps the host link
+// busy with offloads). With two chunks per device, also the building-block
+// V orders (core/v_shape_schedule.cc): V-Min's and V-Half's lifespans, the
+// published front, and V-Half's squeezed under more memory, points between
+// V-Half and V-ZB. A cap given in the spec is honoured by every candidate
+// (the V blocks, which have no in-flight cap, are left out then).
+using Candidate = OrderCandidateTuning;
+
+}  // namespace
+
+std::vector<OrderCandidateTuning> ScheduleCandidates(const std::string& kind, int p, int v,
+                                                     int spec_cap) {
   std::vector<Candidate> out(1);
   out[0].inflight_cap = spec_cap;
   if (kind == "chronos" && v == 2 && spec_cap == 0) {
@@ -463,8 +467,7 @@ std::vector<Candidate> ScheduleCandidates(const std::string& kind, int p, int v,
   return out;
 }
 
-// How `cand` orders the kind's work, for the plan report.
-std::string DescribeOrder(const std::string& kind, const Candidate& cand) {
+std::string DescribeOrder(const std::string& kind, const OrderCandidateTuning& cand) {
   const BlockTuning& t = cand.tuning;
   if (kind != "chronos") return kind;
   std::string out;
@@ -489,8 +492,6 @@ std::string DescribeOrder(const std::string& kind, const Candidate& cand) {
   if (cand.inflight_cap > 0) absl::StrAppend(&out, ", in-flight cap ", cand.inflight_cap);
   return out;
 }
-
-}  // namespace
 
 absl::StatusOr<ScheduleVariant> ParseVariant(const std::string& name,
                                              const v1::MemorySpec& job_memory) {

@@ -83,6 +83,17 @@ absl::StatusOr<int> MaxLayers(const v1::JobSpec& spec, const v1::DeviceProfile& 
                               const std::string& variant, const PlanOptions& options = {},
                               PlannedSchedule* at_max = nullptr);
 
+// The orders the planner compares for a kind (one for all kinds but
+// chronos): generator tunings with the in-flight cap each uses.
+struct OrderCandidateTuning {
+  BlockTuning tuning;
+  int inflight_cap = 0;
+};
+std::vector<OrderCandidateTuning> ScheduleCandidates(const std::string& kind, int p, int v,
+                                                     int spec_cap);
+// How a candidate orders the kind's work, as the plan report names it.
+std::string DescribeOrder(const std::string& kind, const OrderCandidateTuning& candidate);
+
 // One row per variant (all generators when `variants` is empty), as
 // `chronosctl plan` and ControlService.PlanJob return it.
 absl::StatusOr<v1::PlanReport> BuildPlanReport(const v1::JobSpec& spec,
