@@ -104,7 +104,8 @@ double UnitActivations(const Schedule& s) {
     worst = std::max(worst, peak);
   }
   const int p = s.num_devices;
-  return static_cast<double>(worst) * 2 / s.chunks_per_device / (2.0 * std::min(p, s.num_microbatches));
+  return static_cast<double>(worst) * 2 / s.chunks_per_device /
+         (2.0 * std::min(p, s.num_microbatches));
 }
 
 void PrintFront(const char* costs, int p, int m, const std::vector<Point>& points,
@@ -185,7 +186,8 @@ nlohmann::json Fronts(const Options& o) {
     const double ref = static_cast<double>(WorstActivations(*one));
     std::vector<Point> points;
     for (const char* kind : {"1f1b", "interleaved", "zbh1", "vmin", "vhalf", "vzb"}) {
-      absl::StatusOr<PlannedSchedule> ps = PlanSchedule(spec, profile, std::string(kind) + "+plain");
+      absl::StatusOr<PlannedSchedule> ps =
+          PlanSchedule(spec, profile, std::string(kind) + "+plain");
       if (!ps.ok()) continue;
       points.push_back({kind, "", ps->sim.bubble_ratio, WorstActivations(*ps) / ref});
     }

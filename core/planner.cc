@@ -517,6 +517,10 @@ absl::StatusOr<ScheduleVariant> ParseVariant(const std::string& name,
     if (mod == "plain") {
       v.memory.set_recompute(v1::RECOMPUTE_OFF);
       v.memory.set_offload_ratio(0);
+      // Everything kept is the point of +plain: it is the order's own
+      // memory, which an activation budget would only refuse.
+      v.memory.clear_activation_budget_bytes();
+      v.memory.clear_activation_budget_ratio();
     } else if (mod == "recompute") {
       v.memory.set_recompute(v1::RECOMPUTE_FULL);
       v.memory.set_offload_ratio(0);

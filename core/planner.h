@@ -25,7 +25,8 @@ namespace chronos {
 
 // A schedule "variant" names a generator and, optionally, memory settings
 // that override the job spec's: "<kind>[+plain|+recompute|+selective|+offload]".
-//   +plain      keep everything, no offload, optimizer state on the device
+//   +plain      keep everything, no offload, optimizer state on the device,
+//               no memory.activation_budget
 //   +recompute  full recomputation (layer granularity), nothing offloaded
 //   +selective  selective recomputation everywhere, nothing offloaded
 //   +offload    every activation offloaded (ratio 1), no recomputation

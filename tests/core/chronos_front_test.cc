@@ -117,8 +117,7 @@ TEST(ChronosFrontTest, WithOffloadChronosHoldsVMinsMemoryAtVHalfsSpeed) {
     const PlannedSchedule chronos = MustPlan(spec, "chronos");
     ASSERT_TRUE(chronos.fits) << chronos.report.DebugString();
     EXPECT_LE(WorstActivations(chronos), WorstActivations(vmin)) << "p=" << p;
-    EXPECT_LE(chronos.sim.iteration_seconds, vhalf.sim.iteration_seconds * (1 + 1e-9))
-        << "p=" << p;
+    EXPECT_LE(chronos.sim.iteration_seconds, vhalf.sim.iteration_seconds * (1 + 1e-9)) << "p=" << p;
   }
 }
 
@@ -169,9 +168,8 @@ TEST(RelativeSizeTest, ParsesMultiplesOfOneFOneBAndRefusesBadOnes) {
                           "schedule: {activation_cap: nanx}", "memory: {activation_budget: x}"}) {
     absl::StatusOr<v1::JobSpec> s = ParseJobSpecYaml(bad);
     ASSERT_FALSE(s.ok()) << bad;
-    EXPECT_THAT(s.status().message(),
-                ::testing::AnyOf(HasSubstr("schedule.activation_cap"),
-                                 HasSubstr("memory.activation_budget")))
+    EXPECT_THAT(s.status().message(), ::testing::AnyOf(HasSubstr("schedule.activation_cap"),
+                                                       HasSubstr("memory.activation_budget")))
         << bad << ": " << s.status();
   }
   v1::JobSpec both = Llama(4, 8, 16);
