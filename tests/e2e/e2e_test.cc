@@ -41,7 +41,7 @@ std::string SmallJob(const std::string& name, int iterations, const std::string&
   return absl::StrCat(
       "name: ", name, "\n",
       "model:    {layers: 8, hidden: 64, heads: 4, ffn_hidden: 128, vocab: 256, seq_len: 64}\n",
-      "data:     {path: ", SourcePath("../shared/data/tinyshakespeare.txt"), ", format: text}\n",
+      "data:     {path: ", SourcePath("data/tinyshakespeare.txt"), ", format: text}\n",
       "training: {iterations: ", iterations,
       ", micro_batch_size: 4, microbatches: 8, lr: 1.0e-3, seed: 7, precision: fp32",
       extra_training, "}\n", "parallel: {pipeline: 4, data: 1, chunks_per_device: 2}\n",
