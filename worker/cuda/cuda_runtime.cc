@@ -180,6 +180,12 @@ absl::StatusOr<CudaDeviceInfo> DescribeCudaDevice(int index) {
   CudaDeviceInfo info;
   info.name = prop.name;
   info.memory_bytes = static_cast<int64_t>(prop.totalGlobalMem);
+  const auto* u = reinterpret_cast<const unsigned char*>(prop.uuid.bytes);
+  info.uuid = "GPU-";
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) info.uuid += '-';
+    absl::StrAppend(&info.uuid, absl::Hex(u[i], absl::kZeroPad2));
+  }
   return info;
 }
 
