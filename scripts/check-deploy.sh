@@ -395,6 +395,10 @@ if py_has yaml; then
 else
   skip "compose references" "python yaml module not available"
 fi
+if [[ -x "$BIN_DIR/chronosctl" ]]; then
+  check "chronosctl plan -f deploy/compose/example-job.yaml (the example job is a valid spec that fits)" \
+    "$BIN_DIR/chronosctl" plan -f deploy/compose/example-job.yaml
+fi
 
 # ---------------------------------------------------------------- Dockerfile
 echo "== Dockerfile"
@@ -515,7 +519,8 @@ fi
 # ---------------------------------------------------------------- not here
 cat <<EOF
 == Cannot run here (no cluster, no container engine); run where they exist:
-  helm install chronos helm/chronos -n chronos --create-namespace && helm test chronos -n chronos
+  kubectl -n chronos create secret generic chronos-token --from-literal=token="\$(openssl rand -hex 32)"
+  helm install chronos helm/chronos -n chronos && helm test chronos -n chronos
   docker / docker compose (no daemon, no registry access here):
     docker build -t chronos:0.1.0 .
     docker compose -f deploy/compose/docker-compose.yml config --quiet
