@@ -44,12 +44,10 @@ int main(int argc, char** argv) {
   app.add_option("--token-file", token_file, "file holding the bearer token every RPC must carry");
   app.add_option("--allowed-data-root", options.allowed_data_roots,
                  "jobs may only read data.path under this directory (repeatable; default: "
-                 "anywhere); workers check again")
-      ->check(CLI::ExistingDirectory);
+                 "anywhere); workers check again");
   app.add_option("--allowed-checkpoint-root", options.allowed_checkpoint_roots,
                  "jobs may only write training.checkpoint_dir under this directory (repeatable; "
-                 "default: anywhere); workers check again")
-      ->check(CLI::ExistingDirectory);
+                 "default: anywhere); workers check again");
   app.add_option("--tls-cert", options.tls_cert_file, "PEM certificate chain");
   app.add_option("--tls-key", options.tls_key_file, "PEM private key");
   app.add_option("--heartbeat-interval-ms", heartbeat_interval_ms, "interval workers heartbeat at")

@@ -3,7 +3,8 @@
 // with SIGKILL. One cluster (a coordinator and five CPU workers, one spare)
 // serves every test in this file, in order; the tests use small models so
 // the whole binary stays within a few minutes on a 2-core CI machine, and
-// only the Shakespeare run trains to a real loss target.
+// only the Shakespeare run trains to a real loss target. One test runs
+// Debian's Prometheus against the cluster (skipped where it is missing).
 #include <gtest/gtest.h>
 #include <unistd.h>
 

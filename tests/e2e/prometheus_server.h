@@ -19,10 +19,10 @@ namespace chronos::e2e {
 class PrometheusServer {
  public:
   struct Options {
-    std::string dir;                        // config, data and log go here
-    std::string coordinator;                // HOST:PORT of its /metrics
-    std::vector<std::string> workers;       // HOST:PORT of theirs
-    std::vector<std::string> rule_files;    // absolute paths
+    std::string dir;                      // config, data and log go here
+    std::string coordinator;              // HOST:PORT of its /metrics
+    std::vector<std::string> workers;     // HOST:PORT of theirs
+    std::vector<std::string> rule_files;  // absolute paths
   };
   // The `prometheus` binary on PATH, or kNotFound.
   static absl::StatusOr<std::string> Binary();
