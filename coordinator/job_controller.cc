@@ -107,18 +107,21 @@ void JobController::PublishGauges() {
                          v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED}) {
     counts[s] = 0;
   }
-  std::vector<Metrics::JobSample> samples;
-  samples.reserve(jobs_.size());
-  for (const auto& [name, rt] : jobs_) {
-    const v1::JobStatus& st = rt->job.status();
-    ++counts[st.state()];
-    const double done = st.has_completion_time()
-                            ? st.completion_time().seconds() + st.completion_time().nanos() * 1e-9
-                            : 0;
-    samples.push_back(Metrics::JobSample{name, st.state(), done});
-  }
+  for (const auto& [name, rt] : jobs_) ++counts[rt->job.status().state()];
   for (const auto& [state, n] : counts) metrics_->SetJobCount(state, n);
-  metrics_->SetJobStates(samples);
+  if (counts != published_counts_) {
+    std::vector<Metrics::JobSample> samples;
+    samples.reserve(jobs_.size());
+    for (const auto& [name, rt] : jobs_) {
+      const v1::JobStatus& st = rt->job.status();
+      const double done = st.has_completion_time()
+                              ? st.completion_time().seconds() + st.completion_time().nanos() * 1e-9
+                              : 0;
+      samples.push_back(Metrics::JobSample{name, st.state(), done});
+    }
+    metrics_->SetJobStates(samples);
+    published_counts_ = counts;
+  }
   for (const auto& [state, n] : workers_->Counts()) {
     metrics_->SetWorkerCount(state, n);
   }

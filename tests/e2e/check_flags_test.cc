@@ -33,12 +33,12 @@ void ExpectRefused(const CommandResult& r, const std::string& flag) {
 }
 
 TEST(CheckFlagsTest, CoordinatorAcceptsAGoodCommandLineWithoutTouchingItsFiles) {
-  const std::string dir = std::filesystem::temp_directory_path() /
-                          ("chronos-check-flags-" + std::to_string(getpid()));
-  CommandResult r = Coordinator({"--listen=0.0.0.0:7070", "--data-dir=" + dir,
-                                 "--token-file=/no/such/token", "--tls-cert=/no/cert",
-                                 "--tls-key=/no/key", "--allowed-data-root=/no/such/dir",
-                                 "--heartbeat-misses=3", "--max-restarts=5"});
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("chronos-check-flags-" + std::to_string(getpid()));
+  CommandResult r =
+      Coordinator({"--listen=0.0.0.0:7070", "--data-dir=" + dir, "--token-file=/no/such/token",
+                   "--tls-cert=/no/cert", "--tls-key=/no/key", "--allowed-data-root=/no/such/dir",
+                   "--heartbeat-misses=3", "--max-restarts=5"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(absl::StrContains(r.out, "flags OK")) << r.out;
   EXPECT_FALSE(std::filesystem::exists(dir)) << "--check-flags created the data directory";
@@ -57,10 +57,10 @@ TEST(CheckFlagsTest, CoordinatorRefusesDuplicatedUnknownAndBadFlagsNamingThem) {
 
 TEST(CheckFlagsTest, WorkerAcceptsAGoodCommandLineWithoutOpeningItsDevice) {
   // cuda:3 on a machine without one: only the spelling is checked.
-  CommandResult r = Worker({"--coordinator=chronos-coordinator.chronos.svc:7070",
-                            "--listen=0.0.0.0:7071", "--metrics-listen=0.0.0.0:9465",
-                            "--device=cuda:3", "--name=pod-0", "--advertise-host=10.0.0.7",
-                            "--token-file=/no/such/token", "--pinned-pool=32GiB"});
+  CommandResult r =
+      Worker({"--coordinator=chronos-coordinator.chronos.svc:7070", "--listen=0.0.0.0:7071",
+              "--metrics-listen=0.0.0.0:9465", "--device=cuda:3", "--name=pod-0",
+              "--advertise-host=10.0.0.7", "--token-file=/no/such/token", "--pinned-pool=32GiB"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(absl::StrContains(r.out, "flags OK")) << r.out;
 }

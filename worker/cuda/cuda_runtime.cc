@@ -7,9 +7,11 @@
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "worker/gpu_uuid.h"
 #include "worker/pooled_host_tensor.h"
 
 namespace chronos::worker {
@@ -180,12 +182,9 @@ absl::StatusOr<CudaDeviceInfo> DescribeCudaDevice(int index) {
   CudaDeviceInfo info;
   info.name = prop.name;
   info.memory_bytes = static_cast<int64_t>(prop.totalGlobalMem);
-  const auto* u = reinterpret_cast<const unsigned char*>(prop.uuid.bytes);
-  info.uuid = "GPU-";
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) info.uuid += '-';
-    absl::StrAppend(&info.uuid, absl::Hex(u[i], absl::kZeroPad2));
-  }
+  unsigned char uuid[16];
+  std::memcpy(uuid, prop.uuid.bytes, sizeof(uuid));
+  info.uuid = GpuUuidString(uuid);
   return info;
 }
 
