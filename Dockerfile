@@ -33,6 +33,11 @@ COPY . .
 # scripts/build.sh without tests and benchmarks. LibTorch and the nvidia-*
 # libraries are kept in the wheel's layout (/out/python/{torch,nvidia}):
 # libtorch_cuda finds its CUDA libraries through $ORIGIN/../../nvidia.
+# Last, the runtime stage's package list is derived from what the binaries
+# and LibTorch link (ldd, then the Debian package owning each library). The
+# pipe's status is not wanted (DL4006: ldd fails on the odd non-ELF file);
+# `test -s` checks that the list is not empty.
+# hadolint ignore=DL4006
 RUN --mount=type=cache,target=/root/.cache/pip \
     --mount=type=cache,target=/root/.cache/ccache \
     set -eux; \
@@ -48,13 +53,22 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     for d in "${site}"/nvidia/*/lib; do \
       mkdir -p "/out/python/nvidia/$(basename "$(dirname "$d")")"; \
       cp -a "$d" "/out/python/nvidia/$(basename "$(dirname "$d")")/"; \
-    done
+    done; \
+    ldd /out/bin/* /out/python/torch/lib/*.so* 2>/dev/null \
+      | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u \
+      | while read -r lib; do dpkg -S "$lib" 2>/dev/null || dpkg -S "$(readlink -f "$lib")" 2>/dev/null || true; done \
+      | cut -d: -f1 | sort -u > /out/runtime-packages; \
+    test -s /out/runtime-packages; cat /out/runtime-packages
 
 # -------------------------------------------------------------- runtime stage
 FROM ${RUNTIME_IMAGE} AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
-ARG RUNTIME_PACKAGES="libgrpc++1.51 libprotobuf32 libyaml-cpp0.7 libsqlite3-0 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libgoogle-glog0v6 libabsl20220623"
+# Extra runtime packages, if any; the ones the binaries and LibTorch link
+# against are derived in the build stage (/out/runtime-packages: the Debian
+# packages owning every library ldd resolves outside the copied wheels), so
+# build and runtime bases must be the same release.
+ARG RUNTIME_PACKAGES=""
 ARG DEBIAN_FRONTEND=noninteractive
 
 LABEL org.opencontainers.image.title="chronos" \
@@ -62,11 +76,14 @@ LABEL org.opencontainers.image.title="chronos" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
 
+COPY --from=build /out/runtime-packages /tmp/runtime-packages
 # Versions: those of the runtime image's release, as in the build stage.
-# hadolint ignore=DL3008
+# hadolint ignore=DL3008,SC2046
 RUN set -eux; \
     apt-get update; \
-    apt-get install -y --no-install-recommends ca-certificates ${RUNTIME_PACKAGES}; \
+    apt-get install -y --no-install-recommends ca-certificates \
+      $(cat /tmp/runtime-packages) ${RUNTIME_PACKAGES}; \
+    rm -f /tmp/runtime-packages; \
     rm -rf /var/lib/apt/lists/*; \
     groupadd --system --gid 10001 chronos; \
     useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/chronos \

@@ -634,7 +634,7 @@ int main(int argc, char** argv) {
   using chronos::worker::OverheadFlags;
   using chronos::worker::TrainFlags;
   CLI::App app{"Executor overhead vs bare compute; --train for a full run"};
-  std::string data = "../shared/data/tinyshakespeare.txt";
+  std::string data = "data/tinyshakespeare.txt";
   std::string shapes = "tiny,small,medium";
   bool train = false;
   OverheadFlags o;

@@ -22,8 +22,7 @@ Coordinator::Coordinator(CoordinatorOptions options)
     : options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : RealClock()) {}
 
-absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options,
-                                                                 std::unique_ptr<JobStore> store) {
+absl::Status Coordinator::CheckOptions(const CoordinatorOptions& options) {
   if (absl::Status s = rpc::CheckListenAddress("--listen", options.listen, /*grpc_server=*/true);
       !s.ok()) {
     return s;
@@ -43,6 +42,12 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options,
+                                                                 std::unique_ptr<JobStore> store) {
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
   if (options.maintenance_interval <= absl::ZeroDuration()) {
     options.maintenance_interval = std::max(absl::Milliseconds(10), options.heartbeat_interval / 5);
   }

@@ -39,6 +39,10 @@ class Coordinator {
   // store; serves nothing yet.
   static absl::StatusOr<std::unique_ptr<Coordinator>> Create(
       CoordinatorOptions options, std::unique_ptr<JobStore> store = nullptr);
+  // The checks of `options` that Create makes before it touches anything
+  // (addresses, intervals, TLS pairs): kInvalidArgument naming the flag.
+  // `chronos-coordinator --check-flags` runs them alone.
+  static absl::Status CheckOptions(const CoordinatorOptions& options);
   ~Coordinator();  // Shutdown(zero grace) if still running
 
   // Binds the gRPC and metrics ports and starts serving. kUnavailable when

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -108,9 +109,23 @@ void JobController::PublishGauges() {
   }
   for (const auto& [name, rt] : jobs_) ++counts[rt->job.status().state()];
   for (const auto& [state, n] : counts) metrics_->SetJobCount(state, n);
+  if (counts != published_counts_) {
+    std::vector<Metrics::JobSample> samples;
+    samples.reserve(jobs_.size());
+    for (const auto& [name, rt] : jobs_) {
+      const v1::JobStatus& st = rt->job.status();
+      const double done = st.has_completion_time()
+                              ? st.completion_time().seconds() + st.completion_time().nanos() * 1e-9
+                              : 0;
+      samples.push_back(Metrics::JobSample{name, st.state(), done});
+    }
+    metrics_->SetJobStates(samples);
+    published_counts_ = counts;
+  }
   for (const auto& [state, n] : workers_->Counts()) {
     metrics_->SetWorkerCount(state, n);
   }
+  metrics_->SetWorkerStates(workers_->StatesByName());
 }
 
 std::string JobController::NewUid() {

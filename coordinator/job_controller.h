@@ -239,6 +239,10 @@ class JobController {
   std::map<std::string, std::string> by_request_id_ ABSL_GUARDED_BY(mu_);
   int64_t resource_version_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t next_order_ ABSL_GUARDED_BY(mu_) = 0;
+  // Jobs per state at the last PublishGauges: the per-job series are
+  // rebuilt (O(jobs)) only when these change, as every mutation that adds,
+  // removes or moves a job does.
+  std::map<v1::JobState, int> published_counts_ ABSL_GUARDED_BY(mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   std::optional<PlanRequest> plan_request_ ABSL_GUARDED_BY(mu_);
 

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "rpc/process_metrics.h"
 #include "rpc/status_convert.h"
 
 namespace chronos::coordinator {
@@ -94,6 +95,22 @@ Metrics::Metrics(const std::string& version) : registry_(std::make_shared<promet
   for (v1::WorkerState s : AllWorkerStates()) {
     worker_gauges_[s] = &workers_->Add({{"state", WorkerStateLabel(s)}});
   }
+  job_state_ = &prometheus::BuildGauge()
+                    .Name("chronos_coordinator_job_state")
+                    .Help("1 for each stored job's current state (one series per job).")
+                    .Register(*registry_);
+  job_completion_ = &prometheus::BuildGauge()
+                         .Name("chronos_coordinator_job_completion_timestamp_seconds")
+                         .Help(
+                             "When a finished job succeeded, failed or was cancelled (seconds "
+                             "since the epoch).")
+                         .Register(*registry_);
+  worker_state_ = &prometheus::BuildGauge()
+                       .Name("chronos_coordinator_worker_state")
+                       .Help(
+                           "1 for each worker name's state: the state of its live "
+                           "registration, dead when it has none.")
+                       .Register(*registry_);
   restarts_ = &prometheus::BuildCounter()
                    .Name("chronos_coordinator_job_restarts_total")
                    .Help("Job restarts from a checkpoint after a failure.")
@@ -159,7 +176,61 @@ absl::Status Metrics::Serve(const std::string& listen) {
 }
 
 std::string Metrics::Render() const {
-  return prometheus::TextSerializer().Serialize(registry_->Collect());
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  for (prometheus::MetricFamily& f : rpc::ProcessMetricFamilies()) families.push_back(std::move(f));
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+void Metrics::ReplaceStateSeries(prometheus::Family<prometheus::Gauge>* family,
+                                 const std::string& name_label,
+                                 const std::map<std::string, std::pair<int, std::string>>& want,
+                                 std::map<std::string, StateSeries>* series) {
+  for (auto it = series->begin(); it != series->end();) {
+    auto w = want.find(it->first);
+    if (w == want.end() || w->second.first != it->second.state) {
+      family->Remove(it->second.gauge);
+      it = series->erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& [name, state] : want) {
+    if (series->count(name)) continue;
+    prometheus::Gauge* g = &family->Add({{name_label, name}, {"state", state.second}});
+    g->Set(1);
+    (*series)[name] = StateSeries{state.first, g};
+  }
+}
+
+void Metrics::SetJobStates(const std::vector<JobSample>& jobs) {
+  std::map<std::string, std::pair<int, std::string>> want;
+  for (const JobSample& j : jobs) want[j.name] = {j.state, JobStateLabel(j.state)};
+  absl::MutexLock lock(&series_mu_);
+  ReplaceStateSeries(job_state_, "chronos_job", want, &job_series_);
+  std::map<std::string, double> done;
+  for (const JobSample& j : jobs) {
+    if (j.completion_seconds > 0) done[j.name] = j.completion_seconds;
+  }
+  for (auto it = completion_series_.begin(); it != completion_series_.end();) {
+    if (done.count(it->first) == 0) {
+      job_completion_->Remove(it->second);
+      it = completion_series_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& [name, seconds] : done) {
+    prometheus::Gauge*& g = completion_series_[name];
+    if (g == nullptr) g = &job_completion_->Add({{"chronos_job", name}});
+    g->Set(seconds);
+  }
+}
+
+void Metrics::SetWorkerStates(const std::map<std::string, v1::WorkerState>& by_name) {
+  std::map<std::string, std::pair<int, std::string>> want;
+  for (const auto& [name, state] : by_name) want[name] = {state, WorkerStateLabel(state)};
+  absl::MutexLock lock(&series_mu_);
+  ReplaceStateSeries(worker_state_, "chronos_worker", want, &worker_series_);
 }
 
 void Metrics::SetJobCount(v1::JobState state, int count) {

@@ -1,8 +1,9 @@
 // The coordinator's Prometheus metrics (docs/metrics.md, "Coordinator
-// metrics"): jobs and workers by state, job transitions and restarts, policy
-// updates, RPC latency and results (through a server interceptor), and the
-// build info. Every label value that can occur is created up front, so each
-// state is exported with 0 rather than missing. Thread-safe.
+// metrics"): jobs and workers by state, each job's and each worker name's
+// state, job transitions and restarts, policy updates, RPC latency and
+// results (through a server interceptor), the build info and the process_*
+// figures. Every state count is created up front, so each state is exported
+// with 0 rather than missing. Thread-safe.
 #ifndef CHRONOS_COORDINATOR_METRICS_H_
 #define CHRONOS_COORDINATOR_METRICS_H_
 
@@ -18,9 +19,13 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "chronos/v1/job.pb.h"
 #include "chronos/v1/worker.pb.h"
 #include "rpc/metrics_http_server.h"
@@ -42,6 +47,20 @@ class Metrics {
 
   void SetJobCount(v1::JobState state, int count);
   void SetWorkerCount(v1::WorkerState state, int count);
+  // One stored job, for the per-job series.
+  struct JobSample {
+    std::string name;
+    v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
+    double completion_seconds = 0;  // since the epoch; 0 while unfinished
+  };
+  // Replaces the per-job series: chronos_coordinator_job_state{chronos_job,
+  // state} (1, for the current state only) and, for a finished job,
+  // chronos_coordinator_job_completion_timestamp_seconds{chronos_job}. A
+  // job not given any more loses its series.
+  void SetJobStates(const std::vector<JobSample>& jobs);
+  // Replaces chronos_coordinator_worker_state{chronos_worker, state}: one
+  // series per worker name (WorkerRegistry::StatesByName).
+  void SetWorkerStates(const std::map<std::string, v1::WorkerState>& by_name);
   void RecordTransition(v1::JobState to);
   void RecordRestart();
   void RecordPolicyUpdate();
@@ -61,6 +80,17 @@ class Metrics {
   // Short method names of our services and the health service; anything
   // else is labelled "other", so clients cannot grow label cardinality.
   std::string MethodLabel(absl::string_view method) const;
+  struct StateSeries {
+    int state = 0;
+    prometheus::Gauge* gauge = nullptr;
+  };
+  // Brings `series` (name -> its one state series) to `want` (name ->
+  // state and its label): a series whose state changed is replaced, one
+  // whose name is gone removed.
+  static void ReplaceStateSeries(prometheus::Family<prometheus::Gauge>* family,
+                                 const std::string& name_label,
+                                 const std::map<std::string, std::pair<int, std::string>>& want,
+                                 std::map<std::string, StateSeries>* series);
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<rpc::MetricsHttpServer> server_;
@@ -77,6 +107,14 @@ class Metrics {
   std::map<v1::JobState, prometheus::Gauge*> job_gauges_;
   std::map<v1::WorkerState, prometheus::Gauge*> worker_gauges_;
   std::map<v1::JobState, prometheus::Counter*> transition_counters_;
+  prometheus::Family<prometheus::Gauge>* job_state_;
+  prometheus::Family<prometheus::Gauge>* job_completion_;
+  prometheus::Family<prometheus::Gauge>* worker_state_;
+
+  absl::Mutex series_mu_;
+  std::map<std::string, StateSeries> job_series_ ABSL_GUARDED_BY(series_mu_);
+  std::map<std::string, prometheus::Gauge*> completion_series_ ABSL_GUARDED_BY(series_mu_);
+  std::map<std::string, StateSeries> worker_series_ ABSL_GUARDED_BY(series_mu_);
 };
 
 }  // namespace chronos::coordinator

@@ -273,6 +273,16 @@ std::map<v1::WorkerState, int> WorkerRegistry::Counts() const {
   return counts;
 }
 
+std::map<std::string, v1::WorkerState> WorkerRegistry::StatesByName() const {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, v1::WorkerState> out;
+  for (const auto& [id, w] : workers_) {
+    auto [it, added] = out.emplace(w.info.name(), w.state);
+    if (!added && it->second == v1::WORKER_STATE_DEAD) it->second = w.state;
+  }
+  return out;
+}
+
 void WorkerRegistry::CloseAll() {
   absl::MutexLock lock(&mu_);
   for (auto& [id, w] : workers_) {

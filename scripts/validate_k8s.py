@@ -9,7 +9,7 @@ as with `kubeconform -strict`), against the oldest and the newest Kubernetes
 version it bundles (the chart asks for >= 1.24).
 
 Custom resources kubernetes-validate does not know (the Prometheus Operator's
-ServiceMonitor and PrometheusRule) are checked structurally against the
+ServiceMonitor and PrometheusRule, Volcano's PodGroup) are checked structurally against the
 schemas below: the field names, types, enums and required fields of their
 CRDs (prometheus-operator 0.93), with auth/TLS blocks only checked to be
 objects; their metadata is checked as Kubernetes ObjectMeta. Any other kind
@@ -91,9 +91,18 @@ PROMETHEUS_RULE_SPEC = obj({"groups": array(obj({
     "labels": STR_MAP, "partial_response_strategy": STR, "rules": array(RULE),
 }, ["name"]))})
 
+# Volcano's PodGroup (scheduling.volcano.sh/v1beta1, Volcano 1.x CRD).
+QUANTITY = {"type": ["string", "integer", "number"]}
+POD_GROUP_SPEC = obj({
+    "minMember": COUNT, "minTaskMember": {"type": "object", "additionalProperties": COUNT},
+    "queue": STR, "priorityClassName": STR, "minResources": {"type": "object", "additionalProperties": QUANTITY},
+    "networkTopology": OBJ,
+})
+
 CUSTOM = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR_SPEC,
     ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULE_SPEC,
+    ("scheduling.volcano.sh/v1beta1", "PodGroup"): POD_GROUP_SPEC,
 }
 
 

@@ -40,7 +40,20 @@ std::string CpuModelName() {
   return "cpu";
 }
 
-// "cuda:N" -> N; -1 for "cpu"; kInvalidArgument for anything else.
+}  // namespace
+
+int64_t PinnedPoolBytes(int64_t requested) {
+  if (requested > 0) return requested;
+#if CHRONOS_WITH_CUDA
+  // Half of the host's memory, shared by the GPUs this process sees.
+  const int64_t host =
+      static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+  return std::max<int64_t>(int64_t{1} << 30, host / 2 / std::max(1, CudaDeviceCount()));
+#else
+  return 0;
+#endif
+}
+
 absl::StatusOr<int> CudaIndex(const std::string& device) {
   if (device == "cpu") return -1;
   int index = 0;
@@ -51,17 +64,6 @@ absl::StatusOr<int> CudaIndex(const std::string& device) {
   }
   return index;
 }
-
-#if CHRONOS_WITH_CUDA
-// Half of the host's memory, shared by the GPUs this process sees.
-int64_t DefaultPinnedPoolBytes() {
-  const int64_t host =
-      static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
-  return std::max<int64_t>(int64_t{1} << 30, host / 2 / std::max(1, CudaDeviceCount()));
-}
-#endif
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<StageRunner>> LaunchStage(StageLaunchOptions options) {
   if (options.store == nullptr) {
@@ -84,8 +86,7 @@ absl::StatusOr<std::unique_ptr<StageRunner>> LaunchStage(StageLaunchOptions opti
 #if CHRONOS_WITH_CUDA
     CudaRuntimeOptions rt;
     rt.device = cuda_index;
-    rt.pinned_pool_bytes =
-        options.pinned_pool_bytes > 0 ? options.pinned_pool_bytes : DefaultPinnedPoolBytes();
+    rt.pinned_pool_bytes = PinnedPoolBytes(options.pinned_pool_bytes);
     CHRONOS_ASSIGN_OR_RETURN(extras.device_runtime, NewCudaRuntime(rt));
 #else
     return absl::FailedPreconditionError(
@@ -125,6 +126,8 @@ absl::StatusOr<DeviceDescription> DescribeDevice(const std::string& device) {
   CHRONOS_ASSIGN_OR_RETURN(CudaDeviceInfo info, DescribeCudaDevice(index));
   d.device_name = info.name;
   d.memory_bytes = info.memory_bytes;
+  d.cuda_index = index;
+  d.uuid = info.uuid;
   return d;
 #else
   return absl::FailedPreconditionError(

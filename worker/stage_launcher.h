@@ -46,7 +46,18 @@ struct DeviceDescription {
   std::string device;        // "cpu", "cuda:0"
   std::string device_name;   // marketing name, or the CPU model
   int64_t memory_bytes = 0;  // HBM on GPU; 0 on CPU (the host's memory)
+  int cuda_index = -1;       // N of cuda:N; -1 on CPU
+  std::string uuid;          // GPU-..., as DCGM labels it; "" on CPU
 };
+
+// The bound of a GPU stage's pinned host pool: `requested` (--pinned-pool)
+// when > 0, else half of the host's memory shared by the GPUs this process
+// sees (at least 1 GiB); 0 in a build without CUDA.
+int64_t PinnedPoolBytes(int64_t requested);
+
+// "cuda:N" -> N; -1 for "cpu"; kInvalidArgument naming --device for
+// anything else. Reads the string only (no device is opened).
+absl::StatusOr<int> CudaIndex(const std::string& device);
 
 // kInvalidArgument for an unknown device string, kFailedPrecondition for a
 // CUDA device in a build without CUDA or one that does not exist.

@@ -63,6 +63,27 @@ TEST_F(WorkerRegistryTest, NewProcessUnderTheSameNameSupersedesTheOldOne) {
   EXPECT_EQ(registry_.StateOf(old_id), v1::WORKER_STATE_DEAD);
 }
 
+// The per-name state the ChronosWorkerDead alert reads: dead while no
+// process holds the name, alive again as soon as one registers under it,
+// though the old id stays dead until it is forgotten.
+TEST_F(WorkerRegistryTest, StateByNameIsAliveOnceTheSameNameComesBack) {
+  const std::string old_id = registry_.Register(Info("pod-0"), "")->worker_id;
+  registry_.Register(Info("pod-1"), "");
+  clock_.Advance(absl::Seconds(16));
+  registry_.ExpireDead();
+  EXPECT_EQ(registry_.StatesByName(),
+            (std::map<std::string, v1::WorkerState>{{"pod-0", v1::WORKER_STATE_DEAD},
+                                                    {"pod-1", v1::WORKER_STATE_DEAD}}));
+  const std::string new_id = registry_.Register(Info("pod-0"), "")->worker_id;
+  ASSERT_NE(new_id, old_id);
+  EXPECT_EQ(registry_.StateOf(old_id), v1::WORKER_STATE_DEAD);
+  EXPECT_EQ(registry_.StatesByName(),
+            (std::map<std::string, v1::WorkerState>{{"pod-0", v1::WORKER_STATE_IDLE},
+                                                    {"pod-1", v1::WORKER_STATE_DEAD}}));
+  registry_.Bind(new_id, WorkerBinding{"job", 1});
+  EXPECT_EQ(registry_.StatesByName().at("pod-0"), v1::WORKER_STATE_BUSY);
+}
+
 // Two live processes under one name (two workers on a host, neither given
 // --name): the older one, coming back under its id, must not take the name
 // back, or each would push the other out in turn for ever.

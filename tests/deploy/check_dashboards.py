@@ -163,13 +163,13 @@ def load_names(path):
 def load_docs(path):
     """Parse the metric tables of docs/metrics.md: {name: (type, set(labels))}."""
     docs = {}
-    row = re.compile(r"^\|\s*`(chronos_[a-z0-9_]+)`\s*\|\s*([a-z]+)\s*\|([^|]*)\|")
+    row = re.compile(r"^\|\s*`((?:chronos|process)_[a-z0-9_]+)`\s*\|\s*([a-z]+)\s*\|([^|]*)\|")
     with open(path, encoding="utf-8") as f:
         for line in f:
             m = row.match(line)
             if m:
                 name, mtype, labels = m.group(1), m.group(2), m.group(3)
-                docs[name] = (mtype, set(re.findall(r"`([a-z_]+)`", labels)))
+                docs[name] = (mtype, set(re.findall(r"`([A-Za-z_]+)`", labels)))
     return docs
 
 
@@ -227,6 +227,9 @@ def check_expr(c, where, expr, docs):
         c.check(label in allowed_grouping, f"{where}: grouping label {label!r} is carried by no metric in {expr!r}")
     if "histogram_quantile" in functions and any(f in AGGREGATIONS for f in functions):
         c.check("le" in grouping, f"{where}: histogram_quantile over an aggregation that drops 'le': {expr!r}")
+    # `job` is Prometheus' scrape job: the training job is `chronos_job`.
+    c.check(re.search(r'(?<![A-Za-z0-9_])job\s*(=~|=|!=|!~)\s*"\$\{?job', expr) is None,
+            f"{where}: matches the scrape label `job` against $job; the training job is `chronos_job`: {expr!r}")
 
 
 def iter_panels(panels):
@@ -260,8 +263,8 @@ def check_dashboard(c, path, docs):
     job = variables.get("job", {})
     job_q = job.get("query")
     job_q = job_q.get("query") if isinstance(job_q, dict) else job_q
-    c.check(job_q == "label_values(chronos_worker_iterations_total, job)",
-            f"{rel}: $job must be label_values(chronos_worker_iterations_total, job), is {job_q!r}")
+    c.check(job_q == "label_values(chronos_worker_iterations_total, chronos_job)",
+            f"{rel}: $job must be label_values(chronos_worker_iterations_total, chronos_job), is {job_q!r}")
     for name, v in variables.items():
         if v.get("type") != "query":
             continue
@@ -350,8 +353,9 @@ def main():
     docs = load_docs(os.path.join("docs", "metrics.md"))
     c.check(len(names) == len(set(names)), f"{names_path}: duplicate names")
     for name in names:
-        c.check(re.fullmatch(r"chronos_(worker|coordinator)_[a-z0-9_]+", name) is not None,
-                f"{names_path}: {name!r} does not follow chronos_<component>_<thing>")
+        # process_*: the client libraries' standard names, kept as they are.
+        c.check(re.fullmatch(r"chronos_(worker|coordinator)_[a-z0-9_]+|process_[a-z_]+", name) is not None,
+                f"{names_path}: {name!r} does not follow chronos_<component>_<thing> (or process_*)")
         c.check(name in docs, f"docs/metrics.md does not document {name}")
     for name, (mtype, _) in docs.items():
         c.check(name in names, f"docs/metrics.md documents {name}, which is not in {names_path}")

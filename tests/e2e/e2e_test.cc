@@ -3,13 +3,15 @@
 // with SIGKILL. One cluster (a coordinator and five CPU workers, one spare)
 // serves every test in this file, in order; the tests use small models so
 // the whole binary stays within a few minutes on a 2-core CI machine, and
-// only the Shakespeare run trains to a real loss target.
+// only the Shakespeare run trains to a real loss target. One test runs
+// Debian's Prometheus against the cluster (skipped where it is missing).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <set>
@@ -20,8 +22,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "tests/e2e/e2e_cluster.h"
+#include "tests/e2e/prometheus_server.h"
 
 namespace chronos::e2e {
 namespace {
@@ -41,7 +45,7 @@ std::string SmallJob(const std::string& name, int iterations, const std::string&
   return absl::StrCat(
       "name: ", name, "\n",
       "model:    {layers: 8, hidden: 64, heads: 4, ffn_hidden: 128, vocab: 256, seq_len: 64}\n",
-      "data:     {path: ", SourcePath("../shared/data/tinyshakespeare.txt"), ", format: text}\n",
+      "data:     {path: ", SourcePath("data/tinyshakespeare.txt"), ", format: text}\n",
       "training: {iterations: ", iterations,
       ", micro_batch_size: 4, microbatches: 8, lr: 1.0e-3, seed: 7, precision: fp32",
       extra_training, "}\n", "parallel: {pipeline: 4, data: 1, chunks_per_device: 2}\n",
@@ -158,12 +162,12 @@ class E2eTest : public ::testing::Test {
 };
 Cluster* E2eTest::cluster_ = nullptr;
 
-// Sum of a metric over all workers' scrapes with `job`'s label.
+// Sum of a metric over all workers' scrapes with `job`'s chronos_job label.
 double JobSum(const std::vector<Scrape>& scrapes, const std::string& name, const std::string& job) {
   double sum = 0;
   bool any = false;
   for (const Scrape& s : scrapes) {
-    const double v = s.Sum(name, {absl::StrCat("job=\"", job, "\"")});
+    const double v = s.Sum(name, {absl::StrCat("chronos_job=\"", job, "\"")});
     if (v >= 0) {
       sum += v;
       any = true;
@@ -192,8 +196,13 @@ TEST_F(E2eTest, LiveOffloadRatioAppliesWithinOneIterationAndMetricsMove) {
   EXPECT_TRUE(PromtoolCheck(*coord_text).ok()) << PromtoolCheck(*coord_text);
   const Scrape coord = ParseScrape(*coord_text);
   for (const std::string& name : CoordinatorMetricNames()) {
+    // Only finished jobs have a completion time: checked at the end.
+    if (name == "chronos_coordinator_job_completion_timestamp_seconds") continue;
     EXPECT_TRUE(coord.Has(name)) << "coordinator does not export " << name;
   }
+  EXPECT_EQ(coord.Sum("chronos_coordinator_job_state",
+                      {"chronos_job=\"" + job + "\"", "state=\"running\""}),
+            1);
   EXPECT_EQ(JobSum(before, "chronos_worker_offloaded_bytes_total", job), 0);
   EXPECT_EQ(JobSum(before, "chronos_worker_offload_ratio", job), 0);
 
@@ -221,6 +230,7 @@ TEST_F(E2eTest, LiveOffloadRatioAppliesWithinOneIterationAndMetricsMove) {
     }
   }
   for (const std::string& name : WorkerMetricNames()) {
+    if (name == "chronos_worker_pinned_host_limit_bytes") continue;  // GPU workers only
     EXPECT_TRUE(families.count(name)) << "no worker exports " << name;
   }
   for (const char* counter :
@@ -231,21 +241,21 @@ TEST_F(E2eTest, LiveOffloadRatioAppliesWithinOneIterationAndMetricsMove) {
   // The offload knob took effect: ratio 0.5 everywhere, bytes now copied.
   int stages_seen = 0;
   for (const Scrape& s : after) {
-    const double ratio = s.Sum("chronos_worker_offload_ratio", {"job=\"" + job + "\""});
+    const double ratio = s.Sum("chronos_worker_offload_ratio", {"chronos_job=\"" + job + "\""});
     if (ratio < 0) continue;  // the spare worker
     ++stages_seen;
     EXPECT_DOUBLE_EQ(ratio, 0.5);
-    EXPECT_GT(s.Sum("chronos_worker_offloaded_bytes_total", {"job=\"" + job + "\""}), 0);
-    EXPECT_GT(s.Sum("chronos_worker_reloaded_bytes_total", {"job=\"" + job + "\""}), 0);
+    EXPECT_GT(s.Sum("chronos_worker_offloaded_bytes_total", {"chronos_job=\"" + job + "\""}), 0);
+    EXPECT_GT(s.Sum("chronos_worker_reloaded_bytes_total", {"chronos_job=\"" + job + "\""}), 0);
     EXPECT_EQ(s.Sum("chronos_worker_connected"), 1);
-    const double mfu = s.Sum("chronos_worker_mfu_ratio", {"job=\"" + job + "\""});
-    const double bubble = s.Sum("chronos_worker_bubble_ratio", {"job=\"" + job + "\""});
+    const double mfu = s.Sum("chronos_worker_mfu_ratio", {"chronos_job=\"" + job + "\""});
+    const double bubble = s.Sum("chronos_worker_bubble_ratio", {"chronos_job=\"" + job + "\""});
     EXPECT_GT(mfu, 0);
     EXPECT_LE(mfu, 1);
     EXPECT_GE(bubble, 0);
     EXPECT_LE(bubble, 1);
-    EXPECT_GT(s.Sum("chronos_worker_hbm_capacity_bytes", {"job=\"" + job + "\""}), 0);
-    EXPECT_GT(s.Sum("chronos_worker_activation_peak_bytes", {"job=\"" + job + "\""}), 0);
+    EXPECT_GT(s.Sum("chronos_worker_hbm_capacity_bytes", {"chronos_job=\"" + job + "\""}), 0);
+    EXPECT_GT(s.Sum("chronos_worker_activation_peak_bytes", {"chronos_job=\"" + job + "\""}), 0);
   }
   EXPECT_EQ(stages_seen, 4);
   const double loss = JobSum(after, "chronos_worker_loss", job);
@@ -305,6 +315,129 @@ TEST_F(E2eTest, LiveOffloadRatioAppliesWithinOneIterationAndMetricsMove) {
   }
   EXPECT_EQ(JobSum(ended, "chronos_worker_iterations_total", job), -1);
   for (const Scrape& s : ended) EXPECT_EQ(s.Sum("chronos_worker_info"), 1);
+  // The fault counters stay (at 0: this job had none).
+  EXPECT_EQ(JobSum(ended, "chronos_worker_faults_total", job), 0);
+  // The coordinator's per-job series: succeeded, with its completion time.
+  absl::StatusOr<std::string> coord_end = HttpGet(cluster_->coordinator_metrics());
+  ASSERT_TRUE(coord_end.ok()) << coord_end.status();
+  const Scrape coord_done = ParseScrape(*coord_end);
+  EXPECT_EQ(coord_done.Sum("chronos_coordinator_job_state",
+                           {"chronos_job=\"" + job + "\"", "state=\"succeeded\""}),
+            1);
+  EXPECT_EQ(coord_done.Sum("chronos_coordinator_job_state",
+                           {"chronos_job=\"" + job + "\"", "state=\"running\""}),
+            -1);
+  EXPECT_GT(coord_done.Sum("chronos_coordinator_job_completion_timestamp_seconds",
+                           {"chronos_job=\"" + job + "\""}),
+            1.7e9);
+}
+
+// Every query of the Grafana dashboard, as Grafana sends it for the
+// selected job, returns data from a real Prometheus that scrapes the real
+// daemons during a real job; the alert rules load and evaluate without
+// error. Then every chronosctl command of docs/runbooks.md runs against the
+// live coordinator, in the document's order (its last one cancels the job).
+TEST_F(E2eTest, DashboardQueriesReturnDataFromPrometheusAndRunbookCommandsRun) {
+  if (!PrometheusServer::Binary().ok()) {
+    GTEST_SKIP() << PrometheusServer::Binary().status();
+  }
+  const std::string job = "e2e-observed";
+  const std::string spec =
+      cluster_->WriteFile("observed.yaml", SmallJob(job, 2000, "", "offload_ratio: 0"));
+  CommandResult submit = cluster_->Ctl({"submit", "-f", spec});
+  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
+
+  PrometheusServer::Options po;
+  po.dir = cluster_->dir();
+  po.coordinator = cluster_->coordinator_metrics();
+  po.workers = cluster_->worker_metrics();
+  po.rule_files = {SourcePath("deploy/prometheus/alerts.yml")};
+  absl::StatusOr<std::unique_ptr<PrometheusServer>> prom = PrometheusServer::Start(po);
+  ASSERT_TRUE(prom.ok()) << prom.status();
+
+  // Until every stage's series have been scraped a few times mid-run.
+  const std::string scraped =
+      absl::StrCat("count(count_over_time(chronos_worker_iterations_total{chronos_job=\"", job,
+                   "\"}[30s]) >= 5) >= 4");
+  const absl::Time deadline = absl::Now() + absl::Minutes(3);
+  absl::StatusOr<json> ready = (*prom)->Query(scraped);
+  while (!(ready.ok() && !ready->empty()) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(500));
+    ready = (*prom)->Query(scraped);
+  }
+  ASSERT_TRUE(ready.ok() && !ready->empty())
+      << "the job's series were never scraped: " << (*prom)->Log() << cluster_->Logs();
+  absl::StatusOr<json> still = cluster_->DescribeJson(job);
+  ASSERT_TRUE(still.ok()) << still.status();
+  ASSERT_EQ(State(*still), "RUNNING");
+
+  std::ifstream in(SourcePath("deploy/grafana/dashboards/chronos.json"));
+  const json dashboard = json::parse(in);
+  std::vector<std::pair<std::string, std::string>> queries;  // panel title, PromQL
+  std::function<void(const json&)> walk = [&](const json& panels) {
+    for (const json& p : panels) {
+      for (const json& t : p.value("targets", json::array())) {
+        std::string expr = t.value("expr", "");
+        expr = absl::StrReplaceAll(expr,
+                                   {{"$__rate_interval", "15s"}, {"$job", job}, {"$stage", ".*"}});
+        queries.emplace_back(p.value("title", ""), expr);
+      }
+      if (p.contains("panels")) walk(p["panels"]);
+    }
+  };
+  walk(dashboard["panels"]);
+  ASSERT_GE(queries.size(), 40u);
+  for (const auto& [title, expr] : queries) {
+    absl::StatusOr<json> result = (*prom)->Query(expr);
+    ASSERT_TRUE(result.ok()) << title << ": " << result.status();
+    EXPECT_FALSE(result->empty()) << "panel \"" << title << "\" has no data: " << expr;
+  }
+
+  // The alert rules load into a real Prometheus and evaluate cleanly over
+  // the real series.
+  absl::StatusOr<json> groups = (*prom)->Rules();
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  int rules = 0;
+  for (const json& g : *groups) {
+    for (const json& r : g["rules"]) {
+      ++rules;
+      EXPECT_EQ(r.value("health", ""), "ok") << r.value("name", "") << ": " << r.dump();
+    }
+  }
+  EXPECT_EQ(rules, 11);
+
+  // docs/runbooks.md: each line of its sh blocks is a chronosctl command
+  // (JOB: the alert's job, NAME: a worker), and each must succeed.
+  std::ifstream rb(SourcePath("docs/runbooks.md"));
+  std::string line;
+  bool in_sh = false;
+  int commands = 0;
+  while (std::getline(rb, line)) {
+    if (line == "```sh") {
+      in_sh = true;
+      continue;
+    }
+    if (line == "```") {
+      in_sh = false;
+      continue;
+    }
+    if (!in_sh || line.empty()) continue;
+    std::vector<std::string> args = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    ASSERT_EQ(args[0], "chronosctl") << "a runbook command that is not chronosctl: " << line;
+    args.erase(args.begin());
+    for (std::string& a : args) {
+      if (a == "JOB") a = job;
+      if (a == "NAME") a = "e2e-worker-0";
+    }
+    CommandResult r = cluster_->Ctl(args);
+    EXPECT_EQ(r.exit_code, 0) << line << "\n" << r.out << r.err;
+    ++commands;
+  }
+  EXPECT_GE(commands, 15);
+  absl::StatusOr<json> ended = cluster_->WaitJob(
+      job, [](const json& j) { return Terminal(j); }, absl::Minutes(2));
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_EQ(State(*ended), "CANCELLED");
 }
 
 TEST_F(E2eTest, ShakespeareTrainsBelowTwoNatsAcrossFourProcesses) {

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <fstream>
 #include <string>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "rpc/metrics_http_server.h"
 #include "tests/testing/http_get.h"
 #include "worker/daemon/assignment_run.h"
@@ -57,11 +60,11 @@ TEST(DefaultWorkerNameTest, GpuWorkersOnOneHostGetNamesOfTheirOwn) {
   EXPECT_EQ(DefaultWorkerName("node7", "cpu"), "node7");
 }
 
-TEST(WorkerMetricsTest, JobSeriesAppearWithLabelsMoveAndVanishWhenTheJobEnds) {
+TEST(WorkerMetricsTest, JobSeriesAppearWithLabelsMoveAndVanishWhenTheJobEndsButFaultsStay) {
   WorkerMetrics m("1.2.3", "cpu");
   const JobLabels l{"job-a", 2, 0};
   std::string text = m.Render();
-  EXPECT_THAT(text, HasSubstr("chronos_worker_info{device=\"cpu\",version=\"1.2.3\"} 1"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_info{chronos_device=\"cpu\",version=\"1.2.3\"} 1"));
   EXPECT_THAT(text, HasSubstr("chronos_worker_connected 0"));
   EXPECT_THAT(text, Not(HasSubstr("job-a")));
 
@@ -81,7 +84,7 @@ TEST(WorkerMetricsTest, JobSeriesAppearWithLabelsMoveAndVanishWhenTheJobEnds) {
   m.RecordIteration(l, r, IterationDerived{});
   m.RecordFault(l, v1::FAULT_OUT_OF_MEMORY);
   text = m.Render();
-  const std::string lab = "data_rank=\"0\",job=\"job-a\",stage=\"2\"";
+  const std::string lab = "chronos_job=\"job-a\",data_rank=\"0\",stage=\"2\"";
   EXPECT_THAT(text, HasSubstr("chronos_worker_connected 1"));
   EXPECT_THAT(text, HasSubstr("chronos_worker_iterations_total{" + lab + "} 2"));
   EXPECT_THAT(text, HasSubstr("chronos_worker_tokens_total{" + lab + "} 2048"));
@@ -89,24 +92,87 @@ TEST(WorkerMetricsTest, JobSeriesAppearWithLabelsMoveAndVanishWhenTheJobEnds) {
   EXPECT_THAT(text, HasSubstr("chronos_worker_offloaded_bytes_total{" + lab + "} 8192"));
   EXPECT_THAT(text, HasSubstr("chronos_worker_recompute_seconds_total{" + lab + "} 0.25"));
   EXPECT_THAT(text, HasSubstr("chronos_worker_loss{" + lab + "} 3.5"));
-  EXPECT_THAT(text, HasSubstr("chronos_worker_hbm_capacity_bytes{" + lab + "} 1000"));
+  // A CPU worker has no HBM: its capacity is the planner's budget, and says so.
+  EXPECT_THAT(text,
+              HasSubstr("chronos_worker_hbm_capacity_bytes{chronos_job=\"job-a\",data_rank=\"0\","
+                        "source=\"budget\",stage=\"2\"} 1000"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_last_iteration_timestamp_seconds{" + lab + "} "));
+  EXPECT_THAT(text, Not(HasSubstr("UUID=")));
   EXPECT_THAT(text, HasSubstr("chronos_worker_iteration_seconds_count{" + lab + "} 2"));
   EXPECT_THAT(text, HasSubstr("chronos_worker_iteration_seconds_bucket{" + lab + ",le=\"0.5\"} 2"));
-  EXPECT_THAT(text, HasSubstr("chronos_worker_faults_total{data_rank=\"0\",job=\"job-a\","
+  EXPECT_THAT(text, HasSubstr("chronos_worker_faults_total{chronos_job=\"job-a\",data_rank=\"0\","
                               "kind=\"out_of_memory\",stage=\"2\"} 1"));
-  EXPECT_THAT(text, HasSubstr("chronos_worker_faults_total{data_rank=\"0\",job=\"job-a\","
+  EXPECT_THAT(text, HasSubstr("chronos_worker_faults_total{chronos_job=\"job-a\",data_rank=\"0\","
                               "kind=\"transport\",stage=\"2\"} 0"));
-  EXPECT_THAT(text, HasSubstr("chronos_worker_faults_total{data_rank=\"0\",job=\"job-a\","
+  EXPECT_THAT(text, HasSubstr("chronos_worker_faults_total{chronos_job=\"job-a\",data_rank=\"0\","
                               "kind=\"input\",stage=\"2\"} 0"));
 
   m.EndJob(l);
   text = m.Render();
-  EXPECT_THAT(text, Not(HasSubstr("job-a")));
+  // The fault counters keep their history; every other series goes.
+  EXPECT_THAT(text, HasSubstr("chronos_worker_faults_total{chronos_job=\"job-a\",data_rank=\"0\","
+                              "kind=\"out_of_memory\",stage=\"2\"} 1"));
+  EXPECT_THAT(text, Not(HasSubstr("chronos_worker_iterations_total{")));
+  EXPECT_THAT(text, Not(HasSubstr("chronos_worker_loss{")));
   EXPECT_THAT(text, HasSubstr("chronos_worker_info"));
+  // The same job again on this worker counts on from there.
+  m.BeginJob(l, 1000, 0);
+  m.RecordFault(l, v1::FAULT_OUT_OF_MEMORY);
+  EXPECT_THAT(m.Render(),
+              HasSubstr("chronos_worker_faults_total{chronos_job=\"job-a\",data_rank=\"0\","
+                        "kind=\"out_of_memory\",stage=\"2\"} 2"));
+}
+
+TEST(WorkerMetricsTest, GpuSeriesCarryDcgmLabelsAndTheDeviceCapacity) {
+  WorkerMetrics m("1.2.3", "cuda:1");
+  m.SetGpu(1, "GPU-0a1b2c3d-0000-1111-2222-333344445555", int64_t{8} << 30);
+  const JobLabels l{"job-b", 0, 1};
+  m.BeginJob(l, int64_t{80} << 30, 0);
+  const std::string text = m.Render();
+  const std::string dev = "UUID=\"GPU-0a1b2c3d-0000-1111-2222-333344445555\"";
+  EXPECT_THAT(text, HasSubstr("chronos_worker_info{" + dev +
+                              ",chronos_device=\"cuda:1\",gpu=\"1\",version=\"1.2.3\"} 1"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_hbm_capacity_bytes{" + dev +
+                              ",chronos_job=\"job-b\",data_rank=\"1\",gpu=\"1\",source=\"device\","
+                              "stage=\"0\"} 85899345920"));
+  EXPECT_THAT(
+      text, HasSubstr("chronos_worker_pinned_host_limit_bytes{" + dev + ",gpu=\"1\"} 8589934592"));
+  EXPECT_THAT(text, HasSubstr("chronos_worker_faults_total{" + dev + ",chronos_job=\"job-b\""));
+  // `device` means the DCGM device ("nvidia0") there; it is not reused here.
+  EXPECT_THAT(text, Not(HasSubstr("{device=")));
+  EXPECT_THAT(text, Not(HasSubstr(",device=")));
+}
+
+TEST(WorkerMetricsTest, ExportsProcessMetricsFromProc) {
+  WorkerMetrics m("0", "cpu");
+  const std::string text = m.Render();
+  for (const char* name :
+       {"process_cpu_seconds_total", "process_start_time_seconds", "process_resident_memory_bytes",
+        "process_virtual_memory_bytes", "process_open_fds", "process_max_fds"}) {
+    EXPECT_THAT(text, HasSubstr(absl::StrCat("# TYPE ", name, " "))) << name;
+  }
+  // This process's resident set, as /proc/self/statm counts it (pages).
+  std::ifstream statm("/proc/self/statm");
+  int64_t size_pages = 0, resident_pages = 0;
+  statm >> size_pages >> resident_pages;
+  const double rss = resident_pages * static_cast<double>(sysconf(_SC_PAGESIZE));
+  const size_t at = text.find("\nprocess_resident_memory_bytes ");
+  ASSERT_NE(at, std::string::npos);
+  const double got = std::stod(text.substr(at + 31));
+  EXPECT_GT(got, 0.5 * rss);
+  EXPECT_LT(got, 2.0 * rss);
+  // Started within the last hour, not at the epoch or boot.
+  const size_t st = text.find("\nprocess_start_time_seconds ");
+  ASSERT_NE(st, std::string::npos);
+  const double started = std::stod(text.substr(st + 28));
+  const double now = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
+  EXPECT_LE(started, now + 1);
+  EXPECT_GT(started, now - 3600);
 }
 
 TEST(WorkerMetricsTest, ExportsEveryDocumentedWorkerFamily) {
-  WorkerMetrics m("0", "cpu");
+  WorkerMetrics m("0", "cuda:0");
+  m.SetGpu(0, "GPU-00000000-0000-0000-0000-000000000000", 1 << 30);
   const JobLabels l{"j", 3, 0};
   m.BeginJob(l, 1, 0);
   v1::ProgressReport r;

@@ -7,9 +7,11 @@
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "worker/gpu_uuid.h"
 #include "worker/pooled_host_tensor.h"
 
 namespace chronos::worker {
@@ -180,6 +182,9 @@ absl::StatusOr<CudaDeviceInfo> DescribeCudaDevice(int index) {
   CudaDeviceInfo info;
   info.name = prop.name;
   info.memory_bytes = static_cast<int64_t>(prop.totalGlobalMem);
+  unsigned char uuid[16];
+  std::memcpy(uuid, prop.uuid.bytes, sizeof(uuid));
+  info.uuid = GpuUuidString(uuid);
   return info;
 }
 

@@ -42,6 +42,9 @@ int CudaDeviceCount();
 struct CudaDeviceInfo {
   std::string name;
   int64_t memory_bytes = 0;
+  // "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", as nvidia-smi and DCGM
+  // exporter's UUID label spell it.
+  std::string uuid;
 };
 absl::StatusOr<CudaDeviceInfo> DescribeCudaDevice(int index);
 

@@ -20,22 +20,32 @@ WorkerDaemon::WorkerDaemon(WorkerOptions options)
 
 WorkerDaemon::~WorkerDaemon() { Shutdown(); }
 
-absl::Status WorkerDaemon::Start() {
-  if (!o_.metrics_listen.empty()) {
-    if (absl::Status s = rpc::CheckListenAddress("--metrics-listen", o_.metrics_listen); !s.ok()) {
+absl::Status WorkerDaemon::CheckOptions(const WorkerOptions& o) {
+  if (!o.metrics_listen.empty()) {
+    if (absl::Status s = rpc::CheckListenAddress("--metrics-listen", o.metrics_listen); !s.ok()) {
       return s;
     }
   }
-  if (!o_.health_listen.empty()) {
-    if (absl::Status s =
-            rpc::CheckListenAddress("--listen", o_.health_listen, /*grpc_server=*/true);
+  if (!o.health_listen.empty()) {
+    if (absl::Status s = rpc::CheckListenAddress("--listen", o.health_listen, /*grpc_server=*/true);
         !s.ok()) {
       return s;
     }
   }
+  if (absl::Status s = rpc::CheckTarget(o.coordinator); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--coordinator: ", s.message()));
+  }
+  return CudaIndex(o.device).status();
+}
+
+absl::Status WorkerDaemon::Start() {
+  if (absl::Status s = CheckOptions(o_); !s.ok()) return s;
   absl::StatusOr<DeviceDescription> device = DescribeDevice(o_.device);
   if (!device.ok()) return device.status();
   device_memory_bytes_ = device->memory_bytes;
+  if (device->cuda_index >= 0) {
+    metrics_.SetGpu(device->cuda_index, device->uuid, PinnedPoolBytes(o_.pinned_pool_bytes));
+  }
 
   metrics_.SetCollectHook([this] {
     absl::MutexLock lock(&mu_);

@@ -37,6 +37,12 @@ class WorkerDaemon {
   explicit WorkerDaemon(WorkerOptions options);
   ~WorkerDaemon();  // Shutdown()
 
+  // The checks of `options` that Start makes before it binds or probes
+  // anything (addresses, the coordinator target, the device string):
+  // kInvalidArgument naming the flag. `chronos-worker --check-flags` runs
+  // them alone.
+  static absl::Status CheckOptions(const WorkerOptions& options);
+
   // Binds the metrics and health endpoints, probes the device and host,
   // and starts the session. Errors name the flag at fault.
   absl::Status Start();

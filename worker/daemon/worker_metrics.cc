@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "rpc/process_metrics.h"
 
 namespace chronos::worker {
 namespace {
@@ -47,11 +49,12 @@ struct WorkerMetrics::Series {
   prometheus::Gauge* offload_ratio = nullptr;
   prometheus::Gauge* mfu = nullptr;
   prometheus::Gauge* grad_norm = nullptr;
+  prometheus::Gauge* last_iteration = nullptr;
   std::map<v1::FaultKind, prometheus::Counter*> faults;
 };
 
 WorkerMetrics::WorkerMetrics(const std::string& version, const std::string& device)
-    : registry_(std::make_shared<prometheus::Registry>()) {
+    : registry_(std::make_shared<prometheus::Registry>()), version_(version), device_(device) {
   using prometheus::BuildCounter;
   using prometheus::BuildGauge;
   using prometheus::BuildHistogram;
@@ -78,7 +81,11 @@ WorkerMetrics::WorkerMetrics(const std::string& version, const std::string& devi
                            "GPU: bytes offloaded to pageable memory because the pinned pool was "
                            "full, since the stage started (copies of these are synchronous).");
   hbm_capacity_ = gauge("chronos_worker_hbm_capacity_bytes",
-                        "Device memory capacity (CPU: the planner's budget).");
+                        "The memory the stage fits in: source=\"device\", the GPU's memory; "
+                        "source=\"budget\" on a CPU worker, which has no HBM, the planner's "
+                        "budget (the job's memory.hbm_budget or its device profile's).");
+  pinned_limit_ = gauge("chronos_worker_pinned_host_limit_bytes",
+                        "GPU: the bound of the pinned host pool (--pinned-pool, or its default).");
   act_resident_ = gauge("chronos_worker_activation_resident_bytes",
                         "Stashed activation bytes resident on the device.");
   act_offloaded_ = gauge("chronos_worker_activation_offloaded_bytes",
@@ -107,11 +114,17 @@ WorkerMetrics::WorkerMetrics(const std::string& version, const std::string& devi
   offload_ratio_ = gauge("chronos_worker_offload_ratio", "Activation offload ratio in force.");
   mfu_ = gauge("chronos_worker_mfu_ratio", "Model FLOPs utilisation of the last iteration.");
   grad_norm_ = gauge("chronos_worker_grad_norm", "Global gradient L2 norm before clipping.");
-  faults_ =
-      counter("chronos_worker_faults_total", "Faults this worker reported to the coordinator.");
-  gauge("chronos_worker_info", "Build and device metadata (constant 1).")
-      ->Add({{"version", version}, {"device", device}})
-      .Set(1);
+  faults_ = counter("chronos_worker_faults_total",
+                    "Faults this worker reported to the coordinator, since the process started "
+                    "(kept after the job ends).");
+  last_iteration_ = gauge("chronos_worker_last_iteration_timestamp_seconds",
+                          "When the last iteration ended (seconds since the epoch); the "
+                          "assignment's start until the first one.");
+  info_ = gauge("chronos_worker_info",
+                "Build and device metadata (constant 1): chronos_device is --device (cpu, "
+                "cuda:N); gpu and UUID as DCGM exporter labels the GPU.");
+  info_series_ = &info_->Add({{"version", version}, {"chronos_device", device}});
+  info_series_->Set(1);
   connected_ = &gauge("chronos_worker_connected", "1 while the worker holds a live command stream.")
                     ->Add({});
 }
@@ -137,9 +150,32 @@ absl::Status WorkerMetrics::Serve(const std::string& listen) {
 
 void WorkerMetrics::StopServing() { server_.reset(); }
 
+void WorkerMetrics::SetGpu(int cuda_index, const std::string& uuid, int64_t pinned_limit_bytes) {
+  device_labels_ = {{"gpu", absl::StrCat(cuda_index)}, {"UUID", uuid}};
+  info_->Remove(info_series_);
+  std::map<std::string, std::string> l = device_labels_;
+  l["version"] = version_;
+  l["chronos_device"] = device_;
+  info_series_ = &info_->Add(l);
+  info_series_->Set(1);
+  if (pinned_limit_bytes > 0) {
+    pinned_limit_->Add(device_labels_).Set(static_cast<double>(pinned_limit_bytes));
+  }
+}
+
+std::map<std::string, std::string> WorkerMetrics::LabelsOf(const JobLabels& labels) const {
+  std::map<std::string, std::string> l = device_labels_;
+  l["chronos_job"] = labels.job;
+  l["stage"] = absl::StrCat(labels.stage);
+  l["data_rank"] = absl::StrCat(labels.data_rank);
+  return l;
+}
+
 std::string WorkerMetrics::Render() const {
   if (hook_) hook_();
-  return prometheus::TextSerializer().Serialize(registry_->Collect());
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  for (prometheus::MetricFamily& f : rpc::ProcessMetricFamilies()) families.push_back(std::move(f));
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 void WorkerMetrics::SetConnected(bool connected) { connected_->Set(connected ? 1 : 0); }
@@ -174,9 +210,7 @@ void WorkerMetrics::BeginJob(const JobLabels& labels, int64_t capacity_bytes,
     s->offload_ratio->Set(offload_ratio);
     return;
   }
-  const std::map<std::string, std::string> l = {{"job", labels.job},
-                                                {"stage", absl::StrCat(labels.stage)},
-                                                {"data_rank", absl::StrCat(labels.data_rank)}};
+  const std::map<std::string, std::string> l = LabelsOf(labels);
   auto s = std::make_unique<Series>();
   auto g = [&](GaugeFamily* f) {
     prometheus::Gauge* m = &f->Add(l);
@@ -194,7 +228,13 @@ void WorkerMetrics::BeginJob(const JobLabels& labels, int64_t capacity_bytes,
   s->pinned_reserved = g(pinned_reserved_);
   s->pinned_peak = g(pinned_peak_);
   s->pinned_fallback = g(pinned_fallback_);
-  g(hbm_capacity_)->Set(static_cast<double>(capacity_bytes));
+  std::map<std::string, std::string> capacity_labels = l;
+  capacity_labels["source"] = device_labels_.empty() ? "budget" : "device";
+  prometheus::Gauge* capacity = &hbm_capacity_->Add(capacity_labels);
+  s->gauges.emplace_back(hbm_capacity_, capacity);
+  capacity->Set(static_cast<double>(capacity_bytes));
+  s->last_iteration = g(last_iteration_);
+  s->last_iteration->Set(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
   s->act_resident = g(act_resident_);
   s->act_offloaded = g(act_offloaded_);
   s->act_peak = g(act_peak_);
@@ -210,12 +250,13 @@ void WorkerMetrics::BeginJob(const JobLabels& labels, int64_t capacity_bytes,
   s->offload_ratio->Set(offload_ratio);
   s->mfu = g(mfu_);
   s->grad_norm = g(grad_norm_);
+  // Not in s->counters: a fault stays counted after its job ends (the
+  // Faults panel and increase() see it); a later assignment with the same
+  // labels gets the same counters back from the family.
   for (v1::FaultKind kind : kFaultKinds) {
     std::map<std::string, std::string> fl = l;
     fl["kind"] = FaultKindLabel(kind);
-    prometheus::Counter* m = &faults_->Add(fl);
-    s->counters.emplace_back(faults_, m);
-    s->faults[kind] = m;
+    s->faults[kind] = &faults_->Add(fl);
   }
   series_[labels] = std::move(s);
 }
@@ -244,11 +285,10 @@ void WorkerMetrics::RecordIteration(const JobLabels& labels, const v1::ProgressR
   s->iterations_total->Increment();
   s->tokens_total->Increment(static_cast<double>(r.tokens()));
   s->tokens_per_second->Set(seconds > 0 ? r.tokens() / seconds : 0);
+  s->last_iteration->Set(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
   if (r.has_loss()) {
     if (s->loss == nullptr) {
-      s->loss = &loss_->Add({{"job", labels.job},
-                             {"stage", absl::StrCat(labels.stage)},
-                             {"data_rank", absl::StrCat(labels.data_rank)}});
+      s->loss = &loss_->Add(LabelsOf(labels));
       s->gauges.emplace_back(loss_, s->loss);
     }
     s->loss->Set(r.loss());

@@ -1,8 +1,12 @@
 // The worker's Prometheus metrics (docs/metrics.md, "Worker metrics"):
-// per-assignment series labelled {job, stage, data_rank}, created when an
-// assignment starts and removed when it ends (so label cardinality is
-// bounded by the jobs a worker runs at once: one), plus the unlabelled
-// chronos_worker_connected and chronos_worker_info.
+// per-assignment series labelled {chronos_job, stage, data_rank}, plus
+// {gpu, UUID} on a GPU worker (DCGM exporter's labels, to join with it),
+// created when an assignment starts and removed when it ends (so label
+// cardinality is bounded by the jobs a worker runs at once: one); the fault
+// counters, which keep their history for the life of the process; the
+// unlabelled chronos_worker_connected; chronos_worker_info; and the
+// process_* figures. `chronos_job`, not `job`: Prometheus' own target label
+// is `job`, and a scrape that does not honour labels would rename ours.
 //
 // Thread-safe: the training thread records iterations, the command thread
 // begins and ends jobs, the exposer's threads collect.
@@ -52,6 +56,13 @@ class WorkerMetrics {
   WorkerMetrics(const std::string& version, const std::string& device);
   ~WorkerMetrics();
 
+  // A GPU worker's identity: adds {gpu, UUID} to chronos_worker_info and to
+  // every series created after it, marks chronos_worker_hbm_capacity_bytes
+  // as the device's memory (source="device"; a CPU worker's is the
+  // planner's budget, source="budget"), and exports the pinned host pool's
+  // bound. Call once, before Serve and BeginJob.
+  void SetGpu(int cuda_index, const std::string& uuid, int64_t pinned_limit_bytes);
+
   // Serves GET /metrics on `listen` (HOST:PORT, port 0 = any free port).
   // kUnavailable when the address cannot be bound.
   absl::Status Serve(const std::string& listen);
@@ -88,6 +99,7 @@ class WorkerMetrics {
  private:
   struct Series;
   Series* Find(const JobLabels& labels) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::map<std::string, std::string> LabelsOf(const JobLabels& labels) const;
 
   std::shared_ptr<prometheus::Registry> registry_;
   // Not prometheus::Exposer: see metrics_http_server.h.
@@ -120,7 +132,15 @@ class WorkerMetrics {
   GaugeFamily* mfu_;
   GaugeFamily* grad_norm_;
   CounterFamily* faults_;
+  GaugeFamily* last_iteration_;
+  GaugeFamily* info_;
+  GaugeFamily* pinned_limit_;
+  prometheus::Gauge* info_series_;
   prometheus::Gauge* connected_;
+  const std::string version_;
+  const std::string device_;
+  // {gpu, UUID} on a GPU worker; set by SetGpu before any series reads it.
+  std::map<std::string, std::string> device_labels_;
 
   absl::Mutex mu_;
   std::map<JobLabels, std::unique_ptr<Series>> series_ ABSL_GUARDED_BY(mu_);

@@ -88,22 +88,36 @@ ServiceAccount name.
 {{- end }}
 
 {{/*
-Images. Workers and the test pod may override repository and tag.
+Images. Workers and the test pod may override repository, tag and digest.
+A digest (sha256:...) pins the image: REPOSITORY@DIGEST, the tag ignored.
 */}}
+{{- define "chronos.imageRef" -}}
+{{- if .digest }}{{ printf "%s@%s" .repo .digest }}{{ else }}{{ printf "%s:%s" .repo .tag }}{{ end }}
+{{- end }}
+
 {{- define "chronos.image" -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- include "chronos.imageRef" (dict "repo" .Values.image.repository "tag" (.Values.image.tag | default .Chart.AppVersion) "digest" .Values.image.digest) }}
 {{- end }}
 
 {{- define "chronos.worker.image" -}}
 {{- $repo := .Values.workers.image.repository | default .Values.image.repository }}
 {{- $tag := .Values.workers.image.tag | default .Values.image.tag | default .Chart.AppVersion }}
-{{- printf "%s:%s" $repo $tag }}
+{{- $digest := .Values.workers.image.digest | default (ternary .Values.image.digest "" (empty .Values.workers.image.repository)) }}
+{{- include "chronos.imageRef" (dict "repo" $repo "tag" $tag "digest" $digest) }}
 {{- end }}
 
 {{- define "chronos.tests.image" -}}
 {{- $repo := .Values.tests.image.repository | default .Values.image.repository }}
 {{- $tag := .Values.tests.image.tag | default .Values.image.tag | default .Chart.AppVersion }}
-{{- printf "%s:%s" $repo $tag }}
+{{- $digest := ternary .Values.image.digest "" (empty .Values.tests.image.repository) }}
+{{- include "chronos.imageRef" (dict "repo" $repo "tag" $tag "digest" $digest) }}
+{{- end }}
+
+{{/*
+Worker pods' PodGroup name (Volcano gang scheduling).
+*/}}
+{{- define "chronos.worker.podGroup" -}}
+{{- printf "%s-workers" (include "chronos.fullname" .) }}
 {{- end }}
 
 {{/*
