@@ -35,11 +35,21 @@ ProgressReporter::~ProgressReporter() {
 }
 
 void ProgressReporter::Enqueue(v1::ProgressReport report) {
-  absl::MutexLock lock(&mu_);
   auto room = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return closing_ || released_ || stopped_ ||
            static_cast<int64_t>(held_.size()) < options_.max_held;
   };
+  bool full;
+  {
+    absl::MutexLock lock(&mu_);
+    full = !room();
+  }
+  if (full) {
+    LOG(WARNING) << "holding " << options_.max_held
+                 << " progress reports the coordinator has not stored; training waits until "
+                    "it stores some";
+  }
+  absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(&room));
   // Reports of an attempt that is over have no one to go to.
   if (closing_ || stopped_) return;
