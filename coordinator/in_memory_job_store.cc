@@ -1,6 +1,7 @@
 #include "coordinator/in_memory_job_store.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -56,13 +57,20 @@ absl::Status InMemoryJobStore::Append(const JobWrite& write, Entry* entry) {
       return absl::AlreadyExistsError(absl::StrCat("sequence ", e.sequence(), " already stored"));
     }
   }
+  std::set<int64_t> sequences;
   for (const v1::IterationRecord& r : write.iterations) {
-    if (entry->events.count(r.sequence()) || entry->iterations.count(r.sequence())) {
+    if (entry->events.count(r.sequence()) || entry->iterations.count(r.sequence()) ||
+        !sequences.insert(r.sequence()).second) {
       return absl::AlreadyExistsError(absl::StrCat("sequence ", r.sequence(), " already stored"));
     }
   }
   for (const v1::JobEvent& e : write.events) entry->events[e.sequence()] = e;
   for (const v1::IterationRecord& r : write.iterations) {
+    auto [it, fresh] = entry->iteration_sequence.try_emplace(r.iteration(), r.sequence());
+    if (!fresh) {
+      entry->iterations.erase(it->second);
+      it->second = r.sequence();
+    }
     entry->iterations[r.sequence()] = r;
   }
   entry->job = WithoutHistory(write.job);

@@ -32,6 +32,9 @@ class InMemoryJobStore : public JobStore {
     v1::Job job;
     std::map<int64_t, v1::JobEvent> events;             // by sequence
     std::map<int64_t, v1::IterationRecord> iterations;  // by sequence
+    // iteration -> sequence: one record per iteration; a redone iteration
+    // replaces the earlier record.
+    std::map<int64_t, int64_t> iteration_sequence;
   };
   absl::Status Append(const JobWrite& write, Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -410,12 +410,26 @@ absl::StatusOr<v1::ProgressAck> JobController::ReportProgress(const v1::Progress
   }
   workers_->Heartbeat(report.worker_id());
   const int num_workers = status.assignments_size();
+  const ProgressTracker::Added added =
+      rt->progress.Add(report, {stage->data_rank(), stage->device()});
+  ack.set_next_iteration(added.next_iteration);
+  if (!added.taken) {
+    // One of this stage's earlier reports is missing: nothing of this one
+    // counts (not even its checkpoint or finish) until the stage has sent
+    // again from next_iteration.
+    ack.set_durable_iteration(rt->progress.last_complete());
+    return ack;
+  }
   Mutation m = Begin(*rt);
   bool changed = false;
 
-  if (std::optional<ProgressTracker::Reports> done =
-          rt->progress.Add(report, {stage->data_rank(), stage->device()}, num_workers)) {
-    CompleteIteration(rt, report.iteration(), *done, &m);
+  // Records for every iteration that is now complete (usually the one this
+  // report completes; more when an earlier commit failed), in order. They
+  // count as complete only once committed: a failed commit leaves them to
+  // the next report.
+  const int64_t complete_through = rt->progress.CompleteThrough(num_workers);
+  for (int64_t it = rt->progress.last_complete() + 1; it <= complete_through; ++it) {
+    CompleteIteration(rt, it, rt->progress.Ready(it), &m);
     changed = true;
   }
 
@@ -434,8 +448,11 @@ absl::StatusOr<v1::ProgressAck> JobController::ReportProgress(const v1::Progress
     changed = true;
   }
 
+  // A finished stage has delivered every report before its last, so once
+  // all have finished every iteration is complete (recorded just above).
   bool succeeded = false;
-  if (report.finished() && rt->progress.Finished(report.worker_id(), num_workers)) {
+  if (report.finished() && rt->progress.Finished(report.worker_id(), num_workers) &&
+      complete_through >= rt->progress.Newest()) {
     s = Transition(&m, v1::JOB_STATE_SUCCEEDED, "Completed",
                    absl::StrCat("completed ", m.job.status().iteration(), " iterations"));
     if (!s.ok()) return s;
@@ -446,6 +463,8 @@ absl::StatusOr<v1::ProgressAck> JobController::ReportProgress(const v1::Progress
     s = Commit(rt, std::move(m));
     if (!s.ok()) return s;
   }
+  rt->progress.MarkComplete(complete_through);
+  ack.set_durable_iteration(rt->progress.last_complete());
   if (succeeded) {
     EndAttempt(rt, "", /*send_stop=*/false);
     rt->plan.reset();
@@ -463,8 +482,8 @@ void JobController::CompleteIteration(JobRuntime* rt, int64_t iteration,
   const bool has_loss = std::any_of(reports.begin(), reports.end(),
                                     [](const auto& kv) { return kv.second.has_loss(); });
   v1::JobStatus* st = m->job.mutable_status();
-  // A late iteration (re-sent after a coordinator restart) fills its gap in
-  // the history but does not move the job's current figures back.
+  // Iterations complete in order (coordinator/progress_tracker.h); a redone
+  // one (after a recovery) replaces the stored record of that iteration.
   if (iteration >= st->iteration()) {
     st->set_iteration(iteration);
     if (has_loss) st->set_loss(rec->loss());

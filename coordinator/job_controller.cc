@@ -204,6 +204,11 @@ absl::Status JobController::Load() {
         workers_->Restore(a.worker_id(), WorkerBinding{name, st.attempt()});
       }
       kv_->OpenScope(StorePrefix(name, st.attempt()));
+      // What the workers were told is durable: the status's iteration is
+      // committed with the record of that iteration, and iterations
+      // complete in order, so it is the attempt's newest stored record (or
+      // the checkpoint it resumed from). Workers send everything after it
+      // again.
       r->progress = ProgressTracker(st.iteration());
       Mutation m = Begin(*r);
       AddEvent(&m, "CoordinatorRestarted",
@@ -320,6 +325,12 @@ absl::StatusOr<v1::Job> JobController::GetJob(const v1::GetJobRequest& request) 
   if (request.include_iterations()) {
     absl::StatusOr<std::vector<v1::IterationRecord>> its = store_->Iterations(request.name(), 0, 0);
     if (!its.ok()) return its.status();
+    // Stored in history order; listed by iteration (a redone iteration has
+    // a later sequence than the ones after it that it did not redo).
+    std::stable_sort(its->begin(), its->end(),
+                     [](const v1::IterationRecord& a, const v1::IterationRecord& b) {
+                       return a.iteration() < b.iteration();
+                     });
     for (v1::IterationRecord& r : *its) *job.add_iterations() = std::move(r);
   }
   return job;

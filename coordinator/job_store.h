@@ -19,7 +19,10 @@
 namespace chronos::coordinator {
 
 // One change to one job: the new object (its events/iterations fields are
-// ignored) and history rows to append. `resource_version` is the store-wide
+// ignored) and history rows to append. An iteration record replaces the
+// stored record of the same iteration (a redone iteration, after a recovery
+// from a checkpoint; IterationRecord.attempt says which attempt ran it), so
+// the history holds each iteration once. `resource_version` is the store-wide
 // counter after this change; the store persists it so that versions never
 // repeat across restarts, even when the newest job is deleted.
 struct JobWrite {
@@ -56,7 +59,8 @@ class JobStore {
   // Removes the job and its history. kNotFound when absent.
   virtual absl::Status Delete(const std::string& name, int64_t resource_version) = 0;
   // History rows with sequence > after_sequence, in sequence order, at most
-  // `limit` (<= 0: all).
+  // `limit` (<= 0: all). A replaced iteration record is gone from its old
+  // place in that order and appears at its new sequence.
   virtual absl::StatusOr<std::vector<v1::JobEvent>> Events(const std::string& name,
                                                            int64_t after_sequence, int limit) = 0;
   virtual absl::StatusOr<std::vector<v1::IterationRecord>> Iterations(const std::string& name,

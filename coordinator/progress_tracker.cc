@@ -3,40 +3,47 @@
 #include <algorithm>
 #include <limits>
 
+#include "rpc/progress_window.h"
+
 namespace chronos::coordinator {
 
-std::optional<ProgressTracker::Reports> ProgressTracker::Add(const v1::ProgressReport& report,
-                                                             StageKey key, int num_stages) {
+ProgressTracker::Added ProgressTracker::Add(const v1::ProgressReport& report, StageKey key) {
   const int64_t it = report.iteration();
-  std::optional<Reports> done;
-  if (it > last_complete_ && completed_ahead_.count(it) == 0) {
-    Reports& reports = partial_[it];
-    reports[key] = report;
-    if (static_cast<int>(reports.size()) == num_stages) {
-      done = std::move(partial_.extract(it).mapped());
-      // Move the mark over what is now contiguous. A gap that no late
-      // report fills within kMaxPartialIterations is given up, as partial
-      // reports are, so the set stays small.
-      completed_ahead_.insert(it);
-      while (!completed_ahead_.empty() &&
-             (*completed_ahead_.begin() == last_complete_ + 1 ||
-              static_cast<int64_t>(completed_ahead_.size()) > kMaxPartialIterations)) {
-        last_complete_ = *completed_ahead_.begin();
-        completed_ahead_.erase(completed_ahead_.begin());
-      }
-    }
-    while (!partial_.empty() && partial_.begin()->first + kMaxPartialIterations < it) {
-      partial_.erase(partial_.begin());
-    }
+  const int64_t delivered = DeliveredBy(key);
+  Added added;
+  if (it <= delivered) {
+    added.taken = true;
+  } else if (it == delivered + 1 && it <= last_complete_ + rpc::kMaxUnacknowledgedReports) {
+    partial_[it][key] = report;
+    delivered_[key] = it;
+    added.taken = true;
   }
-  return done;
+  added.next_iteration = DeliveredBy(key) + 1;
+  return added;
+}
+
+int64_t ProgressTracker::CompleteThrough(int num_stages) const {
+  int64_t through = last_complete_;
+  for (auto it = partial_.begin(); it != partial_.end() && it->first == through + 1; ++it) {
+    if (static_cast<int>(it->second.size()) < num_stages) break;
+    through = it->first;
+  }
+  return through;
+}
+
+void ProgressTracker::MarkComplete(int64_t iteration) {
+  if (iteration <= last_complete_) return;
+  last_complete_ = iteration;
+  partial_.erase(partial_.begin(), partial_.upper_bound(iteration));
+}
+
+int64_t ProgressTracker::DeliveredBy(StageKey key) const {
+  auto it = delivered_.find(key);
+  return it == delivered_.end() ? last_complete_ : std::max(it->second, last_complete_);
 }
 
 int64_t ProgressTracker::Newest() const {
-  int64_t newest = last_complete_;
-  if (!completed_ahead_.empty()) newest = std::max(newest, *completed_ahead_.rbegin());
-  if (!partial_.empty()) newest = std::max(newest, partial_.rbegin()->first);
-  return newest;
+  return partial_.empty() ? last_complete_ : std::max(last_complete_, partial_.rbegin()->first);
 }
 
 int64_t ProgressTracker::Checkpointed(const std::string& worker, int64_t iteration,

@@ -1,17 +1,22 @@
 // One attempt's progress, from the per-stage reports workers send after each
 // iteration: an iteration is complete once every stage of every replica has
-// reported it; iterations complete in order, except that after a
-// coordinator restart the reports it had acknowledged come back late, so a
-// later iteration may complete first and the earlier one fills its gap when
-// it arrives. It also keeps each worker's newest checkpoint and which
-// workers have finished. Pure bookkeeping: the JobController turns what it
-// returns into records and status, under its lock. Not thread-safe.
+// reported it. Each stage's reports are taken in iteration order without a
+// gap, so iterations complete strictly in order and last_complete() is the
+// whole story of what is done: a report that would leave a gap (one before
+// it was lost, e.g. with a restarted coordinator's memory) is not taken, and
+// the caller asks the worker to send again from the one missing
+// (chronos.v1.ProgressAck.next_iteration). Reports are taken at most
+// rpc::kMaxUnacknowledgedReports past last_complete(), so the tracker holds
+// at most that many iterations' worth. It also keeps each worker's newest
+// checkpoint and which workers have finished. Pure bookkeeping: the
+// JobController turns what it returns into records and status, under its
+// lock, and marks an iteration complete only once its record is stored.
+// Not thread-safe.
 #ifndef CHRONOS_COORDINATOR_PROGRESS_TRACKER_H_
 #define CHRONOS_COORDINATOR_PROGRESS_TRACKER_H_
 
 #include <cstdint>
 #include <map>
-#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -22,24 +27,37 @@
 
 namespace chronos::coordinator {
 
-// Iterations whose reports are incomplete are kept at most this far behind
-// the newest one (a stage cannot lag further in a pipeline).
-inline constexpr int64_t kMaxPartialIterations = 64;
-
 class ProgressTracker {
  public:
   using StageKey = std::pair<int, int>;  // (data rank, device)
   using Reports = std::map<StageKey, v1::ProgressReport>;
 
-  // Every iteration up to `complete_through` counts as complete (the
-  // checkpoint an attempt resumes from, or the status after a restart).
+  // Every iteration up to `complete_through` is complete: its record is
+  // stored (the checkpoint an attempt resumes from, or after a coordinator
+  // restart the stored status's iteration, committed with its record).
   explicit ProgressTracker(int64_t complete_through = 0) : last_complete_(complete_through) {}
 
-  // Adds the report of the stage at `key`. When it is the last of the
-  // `num_stages` reports of an iteration not yet complete, returns them
-  // (once per iteration).
-  std::optional<Reports> Add(const v1::ProgressReport& report, StageKey key, int num_stages);
-  // The newest iteration any stage has finished.
+  struct Added {
+    // The report is held (now or before), or its iteration is complete.
+    bool taken = false;
+    // The iteration this stage owes next.
+    int64_t next_iteration = 0;
+  };
+  // Takes the report of the stage at `key` if it is the next one that stage
+  // owes, and within the window; a report of an iteration the stage already
+  // delivered is a harmless duplicate (taken, changes nothing).
+  Added Add(const v1::ProgressReport& report, StageKey key);
+
+  // The newest iteration n such that every iteration after last_complete()
+  // up to n has all `num_stages` reports (last_complete() if none): those
+  // are ready to be recorded, in order, with Ready(i).
+  int64_t CompleteThrough(int num_stages) const;
+  const Reports& Ready(int64_t iteration) const { return partial_.at(iteration); }
+  // After their records are stored: iterations up to `iteration` are
+  // complete, and their reports are dropped.
+  void MarkComplete(int64_t iteration);
+
+  // The newest iteration any stage has delivered.
   int64_t Newest() const;
   int64_t last_complete() const { return last_complete_; }
 
@@ -52,9 +70,12 @@ class ProgressTracker {
   bool Finished(const std::string& worker, int num_workers);
 
  private:
-  std::map<int64_t, Reports> partial_;
+  // The newest iteration `key` has delivered (complete or held).
+  int64_t DeliveredBy(StageKey key) const;
+
+  std::map<int64_t, Reports> partial_;  // iterations after last_complete_
+  std::map<StageKey, int64_t> delivered_;
   int64_t last_complete_ = 0;
-  std::set<int64_t> completed_ahead_;
   std::map<std::string, int64_t> checkpoint_;
   std::set<std::string> finished_;
 };

@@ -17,7 +17,9 @@
 namespace chronos::coordinator {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 1: iterations keyed by sequence. 2: keyed by iteration (a redone
+// iteration replaces the record of the attempt before), sequence unique.
+constexpr int kSchemaVersion = 2;
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS meta (
@@ -43,12 +45,37 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS iterations (
   job TEXT NOT NULL,
-  sequence INTEGER NOT NULL,
   iteration INTEGER NOT NULL,
+  sequence INTEGER NOT NULL,
   attempt INTEGER NOT NULL,
   proto BLOB NOT NULL,
-  PRIMARY KEY (job, sequence)
+  PRIMARY KEY (job, iteration)
 ) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS iterations_by_sequence ON iterations(job, sequence);
+)sql";
+
+// Schema 1 -> 2, in one transaction: one record per iteration, the newest
+// attempt's (the latest of its records within that attempt), so a store
+// that recorded redone iterations twice holds them once.
+constexpr char kMigrateTo2[] = R"sql(
+CREATE TABLE iterations_v2 (
+  job TEXT NOT NULL,
+  iteration INTEGER NOT NULL,
+  sequence INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  proto BLOB NOT NULL,
+  PRIMARY KEY (job, iteration)
+) WITHOUT ROWID;
+INSERT INTO iterations_v2(job, iteration, sequence, attempt, proto)
+  SELECT job, iteration, sequence, attempt, proto FROM iterations AS i
+  WHERE NOT EXISTS (
+    SELECT 1 FROM iterations AS j
+    WHERE j.job = i.job AND j.iteration = i.iteration AND
+          (j.attempt > i.attempt OR (j.attempt = i.attempt AND j.sequence > i.sequence)));
+DROP TABLE iterations;
+ALTER TABLE iterations_v2 RENAME TO iterations;
+CREATE UNIQUE INDEX iterations_by_sequence ON iterations(job, sequence);
+PRAGMA user_version=2;
 )sql";
 
 absl::Status SqlError(sqlite3* db, const char* what) {
@@ -126,6 +153,21 @@ absl::Status SetMeta(sqlite3* db, const char* key, int64_t value) {
   st.Bind(2, value);
   if (st.Step() != SQLITE_DONE) return SqlError(db, "write meta");
   return absl::OkStatus();
+}
+
+// Whether `sequence` is stored for `job`, as an event or an iteration: the
+// two share one sequence (and a replaced iteration record moves to a new
+// one, so the iterations table's own key would not catch a repeat).
+absl::StatusOr<bool> SequenceStored(sqlite3* db, const std::string& job, int64_t sequence) {
+  Statement st(db,
+               "SELECT 1 FROM events WHERE job = ?1 AND sequence = ?2 UNION ALL "
+               "SELECT 1 FROM iterations WHERE job = ?1 AND sequence = ?2");
+  if (!st.ok()) return SqlError(db, "prepare sequence check");
+  st.Bind(1, job);
+  st.Bind(2, sequence);
+  const int rc = st.Step();
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(db, "check sequence");
+  return rc == SQLITE_ROW;
 }
 
 template <typename T>
@@ -211,16 +253,20 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::
   absl::Status s = Exec(db, "PRAGMA journal_mode=WAL");
   if (s.ok()) s = Exec(db, "PRAGMA synchronous=FULL");
   if (!s.ok()) return s;
+  int64_t version = 0;
   {
     Statement st(db, "PRAGMA user_version");
     if (!st.ok() || st.Step() != SQLITE_ROW) return SqlError(db, "read schema version");
-    const int64_t version = st.Int(0);
-    if (version > kSchemaVersion) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("job store ", path, " has schema version ", version,
-                       "; this coordinator understands up to ", kSchemaVersion,
-                       " (written by a newer Chronos?)"));
-    }
+    version = st.Int(0);
+  }
+  if (version > kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job store ", path, " has schema version ", version,
+        "; this coordinator understands up to ", kSchemaVersion, " (written by a newer Chronos?)"));
+  }
+  if (version == 1) {
+    s = store->MigrateFrom1();
+    if (!s.ok()) return s;
   }
   s = Exec(db, kSchema);
   if (s.ok()) {
@@ -251,6 +297,28 @@ absl::Status SqliteJobStore::Backup() {
         absl::StrCat("cannot rename ", tmp, " to ", target, ": ", std::strerror(errno)));
   }
   return absl::OkStatus();
+}
+
+absl::Status SqliteJobStore::MigrateFrom1() {
+  // A copy as it was, for going back to a coordinator that reads schema 1.
+  const std::string copy = absl::StrCat(path_, ".schema1");
+  std::error_code ec;
+  std::filesystem::remove(copy, ec);
+  absl::MutexLock lock(&mu_);
+  {
+    Statement st(db_, "VACUUM INTO ?1");
+    if (!st.ok()) return SqlError(db_, "prepare the pre-migration copy");
+    st.Bind(1, copy);
+    if (st.Step() != SQLITE_DONE) return SqlError(db_, "write the pre-migration copy");
+  }
+  ::chmod(copy.c_str(), 0600);
+  Transaction tx(db_);
+  if (!tx.status().ok()) return tx.status();
+  absl::Status s = Exec(db_, kMigrateTo2);
+  if (!s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("migrating ", path_, " to schema 2: ", s.message()));
+  }
+  return tx.Commit();
 }
 
 absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::OpenInDirectory(
@@ -342,6 +410,18 @@ absl::Status SqliteJobStore::Write(const JobWrite& write, bool create) {
     st.BindBlob(8, job.status().SerializeAsString());
     if (st.Step() != SQLITE_DONE) return SqlError(db_, "write job");
   }
+  // A write whose history repeats a stored sequence changes nothing.
+  std::vector<int64_t> sequences;
+  for (const v1::JobEvent& e : write.events) sequences.push_back(e.sequence());
+  for (const v1::IterationRecord& r : write.iterations) sequences.push_back(r.sequence());
+  for (int64_t seq : sequences) {
+    absl::StatusOr<bool> stored = SequenceStored(db_, name, seq);
+    if (!stored.ok()) return stored.status();
+    if (*stored) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("job ", name, ": sequence ", seq, " already stored"));
+    }
+  }
   for (const v1::JobEvent& e : write.events) {
     Statement st(db_, "INSERT INTO events(job, sequence, proto) VALUES(?1, ?2, ?3)");
     if (!st.ok()) return SqlError(db_, "prepare event");
@@ -356,9 +436,12 @@ absl::Status SqliteJobStore::Write(const JobWrite& write, bool create) {
     if (rc != SQLITE_DONE) return SqlError(db_, "write event");
   }
   for (const v1::IterationRecord& r : write.iterations) {
+    // A redone iteration replaces the stored record of that iteration.
     Statement st(db_,
                  "INSERT INTO iterations(job, sequence, iteration, attempt, proto) "
-                 "VALUES(?1, ?2, ?3, ?4, ?5)");
+                 "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(job, iteration) DO UPDATE SET "
+                 "sequence = excluded.sequence, attempt = excluded.attempt, "
+                 "proto = excluded.proto");
     if (!st.ok()) return SqlError(db_, "prepare iteration");
     st.Bind(1, name);
     st.Bind(2, r.sequence());

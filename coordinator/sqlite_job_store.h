@@ -1,8 +1,12 @@
 // The default JobStore: one SQLite database file (<data-dir>/chronos.db) in
 // WAL mode, so that job records survive coordinator restarts and crashes.
 // Tables: jobs (one row per job: name, uid, generation, resource_version,
-// state and the metadata/spec/status protos as bytes), events and
-// iterations (job, sequence, proto bytes), meta (store-wide counters).
+// state and the metadata/spec/status protos as bytes), events (job,
+// sequence, proto bytes), iterations (job, iteration, sequence, attempt,
+// proto bytes: one row per iteration, so a redone iteration replaces the
+// earlier record), meta (store-wide counters). Schema version 2 (PRAGMA
+// user_version); a version 1 store is migrated when opened, keeping a copy
+// as it was (<path>.schema1) for an older coordinator.
 // Every write is one transaction. One connection serialized by a mutex:
 // the coordinator's write rate (a few rows per training iteration) is far
 // below what that sustains, and it keeps SQLite's threading rules out of
@@ -56,6 +60,9 @@ class SqliteJobStore : public JobStore {
  private:
   SqliteJobStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   absl::Status Write(const JobWrite& write, bool create);
+  // Schema 1 (iterations keyed by sequence, redone iterations stored
+  // twice) -> 2, in one transaction.
+  absl::Status MigrateFrom1();
 
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);

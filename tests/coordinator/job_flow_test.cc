@@ -988,55 +988,127 @@ TEST_F(JobFlowTest, DataParallelReplicasGetRanksAndThroughputAddsUp) {
   EXPECT_EQ(job->status().devices_size(), 4);
 }
 
-// A report lost on the way leaves a gap in the history that a late resend
-// may still fill; the coordinator keeps what it needs for that (partial
-// reports, iterations completed ahead of the gap) for 64 iterations, then
-// gives the gap up so that state stays bounded. The job goes on either way.
-TEST_F(JobFlowTest, AGapIsFilledByALateReportWithin64IterationsAndGivenUpAfter) {
+// The ack says what is durable: an iteration counts for the workers only
+// once its record is stored, which is when the last stage reports it. A
+// report that follows a lost one is not taken: the ack names the missing
+// iteration, and once the worker sends again from there every iteration is
+// recorded, once, in order.
+TEST_F(JobFlowTest, AcksSayWhatIsStoredAndAReportAfterALostOneIsSentAgainFromTheGap) {
   Workers w = StartWorkers(h_, 2);
   v1::JobSpec spec = TinySpec("gaps");
-  spec.mutable_training()->set_iterations(200);
+  spec.mutable_training()->set_iterations(6);
   ASSERT_TRUE(h_.Submit(spec).ok());
   const std::vector<v1::Assignment> a = TakeAssignments(w);
   auto report = [&](int worker, int64_t iteration, bool finished = false) {
     absl::StatusOr<v1::ProgressAck> ack = w[worker]->Progress(a[worker], iteration, finished);
-    ASSERT_TRUE(ack.ok()) << ack.status();
-    EXPECT_FALSE(ack->stop()) << "iteration " << iteration;
+    EXPECT_TRUE(ack.ok()) << ack.status();
+    EXPECT_FALSE(ack.ok() && ack->stop()) << "iteration " << iteration;
+    return ack.ok() ? *ack : v1::ProgressAck();
   };
   auto recorded = [&] {
     absl::StatusOr<v1::Job> job = h_.Get("gaps", /*history=*/true);
     EXPECT_TRUE(job.ok()) << job.status();
-    return job.ok() ? RecordedIterations(*job) : std::set<int64_t>();
+    std::vector<int64_t> out;
+    if (job.ok()) {
+      for (const v1::IterationRecord& r : job->iterations()) out.push_back(r.iteration());
+    }
+    return out;
   };
 
-  // Iteration 1 loses worker 1's report; 64 iterations complete after it.
-  report(0, 1);
-  for (int64_t i = 2; i <= 65; ++i) ReportAll(w, a, i);
-  EXPECT_EQ(recorded().count(1), 0u);
-  report(1, 1);  // the resend, 64 iterations late: still recorded
-  EXPECT_EQ(recorded().count(1), 1u);
+  v1::ProgressAck ack = report(0, 1);
+  EXPECT_EQ(ack.durable_iteration(), 0);  // held in memory only: keep it
+  EXPECT_EQ(ack.next_iteration(), 2);
+  ack = report(1, 1);
+  EXPECT_EQ(ack.durable_iteration(), 1);  // the record of 1 is stored
+  EXPECT_EQ(ack.next_iteration(), 2);
+  EXPECT_EQ(recorded(), (std::vector<int64_t>{1}));
 
-  // Iteration 66 loses worker 1's report and 65 iterations complete after it:
-  // the gap is given up, and the resend is acknowledged but not recorded.
-  report(0, 66);
-  for (int64_t i = 67; i <= 131; ++i) ReportAll(w, a, i);
-  report(1, 66);
-  std::set<int64_t> want;
-  for (int64_t i = 1; i <= 131; ++i) {
-    if (i != 66) want.insert(i);
+  // Worker 1's report of 2 is lost; its 3 and 4 arrive and are refused.
+  report(0, 2);
+  report(0, 3);
+  ack = report(1, 3);
+  EXPECT_EQ(ack.durable_iteration(), 1);
+  EXPECT_EQ(ack.next_iteration(), 2);
+  ack = report(1, 4);
+  EXPECT_EQ(ack.next_iteration(), 2);
+  EXPECT_EQ(recorded(), (std::vector<int64_t>{1}));
+  EXPECT_EQ(h_.Get("gaps")->status().iteration(), 1);
+  // It goes back to 2, as the ack says.
+  for (int64_t it = 2; it <= 4; ++it) {
+    ack = report(1, it);
+    EXPECT_EQ(ack.next_iteration(), it + 1);
   }
-  EXPECT_EQ(recorded(), want);
+  EXPECT_EQ(ack.durable_iteration(), 3);  // worker 0 has not reported 4 yet
+  EXPECT_EQ(recorded(), (std::vector<int64_t>{1, 2, 3}));
+  // A duplicate (a worker re-sending its newest) changes nothing and learns
+  // what is stored.
+  ack = report(1, 4);
+  EXPECT_EQ(ack.durable_iteration(), 3);
+  EXPECT_EQ(ack.next_iteration(), 5);
+  for (int64_t it = 4; it <= 6; ++it) report(0, it, it == 6);
+  report(1, 5);
+  // Not finished while an iteration is missing; the last report completes it.
+  EXPECT_EQ(h_.Get("gaps")->status().state(), v1::JOB_STATE_RUNNING);
+  ack = report(1, 6, /*finished=*/true);
+  EXPECT_EQ(ack.durable_iteration(), 6);
   absl::StatusOr<v1::Job> job = h_.Get("gaps");
   ASSERT_TRUE(job.ok());
-  EXPECT_EQ(job->status().iteration(), 131);
+  EXPECT_EQ(job->status().state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(job->status().iteration(), 6);
+  EXPECT_EQ(recorded(), (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
+}
 
-  // Neither gap stops the job from finishing.
-  report(0, 132, /*finished=*/true);
-  report(1, 132, /*finished=*/true);
-  job = h_.Get("gaps");
+// After a recovery from the checkpoint of iteration 2, attempt 2 runs 3 and
+// 4 again: their records replace attempt 1's (and say attempt 2), so the
+// history holds every iteration once.
+TEST_F(JobFlowTest, ARedoneIterationReplacesItsRecordAndNamesTheAttemptThatRanIt) {
+  Workers w = StartWorkers(h_, 2);
+  v1::JobSpec spec = TinySpec("redo");
+  spec.mutable_training()->set_iterations(5);
+  ASSERT_TRUE(h_.Submit(spec).ok());
+  std::vector<v1::Assignment> a = TakeAssignments(w);
+  ReportAll(w, a, 1);
+  ReportAll(w, a, 2, false, 0, /*checkpoint=*/2);
+  ReportAll(w, a, 3, false, 0, /*checkpoint=*/2);
+  ReportAll(w, a, 4, false, 0, /*checkpoint=*/2);
+  ASSERT_TRUE(Fault(*w[1], a[1], v1::FAULT_TRANSPORT, "gloo: connection reset").ok());
+  EXPECT_TRUE(w[0]->Next()->has_stop());
+  EXPECT_TRUE(w[1]->Next()->has_stop());
+  h_.clock()->Advance(absl::Seconds(1));
+  h_.coordinator()->RunMaintenance();
+  std::vector<v1::Assignment> b = TakeAssignments(w);
+  for (const v1::Assignment& x : b) EXPECT_EQ(x.resume_iteration(), 2);
+  ReportAll(w, b, 3);
+  absl::StatusOr<v1::Job> mid = h_.Get("redo", true);
+  ASSERT_TRUE(mid.ok());
+  ASSERT_EQ(mid->iterations_size(), 4);  // 4 is still attempt 1's
+  EXPECT_EQ(mid->iterations(2).attempt(), 2);
+  EXPECT_EQ(mid->iterations(3).attempt(), 1);
+  ReportAll(w, b, 4);
+  ReportAll(w, b, 5, /*finished=*/true);
+  absl::StatusOr<v1::Job> job = h_.Get("redo", true);
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->status().state(), v1::JOB_STATE_SUCCEEDED);
-  EXPECT_EQ(job->status().iteration(), 132);
+  ASSERT_EQ(job->iterations_size(), 5);
+  std::set<int64_t> sequences;
+  for (int i = 0; i < 5; ++i) {
+    const v1::IterationRecord& r = job->iterations(i);
+    EXPECT_EQ(r.iteration(), i + 1);
+    EXPECT_EQ(r.attempt(), i < 2 ? 1 : 2) << "iteration " << r.iteration();
+    EXPECT_TRUE(sequences.insert(r.sequence()).second);
+  }
+  // Replayed from the start, the history holds each iteration once too.
+  grpc::ClientContext ctx;
+  v1::WatchJobRequest req;
+  req.set_name("redo");
+  auto reader = h_.control()->WatchJob(&ctx, req);
+  std::vector<int64_t> replayed;
+  v1::JobUpdate u;
+  while (reader->Read(&u)) {
+    if (u.has_iteration()) replayed.push_back(u.iteration().iteration());
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(replayed, (std::vector<int64_t>{1, 2, 3, 4, 5}));
 }
 
 TEST_F(JobFlowTest, JobsWaitForEnoughWorkersFirstComeFirstServed) {

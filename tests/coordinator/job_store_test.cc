@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "coordinator/in_memory_job_store.h"
 #include "coordinator/sqlite_job_store.h"
@@ -106,6 +107,47 @@ TEST_P(JobStoreContractTest, DeleteRemovesHistoryButKeepsTheVersionCounter) {
   EXPECT_EQ(store_->Iterations("a", 0, 0)->size(), 0u);
 }
 
+v1::IterationRecord Record(int64_t iteration, int64_t sequence, int attempt) {
+  v1::IterationRecord r;
+  r.set_iteration(iteration);
+  r.set_sequence(sequence);
+  r.set_attempt(attempt);
+  return r;
+}
+
+// A redone iteration (a later attempt, after a recovery from a checkpoint)
+// replaces the stored record of that iteration: the history holds each
+// iteration once, the newest attempt's, at its new place in the order.
+TEST_P(JobStoreContractTest, ARecordReplacesTheStoredRecordOfTheSameIteration) {
+  JobWrite w = Write("a", 1, v1::JOB_STATE_RUNNING, {1}, {});
+  for (int64_t it = 1; it <= 4; ++it) w.iterations.push_back(Record(it, it + 1, 1));
+  ASSERT_TRUE(store_->Create(w).ok());
+  JobWrite redo = Write("a", 2, v1::JOB_STATE_RUNNING, {6}, {});
+  redo.iterations.push_back(Record(3, 7, 2));
+  ASSERT_TRUE(store_->Update(redo).ok());
+  auto its = store_->Iterations("a", 0, 0);
+  ASSERT_TRUE(its.ok());
+  std::vector<std::pair<int64_t, int>> got;
+  for (const v1::IterationRecord& r : *its) got.push_back({r.iteration(), r.attempt()});
+  EXPECT_EQ(got, (std::vector<std::pair<int64_t, int>>{{1, 1}, {2, 1}, {4, 1}, {3, 2}}));
+  // Read from a point in the history: the replaced record is at its new place.
+  its = store_->Iterations("a", 5, 0);
+  ASSERT_TRUE(its.ok());
+  ASSERT_EQ(its->size(), 1u);
+  EXPECT_EQ((*its)[0].attempt(), 2);
+  // A repeated sequence still fails the whole write, replacement or not.
+  JobWrite again = Write("a", 3, v1::JOB_STATE_RUNNING, {8}, {});
+  again.iterations.push_back(Record(4, 7, 2));
+  EXPECT_EQ(store_->Update(again).code(), absl::StatusCode::kAlreadyExists);
+  its = store_->Iterations("a", 0, 0);
+  ASSERT_TRUE(its.ok());
+  EXPECT_EQ(its->size(), 4u);
+  EXPECT_EQ(store_->Events("a", 0, 0)->size(), 2u);
+  auto snap = store_->Load();
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->jobs[0].last_sequence, 7);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, JobStoreContractTest, ::testing::Values("memory", "sqlite"));
 
 TEST(SqliteJobStoreTest, SurvivesReopening) {
@@ -142,6 +184,89 @@ TEST(SqliteJobStoreTest, RefusesAFileFromANewerSchema) {
   auto s = SqliteJobStore::OpenInDirectory(dir);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(s.status().message().find("schema version 99"), std::string::npos);
+}
+
+// A store written by schema 1 (iterations keyed by sequence, where the old
+// coordinator recorded redone iterations a second time) is migrated when
+// opened: each iteration once, the newest attempt's; the rest untouched;
+// a copy as it was beside it.
+TEST(SqliteJobStoreTest, ASchemaOneStoreIsMigratedKeepingEachIterationOnce) {
+  const std::string dir = TempDir("schema1");
+  std::filesystem::create_directories(dir);
+  const std::string path = (std::filesystem::path(dir) / "chronos.db").string();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  v1::JobMetadata md;
+  md.set_name("old");
+  md.set_uid("uid-old");
+  md.set_resource_version("3");
+  v1::JobSpec spec;
+  spec.set_name("old");
+  v1::JobStatus status;
+  status.set_state(v1::JOB_STATE_SUCCEEDED);
+  std::string sql = absl::StrCat(
+      "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+      "CREATE TABLE jobs (name TEXT PRIMARY KEY, seq INTEGER NOT NULL, uid TEXT NOT NULL,"
+      "  generation INTEGER NOT NULL, resource_version INTEGER NOT NULL, state INTEGER NOT NULL,"
+      "  metadata BLOB NOT NULL, spec BLOB NOT NULL, status BLOB NOT NULL);"
+      "CREATE TABLE events (job TEXT NOT NULL, sequence INTEGER NOT NULL, proto BLOB NOT NULL,"
+      "  PRIMARY KEY (job, sequence)) WITHOUT ROWID;"
+      "CREATE TABLE iterations (job TEXT NOT NULL, sequence INTEGER NOT NULL,"
+      "  iteration INTEGER NOT NULL, attempt INTEGER NOT NULL, proto BLOB NOT NULL,"
+      "  PRIMARY KEY (job, sequence)) WITHOUT ROWID;"
+      "INSERT INTO meta VALUES('resource_version', 3);"
+      "PRAGMA user_version=1;");
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  // Attempt 1 ran 1..4 (sequences 2..5); attempt 2 resumed from 2 and ran
+  // 3..5 (sequences 7..9): 3 and 4 are stored twice.
+  sql = absl::StrCat("INSERT INTO jobs VALUES('old', 1, 'uid-old', 1, 3, ", status.state(), ", X'",
+                     absl::BytesToHexString(md.SerializeAsString()), "', X'",
+                     absl::BytesToHexString(spec.SerializeAsString()), "', X'",
+                     absl::BytesToHexString(status.SerializeAsString()), "');");
+  for (const v1::IterationRecord& r :
+       {Record(1, 2, 1), Record(2, 3, 1), Record(3, 4, 1), Record(4, 5, 1), Record(3, 7, 2),
+        Record(4, 8, 2), Record(5, 9, 2)}) {
+    absl::StrAppend(&sql, "INSERT INTO iterations VALUES('old', ", r.sequence(), ", ",
+                    r.iteration(), ", ", r.attempt(), ", X'",
+                    absl::BytesToHexString(r.SerializeAsString()), "');");
+  }
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+
+  auto s = SqliteJobStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto its = (*s)->Iterations("old", 0, 0);
+  ASSERT_TRUE(its.ok()) << its.status();
+  std::vector<std::pair<int64_t, int>> got;
+  for (const v1::IterationRecord& r : *its) got.push_back({r.iteration(), r.attempt()});
+  EXPECT_EQ(got, (std::vector<std::pair<int64_t, int>>{{1, 1}, {2, 1}, {3, 2}, {4, 2}, {5, 2}}));
+  auto snap = (*s)->Load();
+  ASSERT_TRUE(snap.ok());
+  ASSERT_EQ(snap->jobs.size(), 1u);
+  EXPECT_EQ(snap->jobs[0].job.metadata().uid(), "uid-old");
+  EXPECT_EQ(snap->jobs[0].last_sequence, 9);
+  EXPECT_EQ(snap->resource_version, 3);
+  // New writes replace by iteration.
+  JobWrite redo = Write("old", 4, v1::JOB_STATE_SUCCEEDED, {}, {});
+  redo.iterations.push_back(Record(5, 10, 3));
+  ASSERT_TRUE((*s)->Update(redo).ok());
+  EXPECT_EQ((*s)->Iterations("old", 0, 0)->size(), 5u);
+  s->reset();
+  // The copy as it was: schema 1, all seven rows.
+  sqlite3* copy = nullptr;
+  ASSERT_EQ(sqlite3_open_v2((path + ".schema1").c_str(), &copy, SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(copy, "SELECT count(*) FROM iterations", -1, &st, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), 7);
+  sqlite3_finalize(st);
+  sqlite3_close(copy);
+  // Reopened: schema 2 already, nothing migrated again.
+  auto again = SqliteJobStore::Open(path);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->Iterations("old", 0, 0)->size(), 5u);
 }
 
 }  // namespace

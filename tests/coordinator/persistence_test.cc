@@ -125,12 +125,13 @@ TEST(PersistenceTest, RestartKeepsEveryJobAndRunningJobsContinue) {
   for (const auto& r : job->iterations()) EXPECT_TRUE(seqs.insert(r.sequence()).second);
 }
 
-// A report the old coordinator acknowledged but never completed (the other
-// stage had not reported yet) comes back only when the worker re-sends its
-// recent reports, possibly after a later iteration already completed on the
-// new coordinator. The late iteration still gets its record, and the job's
-// current iteration does not move back.
-TEST(PersistenceTest, IterationAcknowledgedBeforeARestartIsRecordedWhenItComesBackLate) {
+// A report the old coordinator took but had not stored (the other stage
+// had not reported that iteration) is lost with it; its ack said so
+// (durable_iteration stayed behind it), so the worker still holds it. The
+// restarted coordinator starts from what is stored, refuses the worker's
+// next report because of the gap, names the missing iteration, and once it
+// is sent again every iteration is recorded exactly once, in order.
+TEST(PersistenceTest, AReportTakenButNotStoredBeforeARestartIsAskedForAgainAndRecordedOnce) {
   Harness::Config config;
   config.data_dir = FreshDir("late");
   std::string id0, id1;
@@ -146,8 +147,13 @@ TEST(PersistenceTest, IterationAcknowledgedBeforeARestartIsRecordedWhenItComesBa
     const v1::Assignment a0 = NextAssignment(w0);
     const v1::Assignment a1 = NextAssignment(w1);
     ASSERT_TRUE(w0.Progress(a0, 1).ok());
-    ASSERT_TRUE(w1.Progress(a1, 1).ok());
-    ASSERT_TRUE(w0.Progress(a0, 2).ok());  // acknowledged, then the coordinator dies
+    absl::StatusOr<v1::ProgressAck> ack = w1.Progress(a1, 1);
+    ASSERT_TRUE(ack.ok());
+    EXPECT_EQ(ack->durable_iteration(), 1);
+    ack = w0.Progress(a0, 2);  // taken, not stored, then the coordinator dies
+    ASSERT_TRUE(ack.ok());
+    EXPECT_EQ(ack->durable_iteration(), 1);
+    EXPECT_EQ(ack->next_iteration(), 3);
     w0.Detach();
     w1.Detach();
     h.Stop();
@@ -159,26 +165,34 @@ TEST(PersistenceTest, IterationAcknowledgedBeforeARestartIsRecordedWhenItComesBa
   ASSERT_TRUE(Join(w0, w1, id0, id1).ok());
   const v1::Assignment a0 = NextAssignment(w0);
   const v1::Assignment a1 = NextAssignment(w1);
-  ASSERT_TRUE(w1.Progress(a1, 2).ok());
+  absl::StatusOr<v1::ProgressAck> ack = w1.Progress(a1, 2);
+  ASSERT_TRUE(ack.ok());
+  EXPECT_EQ(ack->durable_iteration(), 1);  // what the store holds
   ASSERT_TRUE(w1.Progress(a1, 3).ok());
-  ASSERT_TRUE(w0.Progress(a0, 3).ok());  // iteration 3 completes before 2
+  ack = w0.Progress(a0, 3);  // its next report: 2 is missing
+  ASSERT_TRUE(ack.ok());
+  EXPECT_EQ(ack->next_iteration(), 2);
   absl::StatusOr<v1::Job> job = h.Get("late", true);
   ASSERT_TRUE(job.ok());
-  EXPECT_EQ(job->status().iteration(), 3);
-  EXPECT_EQ(job->iterations_size(), 2);  // 1 and 3
+  EXPECT_EQ(job->status().iteration(), 1);
+  EXPECT_EQ(RecordedIterations(*job), (std::set<int64_t>{1}));
 
-  ASSERT_TRUE(w0.Progress(a0, 2).ok());  // the re-sent report
+  ASSERT_TRUE(w0.Progress(a0, 2).ok());  // sent again from the gap
+  ack = w0.Progress(a0, 3);
+  ASSERT_TRUE(ack.ok());
+  EXPECT_EQ(ack->durable_iteration(), 3);
   job = h.Get("late", true);
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->status().iteration(), 3);
   EXPECT_EQ(RecordedIterations(*job), (std::set<int64_t>{1, 2, 3}));
 
-  // Neither a duplicate of a recorded iteration nor the finish loses anything.
+  // Neither a duplicate of a recorded iteration nor the finish adds a record.
   ASSERT_TRUE(w1.Progress(a1, 2).ok());
   job = FinishBoth(h, "late", w0, a0, w1, a1, 4);
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(job->status().state(), v1::JOB_STATE_SUCCEEDED);
-  EXPECT_EQ(job->iterations_size(), 4);
+  ASSERT_EQ(job->iterations_size(), 4);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(job->iterations(i).iteration(), i + 1);
 }
 
 }  // namespace

@@ -1,10 +1,14 @@
 // The progress tracker (coordinator/progress_tracker.h): an iteration is
-// complete once every stage reported it, late iterations fill their gaps,
-// checkpoints count once every worker wrote theirs; the combined record is
-// checked against a hand computation.
+// complete once every stage reported it and its record is stored; each
+// stage's reports are taken in order, so a report past a lost one is
+// refused with the iteration to send again from; checkpoints count once
+// every worker wrote theirs; the combined record is checked against a hand
+// computation.
 #include "coordinator/progress_tracker.h"
 
 #include <gtest/gtest.h>
+
+#include "rpc/progress_window.h"
 
 namespace chronos::coordinator {
 namespace {
@@ -21,27 +25,74 @@ v1::ProgressReport Report(int64_t iteration, double seconds = 1, int64_t tokens 
 
 TEST(ProgressTrackerTest, AnIterationCompletesOnceWhenEveryStageReported) {
   ProgressTracker t;
-  EXPECT_FALSE(t.Add(Report(1), {0, 0}, 2));
-  EXPECT_FALSE(t.Add(Report(1), {0, 0}, 2));  // the same stage again
-  std::optional<ProgressTracker::Reports> done = t.Add(Report(1), {0, 1}, 2);
-  ASSERT_TRUE(done);
-  EXPECT_EQ(done->size(), 2u);
+  EXPECT_TRUE(t.Add(Report(1), {0, 0}).taken);
+  ProgressTracker::Added again = t.Add(Report(1), {0, 0});  // the same stage again
+  EXPECT_TRUE(again.taken);
+  EXPECT_EQ(again.next_iteration, 2);
+  EXPECT_EQ(t.CompleteThrough(2), 0);
+  EXPECT_TRUE(t.Add(Report(1), {0, 1}).taken);
+  ASSERT_EQ(t.CompleteThrough(2), 1);
+  EXPECT_EQ(t.Ready(1).size(), 2u);
+  // Not complete until its record is stored (the caller says so).
+  EXPECT_EQ(t.last_complete(), 0);
+  t.MarkComplete(1);
   EXPECT_EQ(t.last_complete(), 1);
-  EXPECT_FALSE(t.Add(Report(1), {0, 1}, 2));  // never twice
-  EXPECT_FALSE(t.Add(Report(3), {0, 0}, 2));
-  EXPECT_EQ(t.Newest(), 3);
+  EXPECT_EQ(t.CompleteThrough(2), 1);  // never twice
+  ProgressTracker::Added dup = t.Add(Report(1), {0, 1});
+  EXPECT_TRUE(dup.taken);
+  EXPECT_EQ(dup.next_iteration, 2);
+  EXPECT_EQ(t.CompleteThrough(2), 1);
+  EXPECT_TRUE(t.Add(Report(2), {0, 0}).taken);
+  EXPECT_EQ(t.Newest(), 2);
 }
 
-TEST(ProgressTrackerTest, ALateIterationFillsItsGapAndTheMarkMovesOverIt) {
+TEST(ProgressTrackerTest, AReportPastAMissingOneIsNotTakenAndNamesTheMissingOne) {
+  // A restarted coordinator resumes at the stored iteration 4; the stage's
+  // reports of 5 and 6 were lost with the old one's memory.
   ProgressTracker t(/*complete_through=*/4);
-  EXPECT_FALSE(t.Add(Report(4), {0, 0}, 1));  // at or before the mark
-  ASSERT_TRUE(t.Add(Report(6), {0, 0}, 1));
-  EXPECT_EQ(t.last_complete(), 4);  // 5 is missing
-  ASSERT_TRUE(t.Add(Report(5), {0, 0}, 1));
+  ProgressTracker::Added early = t.Add(Report(4), {0, 0});  // at or before the mark
+  EXPECT_TRUE(early.taken);
+  EXPECT_EQ(early.next_iteration, 5);
+  ProgressTracker::Added gap = t.Add(Report(7), {0, 0});
+  EXPECT_FALSE(gap.taken);
+  EXPECT_EQ(gap.next_iteration, 5);
+  EXPECT_EQ(t.Newest(), 4);  // nothing of it was kept
+  // Another stage is unaffected; the first sends again from 5, in order.
+  EXPECT_TRUE(t.Add(Report(5), {0, 1}).taken);
+  EXPECT_TRUE(t.Add(Report(6), {0, 1}).taken);
+  for (int64_t it = 5; it <= 7; ++it) {
+    ProgressTracker::Added a = t.Add(Report(it), {0, 0});
+    EXPECT_TRUE(a.taken);
+    EXPECT_EQ(a.next_iteration, it + 1);
+  }
+  // 5 and 6 are complete, in order; 7 waits for the second stage.
+  EXPECT_EQ(t.CompleteThrough(2), 6);
+  t.MarkComplete(6);
   EXPECT_EQ(t.last_complete(), 6);
-  // A gap no report fills is given up after kMaxPartialIterations.
-  for (int64_t it = 8; it <= 8 + kMaxPartialIterations; ++it) t.Add(Report(it), {0, 0}, 1);
-  EXPECT_GT(t.last_complete(), 7);
+  EXPECT_EQ(t.Newest(), 7);
+}
+
+TEST(ProgressTrackerTest, ACompleteIterationWaitsForItsRecordAndReportsBeyondTheWindowWait) {
+  ProgressTracker t;
+  t.Add(Report(1), {0, 0});
+  // The record of 1 could not be stored (no MarkComplete): the next report
+  // finds it complete again, with the next one.
+  ASSERT_EQ(t.CompleteThrough(1), 1);
+  t.Add(Report(2), {0, 0});
+  ASSERT_EQ(t.CompleteThrough(1), 2);
+  t.MarkComplete(2);
+  // A stage runs ahead of the last stored iteration by at most the window.
+  ProgressTracker w;
+  for (int64_t it = 1; it <= rpc::kMaxUnacknowledgedReports; ++it) {
+    ASSERT_TRUE(w.Add(Report(it), {0, 0}).taken) << it;
+  }
+  ProgressTracker::Added beyond = w.Add(Report(rpc::kMaxUnacknowledgedReports + 1), {0, 0});
+  EXPECT_FALSE(beyond.taken);
+  EXPECT_EQ(beyond.next_iteration, rpc::kMaxUnacknowledgedReports + 1);
+  EXPECT_EQ(w.CompleteThrough(2), 0);
+  w.Add(Report(1), {0, 1});
+  w.MarkComplete(w.CompleteThrough(2));
+  EXPECT_TRUE(w.Add(Report(rpc::kMaxUnacknowledgedReports + 1), {0, 0}).taken);
 }
 
 TEST(ProgressTrackerTest, ACheckpointCountsOnceEveryWorkerWroteIt) {

@@ -7,8 +7,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -219,7 +221,11 @@ TEST(WorkerMetricsTest, ServeNamesTheFlagWhenThePortIsTaken) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("--metrics-listen"));
 }
 
-// A send function that fails as told, recording what it saw.
+// One stage's side of the coordinator (coordinator/progress_tracker.h in
+// miniature): takes the stage's reports in order without a gap, records an
+// iteration once the other stages have reported it too (others_through),
+// answers with what is durable and what it needs next, and on Restart()
+// forgets every report it had not recorded. Fails calls as told.
 class FakeCoordinator {
  public:
   absl::StatusOr<v1::ProgressAck> Send(const v1::ProgressReport& r) {
@@ -230,29 +236,70 @@ class FakeCoordinator {
       failures_.erase(failures_.begin());
       return s;
     }
-    delivered_.push_back(r.iteration());
     v1::ProgressAck ack;
-    ack.set_stop(r.iteration() == stop_at_);
+    if (r.iteration() == stop_at_) {
+      ack.set_stop(true);
+      return ack;
+    }
+    if (r.iteration() == delivered_ + 1) ++delivered_;
+    Record();
+    ack.set_durable_iteration(durable_);
+    ack.set_next_iteration(delivered_ + 1);
     return ack;
   }
   void FailNext(absl::Status s) {
     absl::MutexLock lock(&mu_);
     failures_.push_back(s);
   }
-  std::vector<int64_t> delivered() {
+  // The other stages have reported up to `n`.
+  void SetOthers(int64_t n) {
     absl::MutexLock lock(&mu_);
-    return delivered_;
+    others_ = n;
+    Record();
+  }
+  // SIGKILL and start again: only what was recorded is left.
+  void Restart() {
+    absl::MutexLock lock(&mu_);
+    delivered_ = durable_;
+  }
+  // Start again from a copy of the store that ends at iteration `n`.
+  void RestoreBackup(int64_t n) {
+    absl::MutexLock lock(&mu_);
+    durable_ = delivered_ = n;
+  }
+  void StopAt(int64_t iteration) {
+    absl::MutexLock lock(&mu_);
+    stop_at_ = iteration;
+  }
+  // Iterations recorded, in the order they were (a repeat is a duplicate).
+  std::vector<int64_t> recorded() {
+    absl::MutexLock lock(&mu_);
+    return recorded_;
   }
   std::vector<int64_t> attempts() {
     absl::MutexLock lock(&mu_);
     return attempts_;
   }
-  int64_t stop_at_ = -1;
+  // Waits until this stage's report of `iteration` is held or recorded.
+  bool WaitDelivered(int64_t iteration) {
+    absl::MutexLock lock(&mu_);
+    auto held = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return delivered_ >= iteration; };
+    return mu_.AwaitWithTimeout(absl::Condition(&held), absl::Seconds(10));
+  }
 
  private:
+  void Record() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    while (durable_ < std::min(delivered_, others_)) recorded_.push_back(++durable_);
+  }
+
   absl::Mutex mu_;
-  std::vector<absl::Status> failures_;
-  std::vector<int64_t> delivered_, attempts_;
+  std::vector<absl::Status> failures_ ABSL_GUARDED_BY(mu_);
+  std::vector<int64_t> attempts_ ABSL_GUARDED_BY(mu_);
+  std::vector<int64_t> recorded_ ABSL_GUARDED_BY(mu_);
+  int64_t delivered_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t durable_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t others_ ABSL_GUARDED_BY(mu_) = 1 << 30;
+  int64_t stop_at_ ABSL_GUARDED_BY(mu_) = -1;
 };
 
 v1::ProgressReport Report(int64_t it) {
@@ -261,65 +308,208 @@ v1::ProgressReport Report(int64_t it) {
   return r;
 }
 
+std::vector<int64_t> Range(int64_t from, int64_t to) {
+  std::vector<int64_t> out;
+  for (int64_t i = from; i <= to; ++i) out.push_back(i);
+  return out;
+}
+
+// Short pauses: the tests wait on conditions, never on the clock.
+ProgressReporter::Options Fast(int64_t max_held = rpc::kMaxUnacknowledgedReports) {
+  ProgressReporter::Options o;
+  o.min_backoff = absl::Milliseconds(5);
+  o.max_backoff = absl::Milliseconds(40);
+  o.first_resend = absl::Milliseconds(5);
+  o.max_held = max_held;
+  return o;
+}
+
+class Reporter {
+ public:
+  explicit Reporter(FakeCoordinator* c, ProgressReporter::Options o = Fast())
+      : r_([c](const v1::ProgressReport& p) { return c->Send(p); },
+           [this](const std::string& why) {
+             absl::MutexLock lock(&mu_);
+             stops_.push_back(why);
+           },
+           [this](const absl::Status& s) {
+             absl::MutexLock lock(&mu_);
+             lost_.push_back(s);
+           },
+           o) {}
+  ProgressReporter* operator->() { return &r_; }
+  std::vector<std::string> stops() {
+    absl::MutexLock lock(&mu_);
+    return stops_;
+  }
+  std::vector<absl::Status> lost() {
+    absl::MutexLock lock(&mu_);
+    return lost_;
+  }
+  bool WaitLost() {
+    absl::MutexLock lock(&mu_);
+    auto any = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !lost_.empty(); };
+    return mu_.AwaitWithTimeout(absl::Condition(&any), absl::Seconds(10));
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> stops_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::Status> lost_ ABSL_GUARDED_BY(mu_);
+  ProgressReporter r_;  // last: its thread may call on_stop
+};
+
 TEST(ProgressReporterTest, RetriesUnavailableAndDeliversInOrder) {
   FakeCoordinator c;
   c.FailNext(absl::UnavailableError("restarting"));
-  c.FailNext(absl::UnavailableError("restarting"));
-  std::vector<std::string> stops;
-  ProgressReporter r([&](const v1::ProgressReport& p) { return c.Send(p); },
-                     [&](const std::string& why) { stops.push_back(why); }, absl::Milliseconds(20));
-  for (int i = 1; i <= 3; ++i) r.Enqueue(Report(i));
-  ASSERT_TRUE(r.Flush(absl::Seconds(10)));
-  EXPECT_EQ(c.delivered(), (std::vector<int64_t>{1, 2, 3}));
+  c.FailNext(absl::InternalError("job store: disk I/O error"));
+  Reporter r(&c);
+  for (int i = 1; i <= 3; ++i) r->Enqueue(Report(i));
+  ASSERT_TRUE(r->Flush(absl::Seconds(10)));
+  EXPECT_EQ(c.recorded(), Range(1, 3));
   EXPECT_EQ(c.attempts(), (std::vector<int64_t>{1, 1, 1, 2, 3}));
-  EXPECT_TRUE(stops.empty());
-  EXPECT_EQ(r.delivered(), 3);
+  EXPECT_TRUE(r.stops().empty());
+  EXPECT_EQ(r->held(), 0);
 }
 
-TEST(ProgressReporterTest, ResendRecentDeliversAcknowledgedReportsAgainInOrder) {
-  // A coordinator SIGKILLed after acknowledging a report but before the
-  // other stages' reports completed the iteration lost it: the daemon
-  // resends the recent ones when the same assignment is re-sent.
+TEST(ProgressReporterTest, AReportIsHeldUntilTheCoordinatorStoredItsIteration) {
   FakeCoordinator c;
-  ProgressReporter r([&](const v1::ProgressReport& p) { return c.Send(p); },
-                     [](const std::string&) {}, absl::Milliseconds(20));
-  for (int i = 1; i <= 20; ++i) r.Enqueue(Report(i));
-  ASSERT_TRUE(r.Flush(absl::Seconds(10)));
-  r.ResendRecent();
-  r.Enqueue(Report(21));
-  ASSERT_TRUE(r.Flush(absl::Seconds(10)));
-  std::vector<int64_t> want;
-  for (int i = 1; i <= 20; ++i) want.push_back(i);
-  for (int i = 5; i <= 21; ++i) want.push_back(i);  // the last 16, then the new one
-  EXPECT_EQ(c.delivered(), want);
-  // Resent reports are remembered once more, not twice.
-  r.ResendRecent();
-  ASSERT_TRUE(r.Flush(absl::Seconds(10)));
-  EXPECT_EQ(c.delivered().size(), want.size() + 16);
+  c.SetOthers(0);  // the other stages have not reported yet
+  Reporter r(&c);
+  for (int i = 1; i <= 3; ++i) r->Enqueue(Report(i));
+  ASSERT_TRUE(c.WaitDelivered(3));
+  // Taken but not stored: still held, however long it takes.
+  EXPECT_FALSE(r->Flush(absl::Milliseconds(100)));
+  EXPECT_EQ(r->held(), 3);
+  EXPECT_TRUE(c.recorded().empty());
+  // The other stages catch up; with nothing new to send, the worker learns
+  // it by sending its newest report again.
+  c.SetOthers(3);
+  ASSERT_TRUE(r->Flush(absl::Seconds(10)));
+  EXPECT_EQ(r->held(), 0);
+  EXPECT_EQ(c.recorded(), Range(1, 3));
 }
 
-TEST(ProgressReporterTest, StopAckAndPermanentRefusalStopTheRun) {
+TEST(ProgressReporterTest, ACoordinatorRestartLosesNoReportAndRecordsNoneTwice) {
+  // Reported and taken, but the coordinator dies before the other stages'
+  // reports complete the iterations: it comes back knowing only 1..2.
+  FakeCoordinator c;
+  c.SetOthers(2);
+  Reporter r(&c);
+  for (int i = 1; i <= 6; ++i) r->Enqueue(Report(i));
+  ASSERT_TRUE(c.WaitDelivered(6));
+  c.Restart();
+  c.SetOthers(100);
+  // Nothing tells this worker yet; its next report shows the gap, and it
+  // goes back to the first report the coordinator lacks.
+  for (int i = 7; i <= 9; ++i) r->Enqueue(Report(i));
+  ASSERT_TRUE(r->Flush(absl::Seconds(10)));
+  EXPECT_EQ(c.recorded(), Range(1, 9));
+
+  // After a reconnect everything not stored goes again at once; what the
+  // coordinator already holds is a harmless duplicate.
+  c.SetOthers(9);
+  for (int i = 10; i <= 12; ++i) r->Enqueue(Report(i));
+  ASSERT_TRUE(c.WaitDelivered(12));
+  c.Restart();
+  r->ResendUnacknowledged();
+  c.SetOthers(100);
+  ASSERT_TRUE(r->Flush(absl::Seconds(10)));
+  EXPECT_EQ(c.recorded(), Range(1, 12));
+}
+
+TEST(ProgressReporterTest, TheLastReportLostWithTheCoordinatorIsSentAgain) {
+  // No later report and no reconnect notice: the re-sent newest report is
+  // what tells the restarted coordinator (and the worker) about the gap.
+  FakeCoordinator c;
+  c.SetOthers(3);
+  Reporter r(&c);
+  for (int i = 1; i <= 5; ++i) r->Enqueue(Report(i));
+  ASSERT_TRUE(c.WaitDelivered(5));
+  c.Restart();
+  c.SetOthers(5);
+  ASSERT_TRUE(r->Flush(absl::Seconds(10)));
+  EXPECT_EQ(c.recorded(), Range(1, 5));
+}
+
+TEST(ProgressReporterTest, ACoordinatorAskingForAReportItHadStoredEndsTheAttemptOnce) {
+  // Its store was restored from a copy that ends at iteration 2, after it
+  // had acknowledged 1..4 as stored: this worker no longer has 3 and 4.
+  FakeCoordinator c;
+  Reporter r(&c);
+  for (int i = 1; i <= 4; ++i) r->Enqueue(Report(i));
+  ASSERT_TRUE(r->Flush(absl::Seconds(10)));
+  c.RestoreBackup(2);
+  r->Enqueue(Report(5));
+  ASSERT_TRUE(r.WaitLost());
+  // Still held (the stop that ends the attempt drops it), and said once.
+  EXPECT_EQ(r->held(), 1);
+  ASSERT_EQ(r.lost().size(), 1u);
+  EXPECT_EQ(r.lost()[0].code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(r.lost()[0].message()), HasSubstr("iteration 3"));
+  EXPECT_TRUE(r.stops().empty());
+}
+
+TEST(ProgressReporterTest, EnqueueWaitsWhileTheWindowIsFullAndReleaseLetsItGo) {
+  FakeCoordinator c;
+  c.SetOthers(0);
+  Reporter r(&c, Fast(/*max_held=*/4));
+  for (int i = 1; i <= 4; ++i) r->Enqueue(Report(i));
+  absl::Mutex mu;
+  int64_t enqueued = 4;
+  std::thread training([&] {
+    for (int i = 5; i <= 6; ++i) {
+      r->Enqueue(Report(i));
+      absl::MutexLock lock(&mu);
+      enqueued = i;
+    }
+  });
+  ASSERT_TRUE(c.WaitDelivered(4));
+  {
+    // Held: 4 of 4; the fifth waits (no report is dropped to make room).
+    absl::MutexLock lock(&mu);
+    auto moved = [&] { return enqueued > 4; };
+    EXPECT_FALSE(mu.AwaitWithTimeout(absl::Condition(&moved), absl::Milliseconds(100)));
+  }
+  EXPECT_EQ(r->held(), 4);
+  c.SetOthers(1);  // one stored: room for one more
+  ASSERT_TRUE(c.WaitDelivered(5));
+  {
+    absl::MutexLock lock(&mu);
+    auto five = [&] { return enqueued == 5; };
+    EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&five), absl::Seconds(10)));
+  }
+  EXPECT_LE(r->held(), 4);
+  r->Release();  // the attempt is stopping: the training thread goes on
+  training.join();
+  c.SetOthers(100);
+  ASSERT_TRUE(r->Flush(absl::Seconds(10)));
+  EXPECT_EQ(c.recorded(), Range(1, 6));
+}
+
+TEST(ProgressReporterTest, StopAckAndPermanentRefusalEndDeliveryAndDropWhatIsHeld) {
   FakeCoordinator d;
+  d.SetOthers(0);
   d.FailNext(absl::FailedPreconditionError("not assigned"));
-  std::vector<std::string> stops;
-  ProgressReporter r([&](const v1::ProgressReport& p) { return d.Send(p); },
-                     [&](const std::string& why) { stops.push_back(why); });
-  r.Enqueue(Report(1));
-  r.Enqueue(Report(2));
-  ASSERT_TRUE(r.Flush(absl::Seconds(10)));
-  ASSERT_EQ(stops.size(), 1u);  // the refused report is dropped, not retried
-  EXPECT_THAT(stops[0], HasSubstr("not assigned"));
-  EXPECT_EQ(d.delivered(), (std::vector<int64_t>{2}));
+  Reporter r(&d);
+  r->Enqueue(Report(1));
+  r->Enqueue(Report(2));
+  ASSERT_TRUE(r->Flush(absl::Seconds(10)));
+  ASSERT_EQ(r.stops().size(), 1u);
+  EXPECT_THAT(r.stops()[0], HasSubstr("not assigned"));
+  EXPECT_EQ(r->held(), 0);
+  EXPECT_EQ(d.attempts(), (std::vector<int64_t>{1}));  // nothing more goes out
+  r->Enqueue(Report(3));                               // nor later
+  EXPECT_TRUE(r->Flush(absl::Seconds(10)));
 
   FakeCoordinator e;
-  e.stop_at_ = 2;
-  std::vector<std::string> stops2;
-  ProgressReporter r2([&](const v1::ProgressReport& p) { return e.Send(p); },
-                      [&](const std::string& why) { stops2.push_back(why); });
-  r2.Enqueue(Report(1));
-  r2.Enqueue(Report(2));
-  ASSERT_TRUE(r2.Flush(absl::Seconds(10)));
-  EXPECT_EQ(stops2.size(), 1u);
+  e.StopAt(2);
+  Reporter r2(&e);
+  r2->Enqueue(Report(1));
+  r2->Enqueue(Report(2));
+  ASSERT_TRUE(r2->Flush(absl::Seconds(10)));
+  EXPECT_EQ(r2.stops().size(), 1u);
+  EXPECT_EQ(e.recorded(), Range(1, 1));
 }
 
 TEST(FaultKindTest, EngineStatusCodesMapToWhatTheCoordinatorDoes) {

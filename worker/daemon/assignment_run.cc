@@ -137,7 +137,8 @@ AssignmentRun::AssignmentRun(v1::Assignment assignment, AssignmentServices servi
   CoordinatorClient* client = services_.client;
   reporter_ = std::make_unique<ProgressReporter>(
       [client](const v1::ProgressReport& r) { return client->ReportProgress(r); },
-      [this](const std::string& reason) { Stop(reason); });
+      [this](const std::string& reason) { Stop(reason); },
+      [this](const absl::Status& status) { Fail(status); });
   thread_ = std::thread([this] { Main(); });
 }
 
@@ -151,8 +152,19 @@ void AssignmentRun::Stop(const std::string& reason) {
   if (!stop_.exchange(true)) {
     LOG(INFO) << "stopping job " << a_.job() << " attempt " << a_.attempt() << ": " << reason;
   }
+  // A training thread waiting for room to queue its report goes on to see
+  // the stop.
+  reporter_->Release();
   absl::MutexLock lock(&mu_);
   if (runner_ != nullptr) runner_->Stop();
+}
+
+void AssignmentRun::Fail(const absl::Status& status) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (failure_.ok()) failure_ = status;
+  }
+  Stop(std::string(status.message()));
 }
 
 void AssignmentRun::UpdatePolicy(int64_t generation, const v1::Schedule& schedule,
@@ -175,9 +187,9 @@ void AssignmentRun::UpdatePolicy(int64_t generation, const v1::Schedule& schedul
             << offload_ratio << ") applies from the next iteration";
 }
 
-void AssignmentRun::ResendRecentProgress() {
+void AssignmentRun::ResendUnacknowledgedProgress() {
   // reporter_ lives from the constructor to the destructor.
-  reporter_->ResendRecent();
+  reporter_->ResendUnacknowledged();
 }
 
 void AssignmentRun::RequestCheckpoint() {
@@ -320,21 +332,34 @@ void AssignmentRun::Main() {
       s = absl::InternalError("assignment: unknown exception");
     }
   }
+  auto failure = [this] {
+    absl::MutexLock lock(&mu_);
+    return failure_;
+  };
+  bool reported = false;
+  if (!failure().ok()) s = failure();
   if (s.ok()) {
     LOG(INFO) << "job " << a_.job() << ": stage " << a_.device() << " finished all iterations";
-  } else if (stop_.load() || absl::IsCancelled(s)) {
+  } else if (failure().ok() && (stop_.load() || absl::IsCancelled(s))) {
     LOG(INFO) << "job " << a_.job() << ": stage " << a_.device() << " stopped: " << s.message();
   } else {
     LOG(ERROR) << "job " << a_.job() << ": stage " << a_.device() << " failed: " << s;
     ReportFault(s);
+    reported = true;
   }
-  // Deliver what is queued (the final report above all) unless told to
-  // stop; a restarting coordinator gets every report once it is back.
+  // Hold on until the coordinator has stored every report (the final one
+  // above all) unless told to stop: a restarting coordinator gets every
+  // report once it is back.
   while (!reporter_->Flush(absl::Milliseconds(500))) {
     if (stop_.load()) {
       reporter_->Flush(absl::Seconds(2));
       break;
     }
+  }
+  if (!reported && !failure().ok()) {
+    // Found while the last reports were delivered.
+    s = failure();
+    ReportFault(s);
   }
   services_.metrics->EndJob(labels_);
   {

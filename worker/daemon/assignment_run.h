@@ -5,7 +5,9 @@
 //   2. rendezvouses with the attempt's other workers through the
 //      coordinator's store and builds the engine (worker/stage_launcher.h),
 //   3. runs the iterations; after each, records metrics and queues a
-//      ProgressReport (delivered in order by a ProgressReporter),
+//      ProgressReport (delivered in order by a ProgressReporter, which
+//      holds it until the coordinator has stored it, and pauses training
+//      while it holds too many),
 //   4. on failure reports a fault whose kind tells the coordinator what to
 //      do (out of memory: re-plan smaller; transport: restart the attempt),
 //   5. removes the assignment's metric series.
@@ -66,13 +68,16 @@ class AssignmentRun {
   const v1::Assignment& assignment() const { return a_; }
   // Asks the run to end at the next action boundary (no fault is reported).
   void Stop(const std::string& reason);
+  // Ends the run with a fault that reports `status` (the reporter found
+  // that the coordinator lost reports it can no longer send).
+  void Fail(const absl::Status& status);
   // Hands a new action list to the engine, from the next iteration on.
   // Older or equal generations are ignored.
   void UpdatePolicy(int64_t generation, const v1::Schedule& schedule, double offload_ratio);
   void RequestCheckpoint();
-  // After a reconnect: delivers the last acknowledged progress reports
-  // again (see ProgressReporter::ResendRecent).
-  void ResendRecentProgress();
+  // After a reconnect: sends every progress report the coordinator has not
+  // yet stored again (see ProgressReporter::ResendUnacknowledged).
+  void ResendUnacknowledgedProgress();
   // Samples the engine's memory ledger into the live gauges (resident and
   // offloaded activation bytes; on CPU the allocated bytes they imply).
   // Called at scrape time from the metrics thread.
@@ -112,7 +117,8 @@ class AssignmentRun {
   std::optional<Pending> pending_ ABSL_GUARDED_BY(mu_);  // before the runner
   bool checkpoint_pending_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status result_ ABSL_GUARDED_BY(mu_);
-  std::thread thread_;  // last: starts after everything above is built
+  absl::Status failure_ ABSL_GUARDED_BY(mu_);  // from Fail()
+  std::thread thread_;                         // last: starts after everything above is built
 };
 
 }  // namespace chronos::worker

@@ -272,9 +272,9 @@ void WorkerDaemon::Assign(const v1::Assignment& a) {
   if (run_ != nullptr && run_->Matches(a.job(), a.attempt())) {
     // Re-sent after a reconnect or a coordinator restart: the same attempt
     // goes on; only a newer policy in it is news, and a restarted
-    // coordinator may have lost reports it had acknowledged.
+    // coordinator has lost the reports it had not stored yet.
     run_->UpdatePolicy(a.policy_generation(), a.schedule(), a.offload_ratio());
-    run_->ResendRecentProgress();
+    run_->ResendUnacknowledgedProgress();
     return;
   }
   LOG(INFO) << "assigned job " << a.job() << " attempt " << a.attempt() << ", stage " << a.device();
