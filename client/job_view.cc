@@ -64,7 +64,8 @@ absl::StatusOr<v1::JobState> ParseJobState(const std::string& text) {
   v1::JobState state;
   if (t != "JOB_STATE_UNSPECIFIED" && v1::JobState_Parse(t, &state)) return state;
   return UsageError(absl::StrCat(
-      "--state must be one of pending, running, recovering, succeeded, failed, cancelled (got '",
+      "--state must be one of planning, pending, running, recovering, succeeded, failed, "
+      "cancelled (got '",
       text, "')"));
 }
 
