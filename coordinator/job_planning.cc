@@ -26,14 +26,14 @@ StopCheck JobController::PlanStop(CancelFlag cancel, std::shared_ptr<std::atomic
 }
 
 std::string JobController::PlanDeadlineMessage(const v1::JobSpec& spec) const {
-  return absl::StrCat(
-      "the plan did not finish within the coordinator's planning limit of ",
-      absl::FormatDuration(planning_.deadline), " (--plan-deadline-seconds): ",
-      "schedule.order_search_steps ", spec.schedule().order_search_steps(),
-      " and training.microbatches ", spec.training().microbatches(), " at parallel.pipeline ",
-      spec.parallel().pipeline(),
-      " make it too big to plan in that time; lower schedule.order_search_steps or "
-      "training.microbatches (`chronosctl plan` shows how long a shape takes)");
+  return absl::StrCat("the plan did not finish within the coordinator's planning limit of ",
+                      absl::FormatDuration(planning_.deadline),
+                      " (--plan-deadline-seconds): schedule.order_search_steps ",
+                      spec.schedule().order_search_steps(), " and training.microbatches ",
+                      spec.training().microbatches(), " at parallel.pipeline ",
+                      spec.parallel().pipeline(),
+                      " make it too big to plan in that time; lower schedule.order_search_steps or "
+                      "training.microbatches (`chronosctl plan` shows how long a shape takes)");
 }
 
 JobController::PlanningTask JobController::BeginPlanning(JobRuntime* rt) {
@@ -44,8 +44,7 @@ JobController::PlanningTask JobController::BeginPlanning(JobRuntime* rt) {
 void JobController::EnqueuePlanning(std::vector<PlanningTask> tasks) {
   for (PlanningTask& task : tasks) {
     CancelFlag cancel = task.cancel;
-    planner_.Enqueue(std::move(cancel),
-                     [this, task = std::move(task)] { RunPlanning(task); });
+    planner_.Enqueue(std::move(cancel), [this, task = std::move(task)] { RunPlanning(task); });
   }
 }
 
@@ -71,8 +70,8 @@ void JobController::RunPlanning(const PlanningTask& task) {
   rt->planning_cancel.reset();
   Mutation m = Begin(*rt);
   if (!plan.ok()) {
-    const std::string why = timed_out->load() ? PlanDeadlineMessage(task.spec)
-                                              : std::string(plan.status().message());
+    const std::string why =
+        timed_out->load() ? PlanDeadlineMessage(task.spec) : std::string(plan.status().message());
     if (!Transition(&m, v1::JOB_STATE_FAILED, "PlanFailed",
                     absl::StrCat("the job cannot be planned: ", why))
              .ok() ||
@@ -82,9 +81,10 @@ void JobController::RunPlanning(const PlanningTask& task) {
     AdmitPending();
     return;
   }
-  AddEvent(&m, "Planned",
-           absl::StrCat("planned in ", absl::FormatDuration(absl::Trunc(took, absl::Milliseconds(1))),
-                        ": ", (*plan)->report.policy()));
+  AddEvent(
+      &m, "Planned",
+      absl::StrCat("planned in ", absl::FormatDuration(absl::Trunc(took, absl::Milliseconds(1))),
+                   ": ", (*plan)->report.policy()));
   const v1::JobSpec& spec = m.job.spec();
   const int needed = spec.parallel().pipeline() * std::max(1, spec.parallel().data());
   const std::string waiting = absl::StrCat("waiting for ", needed, " idle workers");

@@ -94,7 +94,8 @@ void TrainAcrossHostsAndCutALink() {
       absl::StrCat(
           "name: ", job, "\n",
           "model:    {layers: 4, hidden: 64, heads: 4, ffn_hidden: 128, vocab: 256, seq_len: 64}\n",
-          "data:     {path: ", CHRONOS_SOURCE_DIR, "/../shared/data/tinyshakespeare.txt, format: text}\n",
+          "data:     {path: ", CHRONOS_SOURCE_DIR,
+          "/../shared/data/tinyshakespeare.txt, format: text}\n",
           "training: {iterations: ", kIterations,
           ", micro_batch_size: 4, microbatches: 8, lr: 1.0e-3, seed: 7, precision: fp32, "
           "checkpoint_every: 4, checkpoint_dir: ",

@@ -45,11 +45,12 @@ absl::StatusOr<CommandResult> RunInsideNamespaces(const std::string& test_filter
   }
   // Both steps can be refused: user namespaces (a sysctl, a seccomp
   // profile of the container) and veth pairs (a kernel without them).
-  if (absl::Status s = Run(kUnshare, {"--user", "--map-root-user", "--net", "--mount", "/bin/sh",
-                                      "-c", "ip link add chronos-p0 type veth peer name chronos-p1"});
+  if (absl::Status s =
+          Run(kUnshare, {"--user", "--map-root-user", "--net", "--mount", "/bin/sh", "-c",
+                         "ip link add chronos-p0 type veth peer name chronos-p1"});
       !s.ok()) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot make a network namespace with a veth pair here: ", s.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot make a network namespace with a veth pair here: ", s.message()));
   }
   char self[PATH_MAX];
   const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
