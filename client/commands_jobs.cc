@@ -56,6 +56,20 @@ void PrintJobResult(CommandContext& ctx, const v1::Job& job, OutputFormat format
   }
 }
 
+// "job/NAME submitted", and what happens next while the coordinator plans
+// it in the background.
+std::string SubmittedLine(const v1::Job& job, bool waiting) {
+  const std::string& name = job.metadata().name();
+  std::string line = absl::StrCat("job/", name, " submitted");
+  if (job.status().state() == v1::JOB_STATE_PLANNING) {
+    absl::StrAppend(&line, "; the coordinator is planning it");
+    if (!waiting) absl::StrAppend(&line, " (`chronosctl watch ", name, "` follows it)");
+  } else if (job.status().state() != v1::JOB_STATE_UNSPECIFIED) {
+    absl::StrAppend(&line, " (", JobStateName(job.status().state()), ")");
+  }
+  return line;
+}
+
 void AddSubmit(CLI::App& app, std::vector<Command>* commands) {
   struct Flags {
     std::string file;
@@ -68,28 +82,27 @@ void AddSubmit(CLI::App& app, std::vector<Command>* commands) {
   cmd->add_option("--request-id", f->request_id,
                   "Idempotency key: resubmitting with the same id returns the same job");
   cmd->add_flag("--wait", f->wait, "Follow the job and exit with its outcome");
-  commands->push_back(
-      {cmd, [f](CommandContext& ctx) -> int {
-         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
-         // Validate before contacting the server: every problem at once, each
-         // naming its field, and no round trip for a typo.
-         absl::StatusOr<v1::JobSpec> spec = LoadJobFileForSubmit(f->file, CurrentDirectory());
-         if (!spec.ok()) return ctx.Fail(spec.status());
-         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient * client, ctx.Control());
-         v1::SubmitJobRequest req;
-         *req.mutable_spec() = *spec;
-         req.set_request_id(f->request_id.empty() ? NewRequestId() : f->request_id);
-         v1::Job job;
-         if (absl::Status s = client->Call(&Stub::SubmitJob, req, &job); !s.ok()) {
-           return ctx.Fail(s);
-         }
-         if (!f->wait || !IsStructured(format)) {
-           PrintJobResult(ctx, job, format,
-                          absl::StrCat("job/", job.metadata().name(), " submitted"));
-         }
-         if (!f->wait) return kExitOk;
-         return Follow(ctx, *client, job.metadata().name(), format, 0);
-       }});
+  commands->push_back({cmd, [f](CommandContext& ctx) -> int {
+                         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, OutputFormat format, ctx.Output());
+                         // Validate before contacting the server: every problem at once, each
+                         // naming its field, and no round trip for a typo.
+                         absl::StatusOr<v1::JobSpec> spec =
+                             LoadJobFileForSubmit(f->file, CurrentDirectory());
+                         if (!spec.ok()) return ctx.Fail(spec.status());
+                         CHRONOSCTL_ASSIGN_OR_FAIL(ctx, ControlClient * client, ctx.Control());
+                         v1::SubmitJobRequest req;
+                         *req.mutable_spec() = *spec;
+                         req.set_request_id(f->request_id.empty() ? NewRequestId() : f->request_id);
+                         v1::Job job;
+                         if (absl::Status s = client->Call(&Stub::SubmitJob, req, &job); !s.ok()) {
+                           return ctx.Fail(s);
+                         }
+                         if (!f->wait || !IsStructured(format)) {
+                           PrintJobResult(ctx, job, format, SubmittedLine(job, f->wait));
+                         }
+                         if (!f->wait) return kExitOk;
+                         return Follow(ctx, *client, job.metadata().name(), format, 0);
+                       }});
 }
 
 absl::StatusOr<v1::Job> GetJob(ControlClient& client, const std::string& name, bool history) {

@@ -64,7 +64,8 @@ absl::StatusOr<v1::JobState> ParseJobState(const std::string& text) {
   v1::JobState state;
   if (t != "JOB_STATE_UNSPECIFIED" && v1::JobState_Parse(t, &state)) return state;
   return UsageError(absl::StrCat(
-      "--state must be one of pending, running, recovering, succeeded, failed, cancelled (got '",
+      "--state must be one of planning, pending, running, recovering, succeeded, failed, "
+      "cancelled (got '",
       text, "')"));
 }
 
@@ -121,6 +122,17 @@ void PrintJobDescription(std::ostream& out, const v1::Job& job, absl::Time now) 
   field("Generation", absl::StrCat(md.generation(), " (observed ", st.observed_generation(), ")"));
   field("State", absl::StrCat(JobStateName(st.state()), " (attempt ", st.attempt(), ", restarts ",
                               st.restarts(), ")"));
+  if (st.state() == v1::JOB_STATE_PLANNING) {
+    // How long the coordinator's planner has been at it: the Planned
+    // condition turned false when the job was stored (or the coordinator
+    // restarted and planned it again).
+    for (const v1::Condition& c : st.conditions()) {
+      if (c.type() != "Planned" || c.status()) continue;
+      field("Planning", absl::StrCat("since ", FormatTimestamp(c.last_transition_time()), " (",
+                                     FormatSince(c.last_transition_time(), now),
+                                     "); admitted once the plan lands"));
+    }
+  }
   std::string progress = absl::StrCat(Progress(job), " iterations");
   if (HasProgress(job)) {
     absl::StrAppend(&progress, ", loss ", FormatDouble(st.loss(), 4), ", ",

@@ -42,6 +42,15 @@ absl::Status Coordinator::CheckOptions(const CoordinatorOptions& options) {
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
   }
+  if (options.planning.deadline <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--plan-deadline-seconds must be > 0");
+  }
+  if (options.planning.threads < 0) {
+    return absl::InvalidArgumentError("--planner-threads must be >= 0");
+  }
+  if (options.planning.max_waiting < 1) {
+    return absl::InvalidArgumentError("the planner's queue must hold at least one job");
+  }
   return absl::OkStatus();
 }
 
@@ -70,7 +79,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
   c->controller_ = std::make_unique<JobController>(
       c->store_.get(), c->workers_.get(), c->kv_.get(), c->metrics_.get(), c->clock_,
       o.stream_poll_interval, o.recovery, o.replanner,
-      PathRoots{o.allowed_data_roots, o.allowed_checkpoint_roots});
+      PathRoots{o.allowed_data_roots, o.allowed_checkpoint_roots}, o.planning);
   absl::Status s = c->controller_->Load();
   if (!s.ok()) return s;
   c->control_service_ =
@@ -172,6 +181,9 @@ void Coordinator::Shutdown(absl::Duration grace) {
       stop_cv_.SignalAll();
     }
     maintenance_.join();
+  } else if (controller_) {
+    // Never served, but a job found PLANNING at load may be being planned.
+    controller_->Shutdown();
   }
   // Every write went through a committed transaction; closing only
   // checkpoints the WAL. Jobs that were running stay RUNNING in the store.

@@ -10,6 +10,7 @@
 
 #include "absl/time/time.h"
 #include "coordinator/clock.h"
+#include "coordinator/planning_options.h"
 #include "coordinator/recovery_options.h"
 #include "coordinator/replanner.h"
 
@@ -49,6 +50,8 @@ struct CoordinatorOptions {
   // Restart limit, back-off and re-planning of jobs whose worker died or
   // faulted (see JobController).
   RecoveryOptions recovery;
+  // The background planner of submitted jobs and the planning time limit.
+  PlanningOptions planning;
   // Time source; nullptr = the wall clock. Not owned.
   Clock* clock = nullptr;
   // When set, jobs may only name data.path and training.checkpoint_dir

@@ -99,7 +99,8 @@ void JobController::ResolvePlans() {
     std::vector<std::pair<std::pair<int, int>, SharedPlan>> planned;
     for (const auto& [p, d] : request->widths) {
       planned.push_back(
-          {{p, d}, replanner_->AtWidth(request->spec, request->basis.hbm_budget_bytes, p, d)});
+          {{p, d},
+           replanner_->AtWidth(request->spec, request->basis.hbm_budget_bytes, p, d, PlanStop())});
     }
     absl::MutexLock lock(&mu_);
     JobRuntime* rt = Find(request->basis.job);
@@ -544,8 +545,11 @@ absl::Status JobController::ReportFault(const v1::FaultReport& report) {
     }
     if (basis) {
       smaller = spec.memory().hbm_budget_bytes() > 0
-                    ? replanner_->PlanSpec(spec, "memory.hbm_budget")
+                    ? replanner_->PlanSpec(spec, "memory.hbm_budget", PlanStop())
                     : absl::StatusOr<SharedPlan>(absl::InvalidArgumentError("no budget left"));
+      if (absl::IsCancelled(smaller->status())) {
+        smaller = absl::DeadlineExceededError(PlanDeadlineMessage(spec));
+      }
     }
   }
   absl::MutexLock lock(&mu_);

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "coordinator/job_lifecycle.h"
 #include "coordinator/request_checks.h"
+#include "core/device_profile.h"
 #include "core/job_spec.h"
 #include "core/path_roots.h"
 #include "core/schedule_proto.h"
@@ -30,7 +31,7 @@ bool SameSpec(const v1::JobSpec& a, const v1::JobSpec& b) {
 JobController::JobController(JobStore* store, WorkerRegistry* workers, KvStore* kv,
                              Metrics* metrics, Clock* clock, absl::Duration poll_interval,
                              RecoveryOptions recovery, std::shared_ptr<Replanner> replanner,
-                             PathRoots roots)
+                             PathRoots roots, PlanningOptions planning)
     : store_(store),
       workers_(workers),
       kv_(kv),
@@ -40,7 +41,11 @@ JobController::JobController(JobStore* store, WorkerRegistry* workers, KvStore* 
       recovery_(recovery),
       replanner_(replanner ? std::move(replanner) : std::make_shared<Replanner>()),
       roots_(std::move(roots)),
-      rng_(std::random_device()()) {}
+      planning_(planning),
+      rng_(std::random_device()()),
+      planner_(planning.threads) {}
+
+JobController::~JobController() { planner_.Shutdown(); }
 
 // ---------------------------------------------------------------- mutations
 
@@ -103,8 +108,9 @@ JobController::PlanBasis JobController::BasisOf(const JobRuntime& rt) const {
 
 void JobController::PublishGauges() {
   std::map<v1::JobState, int> counts;
-  for (v1::JobState s : {v1::JOB_STATE_PENDING, v1::JOB_STATE_RUNNING, v1::JOB_STATE_RECOVERING,
-                         v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED}) {
+  for (v1::JobState s : {v1::JOB_STATE_PLANNING, v1::JOB_STATE_PENDING, v1::JOB_STATE_RUNNING,
+                         v1::JOB_STATE_RECOVERING, v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED,
+                         v1::JOB_STATE_CANCELLED}) {
     counts[s] = 0;
   }
   for (const auto& [name, rt] : jobs_) ++counts[rt->job.status().state()];
@@ -151,74 +157,92 @@ absl::Status JobController::Load() {
   for (StoredJob& stored : snapshot->jobs) {
     absl::StatusOr<std::shared_ptr<const PlannedSchedule>> plan =
         std::shared_ptr<const PlannedSchedule>();
-    if (!IsTerminal(stored.job.status().state())) {
-      plan = replanner_->PlanSpec(EffectiveSpec(stored.job.spec(), stored.job.status()),
-                                  "memory.hbm_budget");
+    const v1::JobState state = stored.job.status().state();
+    // A job still PLANNING is planned again in the background, below.
+    if (!IsTerminal(state) && state != v1::JOB_STATE_PLANNING) {
+      const v1::JobSpec spec = EffectiveSpec(stored.job.spec(), stored.job.status());
+      plan = replanner_->PlanSpec(spec, "memory.hbm_budget", PlanStop());
+      if (absl::IsCancelled(plan.status()))
+        plan = absl::DeadlineExceededError(PlanDeadlineMessage(spec));
     }
     loaded.emplace_back(std::move(stored), std::move(plan));
   }
-  absl::MutexLock lock(&mu_);
-  resource_version_ = snapshot->resource_version;
-  for (auto& [stored, plan] : loaded) {
-    auto rt = std::make_unique<JobRuntime>();
-    rt->job = std::move(stored.job);
-    rt->order = next_order_++;
-    rt->last_sequence = stored.last_sequence;
-    const std::string name = rt->job.metadata().name();
-    resource_version_ =
-        std::max<int64_t>(resource_version_,
-                          std::strtoll(rt->job.metadata().resource_version().c_str(), nullptr, 10));
-    if (!rt->job.metadata().request_id().empty()) {
-      by_request_id_[rt->job.metadata().request_id()] = name;
-    }
-    JobRuntime* r = rt.get();
-    jobs_[name] = std::move(rt);
-    const v1::JobState state = r->job.status().state();
-    if (IsTerminal(state)) continue;
-    if (!plan.ok()) {
-      // The spec was accepted by an older planner; say so instead of
-      // keeping a job that can never start.
-      Mutation m = Begin(*r);
-      if (Transition(&m, v1::JOB_STATE_FAILED, "PlanFailed",
-                     absl::StrCat("after a coordinator restart the job could "
-                                  "not be planned again: ",
-                                  plan.status().message()))
-              .ok()) {
-        Commit(r, std::move(m)).IgnoreError();
+  std::vector<PlanningTask> to_plan;
+  {
+    absl::MutexLock lock(&mu_);
+    resource_version_ = snapshot->resource_version;
+    for (auto& [stored, plan] : loaded) {
+      auto rt = std::make_unique<JobRuntime>();
+      rt->job = std::move(stored.job);
+      rt->order = next_order_++;
+      rt->last_sequence = stored.last_sequence;
+      const std::string name = rt->job.metadata().name();
+      resource_version_ = std::max<int64_t>(
+          resource_version_,
+          std::strtoll(rt->job.metadata().resource_version().c_str(), nullptr, 10));
+      if (!rt->job.metadata().request_id().empty()) {
+        by_request_id_[rt->job.metadata().request_id()] = name;
       }
-      continue;
-    }
-    r->plan = *plan;
-    if (state == v1::JOB_STATE_RECOVERING) {
-      // Its attempt was stopped before the restart; workers get a fresh
-      // grace period to come back before it is re-planned narrower.
-      r->recover_after = clock_->Now();
-      r->recovering_since = clock_->Now();
-    }
-    if (r->job.status().has_policy()) {
-      r->policies[r->job.status().policy().generation()] = r->job.status().policy();
-    }
-    if (state == v1::JOB_STATE_RUNNING) {
-      const v1::JobStatus& st = r->job.status();
-      for (const v1::StageAssignment& a : st.assignments()) {
-        workers_->Restore(a.worker_id(), WorkerBinding{name, st.attempt()});
+      JobRuntime* r = rt.get();
+      jobs_[name] = std::move(rt);
+      const v1::JobState state = r->job.status().state();
+      if (IsTerminal(state)) continue;
+      if (state == v1::JOB_STATE_PLANNING) {
+        Mutation m = Begin(*r);
+        AddEvent(&m, "CoordinatorRestarted",
+                 "the coordinator restarted while the job was being planned; planning again");
+        absl::Status s = Commit(r, std::move(m));
+        if (!s.ok()) return s;
+        to_plan.push_back(BeginPlanning(r));
+        continue;
       }
-      kv_->OpenScope(StorePrefix(name, st.attempt()));
-      // What the workers were told is durable: the status's iteration is
-      // committed with the record of that iteration, and iterations
-      // complete in order, so it is the attempt's newest stored record (or
-      // the checkpoint it resumed from). Workers send everything after it
-      // again.
-      r->progress = ProgressTracker(st.iteration());
-      Mutation m = Begin(*r);
-      AddEvent(&m, "CoordinatorRestarted",
-               absl::StrCat("the coordinator restarted; attempt ", st.attempt(),
-                            " continues once its ", st.assignments_size(), " workers re-attach"));
-      absl::Status s = Commit(r, std::move(m));
-      if (!s.ok()) return s;
+      if (!plan.ok()) {
+        // The spec was accepted by an older planner; say so instead of
+        // keeping a job that can never start.
+        Mutation m = Begin(*r);
+        if (Transition(&m, v1::JOB_STATE_FAILED, "PlanFailed",
+                       absl::StrCat("after a coordinator restart the job could "
+                                    "not be planned again: ",
+                                    plan.status().message()))
+                .ok()) {
+          Commit(r, std::move(m)).IgnoreError();
+        }
+        continue;
+      }
+      r->plan = *plan;
+      if (state == v1::JOB_STATE_RECOVERING) {
+        // Its attempt was stopped before the restart; workers get a fresh
+        // grace period to come back before it is re-planned narrower.
+        r->recover_after = clock_->Now();
+        r->recovering_since = clock_->Now();
+      }
+      if (r->job.status().has_policy()) {
+        r->policies[r->job.status().policy().generation()] = r->job.status().policy();
+      }
+      if (state == v1::JOB_STATE_RUNNING) {
+        const v1::JobStatus& st = r->job.status();
+        for (const v1::StageAssignment& a : st.assignments()) {
+          workers_->Restore(a.worker_id(), WorkerBinding{name, st.attempt()});
+        }
+        kv_->OpenScope(StorePrefix(name, st.attempt()));
+        // What the workers were told is durable: the status's iteration is
+        // committed with the record of that iteration, and iterations
+        // complete in order, so it is the attempt's newest stored record
+        // (or the checkpoint it resumed from). Workers send everything
+        // after it again.
+        r->progress = ProgressTracker(st.iteration());
+        Mutation m = Begin(*r);
+        AddEvent(&m, "CoordinatorRestarted",
+                 absl::StrCat("the coordinator restarted; attempt ", st.attempt(),
+                              " continues once its ", st.assignments_size(), " workers re-attach"));
+        absl::Status s = Commit(r, std::move(m));
+        if (!s.ok()) return s;
+      }
     }
+    PublishGauges();
   }
-  PublishGauges();
+  // Jobs are served before their plans land: they wait in PLANNING.
+  EnqueuePlanning(std::move(to_plan));
   return absl::OkStatus();
 }
 
@@ -254,55 +278,71 @@ absl::StatusOr<v1::Job> JobController::SubmitJob(const v1::SubmitJobRequest& req
                             "training.checkpoint_dir");
   }
   if (!valid.ok()) return valid;
-  // Rejected here, before any worker receives anything.
-  absl::StatusOr<std::shared_ptr<const PlannedSchedule>> plan =
-      replanner_->PlanSpec(spec, "memory.hbm_budget");
-  if (!plan.ok()) return plan.status();
-
-  absl::MutexLock lock(&mu_);
-  if (!request_id.empty()) {
-    auto it = by_request_id_.find(request_id);
-    if (it != by_request_id_.end()) {
-      if (JobRuntime* rt = Find(it->second)) return rt->job;
+  // What the planner would refuse at once is refused here, without a job.
+  if (absl::StatusOr<v1::DeviceProfile> profile = ResolveDeviceProfile(spec.device());
+      !profile.ok()) {
+    return AsInvalidArgument(profile.status());
+  }
+  // The plan itself is made in the background (it may take minutes); the
+  // job waits in PLANNING, and a spec that cannot be planned fails it.
+  std::vector<PlanningTask> to_plan;
+  JobRuntime* r = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!request_id.empty()) {
+      auto it = by_request_id_.find(request_id);
+      if (it != by_request_id_.end()) {
+        if (JobRuntime* rt = Find(it->second)) return rt->job;
+      }
     }
+    if (JobRuntime* existing = Find(spec.name())) {
+      if (SameSpec(existing->job.spec(), spec)) return existing->job;
+      return absl::AlreadyExistsError(
+          absl::StrCat("job '", spec.name(),
+                       "' already exists with a different spec; choose another name, or "
+                       "delete the finished job first (DeleteJob)"));
+    }
+    if (planner_.Outstanding() >= static_cast<size_t>(planning_.max_waiting)) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(planner_.Outstanding(),
+                       " jobs are waiting to be planned (the coordinator's "
+                       "limit is ",
+                       planning_.max_waiting, "); submit again once some are planned"));
+    }
+    auto rt = std::make_unique<JobRuntime>();
+    rt->order = next_order_++;
+    const absl::Time now = clock_->Now();
+    Mutation m = Begin(*rt);
+    v1::JobMetadata* md = m.job.mutable_metadata();
+    md->set_name(spec.name());
+    md->set_uid(NewUid());
+    md->set_generation(1);
+    md->set_request_id(request_id);
+    SetTimestamp(now, md->mutable_created_at());
+    *m.job.mutable_spec() = spec;
+    v1::JobStatus* st = m.job.mutable_status();
+    st->set_state(v1::JOB_STATE_PLANNING);
+    st->set_message("planning the schedule and memory policy");
+    SetCondition(st, "Planned", false, "Planning", st->message(), now);
+    m.transitions.push_back(v1::JOB_STATE_PLANNING);
+    AddEvent(&m, "Submitted",
+             absl::StrCat("schedule ", spec.schedule().kind(), ", ", spec.parallel().pipeline(),
+                          " stages x ", spec.parallel().data(), " replicas; planning"));
+    r = rt.get();
+    absl::Status s = Commit(r, std::move(m));
+    if (!s.ok()) return s;
+    jobs_[spec.name()] = std::move(rt);
+    if (!request_id.empty()) by_request_id_[request_id] = spec.name();
+    to_plan.push_back(BeginPlanning(r));
+    PublishGauges();
   }
-  if (JobRuntime* existing = Find(spec.name())) {
-    if (SameSpec(existing->job.spec(), spec)) return existing->job;
-    return absl::AlreadyExistsError(
-        absl::StrCat("job '", spec.name(),
-                     "' already exists with a different spec; choose another name, or "
-                     "delete the finished job first (DeleteJob)"));
-  }
-  auto rt = std::make_unique<JobRuntime>();
-  rt->order = next_order_++;
-  rt->plan = *plan;
-  const absl::Time now = clock_->Now();
-  Mutation m = Begin(*rt);
-  v1::JobMetadata* md = m.job.mutable_metadata();
-  md->set_name(spec.name());
-  md->set_uid(NewUid());
-  md->set_generation(1);
-  md->set_request_id(request_id);
-  SetTimestamp(now, md->mutable_created_at());
-  *m.job.mutable_spec() = spec;
-  v1::JobStatus* st = m.job.mutable_status();
-  st->set_state(v1::JOB_STATE_PENDING);
-  const int needed = spec.parallel().pipeline() * spec.parallel().data();
-  st->set_message(absl::StrCat("waiting for ", needed, " idle workers"));
-  SetCondition(st, "Admitted", false, "WaitingForWorkers", st->message(), now);
-  m.transitions.push_back(v1::JOB_STATE_PENDING);
-  AddEvent(&m, "Submitted",
-           absl::StrCat("schedule ", spec.schedule().kind(), ", ", spec.parallel().pipeline(),
-                        " stages x ", spec.parallel().data(),
-                        " replicas; plan: ", (*plan)->report.policy()));
-  JobRuntime* r = rt.get();
-  absl::Status s = Commit(r, std::move(m));
-  if (!s.ok()) return s;
-  jobs_[spec.name()] = std::move(rt);
-  if (!request_id.empty()) by_request_id_[request_id] = spec.name();
-  PublishGauges();
-  AdmitPending();
-  return r->job;
+  EnqueuePlanning(std::move(to_plan));
+  // The job as it is now: PLANNING, unless the plan already landed (or,
+  // with an inline planner, the job was admitted).
+  absl::MutexLock lock(&mu_);
+  JobRuntime* now_rt = Find(spec.name());
+  if (now_rt == nullptr) return NotFound(spec.name());  // deleted meanwhile
+  return now_rt->job;
 }
 
 // ---------------------------------------------------------- control queries
@@ -365,6 +405,10 @@ absl::StatusOr<v1::GetScheduleResponse> JobController::GetSchedule(const std::st
     absl::MutexLock lock(&mu_);
     JobRuntime* rt = Find(name);
     if (rt == nullptr) return NotFound(name);
+    if (rt->job.status().state() == v1::JOB_STATE_PLANNING) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job '", name, "' is still being planned; ask again once it is PENDING"));
+    }
     plan = rt->plan;
     spec = EffectiveSpec(rt->job.spec(), rt->job.status());
   }
@@ -372,7 +416,7 @@ absl::StatusOr<v1::GetScheduleResponse> JobController::GetSchedule(const std::st
     // Finished jobs drop their plan; rebuilding it is pure and cheap enough
     // for an on-demand query.
     absl::StatusOr<std::shared_ptr<const PlannedSchedule>> planned =
-        replanner_->PlanSpec(spec, "memory.hbm_budget");
+        replanner_->PlanSpec(spec, "memory.hbm_budget", PlanStop());
     if (!planned.ok()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "job '", name, "' cannot be planned any more: ", planned.status().message()));
@@ -405,6 +449,11 @@ absl::StatusOr<v1::Job> JobController::CancelJob(const std::string& name) {
   // A recovering job's attempt was already stopped.
   if (state == v1::JOB_STATE_RUNNING) {
     EndAttempt(rt, "cancelled by the user", /*send_stop=*/true);
+  }
+  // A job being planned: its planner stops at its next poll.
+  if (rt->planning_cancel) {
+    rt->planning_cancel->store(true);
+    rt->planning_cancel.reset();
   }
   rt->plan.reset();
   AdmitPending();
@@ -462,6 +511,11 @@ absl::StatusOr<v1::Job> JobController::UpdatePolicy(const v1::UpdatePolicyReques
           absl::StrCat("job '", request.name(), "' is ", JobStateName(rt->job.status().state()),
                        "; only pending or running jobs take policy updates"));
     }
+    if (rt->job.status().state() == v1::JOB_STATE_PLANNING) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job '", request.name(),
+                       "' is still being planned; update its policy once it is PENDING"));
+    }
     generation = rt->job.metadata().generation();
     if (request.expected_generation() != 0 && request.expected_generation() != generation) {
       return absl::AbortedError(absl::StrCat(
@@ -481,9 +535,12 @@ absl::StatusOr<v1::Job> JobController::UpdatePolicy(const v1::UpdatePolicyReques
   }
   s = ValidateJobSpec(spec);
   if (!s.ok()) return AsInvalidArgument(s);
-  absl::StatusOr<std::shared_ptr<const PlannedSchedule>> plan =
-      replanner_->PlanSpec(EffectiveSpec(spec, status_before),
-                           request.has_offload_ratio() ? "offload_ratio" : "recompute");
+  const v1::JobSpec effective = EffectiveSpec(spec, status_before);
+  absl::StatusOr<std::shared_ptr<const PlannedSchedule>> plan = replanner_->PlanSpec(
+      effective, request.has_offload_ratio() ? "offload_ratio" : "recompute", PlanStop());
+  if (absl::IsCancelled(plan.status())) {
+    return absl::DeadlineExceededError(PlanDeadlineMessage(effective));
+  }
   if (!plan.ok()) return plan.status();
 
   absl::MutexLock lock(&mu_);
@@ -601,6 +658,9 @@ absl::Status JobController::WatchJob(const v1::WatchJobRequest& request,
   }
 }
 
-void JobController::Shutdown() { changes_.Shutdown(); }
+void JobController::Shutdown() {
+  changes_.Shutdown();
+  planner_.Shutdown();
+}
 
 }  // namespace chronos::coordinator

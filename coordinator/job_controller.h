@@ -11,6 +11,11 @@
 //    iterations, checkpoints, finished workers, pure;
 //  - coordinator/job_watch.h: the change feed and the history replay of
 //    WatchJob.
+// A submitted job is stored PLANNING and SubmitJob answers at once; its plan
+// is made on the background planner (coordinator/plan_queue.h), and the job
+// becomes PENDING when the plan lands, FAILED when the spec cannot be
+// planned or the plan takes longer than PlanningOptions::deadline, and a
+// cancel stops the planning (coordinator/job_planning.cc).
 // Nothing heavy runs under the mutex: every plan is made with the lock
 // released and committed only if the job has not changed meanwhile (its
 // generation, attempt, state and budget), the pattern UpdatePolicy set.
@@ -54,6 +59,8 @@
 #include "coordinator/job_watch.h"
 #include "coordinator/kv_store.h"
 #include "coordinator/metrics.h"
+#include "coordinator/plan_queue.h"
+#include "coordinator/planning_options.h"
 #include "coordinator/progress_tracker.h"
 #include "coordinator/recovery_options.h"
 #include "coordinator/replanner.h"
@@ -74,10 +81,14 @@ class JobController {
   JobController(JobStore* store, WorkerRegistry* workers, KvStore* kv, Metrics* metrics,
                 Clock* clock, absl::Duration poll_interval = absl::Milliseconds(200),
                 RecoveryOptions recovery = RecoveryOptions(),
-                std::shared_ptr<Replanner> replanner = nullptr, PathRoots roots = PathRoots());
+                std::shared_ptr<Replanner> replanner = nullptr, PathRoots roots = PathRoots(),
+                PlanningOptions planning = PlanningOptions());
+  // Stops the background planner first: its tasks call back into this.
+  ~JobController();
 
   // Reads every job from the store (once, before serving). Jobs that were
-  // running stay RUNNING: their workers get a heartbeat timeout to
+  // PLANNING are planned again from the start. Jobs that were running stay
+  // RUNNING: their workers get a heartbeat timeout to
   // re-register (with previous_worker_id) and re-attach, and then receive
   // their Assignment again.
   absl::Status Load();
@@ -113,7 +124,9 @@ class JobController {
   // Maintenance: declares overdue workers dead (ending their attempts),
   // admits pending jobs, refreshes the gauges. Called periodically.
   void Tick();
-  // Ends WatchJob streams; later calls to it return kUnavailable.
+  // Ends WatchJob streams (later calls to it return kUnavailable) and
+  // stops the background planner (jobs being planned stay PLANNING in the
+  // store; the next start plans them again).
   void Shutdown();
 
  private:
@@ -134,6 +147,8 @@ class JobController {
     // Plans by (pipeline, data) width made while recovering (null: does
     // not fit).
     std::map<std::pair<int, int>, SharedPlan> recovery_plans;
+    // PLANNING only: set to stop its background plan.
+    CancelFlag planning_cancel;
   };
 
   // A change to one job, committed as one store transaction.
@@ -180,6 +195,29 @@ class JobController {
   };
 
   PlanBasis BasisOf(const JobRuntime& rt) const;
+
+  // The background plan of a PLANNING job (coordinator/job_planning.cc).
+  struct PlanningTask {
+    PlanBasis basis;
+    v1::JobSpec spec;
+    CancelFlag cancel;
+  };
+  // A new cancellation flag for `rt` (kept in rt->planning_cancel) and the
+  // task that plans it.
+  PlanningTask BeginPlanning(JobRuntime* rt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands the tasks to the planner (with zero planner threads, runs them).
+  void EnqueuePlanning(std::vector<PlanningTask> tasks) ABSL_LOCKS_EXCLUDED(mu_);
+  // On a planner thread: plans, then moves the job to PENDING (and admits)
+  // or to FAILED, if it is still the PLANNING job the task was made for.
+  void RunPlanning(const PlanningTask& task) ABSL_LOCKS_EXCLUDED(mu_);
+  // A stop check for a plan started now: true once `cancel` (when given) is
+  // set or planning_.deadline has passed on the coordinator's clock, which
+  // it then records in `*timed_out` (when given).
+  StopCheck PlanStop(CancelFlag cancel = nullptr,
+                     std::shared_ptr<std::atomic<bool>> timed_out = nullptr);
+  // Why a plan that ran out of time failed the job: the fields that make it
+  // big, and the coordinator flag that bounds it.
+  std::string PlanDeadlineMessage(const v1::JobSpec& spec) const;
   Mutation Begin(const JobRuntime& rt) const;
   // `iteration`: see chronos.v1.JobEvent.iteration.
   void AddEvent(Mutation* m, const std::string& type, const std::string& message,
@@ -233,6 +271,7 @@ class JobController {
   const RecoveryOptions recovery_;
   const std::shared_ptr<Replanner> replanner_;
   const PathRoots roots_;
+  const PlanningOptions planning_;
 
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<JobRuntime>> jobs_ ABSL_GUARDED_BY(mu_);
@@ -247,6 +286,9 @@ class JobController {
   std::optional<PlanRequest> plan_request_ ABSL_GUARDED_BY(mu_);
 
   ChangeFeed changes_;
+  // Last: its threads call into everything above, and ~JobController stops
+  // it before anything above is destroyed.
+  PlanQueue planner_;
 };
 
 }  // namespace chronos::coordinator

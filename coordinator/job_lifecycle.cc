@@ -13,6 +13,8 @@ bool IsTerminal(v1::JobState state) {
 bool CanTransition(v1::JobState from, v1::JobState to) {
   if (IsTerminal(from) || from == to) return false;
   switch (to) {
+    case v1::JOB_STATE_PENDING:
+      return from == v1::JOB_STATE_PLANNING;
     case v1::JOB_STATE_RUNNING:
       return from == v1::JOB_STATE_PENDING || from == v1::JOB_STATE_RECOVERING;
     case v1::JOB_STATE_RECOVERING:
@@ -76,6 +78,9 @@ absl::Status ApplyTransition(v1::JobStatus* status, v1::JobState to, absl::strin
   status->set_state(to);
   status->set_message(std::string(message));
   switch (to) {
+    case v1::JOB_STATE_PENDING:
+      SetCondition(status, "Planned", true, reason, message, now);
+      break;
     case v1::JOB_STATE_RUNNING:
       SetCondition(status, "Admitted", true, reason, message, now);
       SetCondition(status, "Running", true, reason, message, now);

@@ -1,15 +1,17 @@
 // The job state machine as pure functions over v1::JobStatus:
 //
-//   PENDING ──► RUNNING ──► SUCCEEDED
-//      │          │  ▲
-//      │          ▼  │
-//      │      RECOVERING        (a worker died or faulted; reserved for
-//      │          │              restart-from-checkpoint, see
-//      ▼          ▼              JobController::FailAttempt)
+//   PLANNING ──► PENDING ──► RUNNING ──► SUCCEEDED
+//      │           │          │  ▲
+//      │           │          ▼  │
+//      │           │      RECOVERING   (a worker died or faulted; reserved for
+//      │           │          │         restart-from-checkpoint, see
+//      ▼           ▼          ▼         JobController::FailAttempt)
 //   FAILED / CANCELLED  ◄── from any non-terminal state
 //
-// Kubernetes-style conditions (Admitted, Running, Recovering, Succeeded,
-// Failed, Cancelled) follow the state; each keeps the time it last changed.
+// PLANNING: stored at submission while the background planner makes the
+// plan (JobController's planning). Kubernetes-style conditions (Planned,
+// Admitted, Running, Recovering, Succeeded, Failed, Cancelled) follow the
+// state; each keeps the time it last changed.
 // No clock, no I/O; any thread.
 #ifndef CHRONOS_COORDINATOR_JOB_LIFECYCLE_H_
 #define CHRONOS_COORDINATOR_JOB_LIFECYCLE_H_

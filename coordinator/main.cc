@@ -72,6 +72,17 @@ int main(int argc, char** argv) {
                  "is re-planned onto fewer stages or data-parallel replicas")
       ->capture_default_str()
       ->check(CLI::Range(0, 3600000));
+  double plan_deadline_seconds = absl::ToDoubleSeconds(options.planning.deadline);
+  app.add_option("--plan-deadline-seconds", plan_deadline_seconds,
+                 "longest a job's plan may take; a longer one fails the job naming the fields "
+                 "that make it big")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 86400.0));
+  app.add_option("--planner-threads", options.planning.threads,
+                 "threads that plan submitted jobs in the background (each plan also uses "
+                 "every core)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_option("--shutdown-grace-seconds", shutdown_grace_seconds,
                  "time calls get to finish on SIGTERM")
       ->capture_default_str()
@@ -87,6 +98,7 @@ int main(int argc, char** argv) {
   options.recovery.backoff = absl::Milliseconds(restart_backoff_ms);
   options.recovery.wait_for_workers = absl::Milliseconds(recovery_wait_ms);
   options.heartbeat_misses = heartbeat_misses;
+  options.planning.deadline = absl::Seconds(plan_deadline_seconds);
   if (absl::Status st = chronos::coordinator::Coordinator::CheckOptions(options); !st.ok()) {
     std::cerr << "chronos-coordinator: " << st.message() << "\n";
     return 2;

@@ -31,13 +31,17 @@ v1::JobSpec EffectiveSpec(const v1::JobSpec& spec, const v1::JobStatus& status) 
   return effective;
 }
 
-absl::StatusOr<SharedPlan> Replanner::PlanSpec(const v1::JobSpec& spec, const std::string& field) {
+absl::StatusOr<SharedPlan> Replanner::PlanSpec(const v1::JobSpec& spec, const std::string& field,
+                                               const StopCheck& should_stop) {
   absl::StatusOr<v1::DeviceProfile> profile = ResolveDeviceProfile(spec.device());
   if (!profile.ok()) return AsInvalidArgument(profile.status());
   PlanOptions options;
   options.search_memo = &memo_;
+  options.should_stop = should_stop;
   absl::StatusOr<PlannedSchedule> plan =
       PlanSchedule(spec, *profile, spec.schedule().kind(), options);
+  // Stopped is the caller's doing, not the spec's fault.
+  if (absl::IsCancelled(plan.status())) return plan.status();
   if (!plan.ok()) return AsInvalidArgument(plan.status());
   if (!plan->fits) {
     std::string why = plan->report.error();
@@ -52,14 +56,14 @@ absl::StatusOr<SharedPlan> Replanner::PlanSpec(const v1::JobSpec& spec, const st
 }
 
 SharedPlan Replanner::AtWidth(const v1::JobSpec& spec, int64_t hbm_budget_bytes, int pipeline,
-                              int data) {
+                              int data, const StopCheck& should_stop) {
   v1::JobStatus at_width;
   at_width.set_pipeline(pipeline);
   at_width.set_data(data);
   at_width.set_hbm_budget_bytes(hbm_budget_bytes);
   const v1::JobSpec effective = EffectiveSpec(spec, at_width);
   if (!ValidateJobSpec(effective).ok()) return nullptr;
-  absl::StatusOr<SharedPlan> plan = PlanSpec(effective, "memory.hbm_budget");
+  absl::StatusOr<SharedPlan> plan = PlanSpec(effective, "memory.hbm_budget", should_stop);
   return plan.ok() ? *plan : nullptr;
 }
 

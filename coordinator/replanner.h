@@ -11,6 +11,7 @@
 #define CHRONOS_COORDINATOR_REPLANNER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -25,6 +26,10 @@ namespace chronos::coordinator {
 
 using SharedPlan = std::shared_ptr<const PlannedSchedule>;
 
+// Polled by a plan while it runs (core's PlanOptions::should_stop): true
+// stops it with kCancelled. Thread-safe; empty = never.
+using StopCheck = std::function<bool()>;
+
 class Replanner {
  public:
   virtual ~Replanner() = default;
@@ -32,12 +37,15 @@ class Replanner {
   // Plans `spec` (defaults applied, validated) with its own schedule kind.
   // Every way the spec cannot run is kInvalidArgument naming a field;
   // `field` names the knob the caller changed when the plan does not fit.
-  virtual absl::StatusOr<SharedPlan> PlanSpec(const v1::JobSpec& spec, const std::string& field);
+  // kCancelled once `should_stop` returned true.
+  virtual absl::StatusOr<SharedPlan> PlanSpec(const v1::JobSpec& spec, const std::string& field,
+                                              const StopCheck& should_stop);
 
   // The submitted `spec` at `pipeline` stages x `data` replicas and the HBM
   // budget recovery chose (0: the spec's); null when it cannot run that
-  // narrow or does not fit.
-  SharedPlan AtWidth(const v1::JobSpec& spec, int64_t hbm_budget_bytes, int pipeline, int data);
+  // narrow, does not fit, or was stopped.
+  SharedPlan AtWidth(const v1::JobSpec& spec, int64_t hbm_budget_bytes, int pipeline, int data,
+                     const StopCheck& should_stop);
 
  private:
   SearchMemo memo_;

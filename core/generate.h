@@ -5,6 +5,7 @@
 #define CHRONOS_CORE_GENERATE_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,9 @@ struct OrderSearchOptions {
   // Where searched orders are remembered across plans (not part of what is
   // searched); null = search every time.
   OrderSearchMemo* memo = nullptr;
+  // Polled every few hundred steps; true ends the search with kCancelled
+  // (its caller was cancelled or ran out of time). Empty = never.
+  std::function<bool()> should_stop;
 };
 
 // Knobs of the building-block generators (chronos, zbh1); the defaults

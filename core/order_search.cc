@@ -280,6 +280,11 @@ std::string CacheKey(const Schedule& s, const std::vector<std::vector<Op>>& ord,
   return key;
 }
 
+// Steps between two polls of should_stop: a step is a replay of every
+// device's order (microseconds to milliseconds), so a stop lands well within
+// a second while the poll costs nothing measurable.
+constexpr int64_t kStopPollSteps = 256;
+
 absl::StatusOr<Searched> Search(const Schedule& compute_only, std::vector<std::vector<Op>> ord,
                                 const ChunkCosts& costs, const OrderSearchOptions& search) {
   Replayer rp(compute_only, costs);
@@ -311,6 +316,10 @@ absl::StatusOr<Searched> Search(const Schedule& compute_only, std::vector<std::v
   const int p = compute_only.num_devices;
   int64_t accepted = 0;
   for (int64_t step = 0; step < search.steps; ++step) {
+    if (search.should_stop && step % kStopPollSteps == 0 && search.should_stop()) {
+      return absl::CancelledError(
+          absl::StrCat("order search stopped after ", step, " of ", search.steps, " steps"));
+    }
     const double temp =
         temp0 * (1.0 - static_cast<double>(step) / static_cast<double>(search.steps)) + 1e-15;
     const int d = static_cast<int>(rng() % p);

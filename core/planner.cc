@@ -55,13 +55,15 @@ const char* RecomputeName(v1::RecomputeMode m) {
 class PolicyPlanner {
  public:
   PolicyPlanner(const CostModel& costs, const v1::MemorySpec& memory, int64_t budget,
-                int64_t activation_budget, int data_parallel, bool record_decisions)
+                int64_t activation_budget, int data_parallel, bool record_decisions,
+                const std::function<bool()>& should_stop)
       : costs_(costs),
         memory_(memory),
         budget_(budget),
         activation_budget_(activation_budget),
         dp_(data_parallel),
-        record_(record_decisions) {}
+        record_(record_decisions),
+        should_stop_(should_stop) {}
 
   struct Cand {
     int chunk, mb;
@@ -100,6 +102,10 @@ class PolicyPlanner {
 
     const int max_rounds = 4 * C * m + 4 * p + 16;
     for (int round = 0; round < max_rounds; ++round) {
+      if (should_stop_ && should_stop_()) {
+        return absl::CancelledError(
+            absl::StrCat("memory planning stopped after ", round, " rounds"));
+      }
       CHRONOS_RETURN_IF_ERROR(Evaluate(a));
       // Relieve every device over budget in one round (each from its own
       // peak), then replay: far fewer replays than one device at a time.
@@ -304,6 +310,7 @@ class PolicyPlanner {
   const int64_t activation_budget_;  // 0 = none
   const int dp_;
   const bool record_;
+  const std::function<bool()>& should_stop_;
 };
 
 void FillReport(const v1::JobSpec& spec, const PlannedSchedule& ps, const Attempt& a,
@@ -590,6 +597,13 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
     shape_spec.search.activation_cap_bytes = activation_cap;
     shape_spec.search.memo = options.search_memo;
   }
+  shape_spec.search.should_stop = options.should_stop;
+  auto stopped = [&options]() -> absl::Status {
+    if (options.should_stop && options.should_stop()) {
+      return absl::CancelledError("planning stopped before it finished");
+    }
+    return absl::OkStatus();
+  };
   const int dp = std::max(1, spec.parallel().data());
 
   int64_t least_over = std::numeric_limits<int64_t>::max();
@@ -632,7 +646,10 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
     for (size_t i = 0; i < candidates.size(); ++i) generate(i, false);
   }
   ForEachOnAllCores(to_search.size(), [&](size_t k) { generate(to_search[k], true); });
+  // A stopped search is no infeasible candidate: the whole plan stops.
+  CHRONOS_RETURN_IF_ERROR(stopped());
   for (size_t ci = 0; ci < candidates.size(); ++ci) {
+    CHRONOS_RETURN_IF_ERROR(stopped());
     const Candidate& cand = candidates[ci];
     v1::OrderCandidate row;
     row.set_order(DescribeOrder(kind, cand));
@@ -667,7 +684,7 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
     auto a = std::make_unique<Attempt>();
     a->base = std::move(base);
     PolicyPlanner planner(*ps.costs, ps.variant.memory, ps.budget_bytes, activation_budget, dp,
-                          options.include_decisions);
+                          options.include_decisions, options.should_stop);
     CHRONOS_RETURN_IF_ERROR(planner.Plan(a.get()));
     a->decisions = std::move(planner.decisions_);
     auto peak = [](const Attempt& x) {

@@ -7,6 +7,7 @@
 #ifndef CHRONOS_CORE_PLANNER_H_
 #define CHRONOS_CORE_PLANNER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +53,12 @@ struct PlanOptions {
   // Remembers order searches across plans of the same job (the
   // coordinator's re-planner owns one); null = search every time.
   OrderSearchMemo* search_memo = nullptr;
+  // Polled between candidates, between the memory planner's rounds and
+  // every few hundred order-search steps: once it returns true, planning
+  // ends with kCancelled (the caller was cancelled or out of time). Pure
+  // callers leave it empty. Called from the planner's threads, so it must
+  // be thread-safe.
+  std::function<bool()> should_stop;
 };
 
 // Everything the coordinator pushes and reports for one planned schedule.
@@ -69,7 +76,8 @@ struct PlannedSchedule {
 };
 
 // Plans one variant. Fails (kInvalidArgument naming the field) only on a
-// spec the variant cannot run at all, or (kResourceExhausted) when
+// spec the variant cannot run at all, (kCancelled) when
+// options.should_stop said so, or (kResourceExhausted) when
 // schedule.activation_cap is set and no order keeps every device's
 // activations under it; a plan that does not fit the budget is returned
 // with fits = false and the report says why.

@@ -94,7 +94,10 @@ TEST_F(CommandsTest, SubmitSendsResolvedSpecWithRequestId) {
 
   CliResult r = Run({"submit", "-f", spec, "--request-id", "req-1"});
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.out, "job/sub submitted\n");
+  // The coordinator answers before the plan is made; the line says so.
+  EXPECT_EQ(r.out,
+            "job/sub submitted; the coordinator is planning it (`chronosctl watch sub` follows "
+            "it)\n");
   const v1::SubmitJobRequest req = server_.service().last_submit();
   EXPECT_EQ(req.request_id(), "req-1");
   EXPECT_EQ(req.spec().name(), "sub");

@@ -101,7 +101,7 @@ class FakeControlService final : public v1::ControlService::Service {
     if (has_submit_outcome_) {
       job = submit_outcome_;
     } else {
-      job.mutable_status()->set_state(v1::JOB_STATE_PENDING);
+      job.mutable_status()->set_state(v1::JOB_STATE_PLANNING);
     }
     job.mutable_metadata()->set_name(req->spec().name());
     job.mutable_metadata()->set_request_id(req->request_id());
@@ -111,7 +111,7 @@ class FakeControlService final : public v1::ControlService::Service {
     *resp = job;
     resp->clear_iterations();
     resp->clear_events();
-    if (has_submit_outcome_) resp->mutable_status()->set_state(v1::JOB_STATE_PENDING);
+    if (has_submit_outcome_) resp->mutable_status()->set_state(v1::JOB_STATE_PLANNING);
     return grpc::Status::OK;
   }
 

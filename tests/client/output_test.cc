@@ -195,6 +195,26 @@ TEST(JobOutputTest, DescribeShowsTheWidthRecoveryChoseAgainstTheSpec) {
   EXPECT_THAT(same.str(), Not(HasSubstr("replicas (spec")));
 }
 
+TEST(JobOutputTest, DescribeShowsAJobBeingPlannedAndSince) {
+  v1::Job job = SampleJob();
+  job.mutable_status()->set_state(v1::JOB_STATE_PLANNING);
+  v1::Condition* c = job.mutable_status()->add_conditions();
+  c->set_type("Planned");
+  c->set_status(false);
+  c->set_reason("Planning");
+  *c->mutable_last_transition_time() = job.metadata().created_at();
+  std::ostringstream out;
+  PrintJobDescription(out, job, testing::FixedNow());
+  EXPECT_THAT(out.str(), HasSubstr("State:          PLANNING"));
+  EXPECT_THAT(out.str(), HasSubstr("Planning:       since "));
+  EXPECT_THAT(out.str(), HasSubstr("admitted once the plan lands"));
+  job.mutable_status()->set_state(v1::JOB_STATE_PENDING);
+  c->set_status(true);
+  std::ostringstream pending;
+  PrintJobDescription(pending, job, testing::FixedNow());
+  EXPECT_THAT(pending.str(), Not(HasSubstr("Planning:")));
+}
+
 TEST(JobOutputTest, ProgressLineShowsIterationLossThroughputMemoryAndOffload) {
   v1::IterationRecord it;
   it.set_iteration(7);
@@ -220,6 +240,7 @@ TEST(JobOutputTest, ProgressLineShowsIterationLossThroughputMemoryAndOffload) {
 TEST(JobStateTest, ParsesShortAndFullNames) {
   EXPECT_EQ(*ParseJobState("running"), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(*ParseJobState("JOB_STATE_FAILED"), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(*ParseJobState("planning"), v1::JOB_STATE_PLANNING);
   absl::StatusOr<v1::JobState> bad = ParseJobState("done");
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.status().message(), HasSubstr("--state"));

@@ -82,6 +82,12 @@ class Harness {
     std::shared_ptr<Replanner> replanner;  // null = the standard one
     std::vector<std::string> allowed_data_roots;
     std::vector<std::string> allowed_checkpoint_roots;
+    // 0: a submitted job is planned inside SubmitJob, so it comes back
+    // PENDING (or RUNNING) as deterministically as before planning moved to
+    // the background; tests of the background planner ask for a thread.
+    int planner_threads = 0;
+    // Fake-clock time, like the recovery options.
+    absl::Duration plan_deadline = absl::Minutes(5);
   };
 
   explicit Harness(Config config) : config_(std::move(config)) {}
@@ -99,6 +105,8 @@ class Harness {
     o.replanner = config_.replanner;
     o.allowed_data_roots = config_.allowed_data_roots;
     o.allowed_checkpoint_roots = config_.allowed_checkpoint_roots;
+    o.planning.threads = config_.planner_threads;
+    o.planning.deadline = config_.plan_deadline;
     o.stream_poll_interval = absl::Milliseconds(50);
     // Maintenance is driven by the tests (RunMaintenance) with the fake
     // clock; the background pass only admits jobs.

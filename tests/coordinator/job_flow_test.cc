@@ -284,8 +284,6 @@ TEST_F(JobFlowTest, InvalidSpecsAreRejectedNamingTheFieldBeforeAnyWorkerHearsOfT
       {"model.hidden", [](v1::JobSpec* s) { s->mutable_model()->set_hidden(66); }},
       {"training.microbatches", [](v1::JobSpec* s) { s->mutable_training()->set_microbatches(1); }},
       {"schedule.kind", [](v1::JobSpec* s) { s->mutable_schedule()->set_kind("bogus"); }},
-      {"memory.hbm_budget",
-       [](v1::JobSpec* s) { s->mutable_memory()->set_hbm_budget_bytes(64 << 10); }},
       {"name", [](v1::JobSpec* s) { s->set_name("Not_A_DNS_Label"); }},
   };
   for (const Case& c : cases) {
@@ -751,12 +749,13 @@ TEST_F(JobFlowTest, RecoveryPicksTheFastestLayoutAmongThoseOfTheMostDevices) {
 // minutes stands in for it, deterministically.
 class GatedReplanner : public Replanner {
  public:
-  absl::StatusOr<SharedPlan> PlanSpec(const v1::JobSpec& spec, const std::string& field) override {
+  absl::StatusOr<SharedPlan> PlanSpec(const v1::JobSpec& spec, const std::string& field,
+                                      const StopCheck& should_stop) override {
     if (armed_.load()) {
       if (!entered_flag_.exchange(true)) entered_.Notify();
       release_.WaitForNotification();
     }
-    return Replanner::PlanSpec(spec, field);
+    return Replanner::PlanSpec(spec, field, should_stop);
   }
   void Arm() { armed_.store(true); }
   bool WaitEntered(absl::Duration d) { return entered_.WaitForNotificationWithTimeout(d); }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -144,6 +145,39 @@ TEST(OrderSearchTest, SameSeedSameOrdersOtherSeedOtherOrders) {
   ASSERT_TRUE(a.ok() && b.ok() && c.ok());
   EXPECT_EQ(a->devices, b->devices);
   EXPECT_NE(a->devices, c->devices);
+}
+
+// A caller's stop check ends the search within one poll interval of firing,
+// with kCancelled, and a stopped search is not remembered as a result.
+TEST(OrderSearchTest, AStopCheckEndsTheSearchAtItsNextPoll) {
+  Fixture s = Llama("chronos", 4, 2, 8, 16);
+  const Schedule start = *GenerateSchedule(s.shape);  // no search: the start
+  OrderSearchOptions o;
+  o.steps = 100'000'000;  // minutes, were it not stopped
+  int polls = 0;
+  o.should_stop = [&polls] { return ++polls > 3; };
+  struct CountingMemo : OrderSearchMemo {
+    int inserts = 0;
+    std::optional<SearchedOrders> Find(const std::string&) override { return std::nullopt; }
+    void Insert(const std::string&, const SearchedOrders&) override { ++inserts; }
+  } memo;
+  o.memo = &memo;
+  absl::StatusOr<Schedule> searched = SearchOrders(start, s.shape.costs, o);
+  EXPECT_EQ(searched.status().code(), absl::StatusCode::kCancelled) << searched.status();
+  // Polled at steps 0, 256, 512 and stopped at 768.
+  EXPECT_EQ(polls, 4);
+  EXPECT_NE(searched.status().message().find("768 of 100000000 steps"), std::string::npos)
+      << searched.status();
+  EXPECT_EQ(memo.inserts, 0);
+  // A check that never fires changes nothing: the same orders as without.
+  o.steps = 2'000;
+  o.memo = nullptr;
+  o.should_stop = [] { return false; };
+  absl::StatusOr<Schedule> polled = SearchOrders(start, s.shape.costs, o);
+  o.should_stop = nullptr;
+  absl::StatusOr<Schedule> plain = SearchOrders(start, s.shape.costs, o);
+  ASSERT_TRUE(polled.ok() && plain.ok());
+  EXPECT_EQ(polled->devices, plain->devices);
 }
 
 TEST(OrderSearchTest, RefusesWhatItCannotReplay) {

@@ -1,6 +1,7 @@
 #include "core/planner.h"
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 
 #include "core/device_profile.h"
@@ -217,6 +218,33 @@ TEST(PlannerTest, ReportsEveryOrderComparedAndKeepsTheFastestThatFits) {
   ASSERT_TRUE(one.ok()) << one.status();
   EXPECT_EQ(one->report.order(), "1f1b");
   EXPECT_EQ(one->report.candidates_size(), 0);
+}
+
+// Planning stops when the caller's check says so: in the order search of
+// each candidate, and between candidates and memory-planning rounds.
+TEST(PlannerTest, AStopCheckEndsPlanningWithCancelled) {
+  v1::JobSpec spec = LlamaLike(32, 4, 8);
+  spec.mutable_schedule()->set_order_search_steps(100'000'000);
+  std::atomic<int64_t> polls{0};
+  PlanOptions o;
+  o.should_stop = [&polls] { return polls.fetch_add(1) >= 10; };
+  absl::StatusOr<PlannedSchedule> stopped = PlanSchedule(spec, H100(), "chronos", o);
+  EXPECT_EQ(stopped.status().code(), absl::StatusCode::kCancelled) << stopped.status();
+  // Each searching candidate polls a few times after the check fires; a
+  // finished search of 10^8 steps would poll 390,625 times per candidate.
+  EXPECT_LT(polls.load(), 1000);
+  // Without a search the check is still polled (memory planning rounds) and
+  // obeyed; one that never fires plans as if there were none.
+  spec.mutable_schedule()->set_order_search_steps(0);
+  polls = 0;
+  o.should_stop = [&polls] { return polls.fetch_add(1) >= 1; };
+  EXPECT_EQ(PlanSchedule(spec, H100(), "chronos", o).status().code(), absl::StatusCode::kCancelled);
+  o.should_stop = [] { return false; };
+  absl::StatusOr<PlannedSchedule> polled = PlanSchedule(spec, H100(), "chronos", o);
+  absl::StatusOr<PlannedSchedule> plain = PlanSchedule(spec, H100(), "chronos");
+  ASSERT_TRUE(polled.ok() && plain.ok());
+  EXPECT_EQ(polled->report.order(), plain->report.order());
+  EXPECT_DOUBLE_EQ(polled->report.iteration_seconds(), plain->report.iteration_seconds());
 }
 
 TEST(PlannerTest, ActivationCapBindsTheChosenOrder) {

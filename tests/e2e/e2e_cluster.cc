@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -225,16 +227,33 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(Options options) {
 
 Cluster::~Cluster() { StopAll(); }
 
+std::string Cluster::WorkerName(int i) { return absl::StrCat("e2e-worker-", i); }
+
+namespace {
+
+// The program and arguments that run `path args` on `host`.
+std::pair<std::string, std::vector<std::string>> OnHost(const HostPlacement& host,
+                                                        const std::string& path,
+                                                        std::vector<std::string> args) {
+  if (host.netns.empty()) return {path, std::move(args)};
+  std::vector<std::string> all = {absl::StrCat("--net=", host.netns), "--", path};
+  all.insert(all.end(), args.begin(), args.end());
+  return {"/usr/bin/nsenter", std::move(all)};
+}
+
+}  // namespace
+
 absl::Status Cluster::StartCoordinator() {
-  const std::string listen = grpc_address_.empty() ? "127.0.0.1:0" : grpc_address_;
+  const std::string& host = o_.coordinator_host.address;
+  const std::string listen = grpc_address_.empty() ? absl::StrCat(host, ":0") : grpc_address_;
   const std::string log = absl::StrCat(dir_, "/logs/coordinator-", coordinator_starts_++, ".log");
   coordinator_.reset();
-  auto p = client::ChildProcess::Start(
-      "coordinator", CHRONOS_COORDINATOR_PATH,
-      {"--listen", listen, "--metrics-listen", "127.0.0.1:0", "--data-dir", dir_ + "/store",
-       "--heartbeat-interval-ms", absl::StrCat(o_.heartbeat_interval_ms),
-       "--shutdown-grace-seconds", "2"},
-      log);
+  auto [program, args] =
+      OnHost(o_.coordinator_host, CHRONOS_COORDINATOR_PATH,
+             {"--listen", listen, "--metrics-listen", absl::StrCat(host, ":0"), "--data-dir",
+              dir_ + "/store", "--heartbeat-interval-ms", absl::StrCat(o_.heartbeat_interval_ms),
+              "--shutdown-grace-seconds", "2"});
+  auto p = client::ChildProcess::Start("coordinator", program, args, log);
   if (!p.ok()) return p.status();
   coordinator_ = std::move(*p);
   absl::StatusOr<std::string> line =
@@ -251,13 +270,29 @@ absl::Status Cluster::StartCoordinator() {
 absl::Status Cluster::StartWorker(int i) {
   const std::string log = absl::StrCat(dir_, "/logs/worker-", i, ".log");
   workers_[i].reset();
-  auto p = client::ChildProcess::Start(
-      absl::StrCat("worker-", i), CHRONOS_WORKER_PATH,
-      {"--coordinator", grpc_address_, "--metrics-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0",
-       "--device", "cpu", "--name", absl::StrCat("e2e-worker-", i), "--threads",
-       absl::StrCat(o_.threads_per_worker), "--comm-timeout-seconds", "60",
-       "--rendezvous-timeout-seconds", "60"},
-      log);
+  const HostPlacement host =
+      o_.worker_hosts.empty() ? HostPlacement() : o_.worker_hosts.at(static_cast<size_t>(i));
+  std::vector<std::string> flags = {"--coordinator",
+                                    grpc_address_,
+                                    "--metrics-listen",
+                                    absl::StrCat(host.address, ":0"),
+                                    "--listen",
+                                    absl::StrCat(host.address, ":0"),
+                                    "--advertise-host",
+                                    host.address,
+                                    "--device",
+                                    "cpu",
+                                    "--name",
+                                    WorkerName(i),
+                                    "--threads",
+                                    absl::StrCat(o_.threads_per_worker),
+                                    "--comm-timeout-seconds",
+                                    "60",
+                                    "--rendezvous-timeout-seconds",
+                                    "60"};
+  flags.insert(flags.end(), o_.worker_flags.begin(), o_.worker_flags.end());
+  auto [program, args] = OnHost(host, CHRONOS_WORKER_PATH, std::move(flags));
+  auto p = client::ChildProcess::Start(absl::StrCat("worker-", i), program, args, log);
   if (!p.ok()) return p.status();
   workers_[i] = std::move(*p);
   absl::StatusOr<std::string> line =

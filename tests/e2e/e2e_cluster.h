@@ -1,7 +1,8 @@
-// End-to-end test support: a Chronos cluster of real processes on
-// localhost (chronos-coordinator and N chronos-worker, started, killed and
-// restarted individually), chronosctl runs with captured output, /metrics
-// scrapes and a parser for the Prometheus text format, and promtool.
+// End-to-end test support: a Chronos cluster of real processes
+// (chronos-coordinator and N chronos-worker, started, killed and restarted
+// individually) on localhost, or each on a test host of its own (a network
+// namespace with its own address, see tests/e2e/test_hosts.h), chronosctl runs with captured
+// output, /metrics scrapes and a parser for the Prometheus text format, and promtool.
 //
 // Readiness is explicit: every daemon prints a "listening" line, and waits
 // poll the coordinator's state through chronosctl; nothing sleeps to wait.
@@ -54,16 +55,31 @@ Scrape ParseScrape(const std::string& text);
 // kUnavailable when promtool is not installed.
 absl::Status PromtoolCheck(const std::string& text);
 
+// Where a daemon runs: a network namespace (a path nsenter --net takes;
+// "" = the test's own) and the address it listens on and advertises.
+struct HostPlacement {
+  std::string netns;
+  std::string address = "127.0.0.1";
+};
+
 class Cluster {
  public:
   struct Options {
     int workers = 4;
     int threads_per_worker = 1;
     int heartbeat_interval_ms = 1000;
+    // Per daemon; default all on 127.0.0.1 in the test's own namespace.
+    HostPlacement coordinator_host;
+    std::vector<HostPlacement> worker_hosts;  // empty, or one per worker
+    // Added to every worker's command line.
+    std::vector<std::string> worker_flags;
   };
   // Everything lives under a fresh temporary directory.
   static absl::StatusOr<std::unique_ptr<Cluster>> Start(Options options);
   ~Cluster();
+
+  // The worker name StartWorker(i) gives (worker ids start with it and "-").
+  static std::string WorkerName(int i);
 
   // (Re)starts the coordinator on the same gRPC address and data directory.
   absl::Status StartCoordinator();
