@@ -35,10 +35,16 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
       : metrics_(metrics),
         method_(info->method() != nullptr ? info->method() : ""),
         unary_(info->type() == grpc::experimental::ServerRpcInfo::Type::UNARY),
+        type_(TypeLabel(info->type())),
         start_(std::chrono::steady_clock::now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     using grpc::experimental::InterceptionHookPoints;
+    if (!started_ &&
+        methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      metrics_->RecordGrpcStarted(method_, type_);
+      started_ = true;
+    }
     // A stream is "established" when its initial metadata goes out; its
     // lifetime (as long as a job) says nothing about latency.
     if (!unary_ && !observed_ &&
@@ -47,7 +53,13 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       if (!observed_) Observe();
-      metrics_->CountRpc(method_, methods->GetSendStatus().error_code());
+      const grpc::StatusCode code = methods->GetSendStatus().error_code();
+      metrics_->CountRpc(method_, code);
+      if (!started_) metrics_->RecordGrpcStarted(method_, type_);
+      started_ = true;
+      metrics_->RecordGrpcHandled(
+          method_, type_, code,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
     }
     methods->Proceed();
   }
@@ -59,11 +71,27 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
     observed_ = true;
   }
 
+  static const char* TypeLabel(grpc::experimental::ServerRpcInfo::Type type) {
+    using Type = grpc::experimental::ServerRpcInfo::Type;
+    switch (type) {
+      case Type::CLIENT_STREAMING:
+        return "client_stream";
+      case Type::SERVER_STREAMING:
+        return "server_stream";
+      case Type::BIDI_STREAMING:
+        return "bidi_stream";
+      default:
+        return "unary";
+    }
+  }
+
   Metrics* metrics_;
   std::string method_;
   bool unary_;
+  std::string type_;
   std::chrono::steady_clock::time_point start_;
   bool observed_ = false;
+  bool started_ = false;
 };
 
 class RpcMetricsInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
@@ -133,6 +161,22 @@ Metrics::Metrics(const std::string& version) : registry_(std::make_shared<promet
                        .Name("chronos_coordinator_rpc_requests_total")
                        .Help("Completed RPCs by method and gRPC status code.")
                        .Register(*registry_);
+  grpc_started_ = &prometheus::BuildCounter()
+                       .Name("grpc_server_started_total")
+                       .Help("Total number of RPCs started on the server.")
+                       .Register(*registry_);
+  grpc_handled_ = &prometheus::BuildCounter()
+                       .Name("grpc_server_handled_total")
+                       .Help(
+                           "Total number of RPCs completed on the server, regardless of success "
+                           "or failure.")
+                       .Register(*registry_);
+  grpc_handling_ = &prometheus::BuildHistogram()
+                        .Name("grpc_server_handling_seconds")
+                        .Help(
+                            "Histogram of response latency (seconds) of gRPC that had been "
+                            "application-level handled by the server.")
+                        .Register(*registry_);
   policy_updates_ = &prometheus::BuildCounter()
                          .Name("chronos_coordinator_policy_updates_total")
                          .Help("Live policy updates accepted.")
@@ -267,6 +311,72 @@ void Metrics::ObserveRpcDuration(absl::string_view method, double seconds) {
 void Metrics::CountRpc(absl::string_view method, grpc::StatusCode code) {
   rpc_requests_->Add({{"method", MethodLabel(method)}, {"code", rpc::GrpcCodeName(code)}})
       .Increment();
+}
+
+std::map<std::string, std::string> Metrics::GrpcLabels(absl::string_view method,
+                                                       absl::string_view type) const {
+  const size_t slash = method.rfind('/');
+  std::string service = "unknown";
+  std::string name = "unknown";
+  if (slash != absl::string_view::npos && slash > 1 && MethodLabel(method) != "other") {
+    service = std::string(method.substr(1, slash - 1));
+    name = std::string(method.substr(slash + 1));
+  }
+  return {{"grpc_service", service}, {"grpc_method", name}, {"grpc_type", std::string(type)}};
+}
+
+void Metrics::RecordGrpcStarted(absl::string_view method, absl::string_view type) {
+  grpc_started_->Add(GrpcLabels(method, type)).Increment();
+}
+
+void Metrics::RecordGrpcHandled(absl::string_view method, absl::string_view type,
+                                grpc::StatusCode code, double seconds) {
+  // go-grpc-middleware's default buckets.
+  static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
+      0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  std::map<std::string, std::string> labels = GrpcLabels(method, type);
+  grpc_handling_->Add(labels, *buckets).Observe(seconds);
+  labels["grpc_code"] = GrpcCodeLabel(code);
+  grpc_handled_->Add(labels).Increment();
+}
+
+std::string Metrics::GrpcCodeLabel(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "Canceled";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "InvalidArgument";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DeadlineExceeded";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NotFound";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "AlreadyExists";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PermissionDenied";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "ResourceExhausted";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FailedPrecondition";
+    case grpc::StatusCode::ABORTED:
+      return "Aborted";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OutOfRange";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "Unimplemented";
+    case grpc::StatusCode::INTERNAL:
+      return "Internal";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "Unavailable";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DataLoss";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "Unauthenticated";
+    default:
+      return "Unknown";
+  }
 }
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>

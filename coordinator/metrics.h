@@ -67,6 +67,16 @@ class Metrics {
   // `method` is the full gRPC method ("/chronos.v1.ControlService/GetJob").
   void ObserveRpcDuration(absl::string_view method, double seconds);
   void CountRpc(absl::string_view method, grpc::StatusCode code);
+  // The same calls under the grpc-ecosystem server metric names
+  // (grpc_server_started_total, grpc_server_handled_total,
+  // grpc_server_handling_seconds), so that stock gRPC dashboards work.
+  // `type` is unary, client_stream, server_stream or bidi_stream; the
+  // handling time of a stream is its whole life, as there.
+  void RecordGrpcStarted(absl::string_view method, absl::string_view type);
+  void RecordGrpcHandled(absl::string_view method, absl::string_view type, grpc::StatusCode code,
+                         double seconds);
+  // "OK", "NotFound", ...: the grpc_code spelling of those metrics.
+  static std::string GrpcCodeLabel(grpc::StatusCode code);
 
   // Times every call and counts its result; install before the auth
   // interceptor so rejected calls are counted too.
@@ -80,6 +90,10 @@ class Metrics {
   // Short method names of our services and the health service; anything
   // else is labelled "other", so clients cannot grow label cardinality.
   std::string MethodLabel(absl::string_view method) const;
+  // {grpc_service, grpc_method, grpc_type} of a full method name; unknown
+  // methods are "unknown" (bounded cardinality, as MethodLabel).
+  std::map<std::string, std::string> GrpcLabels(absl::string_view method,
+                                                absl::string_view type) const;
   struct StateSeries {
     int state = 0;
     prometheus::Gauge* gauge = nullptr;
@@ -104,6 +118,9 @@ class Metrics {
   prometheus::Counter* policy_updates_;
   prometheus::Family<prometheus::Histogram>* rpc_duration_;
   prometheus::Family<prometheus::Counter>* rpc_requests_;
+  prometheus::Family<prometheus::Counter>* grpc_started_;
+  prometheus::Family<prometheus::Counter>* grpc_handled_;
+  prometheus::Family<prometheus::Histogram>* grpc_handling_;
   std::map<v1::JobState, prometheus::Gauge*> job_gauges_;
   std::map<v1::WorkerState, prometheus::Gauge*> worker_gauges_;
   std::map<v1::JobState, prometheus::Counter*> transition_counters_;

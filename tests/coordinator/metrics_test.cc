@@ -37,6 +37,7 @@ TEST(MetricsTest, ExportsEveryDocumentedFamilyWithEveryState) {
   Harness h(config);
   ASSERT_TRUE(h.Start().ok());
   ASSERT_TRUE(h.Submit(TinySpec("m")).ok());  // one RPC, one pending job
+  ASSERT_EQ(h.Get("no-such-job").status().code(), absl::StatusCode::kNotFound);
   const std::vector<std::string> names = CoordinatorMetricNames();
   ASSERT_EQ(names.size(), 11u);
   const std::string text = Scrape(h.coordinator()->metrics_address());
@@ -71,6 +72,16 @@ TEST(MetricsTest, ExportsEveryDocumentedFamilyWithEveryState) {
             std::string::npos);
   EXPECT_NE(text.find("chronos_coordinator_info{version="), std::string::npos);
   EXPECT_NE(text.find("chronos_coordinator_job_state{chronos_job=\"m\",state=\"pending\"} 1"),
+            std::string::npos);
+  // The same calls under the grpc-ecosystem names stock dashboards query.
+  const std::string submit =
+      "grpc_method=\"SubmitJob\",grpc_service=\"chronos.v1.ControlService\",grpc_type=\"unary\"";
+  EXPECT_NE(text.find("grpc_server_started_total{" + submit + "} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("grpc_server_handled_total{grpc_code=\"OK\"," + submit + "} 1"),
+            std::string::npos);
+  EXPECT_NE(text.find("grpc_server_handling_seconds_count{" + submit + "} 1"), std::string::npos);
+  EXPECT_NE(text.find("grpc_server_handled_total{grpc_code=\"NotFound\",grpc_method=\"GetJob\","
+                      "grpc_service=\"chronos.v1.ControlService\",grpc_type=\"unary\"} 1"),
             std::string::npos);
   for (const char* name : {"process_cpu_seconds_total", "process_start_time_seconds",
                            "process_resident_memory_bytes", "process_open_fds"}) {

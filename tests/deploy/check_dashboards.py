@@ -163,7 +163,7 @@ def load_names(path):
 def load_docs(path):
     """Parse the metric tables of docs/metrics.md: {name: (type, set(labels))}."""
     docs = {}
-    row = re.compile(r"^\|\s*`((?:chronos|process)_[a-z0-9_]+)`\s*\|\s*([a-z]+)\s*\|([^|]*)\|")
+    row = re.compile(r"^\|\s*`((?:chronos|process|grpc_server)_[a-z0-9_]+)`\s*\|\s*([a-z]+)\s*\|([^|]*)\|")
     with open(path, encoding="utf-8") as f:
         for line in f:
             m = row.match(line)
@@ -353,9 +353,10 @@ def main():
     docs = load_docs(os.path.join("docs", "metrics.md"))
     c.check(len(names) == len(set(names)), f"{names_path}: duplicate names")
     for name in names:
-        # process_*: the client libraries' standard names, kept as they are.
-        c.check(re.fullmatch(r"chronos_(worker|coordinator)_[a-z0-9_]+|process_[a-z_]+", name) is not None,
-                f"{names_path}: {name!r} does not follow chronos_<component>_<thing> (or process_*)")
+        # process_*, grpc_server_*: the ecosystem's standard names, kept as they are.
+        c.check(re.fullmatch(r"chronos_(worker|coordinator)_[a-z0-9_]+|process_[a-z_]+|grpc_server_[a-z_]+", name)
+                is not None,
+                f"{names_path}: {name!r} does not follow chronos_<component>_<thing> (or process_*, grpc_server_*)")
         c.check(name in docs, f"docs/metrics.md does not document {name}")
     for name, (mtype, _) in docs.items():
         c.check(name in names, f"docs/metrics.md documents {name}, which is not in {names_path}")
