@@ -1,18 +1,22 @@
 // chronos-bench-peers: Chronos-Pipe against the published schedules, on the
 // cost model (no devices).
 //  1. One front per pipeline depth, on uniform costs (F = BI = BW per chunk,
-//     free links) and on the LLaMA costs of BENCHMARKS.md (h100 profile):
-//     bubble against the worst device's activation peak (everything kept,
-//     relative to 1F1B) for 1F1B, interleaved, ZB-H1, V-Min, V-Half, V-ZB
+//     free links, activations counted in chunk activations as the papers
+//     count them) and on the LLaMA costs of BENCHMARKS.md (h100 profile,
+//     bytes): bubble against the worst device's activation peak (everything
+//     kept, relative to 1F1B) for 1F1B, interleaved, ZB-H1, V-Min, V-Half, V-ZB
 //     and every order Chronos-Pipe's planner compares.
 //  2. HBM as a cache: Chronos-Pipe with the planner's offload and
 //     recomputation, its activations in HBM capped at what V-Min holds,
 //     against V-Half keeping everything, as the host link shrinks.
+//  3. Recomputation in idle time against on demand, where the budget forces
+//     recomputation.
 // Prints tables; --json FILE writes the same figures as JSON.
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -36,29 +40,20 @@ struct Options {
 };
 
 // The LLaMA layer of BENCHMARKS.md (h = 4096, f = 11008, s = 4096, bf16,
-// flash attention), 8 layers per device; or, with `uniform`, a small model
-// on free links whose per-chunk costs the planner sees as nearly uniform.
-v1::JobSpec Spec(int p, int m, bool uniform) {
+// flash attention), 8 layers per device.
+v1::JobSpec Spec(int p, int m) {
   v1::JobSpec spec;
   auto* mo = spec.mutable_model();
   mo->set_layers(8 * p);
-  if (uniform) {
-    mo->set_hidden(64);
-    mo->set_heads(4);
-    mo->set_ffn_hidden(172);
-    mo->set_vocab(64);
-    mo->set_seq_len(32);
-  } else {
-    mo->set_hidden(4096);
-    mo->set_heads(32);
-    mo->set_ffn_hidden(11008);
-    mo->set_vocab(32000);
-    mo->set_seq_len(4096);
-    mo->set_attention(v1::ATTENTION_FLASH);
-  }
+  mo->set_hidden(4096);
+  mo->set_heads(32);
+  mo->set_ffn_hidden(11008);
+  mo->set_vocab(32000);
+  mo->set_seq_len(4096);
+  mo->set_attention(v1::ATTENTION_FLASH);
   spec.mutable_training()->set_microbatches(m);
   spec.mutable_training()->set_micro_batch_size(1);
-  spec.mutable_training()->set_precision(uniform ? v1::PRECISION_FP32 : v1::PRECISION_BF16);
+  spec.mutable_training()->set_precision(v1::PRECISION_BF16);
   spec.mutable_parallel()->set_pipeline(p);
   spec.mutable_parallel()->set_data(1);
   spec.mutable_schedule()->set_kind("chronos");
@@ -66,6 +61,7 @@ v1::JobSpec Spec(int p, int m, bool uniform) {
   return spec;
 }
 
+// The h100 profile, or (uniform) the cpu profile with free links.
 v1::DeviceProfile Profile(bool uniform) {
   v1::DeviceProfile p = *BuiltinDeviceProfile(uniform ? "cpu" : "h100");
   if (uniform) {
@@ -176,7 +172,7 @@ nlohmann::json Fronts(const Options& o) {
   }
   for (int p : o.depths) {
     const int m = o.microbatches_per_stage * p;
-    const v1::JobSpec spec = Spec(p, m, false);
+    const v1::JobSpec spec = Spec(p, m);
     const v1::DeviceProfile profile = Profile(false);
     absl::StatusOr<PlannedSchedule> one = PlanSchedule(spec, profile, "1f1b+plain");
     if (!one.ok()) {
@@ -214,7 +210,7 @@ nlohmann::json HbmAsCache(const Options& o) {
   for (int p : {8, 16}) {
     const int m = o.microbatches_per_stage * p;
     for (double link : o.host_links) {
-      v1::JobSpec spec = Spec(p, m, false);
+      v1::JobSpec spec = Spec(p, m);
       spec.mutable_memory()->set_hbm_budget_bytes(int64_t{72} << 30);
       v1::DeviceProfile profile = Profile(false);
       profile.set_h2d_bandwidth(link);
@@ -244,6 +240,45 @@ nlohmann::json HbmAsCache(const Options& o) {
                      {"chronos_fits", chronos->fits},
                      {"chronos_order", chronos->report.order()}});
     }
+  }
+  return out;
+}
+
+// Where the budget forces recomputation (offload off), the iteration with
+// each RECOMPUTE right before its backward against the planner's placement
+// in idle time (core/idle_recompute.h).
+nlohmann::json IdleRecompute() {
+  nlohmann::json out = nlohmann::json::array();
+  std::printf("\nRecomputation in idle time (LLaMA costs, h100, chronos, offload off, m = 4p)\n");
+  std::printf("  %3s %7s %8s %10s %14s %12s %8s\n", "p", "LAYERS", "BUDGET", "RECOMPUTED",
+              "ON DEMAND", "IDLE TIME", "MOVED");
+  for (const auto& [p, layers, budget_gib] :
+       {std::tuple{4, 32, 40}, std::tuple{4, 32, 36}, std::tuple{8, 64, 34}, std::tuple{8, 64, 30},
+        std::tuple{8, 96, 40}, std::tuple{16, 128, 34}}) {
+    v1::JobSpec spec = Spec(p, 4 * p);
+    spec.mutable_model()->set_layers(layers);
+    spec.mutable_memory()->set_hbm_budget_bytes(int64_t{budget_gib} << 30);
+    spec.mutable_memory()->set_offload_ratio(0);
+    const v1::DeviceProfile profile = Profile(false);
+    PlanOptions on_demand;
+    on_demand.idle_recompute = false;
+    absl::StatusOr<PlannedSchedule> base = PlanSchedule(spec, profile, "chronos", on_demand);
+    absl::StatusOr<PlannedSchedule> idle = PlanSchedule(spec, profile, "chronos");
+    if (!base.ok() || !idle.ok() || !base->fits) continue;
+    int recomputed = 0;
+    for (const auto& row : idle->policy) {
+      for (const MemoryPolicy& m : row) recomputed += m.kind == PolicyKind::kRecompute;
+    }
+    std::printf("  %3d %7d %6dGiB %10d %13.3fs %11.3fs %8d\n", p, layers, budget_gib, recomputed,
+                base->sim.iteration_seconds, idle->sim.iteration_seconds,
+                idle->report.recomputes_in_idle_time());
+    out.push_back({{"p", p},
+                   {"layers", layers},
+                   {"hbm_budget_gib", budget_gib},
+                   {"recomputed", recomputed},
+                   {"on_demand_iteration_s", base->sim.iteration_seconds},
+                   {"idle_time_iteration_s", idle->sim.iteration_seconds},
+                   {"moved", idle->report.recomputes_in_idle_time()}});
   }
   return out;
 }
@@ -280,6 +315,7 @@ int Main(int argc, char** argv) {
   nlohmann::json j;
   j["fronts"] = Fronts(o);
   j["hbm_as_cache"] = HbmAsCache(o);
+  j["idle_recompute"] = IdleRecompute();
   if (!o.json_path.empty()) {
     std::ofstream f(o.json_path);
     f << j.dump(2) << "\n";

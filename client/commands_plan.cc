@@ -2,6 +2,8 @@
 // report for one or more schedules) and `schedule` (draw one schedule's
 // simulated timeline); `schedule JOB` draws a running job's schedule as the
 // coordinator pushed it.
+#include <utility>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "client/commands.h"
@@ -35,6 +37,8 @@ void AddPlan(CLI::App& app, std::vector<Command>* commands) {
     std::string profile;
     bool max_layers = false;
     bool decisions = false;
+    double min_mfu_share = 0;
+    double min_mfu = 0;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* cmd = app.add_subcommand(
@@ -51,6 +55,11 @@ void AddPlan(CLI::App& app, std::vector<Command>* commands) {
                   "(default: the spec's)");
   cmd->add_flag("--max-layers", f->max_layers,
                 "Also find the largest model.layers each schedule fits");
+  cmd->add_option("--min-mfu-share", f->min_mfu_share,
+                  "With --max-layers: a size counts only at this share of plain 1F1B's MFU at "
+                  "its own largest size, e.g. 0.95");
+  cmd->add_option("--min-mfu", f->min_mfu,
+                  "With --max-layers: a size counts only at this MFU or more, e.g. 0.45");
   cmd->add_flag(
       "--decisions", f->decisions,
       "Include the per-(chunk, micro-batch) keep/offload/recompute decisions (json/yaml)");
@@ -67,9 +76,20 @@ void AddPlan(CLI::App& app, std::vector<Command>* commands) {
            if (!v.ok())
              return ctx.Fail(UsageError(absl::StrCat("--schedules: ", v.status().message())));
          }
+         for (const auto& [flag, v] : {std::pair{"--min-mfu-share", f->min_mfu_share},
+                                       std::pair{"--min-mfu", f->min_mfu}}) {
+           if (!(v >= 0 && v <= 1)) {
+             return ctx.Fail(UsageError(absl::StrCat(flag, " must be in (0, 1] (got ", v, ")")));
+           }
+           if (v > 0 && !f->max_layers) {
+             return ctx.Fail(UsageError(absl::StrCat(flag, " needs --max-layers")));
+           }
+         }
          PlanOptions options;
          options.hbm_budget_bytes = budget;
          options.include_decisions = f->decisions;
+         options.min_mfu = f->min_mfu;
+         options.min_mfu_share = f->min_mfu_share;
          absl::StatusOr<v1::PlanReport> report =
              BuildPlanReport(spec, f->schedules, f->max_layers, options);
          if (!report.ok()) return ctx.Fail(report.status());

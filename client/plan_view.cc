@@ -19,6 +19,13 @@ void PrintPlanReport(std::ostream& out, const v1::PlanReport& report, OutputForm
   if (report.hbm_budget_bytes() > 0) {
     out << ", HBM budget " << FormatBytes(report.hbm_budget_bytes()) << " per device";
   }
+  if (report.min_mfu() > 0) {
+    out << ", MAX-LAYERS at MFU >= " << FormatRatio(report.min_mfu());
+    if (report.reference_mfu() > 0) {
+      out << " (1f1b+plain reaches " << FormatRatio(report.reference_mfu())
+          << " at its largest size; it is the reference, not held to the floor)";
+    }
+  }
   out << "\n\n";
 
   Row header = {"SCHEDULE", "BUBBLE", "ITERATION", "TOKENS/S", "MFU", "FITS"};
@@ -59,9 +66,21 @@ void PrintPlanReport(std::ostream& out, const v1::PlanReport& report, OutputForm
       crows.push_back({absl::StrCat("  ", c.order()), c.fits() ? "yes" : "no",
                        ran ? FormatRatio(c.bubble_ratio()) : "-",
                        ran ? FormatSeconds(c.iteration_seconds()) : "-",
+                       c.kept_activation_bytes() > 0 ? FormatBytes(c.kept_activation_bytes()) : "-",
                        c.error().empty() ? "" : c.error()});
     }
-    PrintTable(out, {"  ORDER", "FITS", "BUBBLE", "ITERATION", "WHY NOT"}, crows);
+    PrintTable(out, {"  ORDER", "FITS", "BUBBLE", "ITERATION", "KEPT ACTIVATIONS", "WHY NOT"},
+               crows);
+  }
+
+  for (const v1::SchedulePlan& p : report.plans()) {
+    if (p.recomputes_in_idle_time() == 0) continue;
+    out << "\n"
+        << p.schedule() << ": " << p.recomputes_in_idle_time()
+        << " recomputations moved into time the device waits for a receive: iteration "
+        << FormatSeconds(p.iteration_seconds()) << " against "
+        << FormatSeconds(p.on_demand_recompute_iteration_seconds())
+        << " with each right before its backward\n";
   }
 
   for (const v1::SchedulePlan& p : report.plans()) {

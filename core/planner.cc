@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "core/device_profile.h"
 #include "core/generate.h"
+#include "core/idle_recompute.h"
 #include "core/job_spec_validation.h"
 #include "core/order_search.h"
 #include "core/size.h"
@@ -714,6 +715,24 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
                      FormatBytes(least_over), "); raise the cap, schedule.order_search_steps or ",
                      "parallel.chunks_per_device"));
   }
+  int moved = 0;
+  const double on_demand = best->sim.iteration_seconds;
+  const bool recomputes =
+      std::any_of(best->policy.begin(), best->policy.end(), [](const auto& row) {
+        return std::any_of(row.begin(), row.end(),
+                           [](const MemoryPolicy& m) { return m.kind == PolicyKind::kRecompute; });
+      });
+  if (options.idle_recompute && best->fits && recomputes) {
+    IdleRecomputeOptions io;
+    io.sim.data_parallel = dp;
+    io.sim.optimizer_offload = best->optimizer_offload;
+    io.sim.hbm_budget = ps.budget_bytes;
+    io.sim.record_timeline = false;
+    io.hbm_budget = ps.budget_bytes;
+    io.activation_budget = activation_budget;
+    CHRONOS_ASSIGN_OR_RETURN(moved,
+                             PlaceRecomputesInIdleTime(&best->final, &best->sim, *ps.costs, io));
+  }
   CHRONOS_RETURN_IF_ERROR(ValidateSchedule(best->final));
   ps.schedule = best->final;
   ps.schedule.optimizer_offload =
@@ -724,6 +743,10 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
   ps.fits = best->fits;
   FillReport(spec, ps, *best, &ps.report);
   ps.report.set_order(best_order);
+  if (moved > 0) {
+    ps.report.set_recomputes_in_idle_time(moved);
+    ps.report.set_on_demand_recompute_iteration_seconds(on_demand);
+  }
   if (compared.size() > 1) {
     for (v1::OrderCandidate& c : compared) *ps.report.add_candidates() = std::move(c);
   }
@@ -830,6 +853,22 @@ absl::StatusOr<v1::PlanReport> BuildPlanReport(const v1::JobSpec& spec,
   report.set_profile(profile.name());
   std::vector<std::string> names = variants;
   if (names.empty()) names = ScheduleKinds();
+  PlanOptions floored = options;
+  if (max_layers && options.min_mfu_share > 0) {
+    // "How big a model fits at 95 % of plain 1F1B's throughput": the
+    // reference is 1F1B keeping everything at its own largest size.
+    PlanOptions ref_options = options;
+    ref_options.min_mfu = 0;
+    ref_options.record_timeline = false;
+    PlannedSchedule ref;
+    CHRONOS_ASSIGN_OR_RETURN(int ref_layers,
+                             MaxLayers(spec, profile, "1f1b+plain", ref_options, &ref));
+    if (ref_layers > 0) {
+      report.set_reference_mfu(ref.report.mfu());
+      floored.min_mfu = std::max(options.min_mfu, options.min_mfu_share * ref.report.mfu());
+    }
+  }
+  if (max_layers && floored.min_mfu > 0) report.set_min_mfu(floored.min_mfu);
   // Rows are independent and planning is pure, so they run at once: with
   // --max-layers each row replans at a dozen sizes or more.
   struct Row {
@@ -841,7 +880,10 @@ absl::StatusOr<v1::PlanReport> BuildPlanReport(const v1::JobSpec& spec,
   auto plan_row = [&](size_t i) {
     Row& r = rows[i];
     r.ps = PlanSchedule(spec, profile, names[i], options);
-    if (r.ps.ok() && max_layers) r.max_layers = MaxLayers(spec, profile, names[i], options, &r.at);
+    if (r.ps.ok() && max_layers) {
+      r.max_layers =
+          MaxLayers(spec, profile, names[i], names[i] == "1f1b+plain" ? options : floored, &r.at);
+    }
   };
   ForEachOnAllCores(names.size(), plan_row);
   for (size_t i = 0; i < names.size(); ++i) {

@@ -47,9 +47,16 @@ struct PlanOptions {
   bool include_decisions = false;
   // MaxLayers only: a size counts as trainable only at this MFU or more.
   double min_mfu = 0;
+  // BuildPlanReport with max_layers only: the floor is also this share of
+  // plain 1F1B's MFU at its own largest size (0 = none); the higher of the
+  // two floors applies to every row but 1f1b+plain.
+  double min_mfu_share = 0;
   // Keep the chosen plan's timeline and memory curves in PlannedSchedule::sim
   // (what the renderers draw); MaxLayers' probes skip them.
   bool record_timeline = true;
+  // Move RECOMPUTEs into time their device waits for a receive, where that
+  // is faster and fits (core/idle_recompute.h).
+  bool idle_recompute = true;
   // Remembers order searches across plans of the same job (the
   // coordinator's re-planner owns one); null = search every time.
   OrderSearchMemo* search_memo = nullptr;

@@ -3,6 +3,7 @@
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/client/test_util.h"
 
 namespace chronos::client {
@@ -189,7 +190,7 @@ TEST(CliArgsTest, PlanUnknownScheduleNamesTheFlag) {
   EXPECT_THAT(variant.err, HasSubstr("turbo"));
   CliResult good = RunCli({"plan", "-f", spec, "--schedules", "1f1b+recompute,chronos"});
   EXPECT_EQ(good.code, 0) << good.err;
-  CliResult draw = RunCli({"schedule", "-f", spec, "--schedule", "zb-v"});
+  CliResult draw = RunCli({"schedule", "-f", spec, "--schedule", "zb-w"});
   EXPECT_EQ(draw.code, 2);
   EXPECT_THAT(draw.err, HasSubstr("--schedule"));
 }
@@ -207,6 +208,39 @@ TEST(CliArgsTest, PlanAcceptsTheUsualSpellingsOfAKind) {
   EXPECT_THAT(plan.out, Not(HasSubstr("ZB-H1")));
   CliResult draw = RunCli({"schedule", "-f", spec, "--schedule", "zb_h1"});
   EXPECT_EQ(draw.code, 0) << draw.err;
+}
+
+TEST(CliArgsTest, PlanMfuFloorNeedsMaxLayersAndARatio) {
+  const std::string dir = ScratchDir("mfu-floor");
+  const std::string spec = WriteFile(dir + "/job.yaml", TinySpecYaml());
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"--min-mfu-share", "0.95"},
+        std::vector<std::string>{"--max-layers", "--min-mfu-share", "1.5"},
+        std::vector<std::string>{"--max-layers", "--min-mfu", "-0.1"}}) {
+    std::vector<std::string> args = {"plan", "-f", spec};
+    args.insert(args.end(), bad.begin(), bad.end());
+    CliResult r = RunCli(args);
+    EXPECT_EQ(r.code, 2) << bad[bad.size() - 2];
+    EXPECT_THAT(r.err, HasSubstr(bad[bad.size() - 2])) << r.err;
+  }
+}
+
+TEST(CliArgsTest, PlanMfuFloorHoldsEveryRowButTheReference) {
+  const std::string dir = ScratchDir("mfu-floor-json");
+  const std::string spec = WriteFile(dir + "/job.yaml", TinySpecYaml());
+  CliResult r = RunCli({"plan", "-f", spec, "--schedules", "1f1b+plain,vhalf,chronos",
+                        "--max-layers", "--min-mfu-share", "0.95", "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  const double reference = j.value("referenceMfu", j.value("reference_mfu", 0.0));
+  const double floor = j.value("minMfu", j.value("min_mfu", 0.0));
+  ASSERT_GT(reference, 0) << r.out;
+  EXPECT_NEAR(floor, 0.95 * reference, 1e-9);
+  for (const auto& plan : j["plans"]) {
+    if (plan.value("schedule", "") == "1f1b+plain") continue;
+    const int layers = plan.value("maxLayers", plan.value("max_layers", 0));
+    if (layers > 0) EXPECT_GE(plan.value("mfu", 0.0), floor) << plan.dump();
+  }
 }
 
 TEST(CliArgsTest, LocalRunValidatesWorkers) {

@@ -1,0 +1,106 @@
+#include "core/idle_recompute.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "core/device_profile.h"
+#include "core/planner.h"
+#include "core/validator.h"
+#include "gtest/gtest.h"
+#include "tests/core/schedule_test_util.h"
+
+namespace chronos {
+namespace {
+
+using ::chronos::testing::Build;
+using ::chronos::testing::UniformCosts;
+
+int IndexOf(const Schedule& s, int d, ActionType t, int chunk, int mb) {
+  const auto& list = s.devices[d];
+  for (int i = 0; i < static_cast<int>(list.size()); ++i) {
+    if (list[i].type == t && list[i].chunk == chunk && list[i].microbatch == mb) return i;
+  }
+  return -1;
+}
+
+TEST(IdleRecomputeTest, SlotsAreTheWaitsBetweenTheForwardAndTheRecompute) {
+  // 1F1B, p = 2, m = 4, everything recomputed. Device 0 runs F0 F1 B0 F2
+  // B1 ...; between F1 and micro-batch 1's RECOMPUTE the only action that
+  // waits for another device is B0 (its gradient comes from device 1).
+  auto cm = UniformCosts(2, 1.0, 1.0, 1.0);
+  Schedule s = Build(ScheduleShape("1f1b", 2, 1, 4, *cm), *cm,
+                     MemoryPolicy::Recompute(Granularity::kChunk));
+  const int rc1 = IndexOf(s, 0, ActionType::kRecompute, 0, 1);
+  ASSERT_GE(rc1, 0);
+  EXPECT_EQ(IdleRecomputeSlots(s, 0, rc1),
+            std::vector<int>{IndexOf(s, 0, ActionType::kB, 0, 0)});
+  // Micro-batch 0's RECOMPUTE has none: its F is the last action before it
+  // that could wait (F1 waits for nothing on device 0).
+  EXPECT_TRUE(IdleRecomputeSlots(s, 0, IndexOf(s, 0, ActionType::kRecompute, 0, 0)).empty());
+  // On device 1 every F waits for device 0's activation.
+  const int d1 = IndexOf(s, 1, ActionType::kRecompute, 1, 1);
+  EXPECT_EQ(IdleRecomputeSlots(s, 1, d1),
+            std::vector<int>{IndexOf(s, 1, ActionType::kF, 1, 2)});
+  // Not a RECOMPUTE: nothing.
+  EXPECT_TRUE(IdleRecomputeSlots(s, 0, 0).empty());
+
+  Schedule moved = s;
+  MoveActionBefore(&moved, 0, rc1, IndexOf(s, 0, ActionType::kB, 0, 0));
+  EXPECT_TRUE(ValidateSchedule(moved).ok()) << ValidateSchedule(moved);
+  EXPECT_EQ(IndexOf(moved, 0, ActionType::kRecompute, 0, 1) + 1,
+            IndexOf(moved, 0, ActionType::kB, 0, 0));
+}
+
+v1::JobSpec Llama(int p, int m, int layers) {
+  v1::JobSpec spec;
+  auto* mo = spec.mutable_model();
+  mo->set_layers(layers);
+  mo->set_hidden(4096);
+  mo->set_heads(32);
+  mo->set_ffn_hidden(11008);
+  mo->set_vocab(32000);
+  mo->set_seq_len(4096);
+  mo->set_attention(v1::ATTENTION_FLASH);
+  spec.mutable_training()->set_microbatches(m);
+  spec.mutable_training()->set_micro_batch_size(1);
+  spec.mutable_training()->set_precision(v1::PRECISION_BF16);
+  spec.mutable_parallel()->set_pipeline(p);
+  spec.mutable_parallel()->set_data(1);
+  spec.mutable_schedule()->set_kind("chronos");
+  spec.mutable_memory()->set_offload_ratio(0);  // only recomputation relieves
+  return spec;
+}
+
+TEST(IdleRecomputeTest, ThePlannerMovesRecomputesOnlyWhereFasterAndWithinBudget) {
+  // Budgets that force recomputation of part of the activations.
+  int plans_with_moves = 0;
+  for (const auto& [p, layers, budget_gib] : {std::tuple{4, 32, 40}, std::tuple{8, 64, 34}}) {
+    v1::JobSpec spec = Llama(p, 4 * p, layers);
+    spec.mutable_memory()->set_hbm_budget_bytes(int64_t{budget_gib} << 30);
+    const v1::DeviceProfile h100 = *BuiltinDeviceProfile("h100");
+    PlanOptions on_demand;
+    on_demand.idle_recompute = false;
+    absl::StatusOr<PlannedSchedule> base = PlanSchedule(spec, h100, "chronos", on_demand);
+    absl::StatusOr<PlannedSchedule> idle = PlanSchedule(spec, h100, "chronos");
+    ASSERT_TRUE(base.ok() && idle.ok());
+    ASSERT_TRUE(base->fits && idle->fits) << "p=" << p;
+    ASSERT_GT(base->report.decisions_size() + 1, 0);
+    EXPECT_TRUE(ValidateSchedule(idle->schedule).ok());
+    EXPECT_LE(idle->sim.iteration_seconds, base->sim.iteration_seconds * (1 + 1e-12));
+    for (const auto& d : idle->sim.devices) EXPECT_LE(d.peak_bytes, idle->budget_bytes);
+    if (idle->report.recomputes_in_idle_time() > 0) {
+      ++plans_with_moves;
+      EXPECT_LT(idle->sim.iteration_seconds, base->sim.iteration_seconds) << "p=" << p;
+      EXPECT_DOUBLE_EQ(idle->report.on_demand_recompute_iteration_seconds(),
+                       base->sim.iteration_seconds);
+      EXPECT_DOUBLE_EQ(idle->report.iteration_seconds(), idle->sim.iteration_seconds);
+    } else {
+      EXPECT_EQ(idle->schedule.devices, base->schedule.devices) << "p=" << p;
+    }
+  }
+  EXPECT_GT(plans_with_moves, 0) << "no shape here exercises the moves";
+}
+
+}  // namespace
+}  // namespace chronos
