@@ -303,7 +303,7 @@ absl::StatusOr<v1::Job> JobController::SubmitJob(const v1::SubmitJobRequest& req
                        "delete the finished job first (DeleteJob)"));
     }
     if (planner_.Outstanding() >= static_cast<size_t>(planning_.max_waiting)) {
-      return absl::ResourceExhaustedError(
+      return absl::UnavailableError(
           absl::StrCat(planner_.Outstanding(),
                        " jobs are waiting to be planned (the coordinator's "
                        "limit is ",

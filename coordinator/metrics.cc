@@ -18,8 +18,9 @@ namespace {
 
 const std::vector<v1::JobState>& AllJobStates() {
   static const auto* states = new std::vector<v1::JobState>{
-      v1::JOB_STATE_PENDING,   v1::JOB_STATE_RUNNING, v1::JOB_STATE_RECOVERING,
-      v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED,  v1::JOB_STATE_CANCELLED};
+      v1::JOB_STATE_PLANNING,   v1::JOB_STATE_PENDING,   v1::JOB_STATE_RUNNING,
+      v1::JOB_STATE_RECOVERING, v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED,
+      v1::JOB_STATE_CANCELLED};
   return *states;
 }
 
@@ -386,6 +387,8 @@ Metrics::MakeInterceptorFactory() {
 
 std::string Metrics::JobStateLabel(v1::JobState state) {
   switch (state) {
+    case v1::JOB_STATE_PLANNING:
+      return "planning";
     case v1::JOB_STATE_PENDING:
       return "pending";
     case v1::JOB_STATE_RUNNING:

@@ -20,7 +20,7 @@ struct PlanningOptions {
   // same way.
   absl::Duration deadline = absl::Minutes(5);
   // Jobs that may wait in PLANNING at once; SubmitJob refuses more with
-  // kResourceExhausted (retry later).
+  // kUnavailable (retry later).
   int max_waiting = 64;
 };
 

@@ -46,8 +46,7 @@ bool Fits(const SimResult& r, const IdleRecomputeOptions& o) {
 
 }  // namespace
 
-absl::StatusOr<int> PlaceRecomputesInIdleTime(Schedule* s, SimResult* sim,
-                                              const CostModel& costs,
+absl::StatusOr<int> PlaceRecomputesInIdleTime(Schedule* s, SimResult* sim, const CostModel& costs,
                                               const IdleRecomputeOptions& options) {
   int moved = 0, replays = 0;
   for (int d = 0; d < s->num_devices; ++d) {

@@ -31,18 +31,17 @@ std::vector<int> IdleRecomputeSlots(const Schedule& s, int device, int index);
 void MoveActionBefore(Schedule* s, int device, int from, int to);
 
 struct IdleRecomputeOptions {
-  SimOptions sim;                  // how the plan is replayed
-  int64_t hbm_budget = 0;          // every device's peak at or under; 0 = none
-  int64_t activation_budget = 0;   // every device's activation peak; 0 = none
-  int max_replays = 256;           // bounds the planning time
+  SimOptions sim;                 // how the plan is replayed
+  int64_t hbm_budget = 0;         // every device's peak at or under; 0 = none
+  int64_t activation_budget = 0;  // every device's activation peak; 0 = none
+  int max_replays = 256;          // bounds the planning time
 };
 
 // Tries each RECOMPUTE, device by device, in front of its idle slots,
 // nearest first, keeping a move when the replay is faster and fits.
 // Updates `s` and `sim` (which must be `s`'s replay); returns how many
 // RECOMPUTEs moved.
-absl::StatusOr<int> PlaceRecomputesInIdleTime(Schedule* s, SimResult* sim,
-                                              const CostModel& costs,
+absl::StatusOr<int> PlaceRecomputesInIdleTime(Schedule* s, SimResult* sim, const CostModel& costs,
                                               const IdleRecomputeOptions& options);
 
 }  // namespace chronos

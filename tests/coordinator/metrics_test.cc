@@ -53,7 +53,7 @@ TEST(MetricsTest, ExportsEveryDocumentedFamilyWithEveryState) {
     EXPECT_NE(text.find("# TYPE " + name + " "), std::string::npos) << name;
   }
   for (const char* state :
-       {"pending", "running", "recovering", "succeeded", "failed", "cancelled"}) {
+       {"planning", "pending", "running", "recovering", "succeeded", "failed", "cancelled"}) {
     EXPECT_NE(text.find(absl::StrCat("chronos_coordinator_jobs{state=\"", state, "\"}")),
               std::string::npos)
         << state;

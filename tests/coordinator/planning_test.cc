@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "coordinator/plan_queue.h"
 #include "coordinator/replanner.h"
 #include "tests/coordinator/coordinator_harness.h"
 
@@ -159,6 +160,42 @@ std::string FreshDir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
+}
+
+// The planner's queue: tasks run in order on its thread; Shutdown sets the
+// flag of the running task (which then ends) and of every queued one, which
+// never runs; later tasks are refused the same way.
+TEST(PlanQueueTest, ShutdownStopsTheRunningTaskAndDropsTheQueuedOnes) {
+  PlanQueue queue(1);
+  auto running = std::make_shared<std::atomic<bool>>(false);
+  auto queued = std::make_shared<std::atomic<bool>>(false);
+  auto late = std::make_shared<std::atomic<bool>>(false);
+  absl::Notification started;
+  std::atomic<bool> queued_ran{false};
+  queue.Enqueue(running, [&] {
+    started.Notify();
+    while (!running->load()) absl::SleepFor(absl::Milliseconds(1));
+  });
+  queue.Enqueue(queued, [&] { queued_ran = true; });
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(kWait));
+  EXPECT_EQ(queue.Outstanding(), 2u);
+  queue.Shutdown();  // returns once the running task saw its flag
+  EXPECT_TRUE(running->load());
+  EXPECT_TRUE(queued->load());
+  EXPECT_FALSE(queued_ran.load());
+  EXPECT_EQ(queue.Outstanding(), 0u);
+  bool late_ran = false;
+  queue.Enqueue(late, [&] { late_ran = true; });
+  EXPECT_TRUE(late->load());
+  EXPECT_FALSE(late_ran);
+}
+
+TEST(PlanQueueTest, WithoutThreadsATaskRunsInsideEnqueue) {
+  PlanQueue queue(0);
+  bool ran = false;
+  queue.Enqueue(std::make_shared<std::atomic<bool>>(false), [&] { ran = true; });
+  EXPECT_TRUE(ran);
+  EXPECT_EQ(queue.Outstanding(), 0u);
 }
 
 TEST(PlanningTest, SubmitAnswersBeforeThePlanIsMadeAndTheJobShowsPlanning) {
@@ -358,7 +395,7 @@ TEST(PlanningTest, SubmitIsRefusedWhileTooManyJobsWaitToBePlanned) {
     ASSERT_TRUE(h.Submit(TinySpec(absl::StrCat("queued-", i))).ok()) << i;
   }
   absl::StatusOr<v1::Job> refused = h.Submit(TinySpec("one-too-many"));
-  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
   EXPECT_EQ(h.Get("one-too-many").status().code(), absl::StatusCode::kNotFound);
   // A retry of an accepted submission still answers with its job.
   EXPECT_TRUE(h.Submit(TinySpec("queued-3")).ok());

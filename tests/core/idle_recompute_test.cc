@@ -29,19 +29,17 @@ TEST(IdleRecomputeTest, SlotsAreTheWaitsBetweenTheForwardAndTheRecompute) {
   // B1 ...; between F1 and micro-batch 1's RECOMPUTE the only action that
   // waits for another device is B0 (its gradient comes from device 1).
   auto cm = UniformCosts(2, 1.0, 1.0, 1.0);
-  Schedule s = Build(ScheduleShape("1f1b", 2, 1, 4, *cm), *cm,
-                     MemoryPolicy::Recompute(Granularity::kChunk));
+  Schedule s =
+      Build(ScheduleShape("1f1b", 2, 1, 4, *cm), *cm, MemoryPolicy::Recompute(Granularity::kChunk));
   const int rc1 = IndexOf(s, 0, ActionType::kRecompute, 0, 1);
   ASSERT_GE(rc1, 0);
-  EXPECT_EQ(IdleRecomputeSlots(s, 0, rc1),
-            std::vector<int>{IndexOf(s, 0, ActionType::kB, 0, 0)});
+  EXPECT_EQ(IdleRecomputeSlots(s, 0, rc1), std::vector<int>{IndexOf(s, 0, ActionType::kB, 0, 0)});
   // Micro-batch 0's RECOMPUTE has none: its F is the last action before it
   // that could wait (F1 waits for nothing on device 0).
   EXPECT_TRUE(IdleRecomputeSlots(s, 0, IndexOf(s, 0, ActionType::kRecompute, 0, 0)).empty());
   // On device 1 every F waits for device 0's activation.
   const int d1 = IndexOf(s, 1, ActionType::kRecompute, 1, 1);
-  EXPECT_EQ(IdleRecomputeSlots(s, 1, d1),
-            std::vector<int>{IndexOf(s, 1, ActionType::kF, 1, 2)});
+  EXPECT_EQ(IdleRecomputeSlots(s, 1, d1), std::vector<int>{IndexOf(s, 1, ActionType::kF, 1, 2)});
   // Not a RECOMPUTE: nothing.
   EXPECT_TRUE(IdleRecomputeSlots(s, 0, 0).empty());
 
