@@ -746,6 +746,12 @@ absl::StatusOr<PlannedSchedule> PlanSchedule(const v1::JobSpec& spec,
   if (moved > 0) {
     ps.report.set_recomputes_in_idle_time(moved);
     ps.report.set_on_demand_recompute_iteration_seconds(on_demand);
+    // The kept order's row shows what it runs at now.
+    for (v1::OrderCandidate& c : compared) {
+      if (c.order() != best_order) continue;
+      c.set_iteration_seconds(best->sim.iteration_seconds);
+      c.set_bubble_ratio(best->sim.bubble_ratio);
+    }
   }
   if (compared.size() > 1) {
     for (v1::OrderCandidate& c : compared) *ps.report.add_candidates() = std::move(c);

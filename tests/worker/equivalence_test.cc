@@ -136,17 +136,17 @@ TEST_P(EquivalenceTest, LossesAndGradientsMatchSingleProcessReference) {
 
 INSTANTIATE_TEST_SUITE_P(
     Schedules, EquivalenceTest,
-    ::testing::Values(Case{"1f1b", 2, 1, 4}, Case{"interleaved", 2, 2, 4}, Case{"chronos", 2, 2, 4},
-                      Case{"zbh1", 2, 1, 4}, Case{"gpipe", 2, 1, 2}, Case{"1f1b", 4, 1, 4},
-                      Case{"interleaved", 4, 2, 8}, Case{"chronos", 4, 2, 8},
-                      Case{"chronos", 2, 2, 4, /*d=*/2}, Case{"chronos", 2, 4, 4},
-                      Case{"chronos", 4, 4, 8}, Case{"chronos", 4, 2, 8, 1, /*order=*/1},
-                      Case{"chronos", 3, 2, 7, 1, /*order=*/1},
-                      Case{"chronos", 4, 2, 8, 1, /*order=*/2},
-                      Case{"chronos", 4, 4, 8, 1, /*order=*/3},
-                      Case{"chronos", 3, 2, 7, 1, /*order=*/3}, Case{"zbh1", 4, 1, 6},
-                      Case{"vmin", 4, 2, 8}, Case{"vhalf", 4, 2, 8}, Case{"vhalf", 3, 2, 5},
-                      Case{"vzb", 4, 2, 8}, Case{"chronos", 4, 2, 8, 1, /*order=*/4}),
+    ::testing::Values(
+        Case{"1f1b", 2, 1, 4}, Case{"interleaved", 2, 2, 4}, Case{"chronos", 2, 2, 4},
+        Case{"zbh1", 2, 1, 4}, Case{"gpipe", 2, 1, 2}, Case{"1f1b", 4, 1, 4},
+        Case{"interleaved", 4, 2, 8}, Case{"chronos", 4, 2, 8}, Case{"chronos", 2, 2, 4, /*d=*/2},
+        Case{"chronos", 2, 4, 4}, Case{"chronos", 4, 4, 8},
+        Case{"chronos", 4, 2, 8, 1, /*order=*/1}, Case{"chronos", 3, 2, 7, 1, /*order=*/1},
+        Case{"chronos", 4, 2, 8, 1, /*order=*/2}, Case{"chronos", 4, 4, 8, 1, /*order=*/3},
+        Case{"chronos", 3, 2, 7, 1, /*order=*/3}, Case{"zbh1", 4, 1, 6}, Case{"vmin", 4, 2, 8},
+        Case{"vhalf", 4, 2, 8}, Case{"vhalf", 3, 2, 5}, Case{"vzb", 4, 2, 8},
+        Case{"chronos", 4, 2, 8, 1, /*order=*/4}, Case{"chronos", 4, 2, 8, 1, /*order=*/5},
+        Case{"1f1b", 4, 1, 8, 1, /*order=*/5}),
     CaseName);
 
 }  // namespace
