@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "bench/llama_spec.h"
 #include "core/cost_model.h"
 #include "core/device_profile.h"
 #include "core/generate.h"
@@ -50,22 +51,7 @@ struct Options {
 };
 
 v1::JobSpec LlamaSpec(const Options& o, int p, int m) {
-  v1::JobSpec spec;
-  auto* mo = spec.mutable_model();
-  mo->set_layers(std::max(o.layers, 2 * p));
-  mo->set_hidden(4096);
-  mo->set_heads(32);
-  mo->set_ffn_hidden(11008);
-  mo->set_vocab(32000);
-  mo->set_seq_len(4096);
-  mo->set_attention(v1::ATTENTION_FLASH);
-  spec.mutable_training()->set_microbatches(m);
-  spec.mutable_training()->set_micro_batch_size(1);
-  spec.mutable_training()->set_precision(v1::PRECISION_BF16);
-  spec.mutable_parallel()->set_pipeline(p);
-  spec.mutable_parallel()->set_data(1);
-  spec.mutable_schedule()->set_kind("chronos");
-  return spec;
+  return LlamaBenchSpec(p, m, std::max(o.layers, 2 * p));
 }
 
 double Seconds(std::chrono::steady_clock::time_point t0) {

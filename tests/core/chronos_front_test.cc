@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <string>
 
+#include "bench/llama_spec.h"
 #include "core/device_profile.h"
 #include "core/generate.h"
 #include "core/job_spec.h"
@@ -24,21 +25,7 @@ using ::chronos::testing::UniformCosts;
 using ::testing::HasSubstr;
 
 v1::JobSpec Llama(int p, int m, int layers) {
-  v1::JobSpec spec;
-  auto* mo = spec.mutable_model();
-  mo->set_layers(layers);
-  mo->set_hidden(4096);
-  mo->set_heads(32);
-  mo->set_ffn_hidden(11008);
-  mo->set_vocab(32000);
-  mo->set_seq_len(4096);
-  mo->set_attention(v1::ATTENTION_FLASH);
-  spec.mutable_training()->set_microbatches(m);
-  spec.mutable_training()->set_micro_batch_size(1);
-  spec.mutable_training()->set_precision(v1::PRECISION_BF16);
-  spec.mutable_parallel()->set_pipeline(p);
-  spec.mutable_parallel()->set_data(1);
-  spec.mutable_schedule()->set_kind("chronos");
+  v1::JobSpec spec = LlamaBenchSpec(p, m, layers);
   spec.mutable_memory()->set_hbm_budget_bytes(int64_t{72} << 30);
   return spec;
 }

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/llama_spec.h"
 #include "core/device_profile.h"
 #include "core/planner.h"
 #include "core/validator.h"
@@ -87,21 +88,7 @@ TEST(IdleRecomputeTest, ARecomputeFillsTheWaitForTheNextActivation) {
 }
 
 v1::JobSpec Llama(int p, int m, int layers) {
-  v1::JobSpec spec;
-  auto* mo = spec.mutable_model();
-  mo->set_layers(layers);
-  mo->set_hidden(4096);
-  mo->set_heads(32);
-  mo->set_ffn_hidden(11008);
-  mo->set_vocab(32000);
-  mo->set_seq_len(4096);
-  mo->set_attention(v1::ATTENTION_FLASH);
-  spec.mutable_training()->set_microbatches(m);
-  spec.mutable_training()->set_micro_batch_size(1);
-  spec.mutable_training()->set_precision(v1::PRECISION_BF16);
-  spec.mutable_parallel()->set_pipeline(p);
-  spec.mutable_parallel()->set_data(1);
-  spec.mutable_schedule()->set_kind("chronos");
+  v1::JobSpec spec = LlamaBenchSpec(p, m, layers);
   spec.mutable_memory()->set_offload_ratio(0);  // only recomputation relieves
   return spec;
 }
