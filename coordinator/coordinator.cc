@@ -136,6 +136,7 @@ absl::Status Coordinator::Start() {
     }
   }
   server_->GetHealthCheckService()->SetServingStatus(true);
+  workers_->StartRestoredTimeouts();
   started_ = true;
   maintenance_ = std::thread([this] { MaintenanceLoop(); });
   LOG(INFO) << "coordinator serving gRPC on " << grpc_address_

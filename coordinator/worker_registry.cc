@@ -97,6 +97,7 @@ absl::StatusOr<WorkerRegistry::Registration> WorkerRegistry::Register(
     Worker& w = it->second;
     w.info = info;
     w.last_heartbeat = now;
+    w.restored = false;
     if (w.state == v1::WORKER_STATE_DEAD) {
       w.state = v1::WORKER_STATE_IDLE;
       w.binding.reset();
@@ -120,6 +121,7 @@ bool WorkerRegistry::Heartbeat(const std::string& worker_id) {
     return false;
   }
   it->second.last_heartbeat = clock_->Now();
+  it->second.restored = false;
   return true;
 }
 
@@ -204,6 +206,15 @@ void WorkerRegistry::Restore(const std::string& worker_id, const WorkerBinding& 
   w.state = v1::WORKER_STATE_BUSY;
   w.binding = binding;
   w.last_heartbeat = clock_->Now();
+  w.restored = true;
+}
+
+void WorkerRegistry::StartRestoredTimeouts() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  for (auto& [id, w] : workers_) {
+    if (w.restored && w.state != v1::WORKER_STATE_DEAD) w.last_heartbeat = now;
+  }
 }
 
 std::optional<WorkerBinding> WorkerRegistry::BindingOf(const std::string& worker_id) const {

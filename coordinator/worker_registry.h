@@ -71,6 +71,11 @@ class WorkerRegistry {
   // After a coordinator restart: a worker a running job had, not yet back.
   // It gets a full heartbeat timeout to re-register.
   void Restore(const std::string& worker_id, const WorkerBinding& binding);
+  // Once the coordinator listens: every restored worker not back yet gets a
+  // full heartbeat timeout from now. Its timeout must run from when it can
+  // be heard; re-planning the restored jobs before serving can take
+  // seconds.
+  void StartRestoredTimeouts();
   std::optional<WorkerBinding> BindingOf(const std::string& worker_id) const;
   std::optional<v1::WorkerState> StateOf(const std::string& worker_id) const;
 
@@ -95,7 +100,8 @@ class WorkerRegistry {
     v1::WorkerState state = v1::WORKER_STATE_IDLE;
     std::optional<WorkerBinding> binding;
     absl::Time last_heartbeat;
-    int64_t order = 0;  // registration order
+    bool restored = false;  // by Restore, not heard from since
+    int64_t order = 0;      // registration order
     std::shared_ptr<CommandQueue> outbox;
     // The worker that took this one's name while this one was alive; set
     // when the registry declares it dead for that reason.

@@ -41,6 +41,29 @@ TEST_F(WorkerRegistryTest, DeadAfterMissedHeartbeatsOnTheInjectedClock) {
   EXPECT_EQ(registry_.StateOf(id), v1::WORKER_STATE_IDLE);
 }
 
+TEST_F(WorkerRegistryTest, ARestoredWorkersTimeoutRunsFromWhenTheCoordinatorListens) {
+  // A restart reads the store at t = 0 and, after re-planning its jobs,
+  // starts listening at t = 20 s: longer than the 15 s timeout.
+  registry_.Restore("w0-1", WorkerBinding{"job", 1});
+  registry_.Restore("w1-1", WorkerBinding{"job", 1});
+  clock_.Advance(absl::Seconds(20));
+  registry_.StartRestoredTimeouts();
+  clock_.Advance(absl::Seconds(15));
+  EXPECT_TRUE(registry_.ExpireDead().empty()) << "a full timeout from when it could be heard";
+  EXPECT_EQ(registry_.StateOf("w0-1"), v1::WORKER_STATE_BUSY);
+  clock_.Advance(absl::Milliseconds(1));
+  EXPECT_EQ(registry_.ExpireDead().size(), 2u);
+  // A worker heard from is no longer restored: a later call gives it no
+  // more time.
+  auto w2 = registry_.Register(Info("w2"), "");
+  ASSERT_TRUE(w2.ok());
+  clock_.Advance(absl::Seconds(10));
+  registry_.StartRestoredTimeouts();
+  clock_.Advance(absl::Seconds(5) + absl::Milliseconds(1));
+  EXPECT_EQ(registry_.ExpireDead().size(), 1u);
+  EXPECT_EQ(registry_.StateOf(w2->worker_id), v1::WORKER_STATE_DEAD);
+}
+
 TEST_F(WorkerRegistryTest, DeathReportsTheBinding) {
   const std::string id = registry_.Register(Info("w0"), "")->worker_id;
   registry_.Bind(id, WorkerBinding{"job", 2});

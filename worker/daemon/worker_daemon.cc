@@ -142,7 +142,15 @@ void WorkerDaemon::SessionLoop() {
     // Full jitter: a restarted coordinator is not hit by every worker at once.
     std::uniform_real_distribution<double> u(0.5, 1.0);
     const absl::Duration d = backoff * u(rng);
-    backoff = std::min(backoff * 2, o_.reconnect_max);
+    // At least once per heartbeat interval: a restarted coordinator declares
+    // a worker dead after a few missed intervals, so a longer pause could
+    // outlast that window and cost the job a recovery.
+    absl::Duration cap = o_.reconnect_max;
+    {
+      absl::MutexLock lock(&mu_);
+      cap = std::min(cap, heartbeat_interval_);
+    }
+    backoff = std::min(backoff * 2, std::max(cap, o_.reconnect_min));
     return d;
   };
   while (true) {
