@@ -208,6 +208,11 @@ void ValidateParallel(const v1::JobSpec& spec, Problems* p) {
                        "schedule.kind ",
                        kind, " (got ", v, ")"));
       v_ok = false;
+    } else if (IsVShapeKind(kind) && v != 2) {
+      // The V-Min/V-Half building blocks and V-ZB are two-chunk Vs.
+      p->Add(absl::StrCat("parallel.chunks_per_device must be 2 for schedule.kind ", kind, " (got ",
+                          v, ")"));
+      v_ok = false;
     } else if (kind == "chronos" && (v < 2 || v % 2 != 0)) {
       // The V placement folds the chunk sequence back and forth across the
       // devices, so each device holds an even number of chunks.

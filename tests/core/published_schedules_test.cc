@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "core/generate.h"
+#include "core/job_spec.h"
+#include "core/job_spec_validation.h"
 #include "core/simulator.h"
 #include "core/validator.h"
 #include "gtest/gtest.h"
@@ -135,6 +137,18 @@ TEST(VShapeTest, VKindsNeedTwoChunksPerDevice) {
   absl::Status st = CheckShape(s);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("parallel.chunks_per_device"), std::string::npos) << st;
+  // The job spec says so before anything is planned.
+  absl::StatusOr<v1::JobSpec> spec = ParseJobSpecYaml(
+      "name: v\nmodel: {layers: 16, hidden: 64, heads: 4, ffn_hidden: 172, vocab: 256, "
+      "seq_len: 32}\ndata: {path: /tmp/x}\ntraining: {iterations: 1, lr: 0.001, "
+      "microbatches: 8}\nparallel: {pipeline: 2, chunks_per_device: 4}\n"
+      "schedule: {kind: V-Half}\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ApplyJobSpecDefaults(&*spec);
+  absl::Status valid = ValidateJobSpec(*spec);
+  EXPECT_NE(valid.message().find("parallel.chunks_per_device must be 2 for schedule.kind vhalf"),
+            std::string::npos)
+      << valid;
   EXPECT_EQ(CanonicalScheduleKind("V-Half"), "vhalf");
   EXPECT_EQ(CanonicalScheduleKind("v_min"), "vmin");
   EXPECT_EQ(CanonicalScheduleKind("ZB-V"), "vzb");
