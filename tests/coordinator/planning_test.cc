@@ -198,11 +198,18 @@ TEST(PlanQueueTest, WithoutThreadsATaskRunsInsideEnqueue) {
   EXPECT_EQ(queue.Outstanding(), 0u);
 }
 
+// A harness whose jobs are planned on one background planner thread by
+// `replanner`, as the daemon plans them.
+Harness::Config PlanInTheBackground(std::shared_ptr<Replanner> replanner) {
+  Harness::Config config;
+  config.replanner = std::move(replanner);
+  config.planner_threads = 1;
+  return config;
+}
+
 TEST(PlanningTest, SubmitAnswersBeforeThePlanIsMadeAndTheJobShowsPlanning) {
   auto gate = std::make_shared<GateReplanner>();
-  Harness::Config config;
-  config.replanner = gate;
-  config.planner_threads = 1;
+  Harness::Config config = PlanInTheBackground(gate);
   Harness h(config);
   ASSERT_TRUE(h.Start().ok());
   Workers w = StartWorkers(h, 2);
@@ -273,9 +280,7 @@ TEST(PlanningTest, SubmitAnswersBeforeThePlanIsMadeAndTheJobShowsPlanning) {
 // reach the order search's loop and end it.
 TEST(PlanningTest, CancelDuringPlanningStopsTheSearch) {
   auto watched = std::make_shared<WatchedReplanner>();
-  Harness::Config config;
-  config.replanner = watched;
-  config.planner_threads = 1;
+  Harness::Config config = PlanInTheBackground(watched);
   Harness h(config);
   ASSERT_TRUE(h.Start().ok());
   v1::JobSpec spec = TinySpec("long-search");
@@ -359,9 +364,7 @@ TEST(PlanningTest, ASpecThatCannotBePlannedFailsTheJobNamingTheField) {
 
 TEST(PlanningTest, APlanPastTheDeadlineFailsTheJobNamingTheFields) {
   auto gate = std::make_shared<GateReplanner>();
-  Harness::Config config;
-  config.replanner = gate;
-  config.planner_threads = 1;
+  Harness::Config config = PlanInTheBackground(gate);
   config.plan_deadline = absl::Seconds(30);
   Harness h(config);
   ASSERT_TRUE(h.Start().ok());
@@ -385,9 +388,7 @@ TEST(PlanningTest, APlanPastTheDeadlineFailsTheJobNamingTheFields) {
 
 TEST(PlanningTest, SubmitIsRefusedWhileTooManyJobsWaitToBePlanned) {
   auto gate = std::make_shared<GateReplanner>();
-  Harness::Config config;
-  config.replanner = gate;
-  config.planner_threads = 1;
+  Harness::Config config = PlanInTheBackground(gate);
   Harness h(config);
   ASSERT_TRUE(h.Start().ok());
   // The default queue holds 64; the first is held at the gate.
